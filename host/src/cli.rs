@@ -1,0 +1,172 @@
+//! The command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::replay::{self, ReplayOptions};
+use crate::runtime::cache::CompileCache;
+use crate::runtime::PluginRuntime;
+
+/// trailwatch: CloudTrail log files through a sandboxed plugin into your pipeline.
+#[derive(Debug, Parser)]
+#[command(name = "trailwatch", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "TRAILWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory holding plugin `.wasm` files [default: $TRAILWATCH_PLUGIN_DIR or ./plugins].
+    #[arg(long, global = true)]
+    pub plugin_dir: Option<PathBuf>,
+    /// Directory for compiled plugins [default: $XDG_CACHE_HOME/trailwatch or ~/.cache/trailwatch].
+    #[arg(long, global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the plugin at every start instead of caching it.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Cap on the plugin's memory per file, in MiB [default: 512].
+    #[arg(long, global = true)]
+    pub plugin_memory_mib: Option<u64>,
+    /// Time the plugin may spend on one file, in seconds [default: 120].
+    #[arg(long, global = true)]
+    pub plugin_time_limit_secs: Option<u64>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read local CloudTrail files (.json.gz or .json) or directory trees; NDJSON to stdout.
+    Replay {
+        /// Files or directories (e.g. an `aws s3 sync` copy of a trail bucket).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write the events to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Files read at once [default: the number of cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Never show a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+        /// Also write the summary as JSON to this file.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+    },
+    /// Show which plugin would be used, and why others would not.
+    Plugin,
+}
+
+/// Runs the command line; the exit code is 0 on success, 1 when some input failed, 2 when
+/// trailwatch could not start (bad flags, config or plugin).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRAILWATCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trailwatch: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = cli.plugin_dir {
+        config.plugin.dir = dir;
+    }
+    if let Some(dir) = cli.cache_dir {
+        config.plugin.cache_dir = Some(dir);
+    }
+    if cli.no_cache {
+        config.plugin.cache_dir = None;
+    }
+    if let Some(m) = cli.plugin_memory_mib {
+        config.plugin.memory_limit_mib = m;
+    }
+    if let Some(t) = cli.plugin_time_limit_secs {
+        config.plugin.time_limit_secs = t;
+    }
+    config.plugin.validate()?;
+    let cache = match &config.plugin.cache_dir {
+        Some(dir) => CompileCache::in_dir(dir),
+        None => CompileCache::disabled(),
+    };
+    let (runtime, rejected) = PluginRuntime::from_dir(&config.plugin.dir, &cache, config.plugin.limits())?;
+    for r in &rejected {
+        tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin not used");
+    }
+    match cli.command {
+        Command::Plugin => {
+            let p = runtime.plugin();
+            println!(
+                "using {} {} (contract {}) from {} sha256:{}",
+                p.name,
+                p.version,
+                p.contract_version,
+                p.path.display(),
+                p.sha256
+            );
+            for r in &rejected {
+                println!("not using {}: {}", r.path.display(), r.reason);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            paths,
+            output,
+            jobs,
+            no_progress,
+            summary_json,
+        } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let options = ReplayOptions {
+                paths,
+                jobs,
+                progress: !no_progress,
+            };
+            let summary = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .map_err(|e| anyhow::anyhow!("cannot create the output file {}: {e}", path.display()))?;
+                    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+                    replay::run(&runtime, &options, &mut w)?
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+                    replay::run(&runtime, &options, &mut w)?
+                }
+            };
+            let mut err = std::io::stderr().lock();
+            // The summary is a report to a person; failing to print it must not change the result.
+            err.write_all(summary.render().as_bytes()).ok();
+            if let Some(path) = summary_json {
+                let text = serde_json::to_vec_pretty(&summary)?;
+                std::fs::write(&path, text)
+                    .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", path.display()))?;
+            }
+            Ok(if summary.failures().next().is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The `trailwatch` binary.
+
+fn main() -> std::process::ExitCode {
+    trailwatch::cli::main()
+}

@@ -1,0 +1,3 @@
+//! Output formats for normalized events.
+
+pub mod ndjson;

@@ -1,0 +1,12 @@
+//! The host side of the WIT contract, generated from `wit/plugin.wit`.
+//!
+//! Synchronous bindings: each file is read on a worker thread with its own store, so nothing
+//! here needs an async executor. Imports (only `host-log`) are implemented on `StoreState`.
+
+wasmtime::component::bindgen!({
+    world: "plugin",
+    path: "../wit",
+});
+
+pub use exports::trailwatch::plugin::parser;
+pub use trailwatch::plugin::types;

@@ -1,0 +1,21 @@
+//! The plugin runtime: one engine, one linker, a limited store per file.
+//!
+//! # Layout
+//! - `bindings`: the one `bindgen!` site for the WIT contract.
+//! - `limits`: memory cap (a `ResourceLimiter` that records why it refused) and the epoch ticker
+//!   behind the per-file time limit.
+//! - `loader`: finds plugins in a directory, checks the contract version, compiles with a cache.
+//! - `file`: reads one object through the plugin and says why it failed when it does.
+
+pub mod bindings;
+pub mod cache;
+pub mod file;
+pub mod limits;
+pub mod loader;
+
+pub use file::{FileFailure, FileReport, PluginRuntime, TrapReason};
+pub use limits::Limits;
+pub use loader::{LoadError, LoadedPlugin};
+
+/// The contract version this host speaks (`wit/plugin.wit`).
+pub const CONTRACT_VERSION: &str = "0.1.0";

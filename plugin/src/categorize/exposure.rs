@@ -1,0 +1,97 @@
+//! Requests that open a resource or a network to the world, decided from their parameters.
+//!
+//! APIs that always expose (opening security group ingress, an internet gateway, peering,
+//! deleting a public access block) are named in the service tables. This module decides the
+//! conditional ones, plus two checks that apply to every write of every service: a resource
+//! policy that lets everyone in ([`super::policy`]) and `publiclyAccessible: true` (RDS,
+//! Redshift, DMS). Without request parameters there is no evidence, so nothing is flagged here.
+//!
+//! Decisions: a load balancer created without `scheme: internal` is internet-facing, which is
+//! AWS's default; a route is exposure when it targets an internet gateway; a network ACL entry
+//! is exposure when it allows.
+
+use super::params::{any_value, has_value, list_has, scalar_at, value_starts};
+use super::policy;
+use super::rules;
+
+/// Canned S3 ACLs that grant access beyond the owner's account.
+const PUBLIC_CANNED_ACLS: &[&str] = &["authenticated-read", "public-read", "public-read-write"];
+
+/// The switches of an S3 public access block; any of them off lifts part of the block.
+const PUBLIC_ACCESS_BLOCK_SWITCHES: &[&str] = &[
+    "BlockPublicAcls",
+    "BlockPublicPolicy",
+    "IgnorePublicAcls",
+    "RestrictPublicBuckets",
+];
+
+/// Whether a write request exposes something to the world.
+pub(super) fn exposes(service: &str, name: &str, params: Option<&str>) -> bool {
+    if opens_classic_security_group(name) {
+        return true;
+    }
+    let Some(params) = params else {
+        return false;
+    };
+    let specific = match (service, name) {
+        ("ec2", "ModifyFpgaImageAttribute" | "ModifyImageAttribute" | "ModifySnapshotAttribute") => {
+            shares_with_everyone(params)
+        }
+        ("elasticloadbalancing", "CreateLoadBalancer") => !has_value(params, "scheme", "internal"),
+        ("lambda", "AddLayerVersionPermission" | "AddPermission") => has_value(params, "principal", "*"),
+        ("lambda", "CreateFunctionUrlConfig" | "UpdateFunctionUrlConfig") => has_value(params, "authType", "NONE"),
+        ("rds", "ModifyDBClusterSnapshotAttribute" | "ModifyDBSnapshotAttribute") => {
+            list_has(params, "valuesToAdd", "all")
+        }
+        (
+            "s3",
+            "CopyObject" | "CreateBucket" | "CreateMultipartUpload" | "PutBucketAcl" | "PutObject" | "PutObjectAcl",
+        ) => grants_public_acl(params),
+        ("s3", "PutAccountPublicAccessBlock" | "PutBucketPublicAccessBlock" | "PutPublicAccessBlock") => {
+            lifts_public_access_block(params)
+        }
+        ("ssm", "ModifyDocumentPermission") => list_has(params, "accountIdsToAdd", "all"),
+        ("vpc", "CreateNetworkAclEntry" | "ReplaceNetworkAclEntry") => has_value(params, "ruleAction", "allow"),
+        ("vpc", "CreateRoute" | "ReplaceRoute") => {
+            any_value(params, "gatewayId", |gateway| gateway.starts_with("igw-"))
+        }
+        ("vpc", "ModifyVpcEndpointServicePermissions") => list_has(params, "addAllowedPrincipals", "*"),
+        _ => false,
+    };
+    specific || has_value(params, "publiclyAccessible", "true") || policy::allows_everyone(params)
+}
+
+/// `Authorize*SecurityGroupIngress` of RDS, Redshift and ElastiCache open a port like EC2's.
+fn opens_classic_security_group(name: &str) -> bool {
+    rules::split_verb(name).0 == "Authorize" && name.ends_with("SecurityGroupIngress")
+}
+
+/// An S3 ACL, canned or explicit, that grants to all users or all authenticated AWS users.
+fn grants_public_acl(params: &str) -> bool {
+    params.contains("/groups/global/AllUsers")
+        || params.contains("/groups/global/AuthenticatedUsers")
+        || PUBLIC_CANNED_ACLS.iter().any(|acl| has_value(params, "x-amz-acl", acl))
+}
+
+/// A public access block configuration with at least one switch off.
+fn lifts_public_access_block(params: &str) -> bool {
+    PUBLIC_ACCESS_BLOCK_SWITCHES
+        .iter()
+        .any(|switch| has_value(params, switch, "false"))
+}
+
+/// An image or snapshot attribute change that adds the group `all` (everyone) rather than
+/// removing it: `{"createVolumePermission":{"add":{"items":[{"group":"all"}]}}}`.
+fn shares_with_everyone(params: &str) -> bool {
+    value_starts(params, "group")
+        .filter(|&at| scalar_at(params, at).eq_ignore_ascii_case("all"))
+        .any(|at| {
+            let before = &params[..at];
+            last_key(before, "add") > last_key(before, "remove")
+        })
+}
+
+/// One past the offset of the last `"key":` in `text`, or zero when there is none.
+fn last_key(text: &str, key: &str) -> usize {
+    value_starts(text, key).last().map_or(0, |at| at + 1)
+}

@@ -1,0 +1,31 @@
+//! trailwatch's plugin: the decision logic that runs inside the WASM sandbox.
+//!
+//! # Layout
+//! - `reader`: opens a CloudTrail object (gzip or plain JSON) and reads it in bounded batches.
+//! - `scan`: finds where each JSON value ends in the decompressed stream, with bounded memory.
+//! - `record`: tolerant typed reading of one record (odd types, `null`, lowercase keys).
+//! - `normalize`: a record to a normalized `model::Event`, naming what was wrong.
+//! - `categorize`: service, action type, metric name and cross-cutting flags.
+//! - `time`: `eventTime` in the formats producers write.
+//! - `component` (wasm32 only): the WIT exports, a thin layer over the above.
+//!
+//! Nothing here does I/O, reads a clock or draws randomness: same input, same output. The same
+//! code builds natively, which the tests and the native benchmark use.
+
+pub mod categorize;
+pub mod model;
+pub mod normalize;
+pub mod reader;
+pub mod record;
+pub mod scan;
+pub mod time;
+
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
+mod component;
+
+/// The plugin's name as reported to the host.
+pub const NAME: &str = "trailwatch-core";
+/// The plugin's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version of the WIT contract this plugin implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";

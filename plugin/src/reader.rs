@@ -1,0 +1,409 @@
+//! Reading one CloudTrail object in bounded batches.
+//!
+//! `LogFile::open` reads the top of the document far enough to know what it is (a log file, an
+//! Insight file, a digest, or something else), then `next_batch` decompresses and parses only as
+//! much as the batch needs. A bad record becomes a flagged event; a broken document ends the file
+//! with an error after every event before the break has been returned.
+
+use std::io::{self, Cursor, Read};
+
+use flate2::read::MultiGzDecoder;
+
+use crate::model::{DigestInfo, Event, FileError, FileKind, OpenOptions};
+use crate::normalize;
+use crate::record::{Record, Scalar};
+use crate::scan::{ScanError, Scanned, Window};
+
+/// The stored bytes, decompressed when they are gzip.
+enum Source {
+    Plain(Cursor<Vec<u8>>),
+    Gzip(Box<MultiGzDecoder<Cursor<Vec<u8>>>>),
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Plain(c) => c.read(buf),
+            Source::Gzip(g) => g.read(buf),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Expecting a record or the end of the `Records` array.
+    Element,
+    /// Expecting `,` or `]` after a record.
+    AfterElement,
+    /// The file was read to its end.
+    Done,
+    /// An error was returned; nothing more can be read.
+    Failed,
+}
+
+/// One open CloudTrail object.
+pub struct LogFile {
+    window: Window<Source>,
+    options: OpenOptions,
+    kind: FileKind,
+    digest: Option<DigestInfo>,
+    state: State,
+    next_index: u32,
+    /// A record read ahead by `open` to tell an Insight file from a log file.
+    pending: Option<Event>,
+    /// An error met while filling a batch that already had events; returned on the next call.
+    pending_error: Option<FileError>,
+}
+
+const DIGEST_KEYS: [&str; 4] = ["digestStartTime", "digestEndTime", "digestS3Object", "logFiles"];
+
+impl LogFile {
+    /// Opens a file from its stored bytes; `key` is its S3 key or path.
+    pub fn open(bytes: Vec<u8>, key: &str, options: OpenOptions) -> Result<LogFile, FileError> {
+        let gzip = bytes.starts_with(&[0x1f, 0x8b]);
+        let source = if gzip {
+            Source::Gzip(Box::new(MultiGzDecoder::new(Cursor::new(bytes))))
+        } else {
+            Source::Plain(Cursor::new(bytes))
+        };
+        let mut file = LogFile {
+            window: Window::new(source, options.max_decompressed_bytes),
+            options,
+            kind: FileKind::Log,
+            digest: None,
+            state: State::Element,
+            next_index: 0,
+            pending: None,
+            pending_error: None,
+        };
+        if let Ok(Some(first @ (b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'))) = file.window.peek() {
+            let what = match first {
+                b'[' => "an array",
+                b'"' => "a string",
+                b't' | b'f' => "a boolean",
+                b'n' => "null",
+                _ => "a number",
+            };
+            return Err(FileError::NotCloudtrail(format!(
+                "the document is {what}; a CloudTrail file is an object with a \"Records\" array"
+            )));
+        }
+        let has_records = file.read_head().map_err(|e| file.fail(e))?;
+        if !has_records {
+            file.state = State::Done;
+            return Ok(file);
+        }
+        if key.contains("CloudTrail-Insight") {
+            file.kind = FileKind::Insight;
+        }
+        match file.read_one() {
+            Ok(Some(first)) => {
+                if first.event_type.as_deref() == Some("AwsCloudTrailInsight") {
+                    file.kind = FileKind::Insight;
+                }
+                file.pending = Some(first);
+            }
+            Ok(None) => {}
+            Err(e) => file.pending_error = Some(e),
+        }
+        Ok(file)
+    }
+
+    /// What kind of file this is.
+    pub fn kind(&self) -> FileKind {
+        self.kind
+    }
+
+    /// What a digest file says; `None` for log files.
+    pub fn digest(&self) -> Option<&DigestInfo> {
+        self.digest.as_ref()
+    }
+
+    /// Up to `max` further events; empty at the clean end of the file.
+    pub fn next_batch(&mut self, max: u32) -> Result<Vec<Event>, FileError> {
+        if let Some(e) = self.pending_error.take() {
+            if self.pending.is_none() {
+                self.state = State::Failed;
+                return Err(e);
+            }
+            self.pending_error = Some(e);
+        }
+        if self.state == State::Failed {
+            return Err(FileError::Closed);
+        }
+        let max = max.max(1) as usize;
+        let mut batch = Vec::with_capacity(max.min(1024));
+        if let Some(first) = self.pending.take() {
+            batch.push(first);
+        }
+        if self.pending_error.is_some() {
+            return Ok(batch);
+        }
+        while batch.len() < max {
+            match self.read_one() {
+                Ok(Some(event)) => batch.push(event),
+                Ok(None) => break,
+                Err(e) if batch.is_empty() => {
+                    self.state = State::Failed;
+                    return Err(e);
+                }
+                Err(e) => {
+                    self.pending_error = Some(e);
+                    break;
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Reads the document up to the start of `Records`. Returns false for a document without
+    /// records (a digest), after reading all of it.
+    fn read_head(&mut self) -> Result<bool, ScanError> {
+        match self.window.peek()? {
+            Some(b'{') => {}
+            Some(found) => {
+                return Err(ScanError::Syntax {
+                    at: self.window.offset(),
+                    found,
+                    expected: "'{'",
+                })
+            }
+            None => return Err(ScanError::Eof { at: 0 }),
+        }
+        self.window.expect(b"{", "'{'")?;
+        let mut keys: Vec<String> = Vec::new();
+        let mut digest = DigestInfo::default();
+        let mut digest_keys = 0;
+        if self.window.peek()? == Some(b'}') {
+            self.window.expect(b"}", "'}'")?;
+            return self.end_without_records(&keys, digest_keys, digest);
+        }
+        loop {
+            let key = self.read_key()?;
+            if key == "Records" {
+                self.window.expect(b"[", "'[' (Records must be an array)")?;
+                return Ok(true);
+            }
+            if DIGEST_KEYS.contains(&key.as_str()) {
+                digest_keys += 1;
+            }
+            let scanned = self
+                .window
+                .scan_value(self.options.max_record_bytes as usize, self.options.max_depth)?;
+            if scanned == (Scanned::Kept { too_deep: false }) {
+                let text = |w: &Window<Source>| match serde_json::from_slice::<Scalar>(w.kept()) {
+                    Ok(Scalar::Str(s)) => Some(s),
+                    _ => None,
+                };
+                match key.as_str() {
+                    "awsAccountId" => digest.account_id = text(&self.window),
+                    "digestStartTime" => digest.start_time = text(&self.window),
+                    "digestEndTime" => digest.end_time = text(&self.window),
+                    "logFiles" => {
+                        if let Ok(files) = serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(self.window.kept()) {
+                            digest.log_file_count = u32::try_from(files.len()).unwrap_or(u32::MAX);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if keys.len() < 8 {
+                keys.push(key);
+            }
+            if self.window.expect(b",}", "',' or '}'")? == b'}' {
+                return self.end_without_records(&keys, digest_keys, digest);
+            }
+        }
+    }
+
+    fn end_without_records(
+        &mut self,
+        keys: &[String],
+        digest_keys: usize,
+        digest: DigestInfo,
+    ) -> Result<bool, ScanError> {
+        self.expect_end()?;
+        if digest_keys >= 2 {
+            self.kind = FileKind::Digest;
+            self.digest = Some(digest);
+            return Ok(false);
+        }
+        let seen = if keys.is_empty() {
+            "none".to_owned()
+        } else {
+            keys.join(", ")
+        };
+        self.pending_error = Some(FileError::NotCloudtrail(format!(
+            "the top-level object has no \"Records\" array and is not a digest (keys: {seen})"
+        )));
+        Ok(false)
+    }
+
+    /// Reads an object key and the `:` after it.
+    fn read_key(&mut self) -> Result<String, ScanError> {
+        match self.window.peek()? {
+            Some(b'"') => {}
+            Some(found) => {
+                return Err(ScanError::Syntax {
+                    at: self.window.offset(),
+                    found,
+                    expected: "an object key",
+                })
+            }
+            None => {
+                return Err(ScanError::Eof {
+                    at: self.window.offset(),
+                })
+            }
+        }
+        let at = self.window.offset();
+        self.window.scan_value(64 * 1024, 1)?;
+        let key = serde_json::from_slice::<String>(self.window.kept()).map_err(|_| ScanError::Syntax {
+            at,
+            found: b'"',
+            expected: "a valid key string",
+        })?;
+        self.window.expect(b":", "':'")?;
+        Ok(key)
+    }
+
+    /// Checks that nothing but whitespace follows the document.
+    fn expect_end(&mut self) -> Result<(), ScanError> {
+        match self.window.peek()? {
+            None => Ok(()),
+            Some(found) => Err(ScanError::Syntax {
+                at: self.window.offset(),
+                found,
+                expected: "the end of the file",
+            }),
+        }
+    }
+
+    /// Skips the rest of the top-level object after the `Records` array.
+    fn read_tail(&mut self) -> Result<(), ScanError> {
+        loop {
+            if self.window.expect(b",}", "',' or '}'")? == b'}' {
+                return self.expect_end();
+            }
+            self.read_key()?;
+            self.window
+                .scan_value(self.options.max_record_bytes as usize, self.options.max_depth)?;
+        }
+    }
+
+    /// The next event, or `None` at the clean end of the file.
+    fn read_one(&mut self) -> Result<Option<Event>, FileError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(None),
+                State::Failed => return Err(FileError::Closed),
+                State::AfterElement => {
+                    let step = self.window.expect(b",]", "',' or ']' after a record");
+                    match step {
+                        Ok(b',') => self.state = State::Element,
+                        Ok(_) => {
+                            self.read_tail().map_err(|e| self.fail(e))?;
+                            self.state = State::Done;
+                        }
+                        Err(e) => return Err(self.fail(e)),
+                    }
+                }
+                State::Element => {
+                    match self.window.peek() {
+                        Ok(Some(b']')) if self.next_index == 0 => {
+                            self.window.expect(b"]", "']'").map_err(|e| self.fail(e))?;
+                            self.read_tail().map_err(|e| self.fail(e))?;
+                            self.state = State::Done;
+                            continue;
+                        }
+                        Ok(Some(found @ (b']' | b',' | b'}' | b':'))) => {
+                            let e = ScanError::Syntax {
+                                at: self.window.offset(),
+                                found,
+                                expected: "a record",
+                            };
+                            return Err(self.fail(e));
+                        }
+                        Ok(_) => {}
+                        Err(e) => return Err(self.fail(e)),
+                    }
+                    let scanned = self
+                        .window
+                        .scan_value(self.options.max_record_bytes as usize, self.options.max_depth)
+                        .map_err(|e| self.fail(e))?;
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    self.state = State::AfterElement;
+                    return Ok(Some(self.event_from(index, scanned)));
+                }
+            }
+        }
+    }
+
+    fn event_from(&self, index: u32, scanned: Scanned) -> Event {
+        match scanned {
+            Scanned::Skipped { len } => normalize::flagged(
+                index,
+                String::new(),
+                format!(
+                    "record is {len} bytes, over the limit of {} bytes; skipped",
+                    self.options.max_record_bytes
+                ),
+            ),
+            Scanned::Kept { too_deep: true } => normalize::flagged(
+                index,
+                String::from_utf8_lossy(self.window.kept()).into_owned(),
+                format!(
+                    "record is nested deeper than {} levels; not parsed",
+                    self.options.max_depth
+                ),
+            ),
+            Scanned::Kept { too_deep: false } => {
+                let bytes = self.window.kept();
+                match serde_json::from_slice::<Record>(bytes) {
+                    // from_slice has checked that the record is valid UTF-8 JSON.
+                    Ok(record) => normalize::normalize(index, record, String::from_utf8_lossy(bytes).into_owned()),
+                    Err(e) => {
+                        let utf8 = std::str::from_utf8(bytes).is_ok();
+                        let mut problem = format!("record is not valid JSON: {e}");
+                        if !utf8 {
+                            problem.push_str(" (the record is not valid UTF-8; raw shows it with U+FFFD replacements)");
+                        }
+                        normalize::flagged(index, String::from_utf8_lossy(bytes).into_owned(), problem)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns a scan error into the file's error and marks the file failed.
+    fn fail(&mut self, e: ScanError) -> FileError {
+        self.state = State::Failed;
+        let record = if self.next_index > 0 {
+            format!(" (after record {})", self.next_index - 1)
+        } else {
+            String::new()
+        };
+        match e {
+            ScanError::TooLarge(limit) => FileError::TooLarge(limit),
+            ScanError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => FileError::Truncated(format!(
+                "the gzip stream ends early, after {} decompressed bytes{record}",
+                self.window.offset()
+            )),
+            ScanError::Io(e) => FileError::BadGzip(format!(
+                "{e} (after {} decompressed bytes{record})",
+                self.window.offset()
+            )),
+            ScanError::Eof { at: 0 } => FileError::Truncated("the file is empty".into()),
+            ScanError::Eof { at } => FileError::Truncated(format!("the JSON document ends early at byte {at}{record}")),
+            ScanError::Syntax { at, found, expected } => {
+                let found = if found.is_ascii_graphic() {
+                    format!("'{}'", found as char)
+                } else {
+                    format!("byte 0x{found:02x}")
+                };
+                FileError::NotJson(format!("expected {expected} at byte {at}, found {found}{record}"))
+            }
+        }
+    }
+}
