@@ -183,7 +183,7 @@ pub fn normalize(index: u32, record: Record<'_>, raw: String) -> Event {
     }
 
     let request_parameters = record.request_parameters.map(|r| r.get()).filter(|r| *r != "null");
-    let category = categorize::categorize(&categorize::Input {
+    let mut category = categorize::categorize(&categorize::Input {
         event_source: event_source.as_deref().or(insight_source.as_deref()),
         event_name: event_name.as_deref().or(insight_name.as_deref()),
         event_type: event_type.as_deref(),
@@ -206,6 +206,10 @@ pub fn normalize(index: u32, record: Record<'_>, raw: String) -> Event {
         && record
             .response_elements
             .is_some_and(|r| r.get().contains("\"Failure\""));
+    // A failed console sign-in has no errorCode; its failure is only in responseElements.
+    if console_failure {
+        category.flags.failed = true;
+    }
     let outcome = if category.flags.denied {
         Outcome::Denied
     } else if error_code.is_some() || console_failure {

@@ -76,17 +76,8 @@ impl LogFile {
             pending: None,
             pending_error: None,
         };
-        if let Ok(Some(first @ (b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'))) = file.window.peek() {
-            let what = match first {
-                b'[' => "an array",
-                b'"' => "a string",
-                b't' | b'f' => "a boolean",
-                b'n' => "null",
-                _ => "a number",
-            };
-            return Err(FileError::NotCloudtrail(format!(
-                "the document is {what}; a CloudTrail file is an object with a \"Records\" array"
-            )));
+        if let Some(e) = file.not_an_object() {
+            return Err(e);
         }
         let has_records = file.read_head().map_err(|e| file.fail(e))?;
         if !has_records {
@@ -107,6 +98,39 @@ impl LogFile {
             Err(e) => file.pending_error = Some(e),
         }
         Ok(file)
+    }
+
+    /// When the document is valid JSON but not an object, says what it is instead.
+    fn not_an_object(&mut self) -> Option<FileError> {
+        let first = match self.window.peek() {
+            Ok(Some(b)) if b != b'{' => b,
+            _ => return None,
+        };
+        let what = match first {
+            b'[' => "an array",
+            b'"' => "a string",
+            b't' | b'f' => "a boolean",
+            b'n' => "null",
+            b'-' | b'0'..=b'9' => "a number",
+            _ => return None,
+        };
+        // Only a complete, valid JSON value is "JSON but not CloudTrail"; anything else is
+        // reported by the normal path as not JSON.
+        let whole = matches!(
+            self.window.scan_value(self.options.max_record_bytes as usize, 1 << 20),
+            Ok(Scanned::Kept { .. })
+        ) && serde_json::from_slice::<serde::de::IgnoredAny>(self.window.kept()).is_ok()
+            && matches!(self.window.peek(), Ok(None));
+        if whole || first == b'[' {
+            Some(FileError::NotCloudtrail(format!(
+                "the document is {what}; a CloudTrail file is an object with a \"Records\" array"
+            )))
+        } else {
+            Some(FileError::NotJson(format!(
+                "expected '{{' at byte 0, found '{}'",
+                first as char
+            )))
+        }
     }
 
     /// What kind of file this is.

@@ -77,8 +77,9 @@ impl<R: Read> Window<R> {
         &self.buf[self.mark..self.pos]
     }
 
-    /// Reads more bytes, keeping `buf[mark..end]`. Returns false at the end of the stream.
-    fn fill(&mut self) -> Result<bool, ScanError> {
+    /// Reads more bytes, keeping `buf[mark..end]`. Returns false at the end of the stream. The
+    /// buffer grows only as far as `max_held` bytes of kept data plus one chunk need.
+    fn fill(&mut self, max_held: usize) -> Result<bool, ScanError> {
         if self.eof {
             return Ok(false);
         }
@@ -90,7 +91,11 @@ impl<R: Read> Window<R> {
             self.mark = 0;
         }
         if self.buf.len() - self.end < CHUNK {
-            let want = (self.end + CHUNK).max(self.buf.len() * 2).max(CHUNK);
+            let ceiling = max_held.saturating_add(2 * CHUNK);
+            let want = (self.end + CHUNK)
+                .max(self.buf.len().saturating_mul(2))
+                .min(ceiling)
+                .max(self.end + CHUNK);
             self.buf.resize(want, 0);
         }
         loop {
@@ -135,7 +140,7 @@ impl<R: Read> Window<R> {
                 }
             }
             self.mark = self.pos;
-            if !self.fill()? {
+            if !self.fill(0)? {
                 return Ok(if self.pos < self.end {
                     Some(self.buf[self.pos])
                 } else {
@@ -186,7 +191,7 @@ impl<R: Read> Window<R> {
                     dropped += held;
                     self.mark = self.pos;
                 }
-                if !self.fill()? {
+                if !self.fill(max_bytes)? {
                     if scalar && self.pos > self.mark {
                         break;
                     }

@@ -6,7 +6,6 @@
 //! whitespace become spaces so that each event stays on one line.
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::runtime::bindings::types::{
     ActionType, Event, EventCategory, EventFlags, Outcome, Principal, SourceKind, TlsDetails,
@@ -151,8 +150,10 @@ fn append_raw(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
         return Ok(());
     }
     // A record the plugin parsed without problems is valid JSON (serde_json validated it inside
-    // the plugin); one with problems may not be, so only those are checked again here.
-    let valid = event.problems.is_empty() || serde_json::from_str::<&RawValue>(raw).is_ok();
+    // the plugin); one with problems may not be, so only those are checked again here, with the
+    // nesting limit a downstream JSON parser would have: a record too deep to parse is written
+    // as a string rather than handed to every consumer as a nesting bomb.
+    let valid = event.problems.is_empty() || serde_json::from_str::<serde_json::Value>(raw).is_ok();
     out.pop();
     out.extend_from_slice(b",\"raw\":");
     if !valid {

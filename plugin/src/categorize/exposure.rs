@@ -4,7 +4,9 @@
 //! deleting a public access block) are named in the service tables. This module decides the
 //! conditional ones, plus two checks that apply to every write of every service: a resource
 //! policy that lets everyone in ([`super::policy`]) and `publiclyAccessible: true` (RDS,
-//! Redshift, DMS). Without request parameters there is no evidence, so nothing is flagged here.
+//! Redshift, DMS). The conditional cases need the request parameters as evidence: without them
+//! nothing is flagged, except the `Authorize*SecurityGroupIngress` APIs of other services, whose
+//! name says it all.
 //!
 //! Decisions: a load balancer created without `scheme: internal` is internet-facing, which is
 //! AWS's default; a route is exposure when it targets an internet gateway; a network ACL entry
@@ -13,6 +15,7 @@
 use super::params::{any_value, has_value, list_has, scalar_at, value_starts};
 use super::policy;
 use super::rules;
+use super::Action;
 
 /// Canned S3 ACLs that grant access beyond the owner's account.
 const PUBLIC_CANNED_ACLS: &[&str] = &["authenticated-read", "public-read", "public-read-write"];
@@ -25,8 +28,14 @@ const PUBLIC_ACCESS_BLOCK_SWITCHES: &[&str] = &[
     "RestrictPublicBuckets",
 ];
 
-/// Whether a write request exposes something to the world.
-pub(super) fn exposes(service: &str, name: &str, params: Option<&str>) -> bool {
+/// Whether a write request (of the given base action) exposes something to the world.
+///
+/// Reads expose nothing, and data writes carry neither resource policies nor database settings,
+/// so the checks for those are skipped on the high-volume object writes.
+pub(super) fn exposes(service: &str, name: &str, base: Action, params: Option<&str>) -> bool {
+    if matches!(base, Action::Read | Action::DataRead) {
+        return false;
+    }
     if opens_classic_security_group(name) {
         return true;
     }
@@ -58,7 +67,9 @@ pub(super) fn exposes(service: &str, name: &str, params: Option<&str>) -> bool {
         ("vpc", "ModifyVpcEndpointServicePermissions") => list_has(params, "addAllowedPrincipals", "*"),
         _ => false,
     };
-    specific || has_value(params, "publiclyAccessible", "true") || policy::allows_everyone(params)
+    specific
+        || (base != Action::DataWrite
+            && (has_value(params, "publiclyAccessible", "true") || policy::allows_everyone(params)))
 }
 
 /// `Authorize*SecurityGroupIngress` of RDS, Redshift and ElastiCache open a port like EC2's.
@@ -70,7 +81,9 @@ fn opens_classic_security_group(name: &str) -> bool {
 fn grants_public_acl(params: &str) -> bool {
     params.contains("/groups/global/AllUsers")
         || params.contains("/groups/global/AuthenticatedUsers")
-        || PUBLIC_CANNED_ACLS.iter().any(|acl| has_value(params, "x-amz-acl", acl))
+        || any_value(params, "x-amz-acl", |acl| {
+            PUBLIC_CANNED_ACLS.iter().any(|public| acl.eq_ignore_ascii_case(public))
+        })
 }
 
 /// A public access block configuration with at least one switch off.

@@ -1,20 +1,21 @@
 //! Categorization of CloudTrail events into metrics by AWS service and action type.
 //!
 //! `categorize(&Input) -> Category` names every event `aws.<service>.<action>` and raises the
-//! cross-cutting flags a security team filters on. It is pure and runs on the hot path, so the
-//! only allocations are the `service` and `metric` strings of the result.
+//! cross-cutting flags a security team filters on. It is pure and runs on the hot path, so it
+//! allocates only the `service` and `metric` strings of the result (and, rarely, a parse of a
+//! request that carries a resource policy with a wildcard principal).
 //!
 //! # Layout
-//! - [`service`]: the service segment, derived from `eventSource`.
-//! - [`ec2`], [`vpc`], [`iam`], [`s3`], [`lambda`]: complete tables of the write APIs of those
-//!   services (the VPC table takes the network APIs out of EC2).
-//! - [`rules`]: the verb-prefix rules for every other API.
-//! - [`crosscut`]: authentication, credential and permission events of other services.
-//! - [`logging`]: logging and monitoring changes of every service, and which are tampering.
-//! - [`exposure`]: requests that open a resource or network to the world, found by inspecting
-//!   request parameters with [`params`] and [`policy`].
-//! - [`outcome`]: the `failed` and `denied` flags.
-//! - [`table`]: lookups in the sorted static tables.
+//! - `service`: the service segment, derived from `eventSource`.
+//! - `ec2`, `vpc`, `iam`, `s3`, `lambda`: complete tables of the write APIs of those services
+//!   (the VPC table takes the network APIs out of EC2).
+//! - `rules`: the verb-prefix rules for every other API.
+//! - `crosscut`: authentication, credential and permission events of other services.
+//! - `logging`: logging and monitoring changes of every service, and which are tampering.
+//! - `exposure`: requests that open a resource or network to the world, found by inspecting
+//!   request parameters with `params` and `policy`.
+//! - `outcome`: the `failed` and `denied` flags.
+//! - `table`: lookups in the sorted static tables.
 //!
 //! # Precedence
 //! An event may show several properties at once; the primary action is the first that applies:
@@ -45,18 +46,31 @@ use crosscut::Meaning;
 /// The primary action type of an event; its `as_str()` is the last segment of the metric name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
+    /// Reads configuration or metadata without changing it.
     Read,
+    /// Creates a resource, or starts something new (an instance, a job, an export).
     Create,
+    /// Changes an existing resource, its state, attachments or tags.
     Modify,
+    /// Deletes or releases a resource.
     Delete,
+    /// Changes who may do what: policies, grants, ACLs, group membership, sharing.
     Permissions,
+    /// Signs in or obtains session credentials.
     Authentication,
+    /// Changes logging or security monitoring (tampering is a flag on top).
     LoggingChange,
+    /// Opens a resource or a network to the world.
     NetworkExposure,
+    /// Creates a long-lived secret to sign in with (access key, password, key pair).
     CredentialCreation,
+    /// A data event that reads (an object, an item).
     DataRead,
+    /// A data event that writes (an object, an item, an invocation).
     DataWrite,
+    /// A CloudTrail Insights event: unusual API activity.
     Insight,
+    /// An event whose action cannot be told: no name, or an unknown verb.
     Other,
 }
 
@@ -108,33 +122,51 @@ impl Action {
 /// Cross-cutting properties a security team filters on, independent of the primary action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flags {
+    /// A sign-in or a trade of identity for session credentials.
     pub authentication: bool,
+    /// A change of who may do what.
     pub permission_change: bool,
+    /// Logging or monitoring stopped, deleted, narrowed, redirected or suppressed.
     pub logging_tampering: bool,
+    /// A resource or network opened to the world.
     pub network_exposure: bool,
+    /// A long-lived secret created to sign in with.
     pub credential_creation: bool,
+    /// The call returned an error code.
     pub failed: bool,
+    /// The call was refused by authentication or authorization.
     pub denied: bool,
 }
 
 /// What categorization looks at; all borrowed from the parsed record.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Input<'a> {
+    /// `eventSource`, e.g. "ec2.amazonaws.com".
     pub event_source: Option<&'a str>,
+    /// `eventName`, e.g. "RunInstances".
     pub event_name: Option<&'a str>,
+    /// `eventType`, e.g. "AwsApiCall" or "AwsCloudTrailInsight".
     pub event_type: Option<&'a str>,
+    /// `eventCategory`: "Management", "Data", "Insight", ...
     pub event_category: Option<&'a str>,
+    /// `errorCode`, if the call failed.
     pub error_code: Option<&'a str>,
+    /// `readOnly`, when the record states it.
     pub read_only: Option<bool>,
+    /// The raw JSON text of `requestParameters`.
     pub request_parameters: Option<&'a str>,
 }
 
 /// The result: a stable metric name `aws.<service>.<action>` plus flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Category {
+    /// The service segment: lowercase `[a-z0-9_]`, "vpc" for EC2's network APIs, or "unknown".
     pub service: String,
+    /// The primary action, chosen by precedence.
     pub action: Action,
+    /// `aws.<service>.<action>`.
     pub metric: String,
+    /// Every cross-cutting property the event shows.
     pub flags: Flags,
 }
 
@@ -187,10 +219,12 @@ fn classify(service: &mut String, raw_name: &str, input: &Input, flags: &mut Fla
         "s3" => s3::action(name),
         _ => None,
     };
-    let mut base = from_table.unwrap_or_else(|| rules::classify(name, input.read_only));
-    if is_data_event(input) {
-        base = base.as_data();
-    }
+    let by_name = from_table.unwrap_or_else(|| rules::classify(name, input.read_only));
+    let base = if is_data_event(input) {
+        by_name.as_data()
+    } else {
+        by_name
+    };
 
     let mut logging_change = base == Action::LoggingChange;
     flags.authentication |= base == Action::Authentication;
@@ -208,10 +242,10 @@ fn classify(service: &mut String, raw_name: &str, input: &Input, flags: &mut Fla
         logging_change = true;
         flags.logging_tampering |= tampering;
     }
-    if !matches!(base, Action::Read | Action::DataRead) && exposure::exposes(service, name, params) {
-        flags.network_exposure = true;
-    }
+    flags.network_exposure |= exposure::exposes(service, name, base, params);
 
+    // The raised properties in precedence order: the first one beats the base action if it
+    // ranks higher, and nothing after it can.
     let raised = [
         (flags.authentication, Action::Authentication),
         (logging_change, Action::LoggingChange),
@@ -219,20 +253,10 @@ fn classify(service: &mut String, raw_name: &str, input: &Input, flags: &mut Fla
         (flags.permission_change, Action::Permissions),
         (flags.credential_creation, Action::CredentialCreation),
     ];
-    raised
-        .into_iter()
-        .filter(|&(on, _)| on)
-        .map(|(_, action)| action)
-        .fold(
-            base,
-            |best, action| {
-                if action.rank() < best.rank() {
-                    action
-                } else {
-                    best
-                }
-            },
-        )
+    match raised.into_iter().find(|&(on, _)| on) {
+        Some((_, action)) if action.rank() < base.rank() => action,
+        _ => base,
+    }
 }
 
 /// `aws.<service>.<action>`, built with a single allocation.
@@ -248,7 +272,7 @@ fn metric_name(service: &str, action: Action) -> String {
 
 /// CloudTrail Insights events report unusual API activity rather than an API call.
 fn is_insight(input: &Input) -> bool {
-    present(input.event_type) == Some("AwsCloudTrailInsight")
+    present(input.event_type).is_some_and(|t| t.eq_ignore_ascii_case("AwsCloudTrailInsight"))
         || present(input.event_category).is_some_and(|c| c.eq_ignore_ascii_case("Insight"))
 }
 

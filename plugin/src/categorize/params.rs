@@ -88,7 +88,7 @@ pub(super) fn scalar_at(text: &str, at: usize) -> &str {
 }
 
 /// Whether `text` has `word` between quotes (plain or escaped).
-pub(super) fn contains_quoted(text: &str, word: &str) -> bool {
+fn contains_quoted(text: &str, word: &str) -> bool {
     let bytes = text.as_bytes();
     text.match_indices(word).any(|(at, _)| {
         let end = at + word.len();

@@ -69,6 +69,7 @@ fn statements_allow(statements: &Value) -> bool {
     }
 }
 
+/// An `Allow` statement for every principal with no condition on the caller.
 fn statement_allows_everyone(statement: &Value) -> bool {
     let Some(fields) = statement.as_object() else {
         return false;

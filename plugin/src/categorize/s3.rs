@@ -126,12 +126,22 @@ pub(super) fn action(name: &str) -> Option<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::categorize::logging;
     use crate::categorize::table::assert_strictly_sorted;
 
     #[test]
     fn table_is_sorted_without_duplicates() {
         let names: Vec<_> = APIS.iter().map(|(name, _)| *name).collect();
         assert_strictly_sorted("s3::APIS", &names);
+    }
+
+    #[test]
+    fn logging_entries_are_known_to_the_logging_table() {
+        for (name, action) in APIS {
+            if *action == LoggingChange {
+                assert!(logging::change("s3", name, None).is_some(), "{name}");
+            }
+        }
     }
 
     #[test]

@@ -332,6 +332,7 @@ fn is_network_read(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::categorize::logging;
     use crate::categorize::table::assert_strictly_sorted;
 
     #[test]
@@ -339,6 +340,15 @@ mod tests {
         let names: Vec<_> = WRITES.iter().map(|(name, _)| *name).collect();
         assert_strictly_sorted("vpc::WRITES", &names);
         assert_strictly_sorted("vpc::NOUNS", NOUNS);
+    }
+
+    #[test]
+    fn logging_entries_are_known_to_the_logging_table() {
+        for (name, action) in WRITES {
+            if *action == LoggingChange {
+                assert!(logging::change("vpc", name, None).is_some(), "{name}");
+            }
+        }
     }
 
     #[test]

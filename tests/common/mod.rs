@@ -1,0 +1,101 @@
+//! Shared test helpers: where the workspace, the plugins and the binary are.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host crate has a parent")
+        .to_path_buf()
+}
+
+/// The directory the shipped plugin is built into by `cargo run -p xtask -- plugins`.
+pub fn plugin_dir() -> PathBuf {
+    let dir = root().join("plugins");
+    assert!(
+        dir.join(format!("trailwatch-core-{}.wasm", env!("CARGO_PKG_VERSION")))
+            .exists(),
+        "the plugin is not built: run `cargo run -p xtask -- plugins` (the README's test command does)"
+    );
+    dir
+}
+
+/// The shipped plugin file.
+pub fn plugin_path() -> PathBuf {
+    plugin_dir().join(format!("trailwatch-core-{}.wasm", env!("CARGO_PKG_VERSION")))
+}
+
+/// The sandbox fixture plugin (misbehaves on request; never shipped).
+pub fn fixture_plugin_path() -> PathBuf {
+    let p = root().join("target/fixture-plugins/sandbox-fixture.wasm");
+    assert!(
+        p.exists(),
+        "the fixture plugin is not built: run `cargo run -p xtask -- plugins`"
+    );
+    p
+}
+
+/// A compile cache shared by the tests (keeps each test from compiling the plugin again).
+pub fn cache_dir() -> PathBuf {
+    root().join("target/test-plugin-cache")
+}
+
+/// The `trailwatch` binary under test.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+    c.env_remove("TRAILWATCH_CONFIG")
+        .env_remove("TRAILWATCH_PLUGIN_DIR")
+        .env("TRAILWATCH_LOG", "warn");
+    c
+}
+
+/// Runs `trailwatch --plugin-dir <dir> <args>` and returns its output.
+pub fn run_with_plugins(dir: &Path, args: &[&str]) -> Output {
+    bin()
+        .arg("--plugin-dir")
+        .arg(dir)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .args(args)
+        .output()
+        .expect("running trailwatch")
+}
+
+/// Runs `trailwatch replay --no-progress <args>` with the shipped plugin.
+pub fn replay(args: &[&str]) -> Output {
+    let mut all = vec!["replay", "--no-progress"];
+    all.extend_from_slice(args);
+    run_with_plugins(&plugin_dir(), &all)
+}
+
+/// Parses NDJSON output into values.
+pub fn lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("output line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// gzip of `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).expect("gzip in memory");
+    enc.finish().expect("gzip in memory")
+}
+
+/// A small valid CloudTrail log file with `n` records.
+pub fn good_log(tag: &str, n: usize) -> String {
+    let records: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::210987654321:user/ci","accountId":"210987654321","userName":"ci"}},"eventTime":"2024-03-01T12:00:{:02}Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.10","userAgent":"test","requestID":"req-{tag}-{i}","eventID":"{tag}-{i}","readOnly":true,"eventType":"AwsApiCall","recipientAccountId":"210987654321"}}"#,
+                i % 60
+            )
+        })
+        .collect();
+    format!(r#"{{"Records":[{}]}}"#, records.join(","))
+}

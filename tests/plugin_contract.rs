@@ -1,0 +1,139 @@
+//! The plugin imports only the contract, and the host refuses plugins it cannot speak to.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use trailwatch::runtime::cache::CompileCache;
+
+fn imports_of(path: &std::path::Path) -> BTreeSet<String> {
+    let engine = trailwatch::runtime::file::engine().unwrap();
+    let component = CompileCache::disabled()
+        .component(&engine, &std::fs::read(path).unwrap())
+        .unwrap();
+    component
+        .component_type()
+        .imports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+#[test]
+fn the_plugin_imports_nothing_but_the_contract() {
+    let imports = imports_of(&common::plugin_path());
+    let expected: BTreeSet<String> = ["trailwatch:plugin/host-log@0.1.0", "trailwatch:plugin/types@0.1.0"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        imports, expected,
+        "no WASI, no filesystem, network, clock or randomness"
+    );
+}
+
+#[test]
+fn the_plugin_reports_its_identity() {
+    let dir = common::plugin_dir();
+    let out = common::run_with_plugins(&dir, &["plugin"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.starts_with("using trailwatch-core 0.1.0 (contract 0.1.0) from "),
+        "{stdout}"
+    );
+}
+
+/// The shipped plugin with every `@0.1.0` in its interface names turned into `@0.2.0`: a plugin
+/// for a contract this host does not speak.
+fn future_plugin() -> Vec<u8> {
+    let mut bytes = std::fs::read(common::plugin_path()).unwrap();
+    let from = b"trailwatch:plugin/";
+    let mut i = 0;
+    while let Some(pos) = bytes[i..].windows(from.len()).position(|w| w == from) {
+        let start = i + pos;
+        let end = start + bytes[start..].iter().position(|&b| b == b'@').unwrap();
+        if bytes[end + 1..end + 6] == *b"0.1.0" {
+            bytes[end + 3] = b'2';
+        }
+        i = end;
+    }
+    bytes
+}
+
+#[test]
+fn an_incompatible_contract_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("future.wasm"), future_plugin()).unwrap();
+    let out = common::run_with_plugins(dir.path(), &["plugin"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no compatible plugin in"), "{stderr}");
+    assert!(
+        stderr.contains("future.wasm: implements contract 0.2.0; this host speaks 0.1.0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_compatible_plugin_is_chosen_over_incompatible_and_broken_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-future.wasm"), future_plugin()).unwrap();
+    std::fs::write(dir.path().join("b-garbage.wasm"), b"\0asm not really").unwrap();
+    std::fs::copy(common::plugin_path(), dir.path().join("c-core.wasm")).unwrap();
+    let out = common::run_with_plugins(dir.path(), &["plugin"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("c-core.wasm"), "{stdout}");
+    assert!(
+        stdout.contains("not using ") && stdout.contains("a-future.wasm: implements contract 0.2.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("b-garbage.wasm: not a valid WASM component"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_empty_plugin_dir_says_how_to_build_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::run_with_plugins(dir.path(), &["plugin"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("no plugin (*.wasm) in") && stderr.contains("cargo run -p xtask -- plugins"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_compiled_plugin_is_cached_by_hash_and_a_broken_entry_is_replaced() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = trailwatch::runtime::file::engine().unwrap();
+    let bytes = std::fs::read(common::plugin_path()).unwrap();
+    let c = CompileCache::in_dir(cache.path());
+    let entry = c.entry_path(&engine, &bytes).unwrap();
+    assert!(!entry.exists());
+    c.component(&engine, &bytes).unwrap();
+    assert!(entry.exists(), "compiled form written to {}", entry.display());
+    let written = std::fs::metadata(&entry).unwrap().modified().unwrap();
+    c.component(&engine, &bytes).unwrap();
+    assert_eq!(
+        std::fs::metadata(&entry).unwrap().modified().unwrap(),
+        written,
+        "second load reads the cache"
+    );
+    std::fs::write(&entry, b"garbage").unwrap();
+    c.component(&engine, &bytes).unwrap();
+    assert!(
+        std::fs::read(&entry).unwrap().len() > 1000,
+        "a broken entry is recompiled and rewritten"
+    );
+    let mut other = bytes.clone();
+    other.extend_from_slice(&[0, 0]);
+    assert_ne!(
+        c.entry_path(&engine, &other),
+        Some(entry),
+        "the key follows the plugin's bytes"
+    );
+}

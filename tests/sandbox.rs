@@ -1,0 +1,124 @@
+//! Every limit on the plugin's store trips, the host survives, and the next file works.
+//!
+//! Uses the sandbox fixture plugin: the real plugin built with the `sandbox-fixture` feature,
+//! which allocates without end, loops without end or panics when a file's key asks it to.
+
+mod common;
+
+use std::time::Duration;
+
+use trailwatch::runtime::bindings::types::ObjectMeta;
+use trailwatch::runtime::cache::CompileCache;
+use trailwatch::runtime::{FileFailure, Limits, PluginRuntime, TrapReason};
+
+fn limits() -> Limits {
+    Limits {
+        memory_bytes: 64 << 20,
+        time_per_file: Duration::from_secs(2),
+        ..Limits::default()
+    }
+}
+
+fn runtime() -> PluginRuntime {
+    PluginRuntime::from_file(
+        &common::fixture_plugin_path(),
+        &CompileCache::in_dir(common::cache_dir()),
+        limits(),
+    )
+    .expect("loading the fixture plugin")
+}
+
+fn read(runtime: &PluginRuntime, key: &str) -> Result<u64, FileFailure> {
+    let bytes = common::good_log(key, 3).into_bytes();
+    let meta = ObjectMeta {
+        key: key.into(),
+        size: bytes.len() as u64,
+        last_modified_ms: None,
+    };
+    runtime
+        .read_file(&bytes, &meta, |_| Ok(()))
+        .map(|r| r.events)
+        .map_err(|(_, e)| e)
+}
+
+#[test]
+fn a_memory_bomb_trips_the_memory_cap_and_the_next_file_works() {
+    let runtime = runtime();
+    match read(&runtime, "memory-bomb.json") {
+        Err(FileFailure::Trap(TrapReason::Memory { limit_bytes })) => assert_eq!(limit_bytes, 64 << 20),
+        other => panic!("expected a memory trap, got {other:?}"),
+    }
+    assert_eq!(read(&runtime, "ok.json").unwrap(), 3);
+}
+
+#[test]
+fn an_infinite_loop_trips_the_time_limit_and_the_next_file_works() {
+    let runtime = runtime();
+    let started = std::time::Instant::now();
+    match read(&runtime, "infinite-loop.json") {
+        Err(FileFailure::Trap(TrapReason::Time { limit })) => assert_eq!(limit, Duration::from_secs(2)),
+        other => panic!("expected a time-limit trap, got {other:?}"),
+    }
+    // Not a timing assertion on speed: only that the deadline, not something else, ended it.
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(read(&runtime, "ok.json").unwrap(), 3);
+}
+
+#[test]
+fn a_panic_is_reported_with_its_message_and_the_next_file_works() {
+    let runtime = runtime();
+    match read(&runtime, "panic.json") {
+        Err(FileFailure::Trap(TrapReason::Panic { message })) => {
+            assert!(
+                message.contains("sandbox fixture panics on purpose for panic.json"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a panic trap, got {other:?}"),
+    }
+    assert_eq!(read(&runtime, "ok.json").unwrap(), 3);
+}
+
+#[test]
+fn replay_reports_each_trapped_file_keeps_going_and_exits_non_zero() {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(common::fixture_plugin_path(), plugins.path().join("fixture.wasm")).unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    for name in [
+        "a-memory-bomb.json",
+        "b-infinite-loop.json",
+        "c-panic.json",
+        "d-ok.json",
+    ] {
+        std::fs::write(logs.path().join(name), common::good_log(name, 2)).unwrap();
+    }
+    let out = common::run_with_plugins(
+        plugins.path(),
+        &[
+            "--plugin-memory-mib",
+            "64",
+            "--plugin-time-limit-secs",
+            "1",
+            "replay",
+            "--no-progress",
+            logs.path().to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("a-memory-bomb.json: plugin exceeded its memory limit of 64 MiB"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("b-infinite-loop.json: plugin exceeded its time limit of 1s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("c-panic.json: plugin panicked"), "{stderr}");
+    assert!(stderr.contains("sandbox fixture panics on purpose"), "{stderr}");
+    let events = common::lines(&out.stdout);
+    assert_eq!(events.len(), 2, "only the good file's events: {stderr}");
+    assert!(events
+        .iter()
+        .all(|e| e["origin"]["key"].as_str().unwrap().ends_with("d-ok.json")));
+}

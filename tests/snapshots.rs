@@ -1,0 +1,146 @@
+//! The normalized, categorized events of every recorded fixture, through the real plugin.
+//!
+//! The snapshots (tests/snapshots/) are the specification of what each kind of CloudTrail
+//! record turns into; `raw` is left out of them and checked separately against the input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use trailwatch::output::ndjson;
+use trailwatch::runtime::bindings::types::{FileKind, ObjectMeta};
+use trailwatch::runtime::cache::CompileCache;
+use trailwatch::runtime::{Limits, PluginRuntime};
+
+fn runtime() -> PluginRuntime {
+    PluginRuntime::from_file(
+        &common::plugin_path(),
+        &CompileCache::in_dir(common::cache_dir()),
+        Limits::default(),
+    )
+    .expect("loading the plugin")
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = common::root().join("tests/fixtures/logs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 14, "expected the recorded fixtures in {}", dir.display());
+    files
+}
+
+/// Reads a file through the plugin; returns the kind and the output lines as JSON values.
+fn read(runtime: &PluginRuntime, path: &Path) -> (Option<FileKind>, Vec<serde_json::Value>) {
+    let bytes = std::fs::read(path).expect("reading fixture");
+    let key = format!("fixtures/{}", path.file_name().unwrap().to_string_lossy());
+    let meta = ObjectMeta {
+        key: key.clone(),
+        size: bytes.len() as u64,
+        last_modified_ms: None,
+    };
+    let mut out = Vec::new();
+    let report = runtime
+        .read_file(&bytes, &meta, |batch| {
+            for e in batch {
+                ndjson::write_event(&mut out, e, &key)?;
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|(_, e)| panic!("{}: {e}", path.display()));
+    (report.kind, common::lines(&out))
+}
+
+#[test]
+fn every_fixture_matches_its_snapshot() {
+    let runtime = runtime();
+    for path in fixtures() {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let (kind, mut events) = read(&runtime, &path);
+        for e in &mut events {
+            e.as_object_mut().unwrap().remove("raw");
+        }
+        insta::assert_json_snapshot!(
+            name,
+            serde_json::json!({ "kind": format!("{kind:?}"), "events": events })
+        );
+    }
+}
+
+#[test]
+fn raw_is_the_input_record_unchanged() {
+    let runtime = runtime();
+    for path in fixtures() {
+        let input: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let Some(records) = input.get("Records").and_then(|r| r.as_array()) else {
+            continue;
+        };
+        let (_, events) = read(&runtime, &path);
+        assert_eq!(events.len(), records.len(), "{}: one event per record", path.display());
+        for (event, record) in events.iter().zip(records) {
+            assert_eq!(
+                event.get("raw"),
+                Some(record),
+                "{}: raw of record {}",
+                path.display(),
+                event["origin"]["index"]
+            );
+        }
+    }
+}
+
+#[test]
+fn every_event_is_categorized_never_blank() {
+    let runtime = runtime();
+    for path in fixtures() {
+        for e in read(&runtime, &path).1 {
+            let metric = e["metric"].as_str().unwrap();
+            let parts: Vec<&str> = metric.split('.').collect();
+            assert!(
+                parts.len() == 3 && parts[0] == "aws" && !parts[1].is_empty() && !parts[2].is_empty(),
+                "{metric}"
+            );
+            assert_eq!(parts[1], e["service"].as_str().unwrap());
+            assert_eq!(parts[2], e["action"].as_str().unwrap());
+        }
+    }
+}
+
+#[test]
+fn digest_and_insight_files_are_recognized() {
+    let runtime = runtime();
+    let root = common::root().join("tests/fixtures/logs");
+    assert_eq!(
+        read(&runtime, &root.join("digest.json")),
+        (Some(FileKind::Digest), vec![])
+    );
+    let (kind, events) = read(&runtime, &root.join("insight.json"));
+    assert_eq!(kind, Some(FileKind::Insight));
+    assert!(events
+        .iter()
+        .all(|e| e["event_category"] == "insight" && e["action"] == "insight"));
+}
+
+#[test]
+fn gzip_and_plain_json_give_the_same_events() {
+    let runtime = runtime();
+    let root = common::root().join("tests/fixtures/logs");
+    let plain = read(&runtime, &root.join("ec2.json")).1;
+    let gz = read(
+        &runtime,
+        &root.join("gz/210987654321_CloudTrail_us-east-1_20240301T1200Z_abcdEFGH12345678.json.gz"),
+    )
+    .1;
+    let strip = |v: Vec<serde_json::Value>| {
+        v.into_iter()
+            .map(|mut e| {
+                e.as_object_mut().unwrap().remove("origin");
+                e
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(plain), strip(gz));
+}
