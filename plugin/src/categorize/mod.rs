@@ -21,7 +21,7 @@
 //! An event may show several properties at once; the primary action is the first that applies:
 //! authentication > logging_change > network_exposure > permissions > credential_creation >
 //! data_read/data_write > create/modify/delete/read > other. `failed` and `denied` never change it.
-//! `CATEGORIES.md` next to this file documents the scheme for users.
+//! The README ("Event categories") documents the scheme for users.
 
 mod crosscut;
 mod ec2;
