@@ -1,8 +1,8 @@
 //! The replay benchmark: `cargo bench -p trailwatch --bench replay`.
 //!
 //! Generates a deterministic CloudTrail file set laid out like a trail bucket (gzip, a realistic
-//! mix of services and record sizes) plus one small and one big single file, then measures in
-//! one run: gunzip alone, the plugin's parser built natively, the same parser inside wasmtime,
+//! mix of services and record sizes) plus a small and a big single file, then measures in one
+//! run: gunzip alone, the plugin's parser built natively, the same parser inside wasmtime,
 //! `trailwatch replay` end to end with one job and with every core, its peak memory on the small
 //! and the big file, and what a user would otherwise run (`zcat | jq`, a Python script).
 //! Markdown tables go to stdout, progress to stderr. Numbers compare only within one run.
@@ -10,29 +10,29 @@
 //! `TRAILWATCH_BENCH_EVENTS` sets the size of the file set (default 100 000 events); the big
 //! file holds twice as many.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
-use serde_json::{json, Value};
 use trailwatch::runtime::bindings::types::ObjectMeta;
 use trailwatch::runtime::{cache::CompileCache, Limits, PluginRuntime};
 use trailwatch_plugin::{model::OpenOptions, reader::LogFile};
 
 const DEFAULT_EVENTS: u64 = 100_000;
+const SMALL_EVENTS: u64 = 1_000;
 const SEED: u64 = 0x7472_6169_6c77_6174;
 const RUNS: usize = 3;
-const SMALL_EVENTS: u64 = 1_000;
 const ACCOUNTS: [&str; 2] = ["111122223333", "444455556666"];
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 /// Seconds from 2024-01-01T00:00Z to 2024-03-04T00:00Z, where the generated trail starts.
 const TRAIL_START_SECS: u64 = (31 + 29 + 3) * 86_400;
 
-/// A small, fixed-seed generator (xorshift64*): the same files on every machine.
+/// A small fixed-seed generator (xorshift64*): the same files on every machine.
 struct Rng(u64);
 
 impl Rng {
@@ -49,44 +49,25 @@ impl Rng {
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.next() as usize % items.len()]
     }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
     fn chars(&mut self, alphabet: &[u8], len: usize) -> String {
         (0..len).map(|_| *self.pick(alphabet) as char).collect()
     }
-    fn upper(&mut self, len: usize) -> String {
-        self.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", len)
-    }
-    fn hex(&mut self, len: usize) -> String {
-        self.chars(b"0123456789abcdef", len)
-    }
-    fn b64(&mut self, len: usize) -> String {
-        self.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", len)
-    }
     fn uuid(&mut self) -> String {
-        format!(
-            "{}-{}-4{}-a{}-{}",
-            self.hex(8),
-            self.hex(4),
-            self.hex(3),
-            self.hex(3),
-            self.hex(12)
-        )
-    }
-    fn ip(&mut self) -> String {
-        let net = *self.pick(&["203.0.113", "198.51.100", "192.0.2"]);
-        format!("{net}.{}", self.range(1, 254))
+        let mut hex = |n| self.chars(b"0123456789abcdef", n);
+        format!("{}-{}-4{}-a{}-{}", hex(8), hex(4), hex(3), hex(3), hex(12))
     }
 }
 
-/// A stable id for a name, so the same principal keeps the same id across records.
+/// A stable id for a name, so that a principal keeps its id across records.
 fn stable_id(prefix: &str, name: &str) -> String {
-    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     });
-    format!("{prefix}{}", Rng(seed | 1).upper(17))
+    format!("{prefix}{}", Rng(seed | 1).chars(UPPER, 17))
 }
+
+const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const TOKEN: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// `(month, day, hour, minute, second)` of `secs` after 2024-01-01T00:00Z (valid within 2024).
 fn calendar(secs: u64) -> (u64, u64, u64, u64, u64) {
@@ -100,363 +81,330 @@ fn calendar(secs: u64) -> (u64, u64, u64, u64, u64) {
     (month as u64 + 1, day + 1, time / 3600, time / 60 % 60, time % 60)
 }
 
-fn event_time(secs: u64) -> String {
-    let (mo, d, h, mi, s) = calendar(secs);
-    format!("2024-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+/// Record templates, written the way CloudTrail writes them (one line, no spaces between tokens);
+/// line breaks and the indentation after them are removed. `$name` is filled by `Filler::draw`
+/// once per record (`$uuid` and `$uuid_event` are two draws of one kind); a `$` before anything
+/// but a lowercase name stays as it is.
+mod templates {
+    pub const USER: &str = r#"{"type":"IAMUser","principalId":"$user_id","arn":"arn:aws:iam::$acct:user/$user",
+        "accountId":"$acct","accessKeyId":"$user_key","userName":"$user"}"#;
+    pub const ROLE: &str = r#"{"type":"AssumedRole","principalId":"$role_id:$session",
+        "arn":"arn:aws:sts::$acct:assumed-role/$role/$session","accountId":"$acct","accessKeyId":"ASIA$upper16",
+        "sessionContext":{"sessionIssuer":{"type":"Role","principalId":"$role_id","arn":"arn:aws:iam::$acct:role/$role",
+        "accountId":"$acct","userName":"$role"},"webIdFederationData":{},
+        "attributes":{"creationDate":"$created","mfaAuthenticated":"false"}}}"#;
+    pub const SERVICE: &str = r#"{"type":"AWSService","invokedBy":"$invoked_by"}"#;
+    pub const TLS: &str = r#""tlsDetails":{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256",
+        "clientProvidedHostHeader":"$host.$region.amazonaws.com"}"#;
+    /// What every API call starts with.
+    pub const HEAD: &str = r#""eventVersion":"1.09","userIdentity":$identity,"eventTime":"$time",
+        "eventSource":"$host.amazonaws.com","eventName":"$name","awsRegion":"$region","sourceIPAddress":"$source",
+        "userAgent":"$agent",$error"#;
+    /// What every API call ends with, but `eventCategory` and `tlsDetails`.
+    pub const TAIL: &str = r#""requestID":"$uuid","eventID":"$uuid_event","readOnly":$read,"eventType":"AwsApiCall""#;
+    pub const S3_OBJECT: &str = r#"{$head"requestParameters":{"bucketName":"$bucket",
+        "Host":"$bucket.s3.$region.amazonaws.com","key":"$object"},"responseElements":$s3_response,
+        "additionalEventData":{"SignatureVersion":"SigV4","CipherSuite":"TLS_AES_128_GCM_SHA256",
+        "bytesTransferredIn":$s3_in,"AuthenticationMethod":"AuthHeader","x-amz-id-2":"$token76",
+        "bytesTransferredOut":$s3_out},$tail,"resources":[{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::$bucket/$object"},
+        {"accountId":"$acct","type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::$bucket"}],"managementEvent":false,
+        "recipientAccountId":"$acct","eventCategory":"Data",$tls}"#;
+    pub const S3_PUT_RESPONSE: &str = r#"{"x-amz-server-side-encryption":"aws:kms",
+        "x-amz-server-side-encryption-aws-kms-key-id":"arn:aws:kms:$region:$acct:key/$uuid_key",
+        "x-amz-version-id":"$token32"}"#;
+    pub const EC2_DESCRIBE: &str = r#"{$head"requestParameters":{"instancesSet":{},"filterSet":{"items":[
+        {"name":"tag:Environment","valueSet":{"items":[{"value":"prod"}]}},
+        {"name":"instance-state-name","valueSet":{"items":[{"value":"running"},{"value":"pending"}]}}]}},
+        "responseElements":null,$tail,"managementEvent":true,"recipientAccountId":"$acct","eventCategory":"Management",
+        $tls}"#;
+    pub const EC2_RUN: &str = r#"{$head"requestParameters":{"instancesSet":{"items":[{
+        "imageId":"ami-0c101f26f147fa7fd","minCount":1,"maxCount":1}]},"instanceType":"m6i.large",
+        "blockDeviceMapping":{},"monitoring":{"enabled":false},"disableApiTermination":false,"clientToken":"$uuid_client",
+        "tagSpecificationSet":{"items":[{"resourceType":"instance","tags":[{"key":"Name","value":"web"}]}]}},
+        "responseElements":{"requestId":"$uuid","reservationId":"r-$hex17_r","ownerId":"$acct","groupSet":{},
+        "instancesSet":{"items":[{"instanceId":"i-$hex17_i","imageId":"ami-0c101f26f147fa7fd",
+        "instanceState":{"code":0,"name":"pending"},"privateDnsName":"ip-10-0-$octet-$octet_b.ec2.internal",
+        "amiLaunchIndex":0,"productCodes":{},"instanceType":"m6i.large","launchTime":$millis,
+        "placement":{"availabilityZone":"$zone","tenancy":"default"},"monitoring":{"state":"disabled"},
+        "subnetId":"subnet-$hex17_s","vpcId":"vpc-$hex17_v","privateIpAddress":"10.0.$octet.$octet_b",
+        "stateReason":{"code":"pending","message":"pending"},"architecture":"x86_64","rootDeviceType":"ebs",
+        "rootDeviceName":"/dev/xvda","blockDeviceMapping":{},"virtualizationType":"hvm","hypervisor":"xen",
+        "groupSet":{"items":[{"groupId":"sg-$hex17_g","groupName":"web-tier"}]},"sourceDestCheck":true,
+        "networkInterfaceSet":{"items":[{"networkInterfaceId":"eni-$hex17_n","subnetId":"subnet-$hex17_s",
+        "vpcId":"vpc-$hex17_v","ownerId":"$acct","status":"in-use","macAddress":"0a:1b:2c:3d:4e:5f",
+        "privateIpAddress":"10.0.$octet.$octet_b","sourceDestCheck":true,"interfaceType":"interface",
+        "groupSet":{"items":[{"groupId":"sg-$hex17_g","groupName":"web-tier"}]},"attachment":{
+        "attachmentId":"eni-attach-$hex17_a","deviceIndex":0,"status":"attaching","attachTime":$millis,
+        "deleteOnTermination":true},"privateIpAddressesSet":{"item":[{"privateIpAddress":"10.0.$octet.$octet_b",
+        "primary":true}]},"ipv6AddressesSet":{},"tagSet":{}}]},"ebsOptimized":true,"enaSupport":true,
+        "cpuOptions":{"coreCount":1,"threadsPerCore":2},"enclaveOptions":{"enabled":false},"metadataOptions":{
+        "state":"pending","httpTokens":"required","httpPutResponseHopLimit":2,"httpEndpoint":"enabled"}}]}},
+        $tail,"managementEvent":true,"recipientAccountId":"$acct","eventCategory":"Management",$tls}"#;
+    pub const IAM: &str = r#"{$head"requestParameters":$iam_request,"responseElements":$iam_response,$tail,
+        "managementEvent":true,"recipientAccountId":"$acct","eventCategory":"Management",$tls}"#;
+    pub const IAM_CREATE_ROLE: &str = r#"{"roleName":"$target","assumeRolePolicyDocument":"{\"Version\":
+        \"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"lambda.amazonaws.com\"},
+        \"Action\":\"sts:AssumeRole\"}]}"}"#;
+    pub const IAM_ROLE: &str = r#"{"role":{"path":"/","roleName":"$target","roleId":"$target_id",
+        "arn":"arn:aws:iam::$acct:role/$target","createDate":"Mar 4, 2024, 10:00:00 AM"}}"#;
+    pub const STS_ASSUME_ROLE: &str = r#"{$head"requestParameters":{"roleArn":"arn:aws:iam::$acct:role/$target",
+        "roleSessionName":"session-$hex8","durationSeconds":3600},"responseElements":{"credentials":{
+        "accessKeyId":"ASIA$upper16_c","sessionToken":"IQoJb3JpZ2luX2Vj$token180",
+        "expiration":"Mar 4, 2024, 11:00:00 AM"},"assumedRoleUser":{"assumedRoleId":"$target_id:session-$hex8",
+        "arn":"arn:aws:sts::$acct:assumed-role/$target/session-$hex8"}},$tail,"resources":[{"accountId":"$acct",
+        "type":"AWS::IAM::Role","ARN":"arn:aws:iam::$acct:role/$target"}],"managementEvent":true,
+        "recipientAccountId":"$acct","sharedEventID":"$uuid_shared","eventCategory":"Management",$tls}"#;
+    pub const CONSOLE_LOGIN: &str = r#"{"eventVersion":"1.09","userIdentity":$identity,"eventTime":"$time",
+        "eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1",
+        "sourceIPAddress":"$source","userAgent":"$agent","requestParameters":null,
+        "responseElements":{"ConsoleLogin":"$login"},"additionalEventData":{
+        "LoginTo":"https://console.aws.amazon.com/console/home?state=hashArgs%23&isauthcode=true",
+        "MobileVersion":"No","MFAUsed":"Yes"},"eventID":"$uuid_event","readOnly":false,"eventType":"AwsConsoleSignIn",
+        "managementEvent":true,"recipientAccountId":"$acct","eventCategory":"Management",$tls}"#;
+    pub const LAMBDA_INVOKE: &str = r#"{$head"requestParameters":{
+        "functionName":"arn:aws:lambda:$region:$acct:function:$function","invocationType":"Event",
+        "sourceArn":"arn:aws:events:$region:$acct:rule/every-5-minutes"},"responseElements":null,
+        "additionalEventData":{"functionVersion":"arn:aws:lambda:$region:$acct:function:$function:$LATEST"},$tail,
+        "resources":[{"accountId":"$acct","type":"AWS::Lambda::Function",
+        "ARN":"arn:aws:lambda:$region:$acct:function:$function"}],"managementEvent":false,"recipientAccountId":"$acct",
+        "eventCategory":"Data",$tls}"#;
+    pub const KMS_DECRYPT: &str = r#"{$head"requestParameters":{"encryptionAlgorithm":"SYMMETRIC_DEFAULT",
+        "encryptionContext":{"SecretARN":"arn:aws:secretsmanager:$region:$acct:secret:prod/db-$token6",
+        "SecretVersionId":"$uuid_version"}},"responseElements":null,$tail,"resources":[{"accountId":"$acct",
+        "type":"AWS::KMS::Key","ARN":"arn:aws:kms:$region:$acct:key/$uuid_key"}],"managementEvent":true,
+        "recipientAccountId":"$acct","eventCategory":"Management",$tls}"#;
+    pub const KMS_ROTATE: &str = r#"{"eventVersion":"1.09","userIdentity":{"accountId":"$acct",
+        "invokedBy":"kms.amazonaws.com"},"eventTime":"$time","eventSource":"kms.amazonaws.com","eventName":"RotateKey",
+        "awsRegion":"$region","sourceIPAddress":"kms.amazonaws.com","userAgent":"kms.amazonaws.com",
+        "requestParameters":null,"responseElements":null,"eventID":"$uuid_event","readOnly":false,"resources":[{
+        "accountId":"$acct","type":"AWS::KMS::Key","ARN":"arn:aws:kms:$region:$acct:key/$uuid_key"}],
+        "eventType":"AwsServiceEvent","managementEvent":true,"recipientAccountId":"$acct",
+        "serviceEventDetails":{"keyId":"$uuid_key"},"eventCategory":"Management"}"#;
 }
 
-/// Where records are made: one account and region, at one time.
-struct Trail<'a> {
+/// One kind of record and how often it appears.
+struct Kind {
+    /// Share of all records, in percent.
+    percent: u64,
+    /// The service's host name prefix (`s3` for `s3.amazonaws.com`).
+    host: &'static str,
+    /// Event names, one drawn per record.
+    names: &'static [&'static str],
+    /// Percent of callers that are IAM users, and that are AWS services (the rest are roles).
+    users_services: [u64; 2],
+    /// The service that calls on a user's behalf.
+    invoked_by: &'static str,
+    template: &'static str,
+}
+
+#[rustfmt::skip]
+const KINDS: [Kind; 9] = [
+    Kind { percent: 30, host: "s3", names: &["GetObject", "GetObject", "PutObject"], users_services: [10, 30],
+        invoked_by: "athena.amazonaws.com", template: templates::S3_OBJECT },
+    Kind { percent: 14, host: "ec2", names: &["DescribeInstances"], users_services: [20, 30],
+        invoked_by: "autoscaling.amazonaws.com", template: templates::EC2_DESCRIBE },
+    Kind { percent: 3, host: "ec2", names: &["RunInstances"], users_services: [10, 0],
+        invoked_by: "", template: templates::EC2_RUN },
+    Kind { percent: 8, host: "iam", names: &["GetRole", "ListAttachedRolePolicies", "AttachRolePolicy", "CreateRole"],
+        users_services: [30, 30], invoked_by: "cloudformation.amazonaws.com", template: templates::IAM },
+    Kind { percent: 12, host: "sts", names: &["AssumeRole"], users_services: [10, 30],
+        invoked_by: "lambda.amazonaws.com", template: templates::STS_ASSUME_ROLE },
+    Kind { percent: 2, host: "signin", names: &["ConsoleLogin"], users_services: [100, 0],
+        invoked_by: "", template: templates::CONSOLE_LOGIN },
+    Kind { percent: 8, host: "lambda", names: &["Invoke"], users_services: [0, 50],
+        invoked_by: "events.amazonaws.com", template: templates::LAMBDA_INVOKE },
+    Kind { percent: 20, host: "kms", names: &["Decrypt"], users_services: [0, 70],
+        invoked_by: "secretsmanager.amazonaws.com", template: templates::KMS_DECRYPT },
+    Kind { percent: 3, host: "kms", names: &["RotateKey"], users_services: [0, 100],
+        invoked_by: "kms.amazonaws.com", template: templates::KMS_ROTATE },
+];
+
+const AGENTS: [&str; 4] = [
+    "aws-cli/2.15.19 Python/3.11.6 Linux/6.5.0-1014-aws exe/x86_64.ubuntu.22 prompt/off command/s3api.get-object",
+    "Boto3/1.34.54 md/Botocore#1.34.54 ua/2.0 os/linux#6.1.79 md/arch#x86_64 lang/python#3.12.2 Botocore/1.34.54",
+    "aws-sdk-go-v2/1.25.2 os/linux lang/go#1.21.8 md/GOOS#linux md/GOARCH#amd64 api/ec2#1.150.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36",
+];
+
+const USERS: [&str; 4] = ["ci-deploy", "ops-admin", "svc-backup", "audit-reader"];
+const ROLES: [&str; 4] = ["PlatformAdmin", "DataPipeline", "ReadOnly", "eks-node-role"];
+const TARGET_ROLES: [&str; 3] = ["CrossAccountAudit", "DeployTarget", "lambda-exec"];
+const BUCKETS: [&str; 3] = ["app-assets", "data-lake-raw", "backups"];
+const FUNCTIONS: [&str; 3] = ["ingest-orders", "resize-images", "nightly-report"];
+const NETWORKS: [&str; 3] = ["203.0.113", "198.51.100", "192.0.2"];
+
+const ERRORS: [(&str, &str); 3] = [
+    (
+        "AccessDenied",
+        "User is not authorized to perform this operation: no identity-based policy allows it",
+    ),
+    (
+        "Client.UnauthorizedOperation",
+        "You are not authorized to perform this operation.",
+    ),
+    ("ThrottlingException", "Rate exceeded"),
+];
+
+/// Fills templates for one record: each `$name` is drawn once and reused.
+struct Filler<'a> {
     rng: &'a mut Rng,
+    kind: &'a Kind,
     account: &'a str,
     region: &'a str,
     secs: u64,
+    drawn: HashMap<String, String>,
 }
 
-impl Trail<'_> {
-    fn iam_user(&mut self) -> Value {
-        let name = *self.rng.pick(&["ci-deploy", "ops-admin", "svc-backup", "audit-reader"]);
-        json!({"type": "IAMUser", "principalId": stable_id("AIDA", name), "accountId": self.account,
-            "arn": format!("arn:aws:iam::{}:user/{name}", self.account),
-            "accessKeyId": stable_id("AKIA", name), "userName": name})
-    }
-
-    fn assumed_role(&mut self) -> Value {
-        let role = *self.rng.pick(&[
-            "PlatformAdmin",
-            "DataPipeline",
-            "ReadOnly",
-            "eks-node-role",
-            "lambda-exec",
-        ]);
-        let session = format!("{}-{}", role.to_lowercase(), self.rng.range(1000, 1200));
-        let role_id = stable_id("AROA", role);
-        json!({"type": "AssumedRole", "principalId": format!("{role_id}:{session}"),
-            "arn": format!("arn:aws:sts::{}:assumed-role/{role}/{session}", self.account),
-            "accountId": self.account, "accessKeyId": format!("ASIA{}", self.rng.upper(16)),
-            "sessionContext": {
-                "sessionIssuer": {"type": "Role", "principalId": role_id, "accountId": self.account,
-                    "arn": format!("arn:aws:iam::{}:role/{role}", self.account), "userName": role},
-                "webIdFederationData": {},
-                "attributes": {"creationDate": event_time(self.secs - 900), "mfaAuthenticated": "false"}}})
-    }
-
-    fn service(&self, service: &str) -> Value {
-        json!({"type": "AWSService", "invokedBy": service})
-    }
-
-    /// A person, a role or a service, in the proportions a busy account has.
-    fn caller(&mut self, service: &str) -> Value {
-        match self.rng.next() % 10 {
-            0..=1 => self.iam_user(),
-            2..=7 => self.assumed_role(),
-            _ => self.service(service),
-        }
-    }
-
-    fn user_agent(&mut self, command: &str) -> String {
-        match self.rng.next() % 4 {
-            0 => format!("aws-cli/2.15.19 Python/3.11.6 Linux/6.5.0-1014-aws exe/x86_64.ubuntu.22 prompt/off command/{command}"),
-            1 => "Boto3/1.34.54 md/Botocore#1.34.54 ua/2.0 os/linux#6.1.79 md/arch#x86_64 lang/python#3.12.2 md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.34.54".into(),
-            2 => "APN/1.0 HashiCorp/1.0 Terraform/1.7.4 (+https://www.terraform.io) terraform-provider-aws/5.39.1 (+https://registry.terraform.io/providers/hashicorp/aws) aws-sdk-go-v2/1.25.2 os/linux lang/go#1.21.8".into(),
-            _ => "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36".into(),
-        }
-    }
-
-    fn tls(&self, service: &str) -> Value {
-        json!({"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
-            "clientProvidedHostHeader": format!("{service}.{}.amazonaws.com", self.region)})
-    }
-
-    /// The fields every API call has.
-    fn api_call(&mut self, source: &str, name: &str, identity: Value, read_only: bool) -> Value {
-        let service = source.trim_end_matches(".amazonaws.com");
-        let (ip, agent) = match identity["type"].as_str() {
-            Some("AWSService") => (source.to_owned(), source.to_owned()),
-            _ => (
-                self.rng.ip(),
-                self.user_agent(&format!("{service}.{}", name.to_lowercase())),
-            ),
-        };
-        json!({"eventVersion": "1.09", "userIdentity": identity, "eventTime": event_time(self.secs),
-            "eventSource": source, "eventName": name, "awsRegion": self.region,
-            "sourceIPAddress": ip, "userAgent": agent, "requestParameters": null,
-            "responseElements": null, "requestID": self.rng.uuid(), "eventID": self.rng.uuid(),
-            "readOnly": read_only, "eventType": "AwsApiCall", "managementEvent": true,
-            "recipientAccountId": self.account, "eventCategory": "Management",
-            "tlsDetails": self.tls(service)})
-    }
-
-    fn s3_object(&mut self, get: bool) -> Value {
-        let identity = self.caller("s3.amazonaws.com");
-        let mut r = self.api_call(
-            "s3.amazonaws.com",
-            if get { "GetObject" } else { "PutObject" },
-            identity,
-            get,
-        );
-        let bucket = format!(
-            "{}-{}",
-            self.rng.pick(&["app-assets", "data-lake-raw", "backups"]),
-            self.account
-        );
-        let key = format!(
-            "year=2024/month=03/part-{:05}-{}.snappy.parquet",
-            self.rng.range(0, 99_999),
-            self.rng.uuid()
-        );
-        let bytes = self.rng.range(1_000, 50_000_000);
-        r["requestID"] = self.rng.upper(16).into();
-        r["requestParameters"] = json!({"bucketName": bucket, "key": key,
-            "Host": format!("{bucket}.s3.{}.amazonaws.com", self.region)});
-        if !get {
-            r["responseElements"] = json!({"x-amz-server-side-encryption": "aws:kms",
-                "x-amz-server-side-encryption-aws-kms-key-id": format!("arn:aws:kms:{}:{}:key/{}", self.region, self.account, self.rng.uuid()),
-                "x-amz-version-id": self.rng.b64(32)});
-        }
-        r["additionalEventData"] = json!({"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256",
-            "bytesTransferredIn": if get { 0 } else { bytes }, "bytesTransferredOut": if get { bytes } else { 0 },
-            "AuthenticationMethod": "AuthHeader", "x-amz-id-2": self.rng.b64(76)});
-        r["resources"] = json!([{"type": "AWS::S3::Object", "ARN": format!("arn:aws:s3:::{bucket}/{key}")},
-            {"accountId": self.account, "type": "AWS::S3::Bucket", "ARN": format!("arn:aws:s3:::{bucket}")}]);
-        r["managementEvent"] = false.into();
-        r["eventCategory"] = "Data".into();
-        r
-    }
-
-    fn ec2_describe(&mut self) -> Value {
-        let identity = self.caller("autoscaling.amazonaws.com");
-        let mut r = self.api_call("ec2.amazonaws.com", "DescribeInstances", identity, true);
-        r["requestParameters"] = json!({"instancesSet": {}, "filterSet": {"items": [
-            {"name": "tag:Environment", "valueSet": {"items": [{"value": "prod"}]}},
-            {"name": "instance-state-name", "valueSet": {"items": [{"value": "running"}, {"value": "pending"}]}}]}});
-        r
-    }
-
-    fn ec2_run(&mut self) -> Value {
-        let identity = self.assumed_role();
-        let mut r = self.api_call("ec2.amazonaws.com", "RunInstances", identity, false);
-        let (subnet, vpc) = (
-            format!("subnet-{}", self.rng.hex(17)),
-            format!("vpc-{}", self.rng.hex(17)),
-        );
-        let ip = format!("10.0.{}.{}", self.rng.range(0, 255), self.rng.range(1, 254));
-        let group = json!({"items": [{"groupId": format!("sg-{}", self.rng.hex(17)), "groupName": "web-tier"}]});
-        let eni = json!({"networkInterfaceId": format!("eni-{}", self.rng.hex(17)), "subnetId": subnet, "vpcId": vpc,
-            "ownerId": self.account, "status": "in-use", "macAddress": "0a:1b:2c:3d:4e:5f", "privateIpAddress": ip,
-            "sourceDestCheck": true, "interfaceType": "interface", "groupSet": group, "ipv6AddressesSet": {},
-            "attachment": {"attachmentId": format!("eni-attach-{}", self.rng.hex(17)), "deviceIndex": 0,
-                "status": "attaching", "attachTime": self.secs * 1000, "deleteOnTermination": true},
-            "privateIpAddressesSet": {"item": [{"privateIpAddress": ip, "primary": true}]}, "tagSet": {}});
-        let mut instance = json!({"instanceId": format!("i-{}", self.rng.hex(17)), "imageId": "ami-0c101f26f147fa7fd",
-            "instanceState": {"code": 0, "name": "pending"}, "amiLaunchIndex": 0, "productCodes": {},
-            "privateDnsName": format!("ip-{}.ec2.internal", ip.replace('.', "-")), "instanceType": "m6i.large",
-            "launchTime": self.secs * 1000, "placement": {"availabilityZone": format!("{}a", self.region), "tenancy": "default"},
-            "monitoring": {"state": "disabled"}, "subnetId": subnet, "vpcId": vpc, "privateIpAddress": ip,
-            "stateReason": {"code": "pending", "message": "pending"}, "architecture": "x86_64", "rootDeviceType": "ebs",
-            "rootDeviceName": "/dev/xvda", "blockDeviceMapping": {}, "virtualizationType": "hvm", "hypervisor": "xen",
-            "groupSet": group, "sourceDestCheck": true, "networkInterfaceSet": {"items": [eni]}, "ebsOptimized": true,
-            "enaSupport": true, "cpuOptions": {"coreCount": 1, "threadsPerCore": 2}, "enclaveOptions": {"enabled": false}});
-        instance["metadataOptions"] = json!({"state": "pending", "httpTokens": "required", "httpPutResponseHopLimit": 2,
-            "httpEndpoint": "enabled", "httpProtocolIpv4": "enabled", "instanceMetadataTags": "disabled"});
-        r["requestParameters"] = json!({"instanceType": "m6i.large", "blockDeviceMapping": {},
-            "instancesSet": {"items": [{"imageId": "ami-0c101f26f147fa7fd", "minCount": 1, "maxCount": 1}]},
-            "monitoring": {"enabled": false}, "disableApiTermination": false, "clientToken": self.rng.uuid(),
-            "tagSpecificationSet": {"items": [{"resourceType": "instance", "tags": [{"key": "Name", "value": "web"}]}]}});
-        r["responseElements"] = json!({"requestId": self.rng.uuid(), "reservationId": format!("r-{}", self.rng.hex(17)),
-            "ownerId": self.account, "groupSet": {}, "instancesSet": {"items": [instance]}});
-        r
-    }
-
-    fn iam(&mut self) -> Value {
-        let identity = self.caller("cloudformation.amazonaws.com");
-        let role = *self.rng.pick(&["lambda-exec", "DataPipeline", "eks-node-role"]);
-        let arn = format!("arn:aws:iam::{}:role/{role}", self.account);
-        let name = *self
-            .rng
-            .pick(&["GetRole", "ListAttachedRolePolicies", "AttachRolePolicy", "CreateRole"]);
-        let mut r = self.api_call("iam.amazonaws.com", name, identity, name.starts_with(['G', 'L']));
-        r["awsRegion"] = "us-east-1".into();
-        r["requestParameters"] = match name {
-            "AttachRolePolicy" => {
-                json!({"roleName": role, "policyArn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"})
+impl Filler<'_> {
+    fn fill(&mut self, template: &str, out: &mut String) {
+        for (i, line) in template.lines().enumerate() {
+            let mut rest = if i == 0 { line } else { line.trim_start() };
+            while let Some(at) = rest.find('$') {
+                out.push_str(&rest[..at]);
+                let after = &rest[at + 1..];
+                let len = after
+                    .find(|c: char| !matches!(c, 'a'..='z' | '0'..='9' | '_'))
+                    .unwrap_or(after.len());
+                match &after[..len] {
+                    "" => out.push('$'),
+                    name => out.push_str(&self.get(name)),
+                }
+                rest = &after[len..];
             }
-            _ => json!({"roleName": role}),
-        };
-        if name == "CreateRole" {
-            let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-            r["requestParameters"]["assumeRolePolicyDocument"] = policy.into();
-            r["responseElements"] = json!({"role": {"path": "/", "roleName": role, "roleId": stable_id("AROA", role),
-                "arn": arn, "createDate": format!("Mar 4, 2024, {}:00:00 AM", self.rng.range(1, 11)),
-                "assumeRolePolicyDocument": policy.replace('"', "%22")}});
+            out.push_str(rest);
         }
-        r
     }
 
-    fn assume_role(&mut self) -> Value {
-        let identity = match self.rng.next() % 3 {
-            0 => self.service("lambda.amazonaws.com"),
-            _ => self.assumed_role(),
-        };
-        let mut r = self.api_call("sts.amazonaws.com", "AssumeRole", identity, true);
-        let role = *self.rng.pick(&["CrossAccountAudit", "DeployTarget", "lambda-exec"]);
-        let session = format!("session-{}", self.rng.hex(8));
-        let role_arn = format!("arn:aws:iam::{}:role/{role}", self.account);
-        r["requestParameters"] = json!({"roleArn": role_arn, "roleSessionName": session, "durationSeconds": 3600});
-        r["responseElements"] = json!({"credentials": {"accessKeyId": format!("ASIA{}", self.rng.upper(16)),
-                "sessionToken": format!("IQoJb3JpZ2luX2Vj{}", self.rng.b64(240)), "expiration": "Mar 4, 2024, 11:00:00 AM"},
-            "assumedRoleUser": {"assumedRoleId": format!("{}:{session}", stable_id("AROA", role)),
-                "arn": format!("arn:aws:sts::{}:assumed-role/{role}/{session}", self.account)}});
-        r["resources"] = json!([{"accountId": self.account, "type": "AWS::IAM::Role", "ARN": role_arn}]);
-        r["sharedEventID"] = self.rng.uuid().into();
-        r
-    }
-
-    fn console_login(&mut self) -> Value {
-        let identity = self.iam_user();
-        let mut r = self.api_call("signin.amazonaws.com", "ConsoleLogin", identity, false);
-        let ok = self.rng.chance(90);
-        r["eventType"] = "AwsConsoleSignIn".into();
-        r["responseElements"] = json!({"ConsoleLogin": if ok { "Success" } else { "Failure" }});
-        r["additionalEventData"] = json!({"LoginTo": "https://console.aws.amazon.com/console/home?state=hashArgs%23&isauthcode=true",
-            "MobileVersion": "No", "MFAUsed": "Yes"});
-        r.as_object_mut().map(|o| o.remove("requestID"));
-        if !ok {
-            r["errorMessage"] = "Failed authentication".into();
+    fn get(&mut self, name: &str) -> String {
+        if let Some(value) = self.drawn.get(name) {
+            return value.clone();
         }
-        r
+        let value = self.draw(name);
+        self.drawn.insert(name.to_owned(), value.clone());
+        value
     }
 
-    fn lambda_invoke(&mut self) -> Value {
-        let identity = match self.rng.next() % 2 {
-            0 => self.service("events.amazonaws.com"),
-            _ => self.assumed_role(),
-        };
-        let mut r = self.api_call("lambda.amazonaws.com", "Invoke", identity, false);
-        let function = format!(
-            "arn:aws:lambda:{}:{}:function:{}",
-            self.region,
-            self.account,
-            self.rng.pick(&["ingest-orders", "resize-images", "nightly-report"])
-        );
-        r["requestParameters"] = json!({"functionName": function, "invocationType": "Event",
-            "sourceArn": format!("arn:aws:events:{}:{}:rule/every-5-minutes", self.region, self.account)});
-        r["additionalEventData"] = json!({"functionVersion": format!("{function}:$LATEST")});
-        r["resources"] = json!([{"accountId": self.account, "type": "AWS::Lambda::Function", "ARN": function}]);
-        r["managementEvent"] = false.into();
-        r["eventCategory"] = "Data".into();
-        r
+    fn word(&mut self, words: &[&str]) -> String {
+        self.rng.pick(words).to_string()
     }
 
-    fn kms_decrypt(&mut self) -> Value {
-        let identity = self.caller("secretsmanager.amazonaws.com");
-        let mut r = self.api_call("kms.amazonaws.com", "Decrypt", identity, true);
-        let key = format!("arn:aws:kms:{}:{}:key/{}", self.region, self.account, self.rng.uuid());
-        r["requestParameters"] = json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "encryptionContext": {
-            "SecretARN": format!("arn:aws:secretsmanager:{}:{}:secret:prod/db-{}", self.region, self.account, self.rng.b64(6)),
-            "SecretVersionId": self.rng.uuid()}});
-        r["resources"] = json!([{"accountId": self.account, "type": "AWS::KMS::Key", "ARN": key}]);
-        r
+    fn expand(&mut self, template: &str) -> String {
+        let mut out = String::new();
+        self.fill(template, &mut out);
+        out
     }
 
-    fn service_event(&mut self) -> Value {
-        let key = self.rng.uuid();
-        json!({"eventVersion": "1.09", "userIdentity": {"accountId": self.account, "invokedBy": "kms.amazonaws.com"},
-            "eventTime": event_time(self.secs), "eventSource": "kms.amazonaws.com", "eventName": "RotateKey",
-            "awsRegion": self.region, "sourceIPAddress": "kms.amazonaws.com", "userAgent": "kms.amazonaws.com",
-            "requestParameters": null, "responseElements": null, "eventID": self.rng.uuid(), "readOnly": false,
-            "resources": [{"accountId": self.account, "type": "AWS::KMS::Key",
-                "ARN": format!("arn:aws:kms:{}:{}:key/{key}", self.region, self.account)}],
-            "eventType": "AwsServiceEvent", "managementEvent": true, "recipientAccountId": self.account,
-            "serviceEventDetails": {"keyId": key}, "eventCategory": "Management"})
-    }
-
-    /// One record of the mix; about one API call in twenty is refused.
-    fn record(&mut self) -> Value {
-        let mut r = match self.rng.next() % 100 {
-            0..=24 => self.s3_object(true),
-            25..=34 => self.s3_object(false),
-            35..=46 => self.ec2_describe(),
-            47..=49 => self.ec2_run(),
-            50..=57 => self.iam(),
-            58..=69 => self.assume_role(),
-            70..=71 => self.console_login(),
-            72..=79 => self.lambda_invoke(),
-            80..=96 => self.kms_decrypt(),
-            _ => self.service_event(),
-        };
-        if r["eventType"] == "AwsApiCall" && self.rng.chance(5) {
-            let (code, message) = *self.rng.pick(&[
-                (
-                    "AccessDenied",
-                    "User is not authorized to perform this operation because no identity-based policy allows it",
-                ),
-                (
-                    "Client.UnauthorizedOperation",
-                    "You are not authorized to perform this operation.",
-                ),
-                ("ThrottlingException", "Rate exceeded"),
-            ]);
-            r["errorCode"] = code.into();
-            r["errorMessage"] = message.into();
-            r["responseElements"] = Value::Null;
+    fn draw(&mut self, name: &str) -> String {
+        let (kind, acct, region) = (self.kind, self.account, self.region);
+        let event_name = |f: &mut Self| f.get("name");
+        match name {
+            "acct" => acct.into(),
+            "region" => region.into(),
+            "zone" => format!("{region}a"),
+            "host" => kind.host.into(),
+            "invoked_by" => kind.invoked_by.into(),
+            "time" | "created" => {
+                let secs = if name == "time" { self.secs } else { self.secs - 900 };
+                let (mo, d, h, mi, s) = calendar(secs);
+                format!("2024-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+            }
+            // 1 704 067 200 is 2024-01-01T00:00Z in Unix seconds.
+            "millis" => ((1_704_067_200 + self.secs) * 1000).to_string(),
+            "name" => self.word(kind.names),
+            "read" => {
+                let name = event_name(self);
+                let reads = ["Get", "List", "Describe", "Decrypt", "AssumeRole"];
+                reads.iter().any(|p| name.starts_with(p)).to_string()
+            }
+            "caller" => match self.rng.range(0, 99) {
+                n if n < kind.users_services[0] => "user".into(),
+                n if n >= 100 - kind.users_services[1] => "service".into(),
+                _ => "role".into(),
+            },
+            "identity" => match self.get("caller").as_str() {
+                "user" => self.expand(templates::USER),
+                "service" => self.expand(templates::SERVICE),
+                _ => self.expand(templates::ROLE),
+            },
+            "source" if self.get("caller") == "service" => kind.invoked_by.into(),
+            "source" => format!("{}.{}", self.word(&NETWORKS), self.rng.range(1, 254)),
+            "agent" if self.get("caller") == "service" => kind.invoked_by.into(),
+            "agent" => self.word(&AGENTS),
+            "error" if kind.names != ["ConsoleLogin"] && self.rng.range(0, 99) < 5 => {
+                let (code, message) = self.rng.pick(&ERRORS);
+                format!(r#""errorCode":"{code}","errorMessage":"{message}","#)
+            }
+            "error" => String::new(),
+            "head" => self.expand(templates::HEAD),
+            "tail" => self.expand(templates::TAIL),
+            "tls" => self.expand(templates::TLS),
+            "user" => self.word(&USERS),
+            "user_id" => stable_id("AIDA", &self.get("user")),
+            "user_key" => stable_id("AKIA", &self.get("user")),
+            "role" => self.word(&ROLES),
+            "role_id" => stable_id("AROA", &self.get("role")),
+            "session" => format!("{}-{}", self.get("role").to_lowercase(), self.rng.range(1000, 1200)),
+            "target" => self.word(&TARGET_ROLES),
+            "target_id" => stable_id("AROA", &self.get("target")),
+            "bucket" => format!("{}-{acct}", self.word(&BUCKETS)),
+            "object" => format!("year=2024/month=03/part-{:05}.parquet", self.rng.range(0, 99_999)),
+            "bytes" => self.rng.range(1_000, 50_000_000).to_string(),
+            "s3_in" | "s3_out" if (name == "s3_in") == (event_name(self) == "PutObject") => self.get("bytes"),
+            "s3_in" | "s3_out" => "0".into(),
+            "s3_response" if event_name(self) == "PutObject" => self.expand(templates::S3_PUT_RESPONSE),
+            "iam_request" if event_name(self) == "CreateRole" => self.expand(templates::IAM_CREATE_ROLE),
+            "iam_request" if event_name(self) == "AttachRolePolicy" => {
+                self.expand(r#"{"roleName":"$target","policyArn":"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"}"#)
+            }
+            "iam_request" => self.expand(r#"{"roleName":"$target"}"#),
+            "iam_response" if event_name(self) == "CreateRole" => self.expand(templates::IAM_ROLE),
+            "s3_response" | "iam_response" => "null".into(),
+            "login" if self.rng.range(0, 99) < 10 => "Failure".into(),
+            "login" => "Success".into(),
+            "function" => self.word(&FUNCTIONS),
+            _ => self.draw_generic(name),
         }
-        r
+    }
+
+    /// `uuid`, `octet`, `hexN`, `upperN`, `tokenN` (N characters), with an optional `_tag`.
+    fn draw_generic(&mut self, name: &str) -> String {
+        let stem = name.split('_').next().unwrap_or(name);
+        let digits = stem.find(|c: char| c.is_ascii_digit()).unwrap_or(stem.len());
+        let len = stem[digits..].parse().unwrap_or(0);
+        match &stem[..digits] {
+            "uuid" => self.rng.uuid(),
+            "octet" => self.rng.range(0, 255).to_string(),
+            "hex" => self.rng.chars(b"0123456789abcdef", len),
+            "upper" => self.rng.chars(UPPER, len),
+            "token" => self.rng.chars(TOKEN, len),
+            _ => panic!("template token ${name} is not known"),
+        }
     }
 }
 
-/// The order CloudTrail writes a record's top-level keys in (`json!` sorts them).
-const KEY_ORDER: [&str; 24] = [
-    "eventVersion",
-    "userIdentity",
-    "eventTime",
-    "eventSource",
-    "eventName",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "errorCode",
-    "errorMessage",
-    "requestParameters",
-    "responseElements",
-    "additionalEventData",
-    "requestID",
-    "eventID",
-    "readOnly",
-    "resources",
-    "eventType",
-    "managementEvent",
-    "recipientAccountId",
-    "sharedEventID",
-    "serviceEventDetails",
-    "eventCategory",
-    "tlsDetails",
-];
+/// The kind of record a roll of 0..100 stands for.
+fn kind_for(mut roll: u64) -> &'static Kind {
+    for kind in &KINDS {
+        if roll < kind.percent {
+            return kind;
+        }
+        roll -= kind.percent;
+    }
+    &KINDS[0]
+}
 
-fn write_record(out: &mut Vec<u8>, record: &Value) -> anyhow::Result<()> {
-    let Value::Object(map) = record else {
-        bail!("a record must be an object")
+/// Draws one record of the mix into `out`.
+fn write_record(out: &mut String, rng: &mut Rng, account: &str, region: &str, secs: u64) {
+    let kind = kind_for(rng.range(0, 99));
+    let mut filler = Filler {
+        rng,
+        kind,
+        account,
+        region,
+        secs,
+        drawn: HashMap::new(),
     };
-    out.push(b'{');
-    let mut written = 0;
-    for key in KEY_ORDER {
-        if let Some(value) = map.get(key) {
-            if written > 0 {
-                out.push(b',');
-            }
-            write!(out, "\"{key}\":")?;
-            serde_json::to_writer(&mut *out, value)?;
-            written += 1;
-        }
-    }
-    if written != map.len() {
-        bail!(
-            "a generated record has a key missing from KEY_ORDER: {:?}",
-            map.keys().collect::<Vec<_>>()
-        );
-    }
-    out.push(b'}');
-    Ok(())
+    filler.fill(kind.template, out);
 }
 
 /// A set of generated files and what they hold.
@@ -470,146 +418,126 @@ struct Corpus {
     gz_bytes: u64,
 }
 
-/// Writes one log file of `count` records in the 5-minute window starting at `window_secs`.
-fn write_log_file(
-    path: &Path,
-    rng: &mut Rng,
-    account: &str,
-    region: &str,
-    window_secs: u64,
-    count: u64,
-    corpus: &mut Corpus,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path.parent().context("a log file path has a directory")?)?;
-    let mut gz = GzEncoder::new(BufWriter::new(File::create(path)?), Compression::default());
-    let mut buf = Vec::with_capacity(8 << 10);
-    buf.extend_from_slice(b"{\"Records\":[");
-    for i in 0..count {
-        if i > 0 {
-            buf.push(b',');
+impl Corpus {
+    /// Adds a log file of `count` records from the 5-minute window starting at `window_secs`.
+    fn write_file(&mut self, path: &Path, rng: &mut Rng, window_secs: u64, count: u64) -> anyhow::Result<()> {
+        // The name says where the file is from: `<acct>_CloudTrail_<region>_...`.
+        let name = path.file_name().and_then(|n| n.to_str()).context("a log file name")?;
+        let mut parts = name.split('_');
+        let (account, region) = (parts.next().unwrap_or(""), parts.nth(1).unwrap_or(""));
+        std::fs::create_dir_all(path.parent().context("a log file directory")?)?;
+        let mut gz = GzEncoder::new(BufWriter::new(File::create(path)?), Compression::default());
+        let mut buf = String::from(r#"{"Records":["#);
+        for i in 0..count {
+            if i > 0 {
+                buf.push(',');
+            }
+            let secs = window_secs + rng.range(0, 299);
+            write_record(&mut buf, rng, account, region, secs);
+            gz.write_all(buf.as_bytes())?;
+            self.json_bytes += buf.len() as u64;
+            buf.clear();
         }
-        let secs = window_secs + rng.range(0, 299);
-        let record = Trail {
-            rng: &mut *rng,
-            account,
-            region,
-            secs,
-        }
-        .record();
-        write_record(&mut buf, &record)?;
-        corpus.json_bytes += buf.len() as u64;
-        gz.write_all(&buf)?;
-        buf.clear();
+        gz.write_all(b"]}")?;
+        gz.finish()?.flush()?;
+        self.json_bytes += 2;
+        self.events += count;
+        self.gz_bytes += std::fs::metadata(path)?.len();
+        self.files.push(path.to_owned());
+        Ok(())
     }
-    gz.write_all(b"]}")?;
-    corpus.json_bytes += 2;
-    gz.finish()?.into_inner().map_err(|e| e.into_error())?.sync_all().ok();
-    corpus.events += count;
-    corpus.gz_bytes += std::fs::metadata(path)?.len();
-    corpus.files.push(path.to_owned());
-    Ok(())
 }
 
-/// A trail bucket: `AWSLogs/<acct>/CloudTrail/<region>/YYYY/MM/DD/<acct>_CloudTrail_<region>_<stamp>_<rand>.json.gz`.
+/// `AWSLogs/<acct>/CloudTrail/<region>/YYYY/MM/DD/<acct>_CloudTrail_<region>_<stamp>_<rand>.json.gz`
+fn log_path(dir: &Path, account: &str, region: &str, window_secs: u64, suffix: &str) -> PathBuf {
+    let (mo, d, h, mi, _) = calendar(window_secs);
+    let name = format!("{account}_CloudTrail_{region}_2024{mo:02}{d:02}T{h:02}{mi:02}Z_{suffix}.json.gz");
+    dir.join(format!(
+        "AWSLogs/{account}/CloudTrail/{region}/2024/{mo:02}/{d:02}/{name}"
+    ))
+}
+
+/// A trail bucket: every account and region delivers a file every five minutes.
 fn generate_bucket(dir: &Path, events: u64, rng: &mut Rng) -> anyhow::Result<Corpus> {
     let mut corpus = Corpus {
         arg: dir.to_owned(),
         ..Corpus::default()
     };
-    let mut n = 0_u64;
-    while corpus.events < events {
-        let (account, region) = (ACCOUNTS[n as usize % 2], REGIONS[n as usize / 2 % 3]);
-        let window = TRAIL_START_SECS + n / 6 * 300;
-        let (mo, d, h, mi, _) = calendar(window);
-        let name = format!(
-            "{account}_CloudTrail_{region}_2024{mo:02}{d:02}T{h:02}{mi:02}Z_{}.json.gz",
-            rng.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 16)
-        );
-        let path = dir.join(format!(
-            "AWSLogs/{account}/CloudTrail/{region}/2024/{mo:02}/{d:02}/{name}"
-        ));
+    for n in 0.. {
+        if corpus.events >= events {
+            break;
+        }
+        let (account, region) = (ACCOUNTS[n % 2], REGIONS[n / 2 % 3]);
+        let window = TRAIL_START_SECS + n as u64 / 6 * 300;
+        let suffix = rng.chars(&TOKEN[..62], 16);
         let count = rng.range(100, 1000);
-        write_log_file(&path, rng, account, region, window, count, &mut corpus)?;
-        n += 1;
+        corpus.write_file(&log_path(dir, account, region, window, &suffix), rng, window, count)?;
     }
     corpus.files.sort();
     Ok(corpus)
 }
 
-fn generate_single(path: &Path, events: u64, rng: &mut Rng) -> anyhow::Result<Corpus> {
+fn generate_single(dir: &Path, name: &str, events: u64, rng: &mut Rng) -> anyhow::Result<Corpus> {
+    let path = log_path(dir, ACCOUNTS[0], REGIONS[0], TRAIL_START_SECS, name);
     let mut corpus = Corpus {
-        arg: path.to_owned(),
+        arg: path.clone(),
         ..Corpus::default()
     };
-    write_log_file(
-        path,
-        rng,
-        ACCOUNTS[0],
-        REGIONS[0],
-        TRAIL_START_SECS,
-        events,
-        &mut corpus,
-    )?;
+    corpus.write_file(&path, rng, TRAIL_START_SECS, events)?;
     Ok(corpus)
 }
 
-/// Wall times of repeated runs.
+/// Wall times of repeated runs, fastest first.
 struct Timing(Vec<Duration>);
 
 impl Timing {
     fn best(&self) -> f64 {
-        self.0.iter().min().map_or(f64::NAN, Duration::as_secs_f64)
+        self.0.first().map_or(f64::NAN, Duration::as_secs_f64)
     }
     fn median(&self) -> f64 {
-        let mut v = self.0.clone();
-        v.sort();
-        v.get(v.len() / 2).map_or(f64::NAN, Duration::as_secs_f64)
+        self.0.get(self.0.len() / 2).map_or(f64::NAN, Duration::as_secs_f64)
     }
 }
 
-/// Runs `run` `RUNS` times on a fresh `prepare()` (not timed); each run must see `events`.
-fn measure<P>(
-    label: &str,
-    events: u64,
-    mut prepare: impl FnMut() -> P,
-    mut run: impl FnMut(P) -> anyhow::Result<u64>,
-) -> anyhow::Result<Timing> {
+type Counted = anyhow::Result<u64>;
+
+/// Times `RUNS` runs of `run`; each must count `expected` (events, or bytes for gunzip).
+fn measure(label: &str, expected: u64, mut run: impl FnMut() -> Counted) -> anyhow::Result<Timing> {
     let mut times = Vec::with_capacity(RUNS);
-    for i in 0..RUNS {
-        eprintln!("  {label}: run {}/{RUNS}", i + 1);
-        let input = prepare();
+    for i in 1..=RUNS {
+        eprintln!("  {label}: run {i}/{RUNS}");
         let started = Instant::now();
-        let seen = run(input)?;
+        let seen = run()?;
         times.push(started.elapsed());
-        if seen != events {
-            bail!("{label}: saw {seen} events, expected {events}");
+        if seen != expected {
+            bail!("{label}: counted {seen}, expected {expected}");
         }
     }
+    times.sort();
     Ok(Timing(times))
 }
 
-fn gunzip(inputs: &[(String, Vec<u8>)]) -> anyhow::Result<u64> {
+/// Files read into memory once, so that the in-process stages measure no disk I/O.
+type Inputs = Vec<(String, Vec<u8>)>;
+
+/// Decompressed bytes.
+fn gunzip(inputs: &Inputs) -> Counted {
     let mut bytes = 0;
-    let mut buf = vec![0; 256 << 10];
     for (_, gz) in inputs {
-        let mut decoder = MultiGzDecoder::new(&gz[..]);
-        loop {
-            match decoder.read(&mut buf)? {
-                0 => break,
-                n => bytes += n as u64,
-            }
-        }
+        bytes += std::io::copy(&mut MultiGzDecoder::new(&gz[..]), &mut std::io::sink())?;
     }
     Ok(bytes)
 }
 
-/// The plugin's parser built natively; returns the events and how many the parser flagged.
-fn parse_native(inputs: Vec<(String, Vec<u8>)>) -> anyhow::Result<(u64, u64)> {
+/// The plugin's parser built natively; returns the events and how many it flagged. Each file's
+/// bytes are copied first, as the wasm path copies them into the plugin's memory.
+fn parse_native(inputs: &Inputs) -> anyhow::Result<(u64, u64)> {
     let (mut events, mut flagged) = (0, 0);
     for (key, bytes) in inputs {
-        let mut file = LogFile::open(bytes, &key, OpenOptions::default()).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+        let opened = LogFile::open(bytes.clone(), key, OpenOptions::default());
+        let mut file = opened.map_err(|e| anyhow!("{key}: {e}"))?;
         loop {
-            let batch = file.next_batch(512).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+            let batch = file.next_batch(512).map_err(|e| anyhow!("{key}: {e}"))?;
             if batch.is_empty() {
                 break;
             }
@@ -620,121 +548,108 @@ fn parse_native(inputs: Vec<(String, Vec<u8>)>) -> anyhow::Result<(u64, u64)> {
     Ok((events, flagged))
 }
 
-fn parse_wasm(runtime: &PluginRuntime, inputs: &[(String, Vec<u8>)]) -> anyhow::Result<u64> {
+fn parse_wasm(runtime: &PluginRuntime, inputs: &Inputs) -> Counted {
     let mut events = 0;
     for (key, bytes) in inputs {
+        let (key, size) = (key.clone(), bytes.len() as u64);
         let meta = ObjectMeta {
-            key: key.clone(),
-            size: bytes.len() as u64,
+            key,
+            size,
             last_modified_ms: None,
         };
-        let report = runtime
-            .read_file(bytes, &meta, |_| Ok(()))
-            .map_err(|(_, failure)| anyhow::anyhow!("{key}: {failure}"))?;
-        events += report.events;
+        let read = runtime.read_file(bytes, &meta, |_| Ok(()));
+        events += read.map_err(|(_, failure)| anyhow!("{}: {failure}", meta.key))?.events;
     }
     Ok(events)
 }
 
-/// One finished child: wall time, peak resident memory and exit code.
-struct ChildRun {
-    wall: Duration,
-    peak_rss_kib: u64,
-    code: Option<i32>,
-}
+/// Set to a file path, turns this binary into the helper that runs one child (its arguments) and
+/// writes `<wall seconds> <peak RSS KiB>` there. Linux counts into a child's peak RSS the peak of
+/// the address space it replaced at exec, which after vfork is the parent's: so the parent must
+/// be a small fresh process, not the benchmark holding its data.
+const HELPER_ENV: &str = "TRAILWATCH_BENCH_PEAK_TO";
 
-/// Runs `command` to its end and reads its peak RSS from `wait4`: exact, unlike polling /proc.
-fn run_child(command: &mut Command) -> anyhow::Result<ChildRun> {
+fn helper(report: &Path) -> anyhow::Result<ExitCode> {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let (program, args) = args.split_first().context("the helper needs a command")?;
     let started = Instant::now();
-    let child = command.spawn().with_context(|| format!("starting {command:?}"))?;
+    let child = Command::new(program).args(args).env_remove(HELPER_ENV).spawn()?;
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is plain data, for which all-zero bytes are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our own child, not yet reaped (std only reaps in `wait`, never on drop);
-        // both pointers are to live locals.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
+    // SAFETY: `pid` is our child and not yet reaped (std reaps only in `wait`, never on drop);
+    // both pointers are to live locals.
+    while unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::Interrupted {
             return Err(e).context("waiting for the child");
         }
     }
-    let wall = started.elapsed();
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     // Linux reports ru_maxrss in KiB.
-    Ok(ChildRun {
-        wall,
-        peak_rss_kib: usage.ru_maxrss as u64,
-        code,
-    })
+    std::fs::write(
+        report,
+        format!("{} {}", started.elapsed().as_secs_f64(), usage.ru_maxrss),
+    )?;
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Runs `command` through the helper, output to /dev/null; returns its wall time in seconds and
+/// its peak RSS in KiB.
+fn run_child(command: &Command, scratch: &Path) -> anyhow::Result<(f64, u64)> {
+    let (report, stderr) = (scratch.join("peak.txt"), scratch.join("stderr.txt"));
+    let mut helper = Command::new(std::env::current_exe()?);
+    helper
+        .env(HELPER_ENV, &report)
+        .arg(command.get_program())
+        .args(command.get_args());
+    helper.stdout(File::create("/dev/null")?).stderr(File::create(&stderr)?);
+    let status = helper.status()?;
+    if !status.success() {
+        let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+        bail!("{command:?} failed ({status}):\n{said}");
+    }
+    let report = std::fs::read_to_string(&report)?;
+    let (wall, peak) = report.split_once(' ').context("the helper's report")?;
+    Ok((wall.parse()?, peak.parse()?))
 }
 
 /// How to start the release binary.
 struct Cli {
     bin: PathBuf,
     plugin_dir: PathBuf,
-    cache_dir: PathBuf,
     scratch: PathBuf,
 }
 
 impl Cli {
-    /// `trailwatch replay` over `corpus`, NDJSON to /dev/null; checks the summary's event count.
-    fn replay(&self, corpus: &Corpus, jobs: usize) -> anyhow::Result<ChildRun> {
-        let (summary, stderr) = (self.scratch.join("summary.json"), self.scratch.join("stderr.txt"));
-        let run = run_child(
-            Command::new(&self.bin)
-                .arg("--plugin-dir")
-                .arg(&self.plugin_dir)
-                .arg("--cache-dir")
-                .arg(&self.cache_dir)
-                .args(["replay", "--no-progress", "--jobs", &jobs.to_string(), "--summary-json"])
-                .arg(&summary)
-                .arg(&corpus.arg)
-                .stdout(File::create("/dev/null")?)
-                .stderr(File::create(&stderr)?),
-        )?;
-        if run.code != Some(0) {
-            let said = std::fs::read_to_string(&stderr).unwrap_or_default();
-            bail!("trailwatch replay exited with {:?}:\n{said}", run.code);
-        }
-        let summary: Value = serde_json::from_slice(&std::fs::read(&summary)?)?;
-        if summary["events"].as_u64() != Some(corpus.events) || summary["flagged_events"].as_u64() != Some(0) {
-            bail!(
-                "trailwatch replay saw {} events ({} flagged), expected {}",
-                summary["events"],
-                summary["flagged_events"],
-                corpus.events
-            );
+    /// `trailwatch replay` over `corpus`, NDJSON to /dev/null; checks the summary's counts.
+    /// Returns the wall time in seconds and the peak RSS in KiB.
+    fn replay(&self, corpus: &Corpus, jobs: usize) -> anyhow::Result<(f64, u64)> {
+        let summary = self.scratch.join("summary.json");
+        let mut command = Command::new(&self.bin);
+        command.arg("--plugin-dir").arg(&self.plugin_dir);
+        command.arg("--cache-dir").arg(self.scratch.join("cache"));
+        command.args(["replay", "--no-progress", "--jobs", &jobs.to_string()]);
+        command.arg("--summary-json").arg(&summary).arg(&corpus.arg);
+        let run = run_child(&command, &self.scratch)?;
+        let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary)?)?;
+        let (events, flagged) = (&summary["events"], &summary["flagged_events"]);
+        if events.as_u64() != Some(corpus.events) || flagged.as_u64() != Some(0) {
+            bail!("replay saw {events} events ({flagged} flagged), not {}", corpus.events);
         }
         Ok(run)
     }
 }
 
-fn on_path(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 /// `zcat FILES | jq -c '.Records[]' > /dev/null`.
-fn jq_baseline(corpus: &Corpus) -> anyhow::Result<u64> {
-    let mut zcat = Command::new("zcat")
-        .args(&corpus.files)
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let pipe = zcat.stdout.take().context("zcat's stdout")?;
-    let jq = Command::new("jq")
-        .args(["-c", ".Records[]"])
-        .stdin(pipe)
-        .stdout(File::create("/dev/null")?)
-        .status()?;
+fn jq_baseline(corpus: &Corpus) -> Counted {
+    let mut zcat = Command::new("zcat");
+    let mut zcat = zcat.args(&corpus.files).stdout(Stdio::piped()).spawn()?;
+    let mut jq = Command::new("jq");
+    jq.args(["-c", ".Records[]"])
+        .stdin(zcat.stdout.take().context("zcat's stdout")?);
+    let jq = jq.stdout(File::create("/dev/null")?).status()?;
     if !zcat.wait()?.success() || !jq.success() {
         bail!("zcat | jq failed");
     }
@@ -755,7 +670,8 @@ with open(sys.argv[1]) as paths, open("/dev/null", "w") as out:
 print(count)
 "#;
 
-fn python_baseline(script: &Path, list: &Path) -> anyhow::Result<u64> {
+/// The Python script over the files listed in `list`; returns the records it wrote.
+fn python_baseline(script: &Path, list: &Path) -> Counted {
     let out = Command::new("python3")
         .arg(script)
         .arg(list)
@@ -767,238 +683,177 @@ fn python_baseline(script: &Path, list: &Path) -> anyhow::Result<u64> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
-/// One line of the throughput table.
-struct Row {
-    stage: String,
-    threads: usize,
-    timing: Option<Timing>,
+/// The stages of the throughput table, in the order they run; `N` is the number of cores.
+const STAGES: [&str; 7] = [
+    "gunzip only (flate2, native)",
+    "plugin parser built natively (`LogFile::next_batch`)",
+    "plugin in wasmtime, in-process (`PluginRuntime::read_file`)",
+    "`trailwatch replay --jobs 1`, NDJSON to /dev/null",
+    "`trailwatch replay --jobs N`, NDJSON to /dev/null",
+    "`zcat FILES \\| jq -c '.Records[]'` (two processes)",
+    "Python: `gzip.open`, `json.load`, `json.dumps` per record",
+];
+const NATIVE: usize = 1;
+const WASM: usize = 2;
+const JOBS_1: usize = 3;
+const JOBS_N: usize = 4;
+const JQ: usize = 5;
+const PYTHON_STAGE: usize = 6;
+
+/// Timings of the stages in `STAGES` (`None`: the tool is not installed), and the peak RSS in
+/// KiB of `replay --jobs 1` and `--jobs N` over the file set.
+type Throughput = ([Option<Timing>; 7], [u64; 2]);
+
+/// Measures every stage over the file set.
+fn throughput(set: &Corpus, cli: &Cli, plugin: &Path, cores: usize) -> anyhow::Result<Throughput> {
+    let read = |p: &PathBuf| Ok((p.display().to_string(), std::fs::read(p)?));
+    let inputs: Inputs = set.files.iter().map(read).collect::<anyhow::Result<_>>()?;
+    let (_, flagged) = parse_native(&inputs)?;
+    if flagged > 0 {
+        bail!("the parser flagged {flagged} generated records: the generator writes what it should not");
+    }
+    let gunzip = measure("gunzip", set.json_bytes, || gunzip(&inputs))?;
+    let native = measure("native parser", set.events, || Ok(parse_native(&inputs)?.0))?;
+    let runtime = PluginRuntime::from_file(plugin, &CompileCache::disabled(), Limits::default())?;
+    let wasm = measure("plugin in wasmtime", set.events, || parse_wasm(&runtime, &inputs))?;
+    drop((runtime, inputs));
+
+    let mut peaks = [0; 2];
+    let mut replay = |i: usize, jobs: usize| {
+        measure(&format!("replay --jobs {jobs}"), set.events, || {
+            peaks[i] = peaks[i].max(cli.replay(set, jobs)?.1);
+            Ok(set.events)
+        })
+    };
+    let (one, all) = (replay(0, 1)?, replay(1, cores)?);
+    let jq = match Command::new("jq").arg("--version").output() {
+        Ok(_) => Some(measure("zcat | jq", set.events, || jq_baseline(set))?),
+        Err(_) => None,
+    };
+    let (script, list) = (cli.scratch.join("baseline.py"), cli.scratch.join("files.txt"));
+    std::fs::write(&script, PYTHON)?;
+    let names: String = set.files.iter().map(|p| format!("{}\n", p.display())).collect();
+    std::fs::write(&list, names)?;
+    let python = measure("python", set.events, || python_baseline(&script, &list))?;
+    let timings = [
+        Some(gunzip),
+        Some(native),
+        Some(wasm),
+        Some(one),
+        Some(all),
+        jq,
+        Some(python),
+    ];
+    Ok((timings, peaks))
 }
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-fn print_throughput(set: &Corpus, rows: &[Row]) {
-    println!("| Stage | Threads | Best (s) | Median (s) | Events/s | MB/s of JSON |");
+fn print_throughput(set: &Corpus, timings: &[Option<Timing>; 7], cores: usize) {
+    let (n, files, gz, json) = (set.events, set.files.len(), mb(set.gz_bytes), mb(set.json_bytes));
+    let per_record = set.json_bytes / n.max(1);
+    println!("File set: {n} events in {files} files, {gz:.1} MB gzip, {json:.1} MB JSON ({per_record} B/record);");
+    println!("{cores} cores; best and median of {RUNS} runs; MB/s of decompressed JSON.\n");
+    println!("| Stage | Threads | Best (s) | Median (s) | Events/s | MB/s |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for row in rows {
-        match &row.timing {
-            Some(t) => println!(
-                "| {} | {} | {:.3} | {:.3} | {:.0} | {:.0} |",
-                row.stage,
-                row.threads,
-                t.best(),
-                t.median(),
-                set.events as f64 / t.best(),
-                mb(set.json_bytes) / t.best()
-            ),
-            None => println!(
-                "| {} | {} | – | – | not run (not on PATH) | – |",
-                row.stage, row.threads
-            ),
+    for (i, timing) in timings.iter().enumerate() {
+        let stage = STAGES[i].replace("--jobs N", &format!("--jobs {cores}"));
+        let threads = [1, 1, 1, 1, cores, 2, 1][i];
+        match timing {
+            Some(t) => {
+                let (best, median, rate) = (t.best(), t.median(), n as f64 / t.best());
+                let row = format!("| {stage} | {threads} | {best:.3} | {median:.3} | {rate:.0}");
+                println!("{row} | {:.0} |", json / best);
+            }
+            None => println!("| {stage} | {threads} | – | – | not installed | – |"),
         }
     }
+    // How many times faster stage `a` is than stage `b`, from their best runs.
+    let ratio = |a: usize, b: usize| match (&timings[a], &timings[b]) {
+        (Some(a), Some(b)) => format!("{:.2}", b.best() / a.best()),
+        _ => "–".into(),
+    };
+    println!();
+    println!("- wasm / native, same parser: {}", ratio(WASM, NATIVE));
+    println!(
+        "- `replay --jobs {cores}` / `replay --jobs 1`: {}",
+        ratio(JOBS_N, JOBS_1)
+    );
+    println!("- `replay --jobs 1` / `zcat | jq`: {}", ratio(JOBS_1, JQ));
+    println!("- `replay --jobs 1` / Python: {}", ratio(JOBS_1, PYTHON_STAGE));
 }
 
-/// Events per second of the row named `stage`, from its best run.
-fn rate(rows: &[Row], set: &Corpus, stage: &str) -> Option<f64> {
-    let row = rows.iter().find(|r| r.stage.starts_with(stage))?;
-    Some(set.events as f64 / row.timing.as_ref()?.best())
+/// A line of the memory table.
+fn print_memory_row(what: &str, jobs: usize, corpus: &Corpus, wall: Option<f64>, peak_kib: u64) {
+    let (events, gz, json) = (corpus.events, mb(corpus.gz_bytes), mb(corpus.json_bytes));
+    let wall = wall.map_or("see above".to_owned(), |w| format!("{w:.2}"));
+    let rss = peak_kib as f64 / 1024.0;
+    println!("| {what} | {jobs} | {events} | {gz:.1} | {json:.1} | {rss:.0} | {wall} |");
 }
 
-fn main() -> anyhow::Result<()> {
-    let events = match std::env::var("TRAILWATCH_BENCH_EVENTS") {
-        Ok(v) => v
+fn main() -> anyhow::Result<ExitCode> {
+    if let Some(report) = std::env::var_os(HELPER_ENV) {
+        return helper(Path::new(&report));
+    }
+    let scale = std::env::var("TRAILWATCH_BENCH_EVENTS").ok();
+    let events = match &scale {
+        Some(v) => v
             .parse()
-            .with_context(|| format!("TRAILWATCH_BENCH_EVENTS={v:?}: expected a number of events"))?,
-        Err(_) => DEFAULT_EVENTS,
+            .with_context(|| format!("TRAILWATCH_BENCH_EVENTS={v:?}: expected a number"))?,
+        None => DEFAULT_EVENTS,
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the host crate is in a workspace")?;
-    let plugin_dir = workspace.join("plugins");
+    let plugin_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
     let plugin = plugin_dir.join(format!("trailwatch-core-{}.wasm", trailwatch_plugin::VERSION));
     if !plugin.is_file() {
         bail!(
-            "{} is missing: build the plugin first with `cargo run -p xtask -- plugins`",
+            "{} is missing: build it with `cargo run -p xtask -- plugins`",
             plugin.display()
         );
     }
     let tmp = tempfile::tempdir()?;
+    let scratch = tmp.path().to_owned();
     let cli = Cli {
-        bin: PathBuf::from(env!("CARGO_BIN_EXE_trailwatch")),
+        bin: env!("CARGO_BIN_EXE_trailwatch").into(),
         plugin_dir,
-        cache_dir: tmp.path().join("cache"),
-        scratch: tmp.path().to_owned(),
+        scratch,
     };
 
     eprintln!(
-        "generating {events} events (and a file of {}) in {}",
+        "generating {events} events and a file of {} in {}",
         2 * events,
         tmp.path().display()
     );
     let mut rng = Rng(SEED);
     let set = generate_bucket(&tmp.path().join("bucket"), events, &mut rng)?;
-    let single = tmp
-        .path()
-        .join("single/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/04");
-    let small = generate_single(
-        &single.join("111122223333_CloudTrail_us-east-1_20240304T0000Z_small.json.gz"),
-        SMALL_EVENTS,
-        &mut rng,
-    )?;
-    let big = generate_single(
-        &single.join("111122223333_CloudTrail_us-east-1_20240304T0000Z_big.json.gz"),
-        2 * events,
-        &mut rng,
-    )?;
-    let inputs: Vec<(String, Vec<u8>)> = set
-        .files
-        .iter()
-        .map(|p| Ok((p.display().to_string(), std::fs::read(p)?)))
-        .collect::<anyhow::Result<_>>()?;
+    let small = generate_single(&tmp.path().join("small"), "small", SMALL_EVENTS, &mut rng)?;
+    let big = generate_single(&tmp.path().join("big"), "big", 2 * events, &mut rng)?;
 
-    let mut rows = Vec::new();
-    let t = measure("gunzip", set.json_bytes, || (), |()| gunzip(&inputs))?;
-    rows.push(Row {
-        stage: "gunzip only (flate2, native)".into(),
-        threads: 1,
-        timing: Some(t),
-    });
-    let (_, flagged) = parse_native(inputs.clone())?;
-    if flagged > 0 {
-        bail!("the parser flagged {flagged} generated records: the generator writes something it should not");
-    }
-    let t = measure("native", set.events, || inputs.clone(), |i| Ok(parse_native(i)?.0))?;
-    rows.push(Row {
-        stage: "plugin parser, native (`LogFile::next_batch`)".into(),
-        threads: 1,
-        timing: Some(t),
-    });
-    let started = Instant::now();
-    let runtime = PluginRuntime::from_file(
-        &cli.plugin_dir.join(plugin.file_name().context("a file name")?),
-        &CompileCache::disabled(),
-        Limits::default(),
-    )?;
-    let compile_secs = started.elapsed().as_secs_f64();
-    let t = measure("wasm", set.events, || (), |()| parse_wasm(&runtime, &inputs))?;
-    rows.push(Row {
-        stage: "plugin in wasmtime, in-process (`PluginRuntime::read_file`)".into(),
-        threads: 1,
-        timing: Some(t),
-    });
-    drop(runtime);
-
-    cli.replay(&small, 1)?; // fills the compile cache, as any run after the first finds it
-    let mut set_peaks = Vec::new();
-    for jobs in [1, cores] {
-        let mut peak = 0;
-        let t = measure(
-            &format!("replay --jobs {jobs}"),
-            set.events,
-            || (),
-            |()| {
-                let run = cli.replay(&set, jobs)?;
-                peak = peak.max(run.peak_rss_kib);
-                Ok(set.events)
-            },
-        )?;
-        rows.push(Row {
-            stage: format!("`trailwatch replay --jobs {jobs}` (NDJSON to /dev/null)"),
-            threads: jobs,
-            timing: Some(t),
-        });
-        set_peaks.push((jobs, peak));
-    }
-    let jq = if on_path("jq") && on_path("zcat") {
-        Some(measure("zcat | jq", set.events, || (), |()| jq_baseline(&set))?)
-    } else {
-        None
-    };
-    rows.push(Row {
-        stage: "`zcat FILES | jq -c '.Records[]'`".into(),
-        threads: 2,
-        timing: jq,
-    });
-    let (script, list) = (tmp.path().join("baseline.py"), tmp.path().join("files.txt"));
-    std::fs::write(&script, PYTHON)?;
-    std::fs::write(
-        &list,
-        set.files
-            .iter()
-            .map(|p| format!("{}\n", p.display()))
-            .collect::<String>(),
-    )?;
-    let t = measure("python", set.events, || (), |()| python_baseline(&script, &list))?;
-    rows.push(Row {
-        stage: "Python `gzip` + `json.load` + `json.dumps` per record".into(),
-        threads: 1,
-        timing: Some(t),
-    });
-
+    // The first run compiles the plugin into the cache, as a user's first run does.
+    let (cold_start, _) = cli.replay(&small, 1)?;
+    let (timings, peaks) = throughput(&set, &cli, &plugin, cores)?;
     eprintln!("  peak memory: small file, big file");
-    let small_run = cli.replay(&small, 1)?;
-    let big_run = cli.replay(&big, 1)?;
+    let (small_wall, small_peak) = cli.replay(&small, 1)?;
+    let (big_wall, big_peak) = cli.replay(&big, 1)?;
 
+    let env = scale
+        .map(|v| format!("TRAILWATCH_BENCH_EVENTS={v} "))
+        .unwrap_or_default();
+    println!("Command: `{env}cargo bench -p trailwatch --bench replay`\n");
+    print_throughput(&set, &timings, cores);
+    println!("- `replay` times include starting the process and loading the cached compiled plugin;");
     println!(
-        "Command: `{}cargo bench -p trailwatch --bench replay`",
-        match std::env::var("TRAILWATCH_BENCH_EVENTS") {
-            Ok(v) => format!("TRAILWATCH_BENCH_EVENTS={v} "),
-            Err(_) => String::new(),
-        }
+        "  the first run, which compiled it, took {:.2} s on the small file.\n",
+        cold_start
     );
-    println!();
-    println!("File set: {} events in {} files ({:.1} MB gzip, {:.1} MB JSON, {:.0} bytes per record); {cores} cores; best and median of {RUNS} runs.",
-        set.events, set.files.len(), mb(set.gz_bytes), mb(set.json_bytes), set.json_bytes as f64 / set.events as f64);
-    println!();
-    print_throughput(&set, &rows);
-    println!();
-    let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map_or("–".to_owned(), |(a, b)| format!("{:.2}", a / b));
-    let one = rate(&rows, &set, "`trailwatch replay --jobs 1`");
-    println!(
-        "- wasm / native (same parser): {}",
-        ratio(
-            rate(&rows, &set, "plugin in wasmtime"),
-            rate(&rows, &set, "plugin parser, native")
-        )
-    );
-    println!(
-        "- `replay --jobs {cores}` / `--jobs 1`: {}",
-        ratio(rate(&rows, &set, &format!("`trailwatch replay --jobs {cores}`")), one)
-    );
-    println!(
-        "- `replay --jobs 1` / `zcat | jq`: {}",
-        ratio(one, rate(&rows, &set, "`zcat"))
-    );
-    println!(
-        "- `replay --jobs 1` / Python: {}",
-        ratio(one, rate(&rows, &set, "Python"))
-    );
-    println!("- plugin compile without the cache (in-process, once): {compile_secs:.2} s; `replay` times include process start and loading the cached compile.");
-    println!();
-    println!("| `trailwatch replay` input | Jobs | Events | MB gzip | MB JSON | Peak RSS (MiB) | Wall (s) |");
+    println!("| `trailwatch replay` over | Jobs | Events | MB gzip | MB JSON | Peak RSS (MiB) | Wall (s) |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for (name, corpus, jobs, run) in [("small file", &small, 1, &small_run), ("big file", &big, 1, &big_run)] {
-        println!(
-            "| {name} | {jobs} | {} | {:.1} | {:.1} | {:.0} | {:.2} |",
-            corpus.events,
-            mb(corpus.gz_bytes),
-            mb(corpus.json_bytes),
-            run.peak_rss_kib as f64 / 1024.0,
-            run.wall.as_secs_f64()
-        );
-    }
-    for (jobs, peak) in set_peaks {
-        println!(
-            "| file set ({} files) | {jobs} | {} | {:.1} | {:.1} | {:.0} | see above |",
-            set.files.len(),
-            set.events,
-            mb(set.gz_bytes),
-            mb(set.json_bytes),
-            peak as f64 / 1024.0
-        );
-    }
-    Ok(())
+    print_memory_row("small file", 1, &small, Some(small_wall), small_peak);
+    print_memory_row("big file", 1, &big, Some(big_wall), big_peak);
+    let files = format!("file set, {} files", set.files.len());
+    print_memory_row(&files, 1, &set, None, peaks[0]);
+    print_memory_row(&files, cores, &set, None, peaks[1]);
+    Ok(ExitCode::SUCCESS)
 }

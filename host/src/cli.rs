@@ -59,6 +59,12 @@ pub enum Command {
         #[arg(long)]
         summary_json: Option<PathBuf>,
     },
+    /// Follow the trail bucket (see the config file's [source]) and write every event.
+    Run {
+        /// One poll cycle, then exit (for cron); exit 1 when it failed.
+        #[arg(long)]
+        once: bool,
+    },
     /// Show which plugin would be used, and why others would not.
     Plugin,
 }
@@ -113,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin not used");
     }
     match cli.command {
+        Command::Run { once } => crate::run::run(config, runtime, once),
         Command::Plugin => {
             let p = runtime.plugin();
             println!(

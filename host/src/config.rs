@@ -14,9 +14,199 @@ use crate::runtime::Limits;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `default`, `restricted` or `write-only` (README, "Modes").
+    #[serde(default)]
+    pub mode: Mode,
     /// Where the plugin comes from and the limits it runs under.
     #[serde(default)]
     pub plugin: PluginConfig,
+    /// How AWS is reached.
+    #[serde(default)]
+    pub aws: AwsConfig,
+    /// The trail bucket and how it is polled.
+    #[serde(default)]
+    pub source: SourceConfig,
+    /// Deletion of processed log files.
+    #[serde(default)]
+    pub delete: DeleteConfig,
+    /// Where the checkpoint is kept.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Where events go.
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// The operating mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// CloudTrail read for discovery; S3 list, get and delete.
+    #[default]
+    Default,
+    /// Only `s3:ListBucket` and `s3:GetObject`: no CloudTrail call, no deletion, no discovery.
+    Restricted,
+    /// As default, and read-only events are dropped at ingestion.
+    WriteOnly,
+}
+
+/// `[aws]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Region of the bucket (and of the CloudTrail API). Default: `$AWS_REGION`, else us-east-1.
+    pub region: Option<String>,
+    /// Custom endpoint for S3-compatible stores (path-style addressing).
+    pub endpoint_url: Option<String>,
+    /// Access key id of a dedicated IAM user; with `secret_access_key`. Default: the AWS chain.
+    pub access_key_id: Option<String>,
+    /// Its secret (never logged).
+    pub secret_access_key: Option<crate::aws::secret::Secret>,
+    /// A session token for temporary keys (never logged).
+    pub session_token: Option<crate::aws::secret::Secret>,
+    /// A named profile of the shared config files, for the AWS chain.
+    pub profile: Option<String>,
+    /// Time to connect, seconds. Default 5.
+    pub connect_timeout_secs: Option<u64>,
+    /// Time for one request, seconds. Default 60.
+    pub request_timeout_secs: Option<u64>,
+    /// Attempts per request, the first included. Default 6.
+    pub max_attempts: Option<u32>,
+}
+
+/// `[source]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The trail's bucket. Required in restricted mode; otherwise found with DescribeTrails.
+    pub bucket: Option<String>,
+    /// Key prefix before `AWSLogs/`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// In default mode without `bucket`: the trail (name or ARN) whose bucket to follow.
+    pub trail_name: Option<String>,
+    /// Only these accounts (empty: all found).
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Only these regions (empty: all found).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Also read Insight files.
+    #[serde(default = "yes")]
+    pub include_insight: bool,
+    /// Seconds between polls. Default 60.
+    #[serde(default = "default_poll_interval_secs")]
+    pub poll_interval_secs: u64,
+    /// First run: `"now"` (only new files) or a day `"YYYY-MM-DD"` to read from.
+    #[serde(default = "default_start")]
+    pub start: String,
+    /// Days listed whole at each poll for late files (today counts). Default 2.
+    #[serde(default = "default_relist_days")]
+    pub relist_days: u32,
+    /// Objects fetched at once. Default 4.
+    #[serde(default = "default_max_concurrent_fetches")]
+    pub max_concurrent_fetches: usize,
+    /// Objects larger than this (MiB) are refused. Default 1024.
+    #[serde(default = "default_max_object_mib")]
+    pub max_object_mib: u64,
+    /// Seconds between discoveries of accounts and regions. Default 600.
+    #[serde(default = "default_discovery_interval_secs")]
+    pub discovery_interval_secs: u64,
+    /// Events delivered later than this many seconds are flagged delayed. Default 900.
+    #[serde(default = "default_delayed_after_secs")]
+    pub delayed_after_secs: u64,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_poll_interval_secs() -> u64 {
+    60
+}
+fn default_start() -> String {
+    "now".into()
+}
+fn default_relist_days() -> u32 {
+    2
+}
+fn default_max_concurrent_fetches() -> usize {
+    4
+}
+fn default_max_object_mib() -> u64 {
+    1024
+}
+fn default_discovery_interval_secs() -> u64 {
+    600
+}
+fn default_delayed_after_secs() -> u64 {
+    900
+}
+
+/// `[delete]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteConfig {
+    /// Delete processed log files (default mode only). Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Hours after the file's own timestamp. Default 24.
+    #[serde(default = "default_after_hours")]
+    pub after_hours: u64,
+}
+
+impl Default for DeleteConfig {
+    fn default() -> Self {
+        DeleteConfig {
+            enabled: true,
+            after_hours: default_after_hours(),
+        }
+    }
+}
+
+fn default_after_hours() -> u64 {
+    24
+}
+
+/// `[state]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Directory of the checkpoint. Default `$XDG_STATE_HOME/trailwatch`, else
+    /// `~/.local/state/trailwatch`.
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("trailwatch");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/state/trailwatch"),
+        None => PathBuf::from("trailwatch-state"),
+    }
+}
+
+/// `[output]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// NDJSON file to append to; absent: stdout.
+    pub path: Option<PathBuf>,
 }
 
 /// `[plugin]`.
@@ -129,7 +319,77 @@ impl Config {
             config.plugin.cache_dir = None;
         }
         config.plugin.validate()?;
+        config.validate_run()?;
         Ok(config)
+    }
+
+    /// Checks the keys `run` uses.
+    pub fn validate_run(&self) -> Result<(), ConfigError> {
+        let a = &self.aws;
+        if a.access_key_id.is_some() != a.secret_access_key.is_some() {
+            return Err(ConfigError::Value {
+                key: "aws.access_key_id",
+                value: if a.access_key_id.is_some() {
+                    "set".into()
+                } else {
+                    "unset".into()
+                },
+                expected: "access_key_id and secret_access_key both set, or both unset (AWS credential chain)",
+            });
+        }
+        if let Some(u) = &a.endpoint_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(ConfigError::Value {
+                    key: "aws.endpoint_url",
+                    value: u.clone(),
+                    expected: "an http:// or https:// URL",
+                });
+            }
+        }
+        let s = &self.source;
+        if self.mode == Mode::Restricted && s.bucket.is_none() {
+            return Err(ConfigError::Value {
+                key: "source.bucket",
+                value: "unset".into(),
+                expected: "a bucket name: restricted mode never calls CloudTrail, so the bucket cannot be discovered",
+            });
+        }
+        if s.start != "now" && crate::source::layout::Day::parse(&s.start).is_none() {
+            return Err(ConfigError::Value {
+                key: "source.start",
+                value: s.start.clone(),
+                expected: "\"now\" or a date YYYY-MM-DD",
+            });
+        }
+        if s.poll_interval_secs == 0 {
+            return Err(ConfigError::Value {
+                key: "source.poll_interval_secs",
+                value: "0".into(),
+                expected: "at least 1 (seconds)",
+            });
+        }
+        if !(1..=30).contains(&s.relist_days) {
+            return Err(ConfigError::Value {
+                key: "source.relist_days",
+                value: s.relist_days.to_string(),
+                expected: "1 to 30 (days)",
+            });
+        }
+        if !(1..=64).contains(&s.max_concurrent_fetches) {
+            return Err(ConfigError::Value {
+                key: "source.max_concurrent_fetches",
+                value: s.max_concurrent_fetches.to_string(),
+                expected: "1 to 64",
+            });
+        }
+        if let Some(bad) = s.accounts.iter().find(|a| !crate::source::layout::is_account_id(a)) {
+            return Err(ConfigError::Value {
+                key: "source.accounts",
+                value: bad.clone(),
+                expected: "12-digit account ids",
+            });
+        }
+        Ok(())
     }
 }
 

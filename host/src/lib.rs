@@ -8,8 +8,12 @@
 //! - `replay`: local files through the plugin, in parallel, in a deterministic order.
 //! - `output`: the NDJSON event format.
 
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod output;
 pub mod replay;
+pub mod run;
 pub mod runtime;
+pub mod source;
+pub mod state;

@@ -133,6 +133,45 @@ impl<'a> From<&'a TlsDetails> for TlsOut<'a> {
     }
 }
 
+/// When and how a log file reached trailwatch (the `run` path; `replay` has no such times).
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery<'a> {
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The S3 object's last-modified time, ms since the Unix epoch.
+    pub last_modified_ms: i64,
+    /// When trailwatch read it.
+    pub processed_at_ms: i64,
+    /// Last-modified minus event time: how long CloudTrail took to deliver the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_delay_ms: Option<i64>,
+    /// Processing time minus last-modified: how long trailwatch took to pick it up.
+    pub processing_delay_ms: i64,
+    /// Delivered later than the threshold (default 15 min, the delay AWS states as normal).
+    pub delayed: bool,
+}
+
+impl<'a> Delivery<'a> {
+    /// The delivery record of an event of `event_time_ms` in an object of `last_modified_ms`.
+    pub fn new(
+        bucket: &'a str,
+        last_modified_ms: i64,
+        processed_at_ms: i64,
+        event_time_ms: Option<i64>,
+        delayed_after_ms: i64,
+    ) -> Self {
+        let delivery_delay_ms = event_time_ms.map(|t| last_modified_ms - t);
+        Delivery {
+            bucket,
+            last_modified_ms,
+            processed_at_ms,
+            delivery_delay_ms,
+            processing_delay_ms: processed_at_ms - last_modified_ms,
+            delayed: delivery_delay_ms.is_some_and(|d| d > delayed_after_ms),
+        }
+    }
+}
+
 /// Where an event came from.
 #[derive(Serialize)]
 pub struct Origin<'a> {
@@ -218,10 +257,22 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     problems: &'a [String],
     origin: Origin<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<&'a Delivery<'a>>,
 }
 
 /// Appends one event as a JSON line to `out`.
 pub fn write_event(out: &mut Vec<u8>, event: &Event, key: &str) -> serde_json::Result<()> {
+    write_event_with(out, event, key, None)
+}
+
+/// Appends one event as a JSON line to `out`, with its delivery times when known.
+pub fn write_event_with(
+    out: &mut Vec<u8>,
+    event: &Event,
+    key: &str,
+    delivery: Option<&Delivery<'_>>,
+) -> serde_json::Result<()> {
     let line = Line {
         event_id: event.event_id.as_deref(),
         event_time: event.event_time.as_deref(),
@@ -255,6 +306,7 @@ pub fn write_event(out: &mut Vec<u8>, event: &Event, key: &str) -> serde_json::R
             key,
             index: event.index,
         },
+        delivery,
     };
     serde_json::to_writer(&mut *out, &line)?;
     append_raw(out, event)?;

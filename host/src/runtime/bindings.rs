@@ -8,5 +8,5 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use exports::trailwatch::plugin::parser;
-pub use trailwatch::plugin::types;
+pub use self::exports::trailwatch::plugin::parser;
+pub use self::trailwatch::plugin::types;

@@ -1,0 +1,102 @@
+//! Typed AWS errors.
+
+/// What went wrong talking to AWS. Codes come from the service's error body.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    /// The credentials were refused: unknown key, wrong secret, expired token.
+    #[error("{operation}: AWS refused the credentials ({code}): {message}")]
+    Credentials {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    /// The credentials are valid but lack a permission.
+    #[error("{operation}: access denied ({code}): {message}; check the IAM policy (README, \"IAM permissions\")")]
+    Denied {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    /// The bucket, key or trail does not exist.
+    #[error("{operation}: not found ({code}): {message}")]
+    NotFound {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    /// Any other error answer, after retries where it was retryable.
+    #[error("{operation}: HTTP {status} {code}: {message}")]
+    Service {
+        operation: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The request did not get an answer (connection, timeout), after retries.
+    #[error("{operation}: {message}")]
+    Transport { operation: &'static str, message: String },
+    /// No credentials could be found or loaded.
+    #[error("no AWS credentials: {0}")]
+    NoCredentials(String),
+    /// The answer could not be read.
+    #[error("{operation}: cannot read the answer: {message}")]
+    Parse { operation: &'static str, message: String },
+    /// An object is larger than the configured limit.
+    #[error("{key}: {size} bytes, over the limit of {limit} bytes (max_object_mib)")]
+    TooLarge { key: String, size: u64, limit: u64 },
+}
+
+impl AwsError {
+    /// Whether waiting and trying the same thing again may help (used by the poll loop's
+    /// back-off; the client has already retried transient errors itself).
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            AwsError::Credentials { .. } | AwsError::Denied { .. } | AwsError::NoCredentials(_)
+        )
+    }
+}
+
+/// Error codes that mean the credentials themselves were refused.
+pub fn is_credentials_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "InvalidToken"
+            | "TokenRefreshRequired"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "InvalidSignatureException"
+            | "IncompleteSignature"
+            | "MissingAuthenticationToken"
+            | "AuthFailure"
+            | "RequestTimeTooSkewed"
+    )
+}
+
+/// Error codes that mean a permission is missing.
+pub fn is_denied_code(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDenied" | "AccessDeniedException" | "AllAccessDisabled" | "UnauthorizedOperation"
+    )
+}
+
+/// Error codes worth retrying after a pause.
+pub fn is_retryable_code(code: &str) -> bool {
+    matches!(
+        code,
+        "SlowDown"
+            | "RequestTimeout"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled"
+            | "RequestTimeoutException"
+    )
+}

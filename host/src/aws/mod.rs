@@ -1,0 +1,21 @@
+//! AWS access: credentials, SigV4-signed HTTP with retries, and the few S3 and CloudTrail
+//! operations trailwatch needs.
+//!
+//! # Layout
+//! - `secret`: a string whose `Debug`/`Display` never show it.
+//! - `credentials`: keys from the config file, or the standard chain through `aws-config`.
+//! - `client`: signing, timeouts, retries with capped exponential backoff and jitter, and a count
+//!   of every request by operation (they cost money).
+//! - `error`: typed AWS errors; callers branch on the kind, never on message text.
+//! - `s3`: ListObjectsV2, GetObject, DeleteObjects.
+//! - `cloudtrail`: DescribeTrails.
+
+pub mod client;
+pub mod cloudtrail;
+pub mod credentials;
+pub mod error;
+pub mod s3;
+pub mod secret;
+
+pub use client::{AwsClient, ClientSettings, RequestCounts};
+pub use error::AwsError;

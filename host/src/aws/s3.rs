@@ -1,0 +1,325 @@
+//! The S3 operations trailwatch uses: ListObjectsV2, GetObject, DeleteObjects.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use md5::Digest as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::Deserialize;
+
+use super::client::{AwsClient, Request};
+use super::error::AwsError;
+
+/// Characters SigV4 leaves unencoded (RFC 3986 unreserved).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+/// In a path, `/` also stays.
+const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last-modified time, ms since the Unix epoch.
+    pub last_modified_ms: i64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    /// Objects, in key order.
+    pub objects: Vec<ObjectInfo>,
+    /// Common prefixes, when a delimiter was given.
+    pub prefixes: Vec<String>,
+    /// Token for the next page, when there is one.
+    pub next: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListBucketResult {
+    #[serde(default)]
+    contents: Vec<Contents>,
+    #[serde(default)]
+    common_prefixes: Vec<CommonPrefix>,
+    next_continuation_token: Option<String>,
+    is_truncated: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Contents {
+    key: String,
+    size: u64,
+    last_modified: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CommonPrefix {
+    prefix: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeleteResult {
+    #[serde(default)]
+    error: Vec<DeleteError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeleteError {
+    key: String,
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// A key DeleteObjects did not delete, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotDeleted {
+    /// The key.
+    pub key: String,
+    /// S3's error code.
+    pub code: String,
+    /// S3's message.
+    pub message: String,
+}
+
+/// The S3 API of one bucket.
+pub struct S3<'a> {
+    client: &'a AwsClient,
+    bucket: String,
+}
+
+impl<'a> S3<'a> {
+    /// Operations on `bucket` through `client`.
+    pub fn new(client: &'a AwsClient, bucket: &str) -> Self {
+        S3 {
+            client,
+            bucket: bucket.to_owned(),
+        }
+    }
+
+    /// The bucket's base URL: path-style with a custom endpoint, virtual-hosted on AWS.
+    fn base(&self) -> String {
+        let s = self.client.settings();
+        match &s.endpoint_url {
+            Some(e) => format!(
+                "{}/{}",
+                e.trim_end_matches('/'),
+                utf8_percent_encode(&self.bucket, UNRESERVED)
+            ),
+            None => format!("https://{}.s3.{}.amazonaws.com", self.bucket, s.region),
+        }
+    }
+
+    fn object_url(&self, key: &str) -> String {
+        format!("{}/{}", self.base(), utf8_percent_encode(key, PATH))
+    }
+
+    /// One page of ListObjectsV2 (up to 1000 keys).
+    pub async fn list(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+        continuation: Option<&str>,
+    ) -> Result<ListPage, AwsError> {
+        // Query parameters in sorted order, as the canonical request wants them.
+        let mut query: Vec<(&str, &str)> = vec![("list-type", "2"), ("prefix", prefix)];
+        if let Some(t) = continuation {
+            query.push(("continuation-token", t));
+        }
+        if let Some(d) = delimiter {
+            query.push(("delimiter", d));
+        }
+        if let Some(s) = start_after {
+            query.push(("start-after", s));
+        }
+        query.sort();
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, UNRESERVED)))
+            .collect();
+        let url = format!("{}/?{}", self.base(), q.join("&"));
+        let resp = self
+            .client
+            .send(Request {
+                operation: "s3:ListObjectsV2",
+                service: "s3",
+                method: reqwest::Method::GET,
+                url,
+                headers: vec![],
+                body: Bytes::new(),
+                key: None,
+            })
+            .await?;
+        let text = String::from_utf8_lossy(&resp.body);
+        let parsed: ListBucketResult = quick_xml::de::from_str(&text).map_err(|e| AwsError::Parse {
+            operation: "s3:ListObjectsV2",
+            message: e.to_string(),
+        })?;
+        let mut objects = Vec::with_capacity(parsed.contents.len());
+        for c in parsed.contents {
+            let last_modified_ms = parse_time_ms(&c.last_modified).ok_or_else(|| AwsError::Parse {
+                operation: "s3:ListObjectsV2",
+                message: format!("LastModified {:?} of {} is not a timestamp", c.last_modified, c.key),
+            })?;
+            objects.push(ObjectInfo {
+                key: c.key,
+                size: c.size,
+                last_modified_ms,
+            });
+        }
+        let next = if parsed.is_truncated.unwrap_or(false) {
+            parsed.next_continuation_token
+        } else {
+            None
+        };
+        Ok(ListPage {
+            objects,
+            prefixes: parsed.common_prefixes.into_iter().map(|p| p.prefix).collect(),
+            next,
+        })
+    }
+
+    /// Every page of a listing, concatenated.
+    pub async fn list_all(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+    ) -> Result<ListPage, AwsError> {
+        let mut all = ListPage::default();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.list(prefix, delimiter, start_after, token.as_deref()).await?;
+            all.objects.extend(page.objects);
+            all.prefixes.extend(page.prefixes);
+            match page.next {
+                Some(t) => token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// The whole object, refused when larger than `limit` bytes.
+    pub async fn get(&self, key: &str, limit: u64) -> Result<Bytes, AwsError> {
+        let resp = self
+            .client
+            .send(Request {
+                operation: "s3:GetObject",
+                service: "s3",
+                method: reqwest::Method::GET,
+                url: self.object_url(key),
+                headers: vec![],
+                body: Bytes::new(),
+                key: Some(key),
+            })
+            .await?;
+        if resp.body.len() as u64 > limit {
+            return Err(AwsError::TooLarge {
+                key: key.to_owned(),
+                size: resp.body.len() as u64,
+                limit,
+            });
+        }
+        Ok(resp.body)
+    }
+
+    /// Uploads an object (used by tests and tools; trailwatch itself never writes to the bucket).
+    pub async fn put(&self, key: &str, body: Bytes) -> Result<(), AwsError> {
+        self.client
+            .send(Request {
+                operation: "s3:PutObject",
+                service: "s3",
+                method: reqwest::Method::PUT,
+                url: self.object_url(key),
+                headers: vec![],
+                body,
+                key: Some(key),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Creates the bucket (tests and tools).
+    pub async fn create_bucket(&self) -> Result<(), AwsError> {
+        self.client
+            .send(Request {
+                operation: "s3:CreateBucket",
+                service: "s3",
+                method: reqwest::Method::PUT,
+                url: self.base(),
+                headers: vec![],
+                body: Bytes::new(),
+                key: None,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes up to 1000 keys in one request; returns the keys S3 could not delete.
+    pub async fn delete(&self, keys: &[String]) -> Result<Vec<NotDeleted>, AwsError> {
+        assert!(keys.len() <= 1000, "DeleteObjects takes at most 1000 keys");
+        let mut body = String::from("<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
+        for k in keys {
+            body.push_str("<Object><Key>");
+            body.push_str(&quick_xml::escape::escape(k.as_str()));
+            body.push_str("</Key></Object>");
+        }
+        body.push_str("</Delete>");
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()));
+        let resp = self
+            .client
+            .send(Request {
+                operation: "s3:DeleteObjects",
+                service: "s3",
+                method: reqwest::Method::POST,
+                url: format!("{}/?delete=", self.base()),
+                headers: vec![("content-md5", md5), ("content-type", "application/xml".into())],
+                body: Bytes::from(body),
+                key: None,
+            })
+            .await?;
+        let text = String::from_utf8_lossy(&resp.body);
+        if text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let parsed: DeleteResult = quick_xml::de::from_str(&text).map_err(|e| AwsError::Parse {
+            operation: "s3:DeleteObjects",
+            message: e.to_string(),
+        })?;
+        Ok(parsed
+            .error
+            .into_iter()
+            .map(|e| NotDeleted {
+                key: e.key,
+                code: e.code,
+                message: e.message,
+            })
+            .collect())
+    }
+}
+
+/// S3's `LastModified` (`2024-03-01T12:00:00.000Z`) in ms since the Unix epoch.
+pub fn parse_time_ms(text: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(text.trim().trim_end_matches('Z')).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_millis()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time_ms;
+
+    #[test]
+    fn s3_timestamps_are_read() {
+        assert_eq!(parse_time_ms("2024-01-01T00:00:00.000Z"), Some(1_704_067_200_000));
+        assert_eq!(parse_time_ms("2024-01-01T00:00:01Z"), Some(1_704_067_201_000));
+        assert_eq!(parse_time_ms("nope"), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! `trailwatch run`: follow the trail bucket and feed every event into the output.
+//!
+//! The loop polls, sleeps `poll_interval_secs`, and polls again; SIGTERM or SIGINT lets the file
+//! in flight finish, flushes, commits the checkpoint and exits 0. Errors back off (doubling up to
+//! 15 minutes, reset by a good poll); the same error is logged once, not at every retry.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::aws::cloudtrail::{self, Trail};
+use crate::aws::credentials::CredentialSource;
+use crate::aws::{AwsClient, ClientSettings};
+use crate::config::{Config, Mode};
+use crate::runtime::PluginRuntime;
+use crate::source::layout::Day;
+use crate::source::s3_poll::{Clock, PollError, PollSettings, Poller, Start, SystemClock};
+use crate::state::checkpoint::CheckpointStore;
+
+/// Longest pause after repeated errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(900);
+
+/// The AWS client the configuration asks for.
+pub fn client(config: &Config) -> anyhow::Result<AwsClient> {
+    let a = &config.aws;
+    let defaults = ClientSettings::default();
+    let settings = ClientSettings {
+        region: a
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into()),
+        endpoint_url: a.endpoint_url.clone(),
+        connect_timeout: a
+            .connect_timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.connect_timeout),
+        request_timeout: a
+            .request_timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.request_timeout),
+        max_attempts: a.max_attempts.unwrap_or(defaults.max_attempts).max(1),
+        ..defaults
+    };
+    let source = match (&a.access_key_id, &a.secret_access_key) {
+        (Some(id), Some(secret)) => CredentialSource::Static {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+            session_token: a.session_token.clone(),
+        },
+        _ => CredentialSource::Chain {
+            profile: a.profile.clone(),
+        },
+    };
+    let seed = SystemClock.now_ms() as u64 ^ u64::from(std::process::id());
+    Ok(AwsClient::new(settings, source, seed)?)
+}
+
+/// Picks the trail to follow from DescribeTrails.
+fn choose_trail(trails: Vec<Trail>, wanted: Option<&str>) -> anyhow::Result<Trail> {
+    let names: Vec<String> = trails.iter().map(|t| t.name.clone()).collect();
+    let candidates: Vec<Trail> = trails
+        .into_iter()
+        .filter(|t| wanted.is_none_or(|w| t.name == w || t.trail_arn.as_deref() == Some(w)))
+        .collect();
+    let trail = match (candidates.len(), wanted) {
+        (1, _) => candidates.into_iter().next().expect("one candidate"),
+        (0, Some(w)) => bail!("no trail named {w} (trails: {})", names.join(", ")),
+        (0, None) => bail!("no CloudTrail trail in this account and region; create one or set source.bucket"),
+        (_, _) => bail!(
+            "several trails ({}); set source.trail_name or source.bucket",
+            names.join(", ")
+        ),
+    };
+    if trail.is_control_tower() {
+        bail!(
+            "trail {} is managed by AWS Control Tower, which trailwatch does not support: its logs live in the \
+             log-archive account and it must not be reconfigured",
+            trail.name
+        );
+    }
+    if trail.s3_bucket_name.is_none() {
+        bail!("trail {} has no S3 bucket", trail.name);
+    }
+    Ok(trail)
+}
+
+/// The poller settings the configuration asks for; `bucket` and `prefix` resolved.
+pub fn poll_settings(config: &Config, bucket: String, prefix: String) -> PollSettings {
+    let s = &config.source;
+    PollSettings {
+        bucket,
+        prefix,
+        accounts: s.accounts.clone(),
+        regions: s.regions.clone(),
+        include_insight: s.include_insight,
+        start: match Day::parse(&s.start) {
+            Some(d) => Start::Day(d),
+            None => Start::Now,
+        },
+        relist_days: i64::from(s.relist_days),
+        max_concurrent_fetches: s.max_concurrent_fetches,
+        max_object_bytes: s.max_object_mib << 20,
+        delete_after: (config.mode != Mode::Restricted && config.delete.enabled)
+            .then(|| Duration::from_secs(config.delete.after_hours * 3600)),
+        drop_read_only: config.mode == Mode::WriteOnly,
+        delayed_after: Duration::from_secs(s.delayed_after_secs),
+        discovery_interval: Duration::from_secs(s.discovery_interval_secs),
+    }
+}
+
+/// Says at start-up what the mode leaves out, and why.
+fn announce_mode(config: &Config) {
+    match config.mode {
+        Mode::Restricted => tracing::warn!(
+            "restricted mode: only s3:ListBucket and s3:GetObject are used; the CloudTrail API is never called, so \
+             there is no trail discovery and no misconfiguration detection, and no log file is deleted"
+        ),
+        Mode::WriteOnly => tracing::info!("write-only mode: read-only events are dropped at ingestion"),
+        Mode::Default if !config.delete.enabled => tracing::info!("deletion of processed log files is turned off"),
+        Mode::Default => {}
+    }
+}
+
+/// Runs the daemon (or one cycle with `once`).
+pub fn run(config: Config, runtime: PluginRuntime, once: bool) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(run_async(config, Arc::new(runtime), once))
+}
+
+async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> anyhow::Result<ExitCode> {
+    announce_mode(&config);
+    let client = Arc::new(client(&config)?);
+    let (bucket, prefix) = match (&config.source.bucket, config.mode) {
+        (Some(b), _) => (b.clone(), config.source.prefix.clone().unwrap_or_default()),
+        (None, Mode::Restricted) => bail!("source.bucket is required in restricted mode"),
+        (None, _) => {
+            let trails = cloudtrail::describe_trails(&client)
+                .await
+                .context("finding the trail's bucket")?;
+            let trail = choose_trail(trails, config.source.trail_name.as_deref())?;
+            tracing::info!(trail = %trail.name, bucket = ?trail.s3_bucket_name, prefix = ?trail.s3_key_prefix, "following trail");
+            let prefix = config
+                .source
+                .prefix
+                .clone()
+                .or(trail.s3_key_prefix.clone())
+                .unwrap_or_default();
+            (trail.s3_bucket_name.clone().expect("checked by choose_trail"), prefix)
+        }
+    };
+    let store = CheckpointStore::open(&config.state.dir)?;
+    let settings = poll_settings(&config, bucket, prefix);
+    let mut poller = Poller::new(client.clone(), runtime, settings, store, Arc::new(SystemClock))?;
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    spawn_signal_listener(shutdown.clone(), notify.clone())?;
+
+    let mut out: Box<dyn Write + Send> = match &config.output.path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let interval = Duration::from_secs(config.source.poll_interval_secs);
+    let mut failures: u32 = 0;
+    let mut last_error: Option<String> = None;
+    let mut exit = ExitCode::SUCCESS;
+    loop {
+        let result = poller.poll_once(out.as_mut(), &shutdown).await;
+        let wait = match result {
+            Ok(report) => {
+                failures = 0;
+                last_error = None;
+                tracing::info!(
+                    files = report.files,
+                    events = report.events,
+                    failed = report.failed.len(),
+                    deleted = report.deleted,
+                    skipped_existing = report.skipped_existing,
+                    dropped_read_only = report.dropped_read_only,
+                    "poll done"
+                );
+                if !report.failed.is_empty() && once {
+                    exit = ExitCode::from(1);
+                }
+                interval
+            }
+            Err(e) => {
+                failures += 1;
+                let text = e.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::error!(error = %text, auth = matches!(&e, PollError::Aws(a) if a.is_auth()), "poll failed; backing off");
+                    last_error = Some(text);
+                } else {
+                    tracing::debug!(error = %text, failures, "poll failed again");
+                }
+                if once {
+                    exit = ExitCode::from(1);
+                }
+                interval.saturating_mul(1u32 << failures.min(10)).min(MAX_BACKOFF)
+            }
+        };
+        if once || shutdown.load(Ordering::Relaxed) {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = notify.notified() => {}
+        }
+        if shutdown.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    out.flush().context("flushing the output")?;
+    let counts = client.counts();
+    let requests: Vec<String> = counts.requests.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    tracing::info!(requests = %requests.join(", "), "AWS requests made");
+    eprintln!(
+        "trailwatch run: AWS requests: {}",
+        if requests.is_empty() {
+            "none".into()
+        } else {
+            requests.join(", ")
+        }
+    );
+    Ok(exit)
+}
+
+fn spawn_signal_listener(flag: Arc<AtomicBool>, notify: Arc<tokio::sync::Notify>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down: finishing the file in flight");
+        flag.store(true, Ordering::Relaxed);
+        notify.notify_waiters();
+    });
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! What trailwatch remembers between runs.
+
+pub mod checkpoint;
