@@ -1,6 +1,8 @@
 //! Shared test helpers: where the workspace, the plugins and the binary are.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

