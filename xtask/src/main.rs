@@ -36,6 +36,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => {
+            ensure_moto()?;
             build_plugins(&root)?;
             let extra: Vec<String> = std::env::args().skip(2).collect();
             let mut args = vec!["test", "--workspace"];
@@ -57,6 +58,39 @@ fn build_plugins(root: &Path) -> Result<()> {
     )?;
     let fixture = cargo_build(root, &["--features", "sandbox-fixture"])?;
     encode(&fixture, &root.join("target/fixture-plugins/sandbox-fixture.wasm"))?;
+    Ok(())
+}
+
+/// The moto release the end-to-end tests need: earlier 5.2 releases reject correctly signed S3
+/// listings whose query holds an encoded `/` (`prefix=AWSLogs%2F`) once IAM is enforced.
+const MOTO_VERSION: &str = "5.2.5";
+
+/// Installs moto's server (the AWS-compatible endpoint the end-to-end tests start on
+/// 127.0.0.1) when it is missing or older than `MOTO_VERSION`.
+fn ensure_moto() -> Result<()> {
+    let check = format!("import moto, moto.server, flask, flask_cors; assert moto.__version__ == '{MOTO_VERSION}'");
+    let present = Command::new("python3")
+        .args(["-c", &check])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        return Ok(());
+    }
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("moto[server]=={MOTO_VERSION}"),
+        ])
+        .status()
+        .context("running pip")?;
+    if !status.success() {
+        bail!("pip install 'moto[server]' failed ({status})");
+    }
     Ok(())
 }
 
