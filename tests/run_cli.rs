@@ -223,3 +223,98 @@ async fn a_wrong_secret_gives_one_clear_error_and_backs_off_without_crashing() {
     assert!(errors[0].contains("backing off"), "{}", errors[0]);
     assert!(!dir.path().join("events.ndjson").exists() || ids_in_len(&dir.path().join("events.ndjson")) == 0);
 }
+
+async fn create_trail(client: &trailwatch::aws::AwsClient, url: &str, name: &str, prefix: &str) {
+    let body = format!(r#"{{"Name":"{name}","S3BucketName":"{BUCKET}","S3KeyPrefix":"{prefix}"}}"#);
+    client
+        .send(trailwatch::aws::client::Request {
+            operation: "cloudtrail:CreateTrail",
+            service: "cloudtrail",
+            method: reqwest::Method::POST,
+            url: format!("{url}/"),
+            headers: vec![
+                ("content-type", "application/x-amz-json-1.1".into()),
+                (
+                    "x-amz-target",
+                    "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.CreateTrail".into(),
+                ),
+            ],
+            body: bytes::Bytes::from(body),
+            key: None,
+        })
+        .await
+        .unwrap();
+}
+
+fn config_without_bucket(dir: &Path, moto: &Moto) -> std::path::PathBuf {
+    let path = dir.join("trailwatch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\naccess_key_id = \"AKIDADMIN\"\nsecret_access_key = \"s\"\n\n\
+             [source]\nstart = \"2024-03-01\"\n\n[delete]\nenabled = false\n\n[state]\ndir = \"{}\"\n\n[output]\npath = \"{}\"\n",
+            moto.url,
+            dir.join("state").display(),
+            dir.join("events.ndjson").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_mode_finds_the_bucket_and_prefix_from_the_trail() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    let files: Vec<moto::LogFile> = (0..3)
+        .map(|f| {
+            moto::log_file(
+                "audit/",
+                "111122223333",
+                "us-east-1",
+                "2024-03-01",
+                &format!("010{f}"),
+                "t",
+                2,
+            )
+        })
+        .collect();
+    moto::seed(&admin, BUCKET, &files).await;
+    create_trail(&admin, &moto.url, "main", "audit").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_without_bucket(dir.path(), &moto);
+    let out = trailwatch(&config, &["run", "--once"])
+        .env("TRAILWATCH_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("following trail") && stderr.contains("main"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cloudtrail:DescribeTrails 1"),
+        "request counts reported: {stderr}"
+    );
+    let got: BTreeSet<String> = ids_in(&dir.path().join("events.ndjson")).into_iter().collect();
+    let expected: BTreeSet<String> = files.iter().flat_map(|f| f.ids.clone()).collect();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_tower_trail_is_refused_with_a_clear_message() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    moto::seed(&admin, BUCKET, &[]).await;
+    create_trail(&admin, &moto.url, "aws-controltower-BaselineCloudTrail", "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_without_bucket(dir.path(), &moto);
+    let out = trailwatch(&config, &["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("managed by AWS Control Tower, which trailwatch does not support"),
+        "{stderr}"
+    );
+}

@@ -250,3 +250,89 @@ async fn nothing_is_deleted_when_deletion_is_off() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_only_mode_drops_read_only_events_at_ingestion() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let file = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "0100", "wo", 6);
+    moto::seed(&client, BUCKET, std::slice::from_ref(&file)).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut s = settings(Start::Day(Day::parse("2024-03-03").unwrap()), None);
+    s.drop_read_only = true;
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 12))));
+    let mut poller = Poller::new(
+        client,
+        runtime(),
+        s,
+        CheckpointStore::open(state.path()).unwrap(),
+        clock,
+    )
+    .unwrap();
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!((report.events, report.dropped_read_only), (3, 3));
+    assert!(events
+        .iter()
+        .all(|e| e["read_only"] == false && e["event_name"] == "RunInstances"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_trails_prefixes_and_account_region_filters_are_followed() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let org = "logs/AWSLogs/o-abcdef1234/";
+    // log_file builds `<prefix>AWSLogs/<account>/…`; move it under the organization id.
+    let relocate = |f: moto::LogFile| moto::LogFile {
+        key: f.key.replace("logs/AWSLogs/", org),
+        ..f
+    };
+    let wanted = relocate(moto::log_file(
+        "logs/",
+        "111122223333",
+        "us-east-1",
+        "2024-03-03",
+        "0100",
+        "a",
+        2,
+    ));
+    let other_region = relocate(moto::log_file(
+        "logs/",
+        "111122223333",
+        "eu-west-1",
+        "2024-03-03",
+        "0100",
+        "b",
+        2,
+    ));
+    let other_account = relocate(moto::log_file(
+        "logs/",
+        "444455556666",
+        "us-east-1",
+        "2024-03-03",
+        "0100",
+        "c",
+        2,
+    ));
+    moto::seed(&client, BUCKET, &[wanted, other_region, other_account]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut s = settings(Start::Day(Day::parse("2024-03-03").unwrap()), None);
+    s.prefix = "logs".into();
+    s.accounts = vec!["111122223333".into()];
+    s.regions = vec!["us-east-1".into()];
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 12))));
+    let mut poller = Poller::new(
+        client,
+        runtime(),
+        s,
+        CheckpointStore::open(state.path()).unwrap(),
+        clock,
+    )
+    .unwrap();
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!(
+        poller.streams(),
+        ["logs/AWSLogs/o-abcdef1234/111122223333/CloudTrail/us-east-1/"]
+    );
+    assert_eq!(report.files, 1);
+    assert!(events.iter().all(|e| e["event_id"].as_str().unwrap().contains("-a-")));
+}
