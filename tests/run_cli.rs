@@ -318,3 +318,39 @@ async fn a_control_tower_trail_is_refused_with_a_clear_message() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_come_from_the_standard_chain_when_the_config_has_none() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    let files = seed_files(2, 2);
+    moto::seed(&admin, BUCKET, &files).await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    let (key, secret) = moto::iam_user(&admin, &moto.url, "chain", policy).await;
+    moto.enforce_auth();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("trailwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"restricted\"\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\n[source]\nbucket = \"{BUCKET}\"\nstart = \"2024-03-01\"\n\n\
+             [state]\ndir = \"{}\"\n\n[output]\npath = \"{}\"\n",
+            moto.url,
+            dir.path().join("state").display(),
+            dir.path().join("events.ndjson").display()
+        ),
+    )
+    .unwrap();
+    let out = trailwatch(&config, &["run", "--once"])
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("TRAILWATCH_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains(&secret), "the secret never reaches the log");
+    let got: BTreeSet<String> = ids_in(&dir.path().join("events.ndjson")).into_iter().collect();
+    assert_eq!(got.len(), 4);
+}

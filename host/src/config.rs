@@ -459,6 +459,37 @@ mod tests {
     }
 
     #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = Config::parse(
+            "[aws]\naccess_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"wJalrXUtnFEMI-secret\"\nsession_token = \"tok-secret\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            debug.contains("AKIDEXAMPLE")
+                && !debug.contains("secret\"")
+                && !debug.contains("wJalr")
+                && !debug.contains("tok-")
+        );
+    }
+
+    #[test]
+    fn restricted_mode_needs_a_bucket() {
+        let e = Config::parse("mode = \"restricted\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config key source.bucket = unset: expected a bucket name"),
+            "{e}"
+        );
+        let e = Config::parse("[source]\nstart = \"yesterday\"\n", Path::new("t.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config key source.start = yesterday: expected \"now\" or a date YYYY-MM-DD"
+        );
+    }
+
+    #[test]
     fn an_empty_file_gives_the_defaults() {
         let c = Config::parse("", Path::new("t.toml")).unwrap();
         assert_eq!(c.plugin.memory_limit_mib, 512);
