@@ -725,9 +725,10 @@ fn throughput(set: &Corpus, cli: &Cli, plugin: &Path, cores: usize) -> anyhow::R
     };
     let (one, all) = (replay(0, 1)?, replay(1, cores)?);
     let installed = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
-    let jq = match installed("jq") && installed("zcat") {
-        true => Some(measure("zcat | jq", set.events, || jq_baseline(set))?),
-        false => None,
+    let jq = if installed("jq") && installed("zcat") {
+        Some(measure("zcat | jq", set.events, || jq_baseline(set))?)
+    } else {
+        None
     };
     let (script, list) = (cli.scratch.join("baseline.py"), cli.scratch.join("files.txt"));
     std::fs::write(&script, PYTHON)?;
