@@ -198,54 +198,66 @@ impl<R: Read> Window<R> {
                     return Err(ScanError::Eof { at: self.offset() });
                 }
             }
+            // Scan the bytes at hand in a tight loop; state carries over a refill.
             let bytes = &self.buf[self.pos..self.end];
-            if in_string {
-                if escaped {
-                    escaped = false;
-                    self.pos += 1;
-                    continue;
-                }
-                match memchr::memchr2(b'"', b'\\', bytes) {
-                    None => self.pos = self.end,
-                    Some(i) => {
-                        self.pos += i + 1;
-                        if bytes[i] == b'\\' {
-                            escaped = true;
-                        } else {
-                            in_string = false;
-                            if depth == 0 {
-                                break;
+            let mut i = 0;
+            let mut done = false;
+            while i < bytes.len() {
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                        i += 1;
+                        continue;
+                    }
+                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        None => i = bytes.len(),
+                        Some(j) => {
+                            i += j + 1;
+                            if bytes[i - 1] == b'\\' {
+                                escaped = true;
+                            } else {
+                                in_string = false;
+                                if depth == 0 {
+                                    done = true;
+                                    break;
+                                }
                             }
                         }
                     }
+                    continue;
                 }
-                continue;
-            }
-            let b = bytes[0];
-            if scalar {
-                if matches!(
-                    b,
-                    b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'{' | b'[' | b':'
-                ) {
-                    break;
-                }
-                self.pos += 1;
-                continue;
-            }
-            self.pos += 1;
-            match b {
-                b'"' => in_string = true,
-                b'{' | b'[' => {
-                    depth += 1;
-                    deepest = deepest.max(depth);
-                }
-                b'}' | b']' => {
-                    depth = depth.saturating_sub(1);
-                    if depth == 0 {
+                let b = bytes[i];
+                if scalar {
+                    if matches!(
+                        b,
+                        b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'{' | b'[' | b':'
+                    ) {
+                        done = true;
                         break;
                     }
+                    i += 1;
+                    continue;
                 }
-                _ => {}
+                i += 1;
+                match b {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => {
+                        depth += 1;
+                        deepest = deepest.max(depth);
+                    }
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            done = true;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.pos += i;
+            if done {
+                break;
             }
         }
         let len = dropped + (self.pos - self.mark) as u64;

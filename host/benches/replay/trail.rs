@@ -1,76 +1,57 @@
-//! The replay benchmark: `cargo bench -p trailwatch --bench replay`.
-//!
-//! Generates a deterministic CloudTrail file set laid out like a trail bucket (gzip, a realistic
-//! mix of services and record sizes) plus a small and a big single file, then measures in one
-//! run: gunzip alone, the plugin's parser built natively, the same parser inside wasmtime,
-//! `trailwatch replay` end to end with one job and with every core, its peak memory on the small
-//! and the big file, and what a user would otherwise run (`zcat | jq`, a Python script).
-//! Markdown tables go to stdout, progress to stderr. Numbers compare only within one run.
-//!
-//! `TRAILWATCH_BENCH_EVENTS` sets the size of the file set (default 100 000 events); the big
-//! file holds twice as many.
+//! The generated trail: a deterministic CloudTrail file set laid out like a trail bucket.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
-use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
-use trailwatch::runtime::bindings::types::ObjectMeta;
-use trailwatch::runtime::{cache::CompileCache, Limits, PluginRuntime};
-use trailwatch_plugin::{model::OpenOptions, reader::LogFile};
+use anyhow::Context;
+use flate2::{write::GzEncoder, Compression};
 
-const DEFAULT_EVENTS: u64 = 100_000;
-const SMALL_EVENTS: u64 = 1_000;
-const SEED: u64 = 0x7472_6169_6c77_6174;
-const RUNS: usize = 3;
-const ACCOUNTS: [&str; 2] = ["111122223333", "444455556666"];
-const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+pub(crate) const ACCOUNTS: [&str; 2] = ["111122223333", "444455556666"];
+pub(crate) const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 /// Seconds from 2024-01-01T00:00Z to 2024-03-04T00:00Z, where the generated trail starts.
-const TRAIL_START_SECS: u64 = (31 + 29 + 3) * 86_400;
+pub(crate) const TRAIL_START_SECS: u64 = (31 + 29 + 3) * 86_400;
 
 /// A small fixed-seed generator (xorshift64*): the same files on every machine.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo + 1)
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.next() as usize % items.len()]
     }
-    fn chars(&mut self, alphabet: &[u8], len: usize) -> String {
+    pub(crate) fn chars(&mut self, alphabet: &[u8], len: usize) -> String {
         (0..len).map(|_| *self.pick(alphabet) as char).collect()
     }
-    fn uuid(&mut self) -> String {
+    pub(crate) fn uuid(&mut self) -> String {
         let mut hex = |n| self.chars(b"0123456789abcdef", n);
         format!("{}-{}-4{}-a{}-{}", hex(8), hex(4), hex(3), hex(3), hex(12))
     }
 }
 
 /// A stable id for a name, so that a principal keeps its id across records.
-fn stable_id(prefix: &str, name: &str) -> String {
+pub(crate) fn stable_id(prefix: &str, name: &str) -> String {
     let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     });
     format!("{prefix}{}", Rng(seed | 1).chars(UPPER, 17))
 }
 
-const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const TOKEN: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+pub(crate) const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+pub(crate) const TOKEN: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// `(month, day, hour, minute, second)` of `secs` after 2024-01-01T00:00Z (valid within 2024).
-fn calendar(secs: u64) -> (u64, u64, u64, u64, u64) {
+pub(crate) fn calendar(secs: u64) -> (u64, u64, u64, u64, u64) {
     const MONTH_DAYS: [u64; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     let (mut day, time) = (secs / 86_400, secs % 86_400);
     let mut month = 0;
@@ -85,7 +66,7 @@ fn calendar(secs: u64) -> (u64, u64, u64, u64, u64) {
 /// line breaks and the indentation after them are removed. `$name` is filled by `Filler::draw`
 /// once per record (`$uuid` and `$uuid_event` are two draws of one kind); a `$` before anything
 /// but a lowercase name stays as it is.
-mod templates {
+pub(crate) mod templates {
     pub const USER: &str = r#"{"type":"IAMUser","principalId":"$user_id","arn":"arn:aws:iam::$acct:user/$user",
         "accountId":"$acct","accessKeyId":"$user_key","userName":"$user"}"#;
     pub const ROLE: &str = r#"{"type":"AssumedRole","principalId":"$role_id:$session",
@@ -183,7 +164,7 @@ mod templates {
 }
 
 /// One kind of record and how often it appears.
-struct Kind {
+pub(crate) struct Kind {
     /// Share of all records, in percent.
     percent: u64,
     /// The service's host name prefix (`s3` for `s3.amazonaws.com`).
@@ -198,7 +179,7 @@ struct Kind {
 }
 
 #[rustfmt::skip]
-const KINDS: [Kind; 9] = [
+pub(crate) const KINDS: [Kind; 9] = [
     Kind { percent: 30, host: "s3", names: &["GetObject", "GetObject", "PutObject"], users_services: [10, 30],
         invoked_by: "athena.amazonaws.com", template: templates::S3_OBJECT },
     Kind { percent: 14, host: "ec2", names: &["DescribeInstances"], users_services: [20, 30],
@@ -219,30 +200,30 @@ const KINDS: [Kind; 9] = [
         invoked_by: "kms.amazonaws.com", template: templates::KMS_ROTATE },
 ];
 
-const AGENTS: [&str; 4] = [
+pub(crate) const AGENTS: [&str; 4] = [
     "aws-cli/2.15.19 Python/3.11.6 Linux/6.5.0-1014-aws exe/x86_64.ubuntu.22 prompt/off command/s3api.get-object",
     "Boto3/1.34.54 md/Botocore#1.34.54 ua/2.0 os/linux#6.1.79 md/arch#x86_64 lang/python#3.12.2 Botocore/1.34.54",
     "aws-sdk-go-v2/1.25.2 os/linux lang/go#1.21.8 md/GOOS#linux md/GOARCH#amd64 api/ec2#1.150.0",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36",
 ];
 
-const USERS: [&str; 4] = ["ci-deploy", "ops-admin", "svc-backup", "audit-reader"];
-const ROLES: [&str; 4] = ["PlatformAdmin", "DataPipeline", "ReadOnly", "eks-node-role"];
-const TARGET_ROLES: [&str; 3] = ["CrossAccountAudit", "DeployTarget", "lambda-exec"];
-const BUCKETS: [&str; 3] = ["app-assets", "data-lake-raw", "backups"];
-const FUNCTIONS: [&str; 3] = ["ingest-orders", "resize-images", "nightly-report"];
-const NETWORKS: [&str; 3] = ["203.0.113", "198.51.100", "192.0.2"];
+pub(crate) const USERS: [&str; 4] = ["ci-deploy", "ops-admin", "svc-backup", "audit-reader"];
+pub(crate) const ROLES: [&str; 4] = ["PlatformAdmin", "DataPipeline", "ReadOnly", "eks-node-role"];
+pub(crate) const TARGET_ROLES: [&str; 3] = ["CrossAccountAudit", "DeployTarget", "lambda-exec"];
+pub(crate) const BUCKETS: [&str; 3] = ["app-assets", "data-lake-raw", "backups"];
+pub(crate) const FUNCTIONS: [&str; 3] = ["ingest-orders", "resize-images", "nightly-report"];
+pub(crate) const NETWORKS: [&str; 3] = ["203.0.113", "198.51.100", "192.0.2"];
 
 /// `errorCode` and `errorMessage` of the one API call in twenty that fails.
 #[rustfmt::skip]
-const ERRORS: [(&str, &str); 3] = [
+pub(crate) const ERRORS: [(&str, &str); 3] = [
     ("AccessDenied", "User is not authorized to perform this operation: no identity-based policy allows it"),
     ("Client.UnauthorizedOperation", "You are not authorized to perform this operation."),
     ("ThrottlingException", "Rate exceeded"),
 ];
 
 /// Fills templates for one record: each `$name` is drawn once and reused.
-struct Filler<'a> {
+pub(crate) struct Filler<'a> {
     rng: &'a mut Rng,
     kind: &'a Kind,
     account: &'a str,
@@ -253,7 +234,7 @@ struct Filler<'a> {
 
 impl Filler<'_> {
     /// Appends `template` to `out` with its line breaks removed and its `$name`s filled.
-    fn fill(&mut self, template: &str, out: &mut String) {
+    pub(crate) fn fill(&mut self, template: &str, out: &mut String) {
         for (i, line) in template.lines().enumerate() {
             let mut rest = if i == 0 { line } else { line.trim_start() };
             while let Some(at) = rest.find('$') {
@@ -272,7 +253,7 @@ impl Filler<'_> {
         }
     }
 
-    fn get(&mut self, name: &str) -> String {
+    pub(crate) fn get(&mut self, name: &str) -> String {
         if let Some(value) = self.drawn.get(name) {
             return value.clone();
         }
@@ -281,18 +262,18 @@ impl Filler<'_> {
         value
     }
 
-    fn word(&mut self, words: &[&str]) -> String {
+    pub(crate) fn word(&mut self, words: &[&str]) -> String {
         self.rng.pick(words).to_string()
     }
 
-    fn expand(&mut self, template: &str) -> String {
+    pub(crate) fn expand(&mut self, template: &str) -> String {
         let mut out = String::new();
         self.fill(template, &mut out);
         out
     }
 
     /// A value for `$name`: fixed by the record's place, drawn, or derived from other values.
-    fn draw(&mut self, name: &str) -> String {
+    pub(crate) fn draw(&mut self, name: &str) -> String {
         let (kind, acct, region) = (self.kind, self.account, self.region);
         let event_name = |f: &mut Self| f.get("name");
         match name {
@@ -365,7 +346,7 @@ impl Filler<'_> {
     }
 
     /// `uuid`, `octet`, `hexN`, `upperN`, `tokenN` (N characters), with an optional `_tag`.
-    fn draw_generic(&mut self, name: &str) -> String {
+    pub(crate) fn draw_generic(&mut self, name: &str) -> String {
         let stem = name.split('_').next().unwrap_or(name);
         let digits = stem.find(|c: char| c.is_ascii_digit()).unwrap_or(stem.len());
         let len = stem[digits..].parse().unwrap_or(0);
@@ -381,7 +362,7 @@ impl Filler<'_> {
 }
 
 /// The kind of record a roll of 0..100 stands for.
-fn kind_for(mut roll: u64) -> &'static Kind {
+pub(crate) fn kind_for(mut roll: u64) -> &'static Kind {
     for kind in &KINDS {
         if roll < kind.percent {
             return kind;
@@ -392,7 +373,7 @@ fn kind_for(mut roll: u64) -> &'static Kind {
 }
 
 /// Draws one record of the mix into `out`.
-fn write_record(out: &mut String, rng: &mut Rng, account: &str, region: &str, secs: u64) {
+pub(crate) fn write_record(out: &mut String, rng: &mut Rng, account: &str, region: &str, secs: u64) {
     let kind = kind_for(rng.range(0, 99));
     let mut filler = Filler {
         rng,
@@ -407,18 +388,24 @@ fn write_record(out: &mut String, rng: &mut Rng, account: &str, region: &str, se
 
 /// A set of generated files and what they hold.
 #[derive(Default)]
-struct Corpus {
+pub(crate) struct Corpus {
     /// What `replay` is given: the bucket directory or the single file.
-    arg: PathBuf,
-    files: Vec<PathBuf>,
-    events: u64,
-    json_bytes: u64,
-    gz_bytes: u64,
+    pub(crate) arg: PathBuf,
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) events: u64,
+    pub(crate) json_bytes: u64,
+    pub(crate) gz_bytes: u64,
 }
 
 impl Corpus {
     /// Adds a log file of `count` records from the 5-minute window starting at `window_secs`.
-    fn write_file(&mut self, path: &Path, rng: &mut Rng, window_secs: u64, count: u64) -> anyhow::Result<()> {
+    pub(crate) fn write_file(
+        &mut self,
+        path: &Path,
+        rng: &mut Rng,
+        window_secs: u64,
+        count: u64,
+    ) -> anyhow::Result<()> {
         // The name says where the file is from: `<acct>_CloudTrail_<region>_...`.
         let name = path.file_name().and_then(|n| n.to_str()).context("a log file name")?;
         let mut parts = name.split('_');
@@ -447,7 +434,7 @@ impl Corpus {
 }
 
 /// `AWSLogs/<acct>/CloudTrail/<region>/YYYY/MM/DD/<acct>_CloudTrail_<region>_<stamp>_<rand>.json.gz`
-fn log_path(dir: &Path, account: &str, region: &str, window_secs: u64, suffix: &str) -> PathBuf {
+pub(crate) fn log_path(dir: &Path, account: &str, region: &str, window_secs: u64, suffix: &str) -> PathBuf {
     let (mo, d, h, mi, _) = calendar(window_secs);
     let name = format!("{account}_CloudTrail_{region}_2024{mo:02}{d:02}T{h:02}{mi:02}Z_{suffix}.json.gz");
     dir.join(format!(
@@ -456,7 +443,7 @@ fn log_path(dir: &Path, account: &str, region: &str, window_secs: u64, suffix: &
 }
 
 /// A trail bucket: every account and region delivers a file every five minutes.
-fn generate_bucket(dir: &Path, events: u64, rng: &mut Rng) -> anyhow::Result<Corpus> {
+pub(crate) fn generate_bucket(dir: &Path, events: u64, rng: &mut Rng) -> anyhow::Result<Corpus> {
     let mut corpus = Corpus {
         arg: dir.to_owned(),
         ..Corpus::default()
@@ -475,7 +462,7 @@ fn generate_bucket(dir: &Path, events: u64, rng: &mut Rng) -> anyhow::Result<Cor
     Ok(corpus)
 }
 
-fn generate_single(dir: &Path, name: &str, events: u64, rng: &mut Rng) -> anyhow::Result<Corpus> {
+pub(crate) fn generate_single(dir: &Path, name: &str, events: u64, rng: &mut Rng) -> anyhow::Result<Corpus> {
     let path = log_path(dir, ACCOUNTS[0], REGIONS[0], TRAIL_START_SECS, name);
     let mut corpus = Corpus {
         arg: path.clone(),
@@ -483,378 +470,4 @@ fn generate_single(dir: &Path, name: &str, events: u64, rng: &mut Rng) -> anyhow
     };
     corpus.write_file(&path, rng, TRAIL_START_SECS, events)?;
     Ok(corpus)
-}
-
-/// Wall times of repeated runs, fastest first.
-struct Timing(Vec<Duration>);
-
-impl Timing {
-    fn best(&self) -> f64 {
-        self.0.first().map_or(f64::NAN, Duration::as_secs_f64)
-    }
-    fn median(&self) -> f64 {
-        self.0.get(self.0.len() / 2).map_or(f64::NAN, Duration::as_secs_f64)
-    }
-}
-
-type Counted = anyhow::Result<u64>;
-
-/// Times `RUNS` runs of `run`; each must count `expected` (events, or bytes for gunzip).
-fn measure(label: &str, expected: u64, mut run: impl FnMut() -> Counted) -> anyhow::Result<Timing> {
-    let mut times = Vec::with_capacity(RUNS);
-    for i in 1..=RUNS {
-        eprintln!("  {label}: run {i}/{RUNS}");
-        let started = Instant::now();
-        let seen = run()?;
-        times.push(started.elapsed());
-        if seen != expected {
-            bail!("{label}: counted {seen}, expected {expected}");
-        }
-    }
-    times.sort();
-    Ok(Timing(times))
-}
-
-/// Files read into memory once, so that the in-process stages measure no disk I/O.
-type Inputs = Vec<(String, Vec<u8>)>;
-
-/// Decompressed bytes.
-fn gunzip(inputs: &Inputs) -> Counted {
-    let mut bytes = 0;
-    for (_, gz) in inputs {
-        bytes += std::io::copy(&mut MultiGzDecoder::new(&gz[..]), &mut std::io::sink())?;
-    }
-    Ok(bytes)
-}
-
-/// The plugin's parser built natively; returns the events and how many it flagged. Each file's
-/// bytes are copied first, as the wasm path copies them into the plugin's memory.
-fn parse_native(inputs: &Inputs) -> anyhow::Result<(u64, u64)> {
-    let (mut events, mut flagged) = (0, 0);
-    for (key, bytes) in inputs {
-        let opened = LogFile::open(bytes.clone(), key, OpenOptions::default());
-        let mut file = opened.map_err(|e| anyhow!("{key}: {e}"))?;
-        loop {
-            let batch = file.next_batch(512).map_err(|e| anyhow!("{key}: {e}"))?;
-            if batch.is_empty() {
-                break;
-            }
-            events += batch.len() as u64;
-            flagged += batch.iter().filter(|e| !e.problems.is_empty()).count() as u64;
-        }
-    }
-    Ok((events, flagged))
-}
-
-fn parse_wasm(runtime: &PluginRuntime, inputs: &Inputs) -> Counted {
-    let mut events = 0;
-    for (key, bytes) in inputs {
-        let (key, size) = (key.clone(), bytes.len() as u64);
-        let meta = ObjectMeta {
-            key,
-            size,
-            last_modified_ms: None,
-        };
-        let read = runtime.read_file(bytes, &meta, |_| Ok(()));
-        events += read.map_err(|(_, failure)| anyhow!("{}: {failure}", meta.key))?.events;
-    }
-    Ok(events)
-}
-
-/// Set to a file path, turns this binary into the helper that runs one child (its arguments) and
-/// writes `<wall seconds> <peak RSS KiB>` there. Linux counts into a child's peak RSS the peak of
-/// the address space it replaced at exec, which after vfork is the parent's: so the parent must
-/// be a small fresh process, not the benchmark holding its data.
-const HELPER_ENV: &str = "TRAILWATCH_BENCH_PEAK_TO";
-
-fn helper(report: &Path) -> anyhow::Result<ExitCode> {
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let (program, args) = args.split_first().context("the helper needs a command")?;
-    let started = Instant::now();
-    let child = Command::new(program).args(args).env_remove(HELPER_ENV).spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: `rusage` is plain data, for which all-zero bytes are a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our child and not yet reaped (std reaps only in `wait`, never on drop);
-    // both pointers are to live locals.
-    while unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).context("waiting for the child");
-        }
-    }
-    // Linux reports ru_maxrss in KiB.
-    std::fs::write(
-        report,
-        format!("{} {}", started.elapsed().as_secs_f64(), usage.ru_maxrss),
-    )?;
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// Runs `command` through the helper, output to /dev/null; returns its wall time in seconds and
-/// its peak RSS in KiB.
-fn run_child(command: &Command, scratch: &Path) -> anyhow::Result<(f64, u64)> {
-    let (report, stderr) = (scratch.join("peak.txt"), scratch.join("stderr.txt"));
-    let mut helper = Command::new(std::env::current_exe()?);
-    helper
-        .env(HELPER_ENV, &report)
-        .arg(command.get_program())
-        .args(command.get_args());
-    helper.stdout(File::create("/dev/null")?).stderr(File::create(&stderr)?);
-    let status = helper.status()?;
-    if !status.success() {
-        let said = std::fs::read_to_string(&stderr).unwrap_or_default();
-        bail!("{command:?} failed ({status}):\n{said}");
-    }
-    let report = std::fs::read_to_string(&report)?;
-    let (wall, peak) = report.split_once(' ').context("the helper's report")?;
-    Ok((wall.parse()?, peak.parse()?))
-}
-
-/// How to start the release binary.
-struct Cli {
-    bin: PathBuf,
-    plugin_dir: PathBuf,
-    scratch: PathBuf,
-}
-
-impl Cli {
-    /// `trailwatch replay` over `corpus`, NDJSON to /dev/null; checks the summary's counts.
-    /// Returns the wall time in seconds and the peak RSS in KiB.
-    fn replay(&self, corpus: &Corpus, jobs: usize) -> anyhow::Result<(f64, u64)> {
-        let summary = self.scratch.join("summary.json");
-        let mut command = Command::new(&self.bin);
-        command.arg("--plugin-dir").arg(&self.plugin_dir);
-        command.arg("--cache-dir").arg(self.scratch.join("cache"));
-        command.args(["replay", "--no-progress", "--jobs", &jobs.to_string()]);
-        command.arg("--summary-json").arg(&summary).arg(&corpus.arg);
-        let run = run_child(&command, &self.scratch)?;
-        let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary)?)?;
-        let (events, flagged) = (&summary["events"], &summary["flagged_events"]);
-        if events.as_u64() != Some(corpus.events) || flagged.as_u64() != Some(0) {
-            bail!("replay saw {events} events ({flagged} flagged), not {}", corpus.events);
-        }
-        Ok(run)
-    }
-}
-
-/// `zcat FILES | jq -c '.Records[]' > /dev/null`.
-fn jq_baseline(corpus: &Corpus) -> Counted {
-    let mut zcat = Command::new("zcat");
-    let mut zcat = zcat.args(&corpus.files).stdout(Stdio::piped()).spawn()?;
-    let mut jq = Command::new("jq");
-    jq.args(["-c", ".Records[]"])
-        .stdin(zcat.stdout.take().context("zcat's stdout")?);
-    let jq = jq.stdout(File::create("/dev/null")?).status()?;
-    if !zcat.wait()?.success() || !jq.success() {
-        bail!("zcat | jq failed");
-    }
-    Ok(corpus.events)
-}
-
-const PYTHON: &str = r#"
-import gzip, json, sys
-count = 0
-with open(sys.argv[1]) as paths, open("/dev/null", "w") as out:
-    for path in paths:
-        with gzip.open(path.rstrip("\n"), "rb") as f:
-            doc = json.load(f)
-        for record in doc["Records"]:
-            out.write(json.dumps(record))
-            out.write("\n")
-            count += 1
-print(count)
-"#;
-
-/// The Python script over the files listed in `list`; returns the records it wrote.
-fn python_baseline(script: &Path, list: &Path) -> Counted {
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(list)
-        .stderr(Stdio::inherit())
-        .output()?;
-    if !out.status.success() {
-        bail!("the Python baseline failed");
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-}
-
-/// The stages of the throughput table, in the order they run; `N` is the number of cores.
-const STAGES: [&str; 7] = [
-    "gunzip only (flate2, native)",
-    "plugin parser built natively (`LogFile::next_batch`)",
-    "plugin in wasmtime, in-process (`PluginRuntime::read_file`)",
-    "`trailwatch replay --jobs 1`, NDJSON to /dev/null",
-    "`trailwatch replay --jobs N`, NDJSON to /dev/null",
-    "`zcat FILES \\| jq -c '.Records[]'` (two processes)",
-    "Python: `gzip.open`, `json.load`, `json.dumps` per record",
-];
-const NATIVE: usize = 1;
-const WASM: usize = 2;
-const JOBS_1: usize = 3;
-const JOBS_N: usize = 4;
-const JQ: usize = 5;
-const PYTHON_STAGE: usize = 6;
-
-/// Timings of the stages in `STAGES` (`None`: the tool is not installed), and the peak RSS in
-/// KiB of `replay --jobs 1` and `--jobs N` over the file set.
-type Throughput = ([Option<Timing>; 7], [u64; 2]);
-
-/// Measures every stage over the file set.
-fn throughput(set: &Corpus, cli: &Cli, plugin: &Path, cores: usize) -> anyhow::Result<Throughput> {
-    let read = |p: &PathBuf| Ok((p.display().to_string(), std::fs::read(p)?));
-    let inputs: Inputs = set.files.iter().map(read).collect::<anyhow::Result<_>>()?;
-    let (_, flagged) = parse_native(&inputs)?;
-    if flagged > 0 {
-        bail!("the parser flagged {flagged} generated records: the generator writes what it should not");
-    }
-    let gunzip = measure("gunzip", set.json_bytes, || gunzip(&inputs))?;
-    let native = measure("native parser", set.events, || Ok(parse_native(&inputs)?.0))?;
-    let runtime = PluginRuntime::from_file(plugin, &CompileCache::disabled(), Limits::default())?;
-    let wasm = measure("plugin in wasmtime", set.events, || parse_wasm(&runtime, &inputs))?;
-    drop((runtime, inputs));
-
-    let mut peaks = [0; 2];
-    let mut replay = |i: usize, jobs: usize| {
-        measure(&format!("replay --jobs {jobs}"), set.events, || {
-            peaks[i] = peaks[i].max(cli.replay(set, jobs)?.1);
-            Ok(set.events)
-        })
-    };
-    let (one, all) = (replay(0, 1)?, replay(1, cores)?);
-    let installed = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
-    let jq = if installed("jq") && installed("zcat") {
-        Some(measure("zcat | jq", set.events, || jq_baseline(set))?)
-    } else {
-        None
-    };
-    let (script, list) = (cli.scratch.join("baseline.py"), cli.scratch.join("files.txt"));
-    std::fs::write(&script, PYTHON)?;
-    let names: String = set.files.iter().map(|p| format!("{}\n", p.display())).collect();
-    std::fs::write(&list, names)?;
-    let python = measure("python", set.events, || python_baseline(&script, &list))?;
-    let timings = [
-        Some(gunzip),
-        Some(native),
-        Some(wasm),
-        Some(one),
-        Some(all),
-        jq,
-        Some(python),
-    ];
-    Ok((timings, peaks))
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
-}
-
-fn print_throughput(set: &Corpus, timings: &[Option<Timing>; 7], cores: usize) {
-    let (n, files, gz, json) = (set.events, set.files.len(), mb(set.gz_bytes), mb(set.json_bytes));
-    let per_record = set.json_bytes / n.max(1);
-    println!("File set: {n} events in {files} files, {gz:.1} MB gzip, {json:.1} MB JSON ({per_record} B/record);");
-    println!("{cores} cores; best and median of {RUNS} runs; MB/s of decompressed JSON.\n");
-    println!("| Stage | Threads | Best (s) | Median (s) | Events/s | MB/s |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (i, timing) in timings.iter().enumerate() {
-        let stage = STAGES[i].replace("--jobs N", &format!("--jobs {cores}"));
-        // `zcat | jq` is two processes.
-        let threads = [1, 1, 1, 1, cores, 2, 1][i];
-        match timing {
-            Some(t) => {
-                let (best, median, rate) = (t.best(), t.median(), n as f64 / t.best());
-                let row = format!("| {stage} | {threads} | {best:.3} | {median:.3} | {rate:.0}");
-                println!("{row} | {:.0} |", json / best);
-            }
-            None => println!("| {stage} | {threads} | – | – | not installed | – |"),
-        }
-    }
-    // How many times faster stage `a` is than stage `b`, from their best runs.
-    let ratio = |a: usize, b: usize| match (&timings[a], &timings[b]) {
-        (Some(a), Some(b)) => format!("{:.2}", b.best() / a.best()),
-        _ => "–".into(),
-    };
-    println!();
-    println!("- wasm / native, same parser: {}", ratio(WASM, NATIVE));
-    println!(
-        "- `replay --jobs {cores}` / `replay --jobs 1`: {}",
-        ratio(JOBS_N, JOBS_1)
-    );
-    println!("- `replay --jobs 1` / `zcat | jq`: {}", ratio(JOBS_1, JQ));
-    println!("- `replay --jobs 1` / Python: {}", ratio(JOBS_1, PYTHON_STAGE));
-}
-
-/// A line of the memory table.
-fn print_memory_row(what: &str, jobs: usize, corpus: &Corpus, wall: Option<f64>, peak_kib: u64) {
-    let (events, gz, json) = (corpus.events, mb(corpus.gz_bytes), mb(corpus.json_bytes));
-    let wall = wall.map_or("see above".to_owned(), |w| format!("{w:.2}"));
-    let rss = peak_kib as f64 / 1024.0;
-    println!("| {what} | {jobs} | {events} | {gz:.1} | {json:.1} | {rss:.0} | {wall} |");
-}
-
-fn main() -> anyhow::Result<ExitCode> {
-    if let Some(report) = std::env::var_os(HELPER_ENV) {
-        return helper(Path::new(&report));
-    }
-    let scale = std::env::var("TRAILWATCH_BENCH_EVENTS").ok();
-    let events = match &scale {
-        Some(v) => v
-            .parse()
-            .with_context(|| format!("TRAILWATCH_BENCH_EVENTS={v:?}: expected a number"))?,
-        None => DEFAULT_EVENTS,
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plugin_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
-    let plugin = plugin_dir.join(format!("trailwatch-core-{}.wasm", trailwatch_plugin::VERSION));
-    if !plugin.is_file() {
-        bail!(
-            "{} is missing: build it with `cargo run -p xtask -- plugins`",
-            plugin.display()
-        );
-    }
-    let tmp = tempfile::tempdir()?;
-    let scratch = tmp.path().to_owned();
-    let cli = Cli {
-        bin: env!("CARGO_BIN_EXE_trailwatch").into(),
-        plugin_dir,
-        scratch,
-    };
-
-    eprintln!(
-        "generating {events} events and a file of {} in {}",
-        2 * events,
-        tmp.path().display()
-    );
-    let mut rng = Rng(SEED);
-    let set = generate_bucket(&tmp.path().join("bucket"), events, &mut rng)?;
-    let small = generate_single(&tmp.path().join("small"), "small", SMALL_EVENTS, &mut rng)?;
-    let big = generate_single(&tmp.path().join("big"), "big", 2 * events, &mut rng)?;
-
-    // The first run compiles the plugin into the cache, as a user's first run does.
-    let (cold_start, _) = cli.replay(&small, 1)?;
-    let (timings, peaks) = throughput(&set, &cli, &plugin, cores)?;
-    eprintln!("  peak memory: small file, big file");
-    let (small_wall, small_peak) = cli.replay(&small, 1)?;
-    let (big_wall, big_peak) = cli.replay(&big, 1)?;
-
-    let env = scale
-        .map(|v| format!("TRAILWATCH_BENCH_EVENTS={v} "))
-        .unwrap_or_default();
-    println!("Command: `{env}cargo bench -p trailwatch --bench replay`\n");
-    print_throughput(&set, &timings, cores);
-    println!("- `replay` times include starting the process and loading the cached compiled plugin;");
-    println!(
-        "  the first run, which compiled it, took {:.2} s on the small file.\n",
-        cold_start
-    );
-    println!("| `trailwatch replay` over | Jobs | Events | MB gzip | MB JSON | Peak RSS (MiB) | Wall (s) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    print_memory_row("small file", 1, &small, Some(small_wall), small_peak);
-    print_memory_row("big file", 1, &big, Some(big_wall), big_peak);
-    let files = format!("file set, {} files", set.files.len());
-    print_memory_row(&files, 1, &set, None, peaks[0]);
-    print_memory_row(&files, cores, &set, None, peaks[1]);
-    Ok(ExitCode::SUCCESS)
 }
