@@ -21,10 +21,14 @@ fn imports_of(path: &std::path::Path) -> BTreeSet<String> {
 #[test]
 fn the_plugin_imports_nothing_but_the_contract() {
     let imports = imports_of(&common::plugin_path());
-    let expected: BTreeSet<String> = ["trailwatch:plugin/host-log@0.1.0", "trailwatch:plugin/types@0.1.0"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let expected: BTreeSet<String> = [
+        "trailwatch:plugin/host-log@0.1.0",
+        "trailwatch:plugin/input@0.1.0",
+        "trailwatch:plugin/types@0.1.0",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
     assert_eq!(
         imports, expected,
         "no WASI, no filesystem, network, clock or randomness"

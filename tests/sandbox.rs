@@ -36,7 +36,7 @@ fn read(runtime: &PluginRuntime, key: &str) -> Result<u64, FileFailure> {
         last_modified_ms: None,
     };
     runtime
-        .read_file(&bytes, &meta, |_| Ok(()))
+        .read_file(Box::new(std::io::Cursor::new(bytes)), &meta, |_| Ok(()))
         .map(|r| r.events)
         .map_err(|(_, e)| e)
 }

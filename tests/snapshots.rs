@@ -44,7 +44,7 @@ fn read(runtime: &PluginRuntime, path: &Path) -> (Option<FileKind>, Vec<serde_js
     };
     let mut out = Vec::new();
     let report = runtime
-        .read_file(&bytes, &meta, |batch| {
+        .read_file(Box::new(std::io::Cursor::new(bytes)), &meta, |batch| {
             for e in batch {
                 ndjson::write_event(&mut out, e, &key)?;
             }

@@ -42,6 +42,31 @@ impl meta::Guest for Plugin {
     }
 }
 
+/// The stored bytes, pulled from the host through the `input` import as the reader needs them.
+struct HostInput;
+
+impl std::io::Read for HostInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        match trailwatch::plugin::input::read(want) {
+            Ok(bytes) => {
+                // The host never sends more than asked; a host that did would lose nothing
+                // silently: the excess is an error.
+                if bytes.len() > buf.len() {
+                    return Err(std::io::Error::other(crate::reader::InputError(format!(
+                        "the host sent {} bytes for a read of {}",
+                        bytes.len(),
+                        buf.len()
+                    ))));
+                }
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                Ok(bytes.len())
+            }
+            Err(message) => Err(std::io::Error::other(crate::reader::InputError(message))),
+        }
+    }
+}
+
 /// The `log-file` resource: the reader behind a `RefCell`, as resource methods take `&self`.
 struct LogFile(RefCell<crate::reader::LogFile>);
 
@@ -50,11 +75,7 @@ impl parser::Guest for Plugin {
 }
 
 impl parser::GuestLogFile for LogFile {
-    fn open(
-        bytes: Vec<u8>,
-        meta: wit::ObjectMeta,
-        options: wit::OpenOptions,
-    ) -> Result<parser::LogFile, wit::FileError> {
+    fn open(meta: wit::ObjectMeta, options: wit::OpenOptions) -> Result<parser::LogFile, wit::FileError> {
         install_panic_hook();
         #[cfg(feature = "sandbox-fixture")]
         sandbox_fixture::misbehave(&meta.key);
@@ -63,7 +84,7 @@ impl parser::GuestLogFile for LogFile {
             max_record_bytes: options.max_record_bytes,
             max_depth: options.max_depth,
         };
-        crate::reader::LogFile::open(bytes, &meta.key, options)
+        crate::reader::LogFile::open_reader(Box::new(HostInput), &meta.key, options)
             .map(|f| parser::LogFile::new(LogFile(RefCell::new(f))))
             .map_err(file_error)
     }
@@ -98,6 +119,7 @@ fn file_error(e: model::FileError) -> wit::FileError {
         model::FileError::NotJson(m) => wit::FileError::NotJson(m),
         model::FileError::NotCloudtrail(m) => wit::FileError::NotCloudtrail(m),
         model::FileError::TooLarge(n) => wit::FileError::TooLarge(n),
+        model::FileError::ReadFailed(m) => wit::FileError::ReadFailed(m),
         model::FileError::Closed => wit::FileError::Closed,
     }
 }

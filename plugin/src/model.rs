@@ -131,6 +131,7 @@ pub enum FileError {
     NotJson(String),
     NotCloudtrail(String),
     TooLarge(u64),
+    ReadFailed(String),
     Closed,
 }
 
@@ -142,6 +143,7 @@ impl std::fmt::Display for FileError {
             FileError::NotJson(m) => write!(f, "not JSON: {m}"),
             FileError::NotCloudtrail(m) => write!(f, "not a CloudTrail file: {m}"),
             FileError::TooLarge(limit) => write!(f, "decompresses to more than {limit} bytes"),
+            FileError::ReadFailed(m) => write!(f, "the host could not read the file: {m}"),
             FileError::Closed => f.write_str("read again after an error"),
         }
     }

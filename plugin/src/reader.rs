@@ -5,6 +5,7 @@
 //! much as the batch needs. A bad record becomes a flagged event; a broken document ends the file
 //! with an error after every event before the break has been returned.
 
+use std::fmt;
 use std::io::{self, Cursor, Read};
 
 use flate2::read::MultiGzDecoder;
@@ -14,11 +15,26 @@ use crate::normalize;
 use crate::record::{Record, Scalar};
 use crate::scan::{ScanError, Scanned, Window};
 
+/// Where the stored bytes come from, with the bytes read to sniff the format put back in front.
+type Stored = io::Chain<Cursor<Vec<u8>>, Box<dyn Read>>;
+
 /// The stored bytes, decompressed when they are gzip.
 enum Source {
-    Plain(Cursor<Vec<u8>>),
-    Gzip(Box<MultiGzDecoder<Cursor<Vec<u8>>>>),
+    Plain(Stored),
+    Gzip(Box<MultiGzDecoder<Stored>>),
 }
+
+/// An error the supplier of the stored bytes reported (not a fault of the file's contents).
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
 
 impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -41,6 +57,21 @@ enum State {
     Failed,
 }
 
+/// The supplier's message when `e` came from the supplier of the stored bytes.
+fn input_error(e: &io::Error) -> Option<String> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<InputError>())
+        .map(|i| i.0.clone())
+}
+
+/// An error while sniffing the format: the supplier's, or an unexpected one.
+fn read_error(e: io::Error) -> FileError {
+    match input_error(&e) {
+        Some(m) => FileError::ReadFailed(m),
+        None => FileError::ReadFailed(e.to_string()),
+    }
+}
+
 /// One open CloudTrail object.
 pub struct LogFile {
     window: Window<Source>,
@@ -58,13 +89,30 @@ pub struct LogFile {
 const DIGEST_KEYS: [&str; 4] = ["digestStartTime", "digestEndTime", "digestS3Object", "logFiles"];
 
 impl LogFile {
-    /// Opens a file from its stored bytes; `key` is its S3 key or path.
+    /// Opens a file from its stored bytes in memory; `key` is its S3 key or path.
     pub fn open(bytes: Vec<u8>, key: &str, options: OpenOptions) -> Result<LogFile, FileError> {
-        let gzip = bytes.starts_with(&[0x1f, 0x8b]);
+        Self::open_reader(Box::new(Cursor::new(bytes)), key, options)
+    }
+
+    /// Opens a file whose stored bytes `input` supplies as they are needed. An `io::Error`
+    /// carrying an `InputError` from `input` is reported as `ReadFailed`.
+    pub fn open_reader(mut input: Box<dyn Read>, key: &str, options: OpenOptions) -> Result<LogFile, FileError> {
+        let mut head = Vec::with_capacity(2);
+        while head.len() < 2 {
+            let mut byte = [0u8; 2];
+            match input.read(&mut byte[..2 - head.len()]) {
+                Ok(0) => break,
+                Ok(n) => head.extend_from_slice(&byte[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(e)),
+            }
+        }
+        let gzip = head == [0x1f, 0x8b];
+        let stored = Cursor::new(head).chain(input);
         let source = if gzip {
-            Source::Gzip(Box::new(MultiGzDecoder::new(Cursor::new(bytes))))
+            Source::Gzip(Box::new(MultiGzDecoder::new(stored)))
         } else {
-            Source::Plain(Cursor::new(bytes))
+            Source::Plain(stored)
         };
         let mut file = LogFile {
             window: Window::new(source, options.max_decompressed_bytes),
@@ -410,6 +458,7 @@ impl LogFile {
         };
         match e {
             ScanError::TooLarge(limit) => FileError::TooLarge(limit),
+            ScanError::Io(e) if input_error(&e).is_some() => FileError::ReadFailed(input_error(&e).unwrap_or_default()),
             ScanError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => FileError::Truncated(format!(
                 "the gzip stream ends early, after {} decompressed bytes{record}",
                 self.window.offset()

@@ -61,8 +61,9 @@ fn outcome_name(o: Outcome) -> &'static str {
 fn replay_file(runtime: &PluginRuntime, path: &std::path::Path, tx: &SyncSender<Message>) {
     let key = path.display().to_string();
     let mut result = FileResult::new(key.clone());
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    // The plugin pulls the file's bytes as it needs them: memory stays bounded whatever the size.
+    let (file, metadata) = match std::fs::File::open(path).and_then(|f| f.metadata().map(|m| (f, m))) {
+        Ok(x) => x,
         Err(e) => {
             result.failure = Some(format!("cannot read the file: {e}"));
             // The writer is gone only when the output failed; nothing more to report then.
@@ -70,19 +71,20 @@ fn replay_file(runtime: &PluginRuntime, path: &std::path::Path, tx: &SyncSender<
             return;
         }
     };
-    let last_modified_ms = std::fs::metadata(path)
-        .and_then(|m| m.modified())
+    let last_modified_ms = metadata
+        .modified()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as i64);
+    let size = metadata.len();
     let meta = ObjectMeta {
         key: key.clone(),
-        size: bytes.len() as u64,
+        size,
         last_modified_ms,
     };
-    let size = bytes.len() as u64;
     let mut counts = FileResult::new(String::new());
-    let outcome = runtime.read_file(&bytes, &meta, |batch| {
+    let input = Box::new(std::io::BufReader::with_capacity(256 << 10, file));
+    let outcome = runtime.read_file(input, &meta, |batch| {
         let mut out = Vec::with_capacity(batch.len() * 1536);
         for event in batch {
             ndjson::write_event(&mut out, event, &key)?;

@@ -22,9 +22,14 @@ const MAX_PLUGIN_MESSAGES: usize = 32;
 /// Longest plugin log message kept, in bytes.
 const MAX_MESSAGE_BYTES: usize = 4096;
 
+/// Largest chunk handed to the plugin per `input.read`.
+const MAX_READ_CHUNK: u32 = 1 << 20;
+
 /// The data of one plugin store.
 pub struct StoreState {
     limiter: MemoryLimiter,
+    /// The stored bytes of the file this store reads.
+    input: Option<Box<dyn std::io::Read + Send>>,
     /// Error-level messages from the plugin (a panic message arrives this way before the trap).
     errors: Vec<String>,
     dropped_messages: u64,
@@ -36,6 +41,7 @@ impl StoreState {
     fn new(memory_bytes: u64, key: String) -> Self {
         StoreState {
             limiter: MemoryLimiter::new(memory_bytes),
+            input: None,
             errors: Vec::new(),
             dropped_messages: 0,
             key,
@@ -44,6 +50,25 @@ impl StoreState {
 }
 
 impl super::bindings::trailwatch::plugin::types::Host for StoreState {}
+
+impl super::bindings::trailwatch::plugin::input::Host for StoreState {
+    fn read(&mut self, max: u32) -> Result<Vec<u8>, String> {
+        let Some(input) = self.input.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut buf = vec![0u8; max.min(MAX_READ_CHUNK) as usize];
+        loop {
+            match input.read(&mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("reading {}: {e}", self.key)),
+            }
+        }
+    }
+}
 
 impl super::bindings::trailwatch::plugin::host_log::Host for StoreState {
     fn log(&mut self, level: LogLevel, mut message: String) {
@@ -119,6 +144,7 @@ pub fn describe_file_error(e: &FileError) -> String {
         FileError::NotJson(m) => format!("not JSON: {m}"),
         FileError::NotCloudtrail(m) => format!("not a CloudTrail file: {m}"),
         FileError::TooLarge(limit) => format!("decompresses to more than {limit} bytes (limit max_decompressed_bytes)"),
+        FileError::ReadFailed(m) => format!("could not be read: {m}"),
         FileError::Closed => "read again after an error".to_owned(),
     }
 }
@@ -229,7 +255,7 @@ impl PluginRuntime {
     /// over before a failure stay handed over (nothing already read is lost).
     pub fn read_file(
         &self,
-        bytes: &[u8],
+        input: Box<dyn std::io::Read + Send>,
         meta: &ObjectMeta,
         mut on_batch: impl FnMut(&[Event]) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
@@ -238,10 +264,9 @@ impl PluginRuntime {
             digest: None,
             events: 0,
         };
-        let mut store = Store::new(
-            &self.engine,
-            StoreState::new(self.limits.memory_bytes, meta.key.clone()),
-        );
+        let mut state = StoreState::new(self.limits.memory_bytes, meta.key.clone());
+        state.input = Some(input);
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.limits.deadline_ticks());
         store.epoch_deadline_trap();
@@ -255,7 +280,7 @@ impl PluginRuntime {
             max_record_bytes: self.limits.max_record_bytes,
             max_depth: self.limits.max_depth,
         };
-        let handle = match log_file.call_open(&mut store, bytes, meta, options) {
+        let handle = match log_file.call_open(&mut store, meta, options) {
             Ok(Ok(h)) => h,
             Ok(Err(e)) => return Err((report, FileFailure::Input(e))),
             Err(e) => return Err((report, FileFailure::Trap(self.trap_reason(&store, e)))),

@@ -351,7 +351,7 @@ impl Poller {
     fn read_one(
         &self,
         object: &ObjectInfo,
-        bytes: &[u8],
+        bytes: &bytes::Bytes,
         out: &mut (dyn Write + Send),
         report: &mut CycleReport,
     ) -> Result<(), PollError> {
@@ -367,7 +367,8 @@ impl Poller {
         let mut dropped = 0u64;
         let mut buf = Vec::with_capacity(1 << 20);
         let result = tokio::task::block_in_place(|| {
-            self.runtime.read_file(bytes, &meta, |batch| {
+            let input = Box::new(bytes::Buf::reader(bytes.clone()));
+            self.runtime.read_file(input, &meta, |batch| {
                 buf.clear();
                 for event in batch {
                     if drop_read_only && event.read_only {
