@@ -336,3 +336,51 @@ async fn organization_trails_prefixes_and_account_region_filters_are_followed() 
     assert_eq!(report.files, 1);
     assert!(events.iter().all(|e| e["event_id"].as_str().unwrap().contains("-a-")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_file_is_reported_kept_in_the_bucket_and_does_not_stop_the_others() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let good = moto::log_file("", "111122223333", "us-east-1", "2024-03-01", "0100", "good", 2);
+    let mut bad = moto::log_file("", "111122223333", "us-east-1", "2024-03-01", "0000", "bad", 2);
+    bad.body.truncate(bad.body.len() / 2);
+    moto::seed(&client, BUCKET, &[good, bad]).await;
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-05", 0))));
+    let mut poller = Poller::new(
+        client.clone(),
+        runtime(),
+        settings(
+            Start::Day(Day::parse("2024-03-01").unwrap()),
+            Some(Duration::from_secs(24 * 3600)),
+        ),
+        CheckpointStore::open(state.path()).unwrap(),
+        clock,
+    )
+    .unwrap();
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!(report.files, 2);
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        report.failed[0].0.contains("_bad.json.gz") && report.failed[0].1.contains("truncated"),
+        "{:?}",
+        report.failed
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["event_id"].as_str().unwrap().contains("-good-")));
+    assert_eq!(report.deleted, 1, "only the good file is deleted");
+    let left: Vec<String> = S3::new(&client, BUCKET)
+        .list_all("AWSLogs/", None, None)
+        .await
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].contains("_bad.json.gz"), "the bad file stays for inspection");
+    // It is not read again at every poll.
+    let (report, _) = poll(&mut poller).await;
+    assert_eq!((report.files, report.failed.len()), (0, 0));
+}

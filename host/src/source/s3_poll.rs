@@ -328,11 +328,14 @@ impl Poller {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if let Some(bytes) = bytes {
-                self.read_one(&object, &bytes, out, report)?;
-            }
+            let complete = match bytes {
+                Some(bytes) => self.read_one(&object, &bytes, out, report)?,
+                None => false,
+            };
             state.processed.entry(day).or_default().insert(object.key.clone());
-            if let Some(after) = self.settings.delete_after {
+            // A file that could not be read to its end is kept in the bucket for inspection:
+            // deleting it would lose the events after the failure.
+            if let (Some(after), true) = (self.settings.delete_after, complete) {
                 let born = file_time_ms(&object.key).unwrap_or(object.last_modified_ms);
                 self.checkpoint.pending_delete.insert(PendingDelete {
                     due_ms: born + after.as_millis() as i64,
@@ -348,13 +351,14 @@ impl Poller {
     }
 
     /// Reads one file through the plugin and writes its events, flushed: the acknowledgement.
+    /// Returns whether the file was read to its end.
     fn read_one(
         &self,
         object: &ObjectInfo,
         bytes: &bytes::Bytes,
         out: &mut (dyn Write + Send),
         report: &mut CycleReport,
-    ) -> Result<(), PollError> {
+    ) -> Result<bool, PollError> {
         let meta = ObjectMeta {
             key: object.key.clone(),
             size: object.size,
@@ -392,8 +396,8 @@ impl Poller {
         report.files += 1;
         report.events += written;
         report.dropped_read_only += dropped;
-        match result {
-            Ok(_) => {}
+        let complete = match result {
+            Ok(_) => true,
             Err((_, crate::runtime::FileFailure::Output(e))) => {
                 return Err(PollError::Output(std::io::Error::other(format!("{e:#}"))));
             }
@@ -401,10 +405,11 @@ impl Poller {
                 // The file is bad (or trips a limit): it is recorded and kept, not retried forever.
                 tracing::error!(key = %object.key, error = %failure, "log file failed; its events before the failure were written");
                 report.failed.push((object.key.clone(), failure.to_string()));
+                false
             }
-        }
+        };
         out.flush().map_err(PollError::Output)?;
-        Ok(())
+        Ok(complete)
     }
 
     /// Deletes processed files whose time has come, in batches of up to 1000.
