@@ -77,6 +77,23 @@ fn bucket_files() -> Vec<moto::LogFile> {
     files
 }
 
+/// A poller of `BUCKET` with its checkpoint in `state`.
+fn poller(
+    client: Arc<trailwatch::aws::AwsClient>,
+    settings: PollSettings,
+    state: &std::path::Path,
+    clock: Arc<TestClock>,
+) -> Poller {
+    Poller::new(
+        client,
+        runtime(),
+        settings,
+        CheckpointStore::open(state).unwrap(),
+        clock,
+    )
+    .unwrap()
+}
+
 async fn poll(poller: &mut Poller) -> (CycleReport, Vec<serde_json::Value>) {
     let mut out: Vec<u8> = Vec::new();
     let report = poller.poll_once(&mut out, &AtomicBool::new(false)).await.unwrap();
@@ -99,14 +116,12 @@ async fn every_event_comes_out_exactly_once_including_a_late_file_with_an_older_
     moto::seed(&client, BUCKET, &files).await;
     let state = tempfile::tempdir().unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 23))));
-    let mut poller = Poller::new(
+    let mut poller = poller(
         client.clone(),
-        runtime(),
         settings(Start::Day(Day::parse("2024-03-01").unwrap()), None),
-        CheckpointStore::open(state.path()).unwrap(),
+        state.path(),
         clock.clone(),
-    )
-    .unwrap();
+    );
 
     let (report, events) = poll(&mut poller).await;
     assert_eq!(report.files, 240);
@@ -158,14 +173,7 @@ async fn start_now_reads_only_files_that_appear_later() {
     moto::seed(&client, BUCKET, std::slice::from_ref(&old)).await;
     let state = tempfile::tempdir().unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 12))));
-    let mut poller = Poller::new(
-        client.clone(),
-        runtime(),
-        settings(Start::Now, None),
-        CheckpointStore::open(state.path()).unwrap(),
-        clock,
-    )
-    .unwrap();
+    let mut poller = poller(client.clone(), settings(Start::Now, None), state.path(), clock);
     let (report, events) = poll(&mut poller).await;
     assert_eq!((report.skipped_existing, events.len()), (1, 0));
     let new = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "1100", "new", 2);
@@ -184,17 +192,15 @@ async fn acknowledged_files_are_deleted_once_older_than_the_delay_and_not_before
     let state = tempfile::tempdir().unwrap();
     // 2024-03-03 11:00: the 03-02 01:00 file is 34 h old, the 03-03 10:00 file 1 h.
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 11))));
-    let mut poller = Poller::new(
+    let mut poller = poller(
         client.clone(),
-        runtime(),
         settings(
             Start::Day(Day::parse("2024-03-01").unwrap()),
             Some(Duration::from_secs(24 * 3600)),
         ),
-        CheckpointStore::open(state.path()).unwrap(),
+        state.path(),
         clock.clone(),
-    )
-    .unwrap();
+    );
     let (report, _) = poll(&mut poller).await;
     assert_eq!((report.files, report.deleted), (2, 1));
     let left: Vec<String> = S3::new(&client, BUCKET)
@@ -229,14 +235,12 @@ async fn nothing_is_deleted_when_deletion_is_off() {
     moto::seed(&client, BUCKET, std::slice::from_ref(&old)).await;
     let state = tempfile::tempdir().unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-09", 0))));
-    let mut poller = Poller::new(
+    let mut poller = poller(
         client.clone(),
-        runtime(),
         settings(Start::Day(Day::parse("2024-03-01").unwrap()), None),
-        CheckpointStore::open(state.path()).unwrap(),
+        state.path(),
         clock,
-    )
-    .unwrap();
+    );
     let (report, _) = poll(&mut poller).await;
     assert_eq!((report.files, report.deleted), (1, 0));
     assert!(!client.counts().requests.contains_key("s3:DeleteObjects"));
@@ -261,14 +265,7 @@ async fn write_only_mode_drops_read_only_events_at_ingestion() {
     let mut s = settings(Start::Day(Day::parse("2024-03-03").unwrap()), None);
     s.drop_read_only = true;
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 12))));
-    let mut poller = Poller::new(
-        client,
-        runtime(),
-        s,
-        CheckpointStore::open(state.path()).unwrap(),
-        clock,
-    )
-    .unwrap();
+    let mut poller = poller(client, s, state.path(), clock);
     let (report, events) = poll(&mut poller).await;
     assert_eq!((report.events, report.dropped_read_only), (3, 3));
     assert!(events
@@ -320,14 +317,7 @@ async fn organization_trails_prefixes_and_account_region_filters_are_followed() 
     s.accounts = vec!["111122223333".into()];
     s.regions = vec!["us-east-1".into()];
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 12))));
-    let mut poller = Poller::new(
-        client,
-        runtime(),
-        s,
-        CheckpointStore::open(state.path()).unwrap(),
-        clock,
-    )
-    .unwrap();
+    let mut poller = poller(client, s, state.path(), clock);
     let (report, events) = poll(&mut poller).await;
     assert_eq!(
         poller.streams(),
@@ -347,17 +337,15 @@ async fn a_bad_file_is_reported_kept_in_the_bucket_and_does_not_stop_the_others(
     moto::seed(&client, BUCKET, &[good, bad]).await;
     let state = tempfile::tempdir().unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-05", 0))));
-    let mut poller = Poller::new(
+    let mut poller = poller(
         client.clone(),
-        runtime(),
         settings(
             Start::Day(Day::parse("2024-03-01").unwrap()),
             Some(Duration::from_secs(24 * 3600)),
         ),
-        CheckpointStore::open(state.path()).unwrap(),
+        state.path(),
         clock,
-    )
-    .unwrap();
+    );
     let (report, events) = poll(&mut poller).await;
     assert_eq!(report.files, 2);
     assert_eq!(report.failed.len(), 1);
