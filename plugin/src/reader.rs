@@ -57,6 +57,16 @@ enum State {
     Failed,
 }
 
+/// The record's text. Valid JSON may still hide invalid UTF-8 inside strings the typed parse
+/// skipped; those bytes are replaced (U+FFFD) rather than passed on.
+/// The flag says whether bytes were replaced.
+fn text_of(bytes: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (String::from_utf8_lossy(bytes).into_owned(), true),
+    }
+}
+
 /// The supplier's message when `e` came from the supplier of the stored bytes.
 fn input_error(e: &io::Error) -> Option<String> {
     e.get_ref()
@@ -433,8 +443,17 @@ impl LogFile {
             Scanned::Kept { too_deep: false } => {
                 let bytes = self.window.kept();
                 match serde_json::from_slice::<Record>(bytes) {
-                    // from_slice has checked that the record is valid UTF-8 JSON.
-                    Ok(record) => normalize::normalize(index, record, String::from_utf8_lossy(bytes).into_owned()),
+                    Ok(record) => {
+                        let (raw, replaced) = text_of(bytes);
+                        let mut event = normalize::normalize(index, record, raw);
+                        if replaced {
+                            event.problems.push(
+                                "record holds invalid UTF-8 inside a string; raw shows it with U+FFFD replacements"
+                                    .into(),
+                            );
+                        }
+                        event
+                    }
                     Err(e) => {
                         let utf8 = std::str::from_utf8(bytes).is_ok();
                         let mut problem = format!("record is not valid JSON: {e}");
@@ -478,5 +497,51 @@ impl LogFile {
                 FileError::NotJson(format!("expected {expected} at byte {at}, found {found}{record}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(bytes: &[u8]) -> Vec<Event> {
+        let mut file = LogFile::open(bytes.to_vec(), "t.json", OpenOptions::default()).unwrap();
+        let mut all = Vec::new();
+        loop {
+            let batch = file.next_batch(7).unwrap();
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_skipped_string_is_replaced_and_flagged() {
+        let mut doc =
+            br#"{"Records":[{"eventID":"a","eventTime":"2024-01-01T00:00:00Z","eventName":"X","unknownField":""#
+                .to_vec();
+        doc.extend_from_slice(b"\xff\"}]}");
+        let events = read_all(&doc);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].raw.contains('\u{FFFD}'));
+        assert!(
+            events[0].problems.iter().any(|p| p.contains("invalid UTF-8")),
+            "{:?}",
+            events[0].problems
+        );
+    }
+
+    #[test]
+    fn batches_of_any_size_give_every_record_in_order() {
+        let records: Vec<String> = (0..50)
+            .map(|i| format!(r#"{{"eventID":"e{i}","eventTime":"2024-01-01T00:00:00Z","eventName":"X"}}"#))
+            .collect();
+        let doc = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let ids: Vec<String> = read_all(doc.as_bytes())
+            .into_iter()
+            .map(|e| e.event_id.unwrap())
+            .collect();
+        assert_eq!(ids, (0..50).map(|i| format!("e{i}")).collect::<Vec<_>>());
     }
 }
