@@ -372,3 +372,30 @@ async fn a_bad_file_is_reported_kept_in_the_bucket_and_does_not_stop_the_others(
     let (report, _) = poll(&mut poller).await;
     assert_eq!((report.files, report.failed.len()), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_over_the_size_limit_is_reported_without_being_fetched() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let big = moto::log_file("", "111122223333", "us-east-1", "2024-03-01", "0100", "big", 2000);
+    let small = moto::log_file("", "111122223333", "us-east-1", "2024-03-01", "0200", "small", 2);
+    moto::seed(&client, BUCKET, &[big, small]).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut s = settings(Start::Day(Day::parse("2024-03-01").unwrap()), None);
+    s.max_object_bytes = 4096;
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-01", 12))));
+    let mut poller = poller(client.clone(), s, state.path(), clock);
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        report.failed[0].1.contains("over the limit of 4096 bytes"),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(
+        client.counts().requests["s3:GetObject"],
+        1,
+        "the big object was not downloaded"
+    );
+}

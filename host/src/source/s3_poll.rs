@@ -309,7 +309,16 @@ impl Poller {
             let client = client.clone();
             let bucket = bucket.clone();
             async move {
-                let bytes = S3::new(&client, &bucket).get(&o.key, limit).await;
+                // The listing gives the size: an object over the limit is not even fetched.
+                let bytes = if o.size > limit {
+                    Err(AwsError::TooLarge {
+                        key: o.key.clone(),
+                        size: o.size,
+                        limit,
+                    })
+                } else {
+                    S3::new(&client, &bucket).get(&o.key, limit).await
+                };
                 (o, bytes)
             }
         }))
