@@ -88,7 +88,13 @@ fn replay_file(runtime: &PluginRuntime, path: &std::path::Path, tx: &SyncSender<
         let mut out = Vec::with_capacity(batch.len() * 1536);
         for event in batch {
             ndjson::write_event(&mut out, event, &key)?;
-            *counts.metrics.entry(event.category.metric.clone()).or_default() += 1;
+            // Look up before inserting: a metric is almost always there already.
+            match counts.metrics.get_mut(event.category.metric.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.metrics.insert(event.category.metric.clone(), 1);
+                }
+            }
             for flag in ndjson::flag_names(event.category.flags) {
                 *counts.flags.entry(flag).or_default() += 1;
             }
