@@ -122,3 +122,24 @@ fn replay_reports_each_trapped_file_keeps_going_and_exits_non_zero() {
         .iter()
         .all(|e| e["origin"]["key"].as_str().unwrap().ends_with("d-ok.json")));
 }
+
+#[test]
+fn a_slow_consumer_does_not_count_against_the_plugins_time_limit() {
+    let runtime = PluginRuntime::from_file(
+        &common::plugin_path(),
+        &CompileCache::in_dir(common::cache_dir()),
+        Limits { time_per_file: Duration::from_secs(1), ..Limits::default() },
+    )
+    .unwrap();
+    let bytes = common::good_log("slow", 1600).into_bytes();
+    let meta = ObjectMeta { key: "slow.json".into(), size: bytes.len() as u64, last_modified_ms: None };
+    // Four batches, each held by the consumer for 0.4 s: 1.6 s in all, over the 1 s budget.
+    let report = runtime
+        .read_file(Box::new(std::io::Cursor::new(bytes)), &meta, |_| {
+            std::thread::sleep(Duration::from_millis(400));
+            Ok(())
+        })
+        .map_err(|(_, e)| e)
+        .expect("the plugin itself needs well under a second");
+    assert_eq!(report.events, 1600);
+}

@@ -4,7 +4,7 @@
 //! shared `InstancePre` (~15 µs). A trap costs that file only: the report says which limit
 //! tripped (memory, time) or what the plugin said when it panicked.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
@@ -12,7 +12,7 @@ use wasmtime::{Config, Engine, Store};
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, LogLevel, ObjectMeta, OpenOptions, PluginInfo};
 use super::bindings::{Plugin, PluginPre};
 use super::cache::CompileCache;
-use super::limits::{EpochTicker, Limits, MemoryLimiter};
+use super::limits::{EpochTicker, Limits, MemoryLimiter, TICK};
 use super::loader::{self, LoadError, LoadedPlugin, Rejected};
 
 /// Events handed to the caller per plugin call.
@@ -270,6 +270,7 @@ impl PluginRuntime {
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.limits.deadline_ticks());
         store.epoch_deadline_trap();
+        let started = Instant::now();
         let plugin = match self.pre.instantiate(&mut store) {
             Ok(p) => p,
             Err(e) => return Err((report, FileFailure::Trap(self.trap_reason(&store, e)))),
@@ -293,8 +294,17 @@ impl PluginRuntime {
         if let Err(e) = calls {
             return Err((report, FileFailure::Trap(self.trap_reason(&store, e))));
         }
+        // The time limit is on the plugin's own time: the consumer of each batch (an output that
+        // pushes back, an ordered writer waiting for an earlier file) must not eat into it. So
+        // the deadline is set again before each call to what the plugin has left.
+        let mut used = started.elapsed();
         loop {
-            match log_file.call_next_batch(&mut store, handle, BATCH) {
+            let left = self.limits.time_per_file.saturating_sub(used);
+            store.set_epoch_deadline(((left.as_millis() / TICK.as_millis()) as u64).max(1));
+            let call_started = Instant::now();
+            let result = log_file.call_next_batch(&mut store, handle, BATCH);
+            used += call_started.elapsed();
+            match result {
                 Ok(Ok(batch)) if batch.is_empty() => return Ok(report),
                 Ok(Ok(batch)) => {
                     report.events += batch.len() as u64;
