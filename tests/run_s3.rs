@@ -176,7 +176,7 @@ async fn start_now_reads_only_files_that_appear_later() {
     let mut poller = poller(client.clone(), settings(Start::Now, None), state.path(), clock);
     let (report, events) = poll(&mut poller).await;
     assert_eq!((report.skipped_existing, events.len()), (1, 0));
-    let new = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "1100", "new", 2);
+    let new = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "1205", "new", 2);
     moto::seed(&client, BUCKET, std::slice::from_ref(&new)).await;
     let (_, events) = poll(&mut poller).await;
     assert_eq!(count_ids(&events).into_keys().collect::<Vec<_>>(), new.ids);
@@ -398,4 +398,49 @@ async fn an_object_over_the_size_limit_is_reported_without_being_fetched() {
         1,
         "the big object was not downloaded"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_trips_the_plugin_is_retried_then_quarantined_and_the_others_go_on() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    // The sandbox fixture plugin panics on any key containing "panic".
+    let bad = moto::log_file("", "111122223333", "us-east-1", "2024-03-01", "0000", "panic", 2);
+    let good = moto::log_file("", "111122223333", "us-east-1", "2024-03-01", "0100", "good", 2);
+    moto::seed(&client, BUCKET, &[bad, good]).await;
+    let state = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(
+        PluginRuntime::from_file(
+            &common::fixture_plugin_path(),
+            &CompileCache::in_dir(common::cache_dir()),
+            Limits::default(),
+        )
+        .unwrap(),
+    );
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-01", 12))));
+    let mut poller = Poller::new(
+        client,
+        runtime,
+        settings(Start::Day(Day::parse("2024-03-01").unwrap()), None),
+        CheckpointStore::open(state.path()).unwrap(),
+        clock,
+    )
+    .unwrap();
+    let mut failures = Vec::new();
+    let mut events = 0;
+    for _ in 0..4 {
+        let (report, out) = poll(&mut poller).await;
+        failures.push(report.failed.len());
+        events += out.len();
+    }
+    assert_eq!(failures, vec![1, 1, 1, 0], "tried at three polls, then quarantined");
+    assert_eq!(events, 2, "the good file's events, once");
+    let recorded = &poller.checkpoint().failed;
+    assert_eq!(recorded.len(), 1);
+    let (key, f) = recorded.iter().next().unwrap();
+    assert!(
+        key.contains("_panic.json.gz") && f.quarantined && f.attempts == 3,
+        "{key}: {f:?}"
+    );
+    assert!(f.reason.contains("plugin panicked"), "{}", f.reason);
 }

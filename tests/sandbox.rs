@@ -128,11 +128,18 @@ fn a_slow_consumer_does_not_count_against_the_plugins_time_limit() {
     let runtime = PluginRuntime::from_file(
         &common::plugin_path(),
         &CompileCache::in_dir(common::cache_dir()),
-        Limits { time_per_file: Duration::from_secs(1), ..Limits::default() },
+        Limits {
+            time_per_file: Duration::from_secs(1),
+            ..Limits::default()
+        },
     )
     .unwrap();
     let bytes = common::good_log("slow", 1600).into_bytes();
-    let meta = ObjectMeta { key: "slow.json".into(), size: bytes.len() as u64, last_modified_ms: None };
+    let meta = ObjectMeta {
+        key: "slow.json".into(),
+        size: bytes.len() as u64,
+        last_modified_ms: None,
+    };
     // Four batches, each held by the consumer for 0.4 s: 1.6 s in all, over the 1 s budget.
     let report = runtime
         .read_file(Box::new(std::io::Cursor::new(bytes)), &meta, |_| {

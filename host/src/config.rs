@@ -368,11 +368,45 @@ impl Config {
                 expected: "at least 1 (seconds)",
             });
         }
-        if !(1..=30).contains(&s.relist_days) {
+        if !(2..=30).contains(&s.relist_days) {
+            // One day would close yesterday at midnight, before its last, late files arrive.
             return Err(ConfigError::Value {
                 key: "source.relist_days",
                 value: s.relist_days.to_string(),
-                expected: "1 to 30 (days)",
+                expected: "2 to 30 (days; today and at least yesterday)",
+            });
+        }
+        if !(1..=65_536).contains(&s.max_object_mib) {
+            return Err(ConfigError::Value {
+                key: "source.max_object_mib",
+                value: s.max_object_mib.to_string(),
+                expected: "1 to 65536 (MiB)",
+            });
+        }
+        if !(1..=87_600).contains(&self.delete.after_hours) {
+            return Err(ConfigError::Value {
+                key: "delete.after_hours",
+                value: self.delete.after_hours.to_string(),
+                expected: "1 to 87600 (hours); to keep files, set delete.enabled = false",
+            });
+        }
+        for (key, value) in [
+            ("aws.connect_timeout_secs", a.connect_timeout_secs),
+            ("aws.request_timeout_secs", a.request_timeout_secs),
+        ] {
+            if let Some(v) = value.filter(|v| !(1..=3600).contains(v)) {
+                return Err(ConfigError::Value {
+                    key,
+                    value: v.to_string(),
+                    expected: "1 to 3600 (seconds)",
+                });
+            }
+        }
+        if let Some(v) = a.max_attempts.filter(|v| !(1..=20).contains(v)) {
+            return Err(ConfigError::Value {
+                key: "aws.max_attempts",
+                value: v.to_string(),
+                expected: "1 to 20",
             });
         }
         if !(1..=64).contains(&s.max_concurrent_fetches) {

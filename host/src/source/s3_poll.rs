@@ -17,8 +17,9 @@ use super::layout::{file_time_ms, is_account_id, is_org_id, last_segment, Day};
 use crate::aws::s3::{ObjectInfo, S3};
 use crate::aws::{AwsClient, AwsError};
 use crate::output::ndjson::{self, Delivery};
+use crate::runtime::bindings::types::FileError;
 use crate::runtime::bindings::types::ObjectMeta;
-use crate::runtime::PluginRuntime;
+use crate::runtime::{FileFailure, PluginRuntime};
 use crate::state::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PendingDelete, StreamState};
 
 /// The time, injectable so that tests can age files (S3 cannot backdate them).
@@ -97,6 +98,8 @@ pub struct CycleReport {
     pub deleted: u64,
     /// Whether the cycle stopped early for a shutdown.
     pub interrupted: bool,
+    /// Why deleting processed files failed, when it did.
+    pub delete_error: Option<String>,
 }
 
 /// Why a poll cycle stopped.
@@ -111,6 +114,29 @@ pub enum PollError {
     /// The output could not be written.
     #[error("output: {0}")]
     Output(std::io::Error),
+}
+
+/// Polls a failing file is tried before it is quarantined, when retrying may help.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// How reading one file ended.
+enum Outcome {
+    /// Every event was written.
+    Done,
+    /// It could not be read to its end.
+    Failed { reason: String, retry: Retry },
+}
+
+/// Whether a failed file is worth reading again.
+#[derive(Clone, Copy)]
+enum Retry {
+    /// No: its contents are bad, or it is gone or too large. Quarantined at once.
+    Never,
+    /// Up to `MAX_ATTEMPTS` polls (a plugin trap), then quarantined.
+    Limited,
+    /// At every poll (access denied to this object, a transport failure): nothing is wrong with
+    /// the file itself.
+    Always,
 }
 
 /// Follows one bucket.
@@ -222,6 +248,9 @@ impl Poller {
         if due {
             self.discover().await?;
         }
+        if self.settings.start == Start::Now && self.checkpoint.started_ms.is_none() {
+            self.checkpoint.started_ms = Some(now);
+        }
         let mut report = CycleReport::default();
         let today = Day::of_ms(now);
         for stream in self.streams.clone() {
@@ -232,7 +261,11 @@ impl Poller {
             self.poll_stream(&stream, today, out, shutdown, &mut report).await?;
         }
         if !report.interrupted {
-            self.delete_due(&mut report).await?;
+            // Deletion is housekeeping: its failure must not hold up reading.
+            if let Err(e) = self.delete_due(&mut report).await {
+                tracing::warn!(error = %e, "deleting processed log files failed; will try again at the next poll");
+                report.delete_error = Some(e.to_string());
+            }
         }
         Ok(report)
     }
@@ -246,7 +279,6 @@ impl Poller {
         report: &mut CycleReport,
     ) -> Result<(), PollError> {
         let oldest_open = today.minus(self.settings.relist_days - 1);
-        let first_run = !self.checkpoint.streams.contains_key(stream);
         let mut state = self
             .checkpoint
             .streams
@@ -259,27 +291,49 @@ impl Poller {
                 }),
                 processed: Default::default(),
             });
-        let seed = first_run && self.settings.start == Start::Now;
+        // With start = "now", files from before the first poll (by the time in their name) are
+        // left unread, in every stream; a stream that appears later is read from its start.
+        let skip_before = match self.settings.start {
+            Start::Now => self.checkpoint.started_ms,
+            Start::Day(_) => None,
+        };
         let mut day = state.done_before.unwrap_or(oldest_open);
         while day <= today {
-            let listed = {
-                let s3 = S3::new(&self.client, &self.settings.bucket);
-                s3.list_all(&format!("{stream}{}", day.key_part()), None, None).await?
-            };
+            let day_prefix = format!("{stream}{}", day.key_part());
+            let listed = S3::new(&self.client, &self.settings.bucket)
+                .list_all(&day_prefix, None, None)
+                .await?;
             let done = state.processed.entry(day).or_default();
-            let new: Vec<ObjectInfo> = listed.objects.into_iter().filter(|o| !done.contains(&o.key)).collect();
-            if seed {
-                report.skipped_existing += new.len() as u64;
-                done.extend(new.into_iter().map(|o| o.key));
-            } else if !new.is_empty() {
-                let finished = self.read_objects(day, new, &mut state, out, shutdown, report).await?;
+            let mut new = Vec::new();
+            for o in listed.objects {
+                if done.contains(&o.key) {
+                    continue;
+                }
+                if skip_before.is_some_and(|t| file_time_ms(&o.key).unwrap_or(o.last_modified_ms) < t) {
+                    report.skipped_existing += 1;
+                    done.insert(o.key);
+                } else {
+                    new.push(o);
+                }
+            }
+            if !new.is_empty() {
+                let finished = self
+                    .read_objects(stream, day, new, &mut state, out, shutdown, report)
+                    .await?;
                 if !finished {
                     self.checkpoint.streams.insert(stream.to_owned(), state);
                     return Ok(());
                 }
             }
-            if day < oldest_open {
-                // Old enough not to be listed again: drop its key set.
+            // A day old enough not to be listed again is closed: its key set is dropped. Not while
+            // it holds a file still to be retried.
+            let retrying = self
+                .checkpoint
+                .failed
+                .range(day_prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&day_prefix))
+                .any(|(_, f)| !f.quarantined);
+            if day < oldest_open && !retrying && state.done_before == Some(day) {
                 state.processed.remove(&day);
                 state.done_before = Some(day.next());
             }
@@ -293,8 +347,10 @@ impl Poller {
     /// Fetches (with bounded concurrency, in key order) and reads `objects`; each file is
     /// recorded as done only after its events were written and flushed. Returns false when a
     /// shutdown stopped it early.
+    #[allow(clippy::too_many_arguments)]
     async fn read_objects(
         &mut self,
+        stream: &str,
         day: Day,
         objects: Vec<ObjectInfo>,
         state: &mut StreamState,
@@ -328,46 +384,71 @@ impl Poller {
                 report.interrupted = true;
                 return Ok(false);
             }
-            let bytes = match bytes {
-                Ok(b) => Some(b),
-                Err(e @ AwsError::TooLarge { .. }) | Err(e @ AwsError::NotFound { .. }) => {
-                    tracing::error!(key = %object.key, error = %e, "log file not read");
-                    report.failed.push((object.key.clone(), e.to_string()));
-                    None
+            let outcome = match bytes {
+                Ok(bytes) => self.read_one(&object, &bytes, out, report)?,
+                // Refused credentials are everybody's problem: stop the poll and back off.
+                Err(e @ AwsError::Credentials { .. }) | Err(e @ AwsError::NoCredentials(_)) => return Err(e.into()),
+                Err(e @ AwsError::TooLarge { .. }) | Err(e @ AwsError::NotFound { .. }) => Outcome::Failed {
+                    reason: e.to_string(),
+                    retry: Retry::Never,
+                },
+                // One object the key may not read (another KMS key, an archived object) or that
+                // will not download: that file fails, the others go on, and it is tried again.
+                Err(e) => Outcome::Failed {
+                    reason: e.to_string(),
+                    retry: Retry::Always,
+                },
+            };
+            let complete = match outcome {
+                Outcome::Done => {
+                    self.checkpoint.failed.remove(&object.key);
+                    state.processed.entry(day).or_default().insert(object.key.clone());
+                    true
                 }
-                Err(e) => return Err(e.into()),
+                Outcome::Failed { reason, retry } => {
+                    report.failed.push((object.key.clone(), reason.clone()));
+                    let entry = self.checkpoint.failed.entry(object.key.clone()).or_default();
+                    entry.attempts += 1;
+                    entry.reason = reason;
+                    entry.quarantined = match retry {
+                        Retry::Never => true,
+                        Retry::Limited => entry.attempts >= MAX_ATTEMPTS,
+                        Retry::Always => false,
+                    };
+                    if entry.quarantined {
+                        // Recorded in the checkpoint and kept in the bucket; not read again.
+                        tracing::error!(key = %object.key, attempts = entry.attempts, error = %entry.reason, "log file quarantined: kept in the bucket, not read again");
+                        state.processed.entry(day).or_default().insert(object.key.clone());
+                    } else {
+                        tracing::warn!(key = %object.key, attempts = entry.attempts, error = %entry.reason, "log file failed; will try again at the next poll");
+                    }
+                    false
+                }
             };
-            let complete = match bytes {
-                Some(bytes) => self.read_one(&object, &bytes, out, report)?,
-                None => false,
-            };
-            state.processed.entry(day).or_default().insert(object.key.clone());
-            // A file that could not be read to its end is kept in the bucket for inspection:
-            // deleting it would lose the events after the failure.
+            // A file that could not be read to its end is kept in the bucket: deleting it would
+            // lose the events after the failure.
             if let (Some(after), true) = (self.settings.delete_after, complete) {
                 let born = file_time_ms(&object.key).unwrap_or(object.last_modified_ms);
                 self.checkpoint.pending_delete.insert(PendingDelete {
-                    due_ms: born + after.as_millis() as i64,
+                    due_ms: born.saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)),
                     key: object.key.clone(),
                 });
             }
-            // Commit with this stream's progress included.
-            let stream_key = stream_of(&object.key);
-            self.checkpoint.streams.insert(stream_key, state.clone());
+            self.checkpoint.streams.insert(stream.to_owned(), state.clone());
             self.store.commit(&self.checkpoint)?;
         }
         Ok(true)
     }
 
     /// Reads one file through the plugin and writes its events, flushed: the acknowledgement.
-    /// Returns whether the file was read to its end.
+    /// Says whether the file was read to its end, and if not, whether to try it again.
     fn read_one(
         &self,
         object: &ObjectInfo,
         bytes: &bytes::Bytes,
         out: &mut (dyn Write + Send),
         report: &mut CycleReport,
-    ) -> Result<bool, PollError> {
+    ) -> Result<Outcome, PollError> {
         let meta = ObjectMeta {
             key: object.key.clone(),
             size: object.size,
@@ -405,20 +486,29 @@ impl Poller {
         report.files += 1;
         report.events += written;
         report.dropped_read_only += dropped;
-        let complete = match result {
-            Ok(_) => true,
-            Err((_, crate::runtime::FileFailure::Output(e))) => {
+        let outcome = match result {
+            Ok(_) => Outcome::Done,
+            Err((_, FileFailure::Output(e))) => {
                 return Err(PollError::Output(std::io::Error::other(format!("{e:#}"))));
             }
-            Err((_, failure)) => {
-                // The file is bad (or trips a limit): it is recorded and kept, not retried forever.
-                tracing::error!(key = %object.key, error = %failure, "log file failed; its events before the failure were written");
-                report.failed.push((object.key.clone(), failure.to_string()));
-                false
-            }
+            // The host could not hand over the bytes: nothing wrong with the file.
+            Err((_, failure @ FileFailure::Input(FileError::ReadFailed(_)))) => Outcome::Failed {
+                reason: failure.to_string(),
+                retry: Retry::Always,
+            },
+            // The file's contents are bad: reading it again gives the same answer.
+            Err((_, failure @ FileFailure::Input(_))) => Outcome::Failed {
+                reason: failure.to_string(),
+                retry: Retry::Never,
+            },
+            // A limit or a plugin fault: worth a few more tries (a later plugin may do better).
+            Err((_, failure @ FileFailure::Trap(_))) => Outcome::Failed {
+                reason: failure.to_string(),
+                retry: Retry::Limited,
+            },
         };
         out.flush().map_err(PollError::Output)?;
-        Ok(complete)
+        Ok(outcome)
     }
 
     /// Deletes processed files whose time has come, in batches of up to 1000.
@@ -442,8 +532,18 @@ impl Poller {
             let keys: Vec<String> = chunk.iter().map(|p| p.key.clone()).collect();
             let failed = s3.delete(&keys).await?;
             let failed_keys: BTreeSet<&str> = failed.iter().map(|f| f.key.as_str()).collect();
+            let mut by_code: std::collections::BTreeMap<&str, (usize, &str)> = Default::default();
             for f in &failed {
-                tracing::warn!(key = %f.key, code = %f.code, message = %f.message, "could not delete a processed log file; will retry");
+                let e = by_code.entry(f.code.as_str()).or_insert((0, f.message.as_str()));
+                e.0 += 1;
+            }
+            for (code, (n, message)) in by_code {
+                tracing::warn!(
+                    code,
+                    files = n,
+                    message,
+                    "could not delete processed log files; will retry"
+                );
             }
             for p in chunk {
                 if !failed_keys.contains(p.key.as_str()) {
@@ -454,25 +554,5 @@ impl Poller {
             self.store.commit(&self.checkpoint)?;
         }
         Ok(())
-    }
-}
-
-/// The stream prefix of a log file key (everything before `YYYY/MM/DD/<file>`).
-fn stream_of(key: &str) -> String {
-    let mut cut = key.len();
-    for _ in 0..4 {
-        cut = key[..cut].rfind('/').unwrap_or(0);
-    }
-    key[..cut + 1].to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_stream_of_a_key_is_its_region_prefix() {
-        assert_eq!(
-            super::stream_of("p/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/f.json.gz"),
-            "p/AWSLogs/111122223333/CloudTrail/us-east-1/"
-        );
     }
 }

@@ -47,6 +47,23 @@ pub struct Checkpoint {
     pub streams: BTreeMap<String, StreamState>,
     /// Files to delete once due (default mode with deletion on).
     pub pending_delete: BTreeSet<PendingDelete>,
+    /// Files that could not be read to their end, by key.
+    #[serde(default)]
+    pub failed: BTreeMap<String, FailedFile>,
+    /// When the first poll ran (`start = "now"` skips what was delivered before).
+    #[serde(default)]
+    pub started_ms: Option<i64>,
+}
+
+/// A file that could not be read to its end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedFile {
+    /// Why, the last time.
+    pub reason: String,
+    /// How many polls tried it.
+    pub attempts: u32,
+    /// Not read again (kept in the bucket for inspection).
+    pub quarantined: bool,
 }
 
 /// Why the checkpoint could not be read or written.
@@ -58,6 +75,9 @@ pub enum CheckpointError {
     /// The file is not a checkpoint of this version.
     #[error("checkpoint {path} is unreadable: {message}; move it away to start over")]
     Corrupt { path: PathBuf, message: String },
+    /// Another process uses the state directory.
+    #[error("state directory {dir} is in use by another trailwatch; give each instance its own state.dir")]
+    Locked { dir: PathBuf },
     /// The checkpoint belongs to another bucket.
     #[error("checkpoint {path} belongs to bucket {found}, not {expected}; use another state dir")]
     OtherBucket {
@@ -67,21 +87,44 @@ pub enum CheckpointError {
     },
 }
 
-/// The checkpoint file in a state directory.
+/// The checkpoint file in a state directory, locked against a second trailwatch using the same
+/// directory for as long as the store lives.
 #[derive(Debug)]
 pub struct CheckpointStore {
     path: PathBuf,
+    _lock: std::fs::File,
 }
 
 impl CheckpointStore {
-    /// The store in `dir` (created if needed).
+    /// The store in `dir` (created if needed); fails when another process holds it.
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
         std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
             path: dir.to_owned(),
             source,
         })?;
+        let lock_path = dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| CheckpointError::Io {
+                path: lock_path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(CheckpointError::Locked { dir: dir.to_owned() }),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(CheckpointError::Io {
+                    path: lock_path,
+                    source,
+                })
+            }
+        }
         Ok(CheckpointStore {
             path: dir.join("checkpoint.json"),
+            _lock: lock,
         })
     }
 
@@ -134,7 +177,7 @@ impl CheckpointStore {
             path: self.path.clone(),
             source,
         };
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = self.path.with_extension(format!("json.tmp{}", std::process::id()));
         let bytes = serde_json::to_vec(cp).map_err(|e| io(std::io::Error::other(e)))?;
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(&bytes).map_err(io)?;
@@ -168,6 +211,18 @@ mod tests {
         store.commit(&cp).unwrap();
         std::fs::write(dir.path().join("checkpoint.json.tmp"), b"{\"torn").unwrap();
         assert_eq!(store.load("b").unwrap(), cp);
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_directory_is_refused_while_the_first_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = CheckpointStore::open(dir.path()).unwrap();
+        assert!(matches!(
+            CheckpointStore::open(dir.path()),
+            Err(CheckpointError::Locked { .. })
+        ));
+        drop(first);
+        CheckpointStore::open(dir.path()).unwrap();
     }
 
     #[test]
