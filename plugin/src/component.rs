@@ -23,7 +23,7 @@ static PANIC_HOOK: Once = Once::new();
 fn install_panic_hook() {
     PANIC_HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            log(wit::LogLevel::Error, &format!("plugin panicked: {info}"));
+            log(wit::LogLevel::Panic, &format!("plugin panicked: {info}"));
         }));
     });
 }

@@ -104,6 +104,9 @@ impl AwsClient {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
+            // A redirect from S3 means the wrong region or endpoint: say so, do not follow it
+            // with a signature made for another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AwsError::Transport {
                 operation: "client",

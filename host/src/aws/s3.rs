@@ -112,6 +112,8 @@ impl<'a> S3<'a> {
                 e.trim_end_matches('/'),
                 utf8_percent_encode(&self.bucket, UNRESERVED)
             ),
+            // A bucket name with dots would not match the wildcard certificate as a host name.
+            None if self.bucket.contains('.') => format!("https://s3.{}.amazonaws.com/{}", s.region, self.bucket),
             None => format!("https://{}.s3.{}.amazonaws.com", self.bucket, s.region),
         }
     }

@@ -1,7 +1,7 @@
 //! The host side of the WIT contract, generated from `wit/plugin.wit`.
 //!
 //! Synchronous bindings: each file is read on a worker thread with its own store, so nothing
-//! here needs an async executor. Imports (only `host-log`) are implemented on `StoreState`.
+//! here needs an async executor. Imports (`host-log` and `input`) are implemented on `StoreState`.
 
 wasmtime::component::bindgen!({
     world: "plugin",

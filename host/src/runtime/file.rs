@@ -30,8 +30,10 @@ pub struct StoreState {
     limiter: MemoryLimiter,
     /// The stored bytes of the file this store reads.
     input: Option<Box<dyn std::io::Read + Send>>,
-    /// Error-level messages from the plugin (a panic message arrives this way before the trap).
+    /// Error-level messages from the plugin.
     errors: Vec<String>,
+    /// The plugin's panic message, sent just before its trap.
+    panic: Option<String>,
     dropped_messages: u64,
     /// The object being read, for log context.
     key: String,
@@ -43,6 +45,7 @@ impl StoreState {
             limiter: MemoryLimiter::new(memory_bytes),
             input: None,
             errors: Vec::new(),
+            panic: None,
             dropped_messages: 0,
             key,
         }
@@ -88,6 +91,10 @@ impl super::bindings::trailwatch::plugin::host_log::Host for StoreState {
             LogLevel::Debug => tracing::debug!(target: "trailwatch::plugin", key = %self.key, "{message}"),
             LogLevel::Info => tracing::info!(target: "trailwatch::plugin", key = %self.key, "{message}"),
             LogLevel::Warn => tracing::warn!(target: "trailwatch::plugin", key = %self.key, "{message}"),
+            LogLevel::Panic => {
+                tracing::error!(target: "trailwatch::plugin", key = %self.key, "{message}");
+                self.panic = Some(message);
+            }
             LogLevel::Error => {
                 tracing::error!(target: "trailwatch::plugin", key = %self.key, "{message}");
                 self.errors.push(message);
@@ -178,7 +185,7 @@ pub fn engine() -> wasmtime::Result<Engine> {
     Engine::new(&config)
 }
 
-/// A linker with the host's imports (only `host-log`).
+/// A linker with the host's imports (`host-log` and `input`).
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine);
     Plugin::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(&mut linker, |s| s)?;
@@ -331,7 +338,7 @@ impl PluginRuntime {
                 limit: self.limits.time_per_file,
             };
         }
-        if let Some(message) = state.errors.iter().rev().find(|m| m.starts_with("plugin panicked")) {
+        if let Some(message) = &state.panic {
             return TrapReason::Panic {
                 message: message.clone(),
             };
