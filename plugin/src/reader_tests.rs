@@ -60,3 +60,18 @@ fn batches_of_any_size_give_every_record_in_order() {
         .collect();
     assert_eq!(ids, (0..50).map(|i| format!("e{i}")).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_record_with_mismatched_brackets_is_flagged_and_the_next_survives() {
+    let doc =
+        br#"{"Records":[{"eventID":"a","x":[1},{"eventID":"b","eventTime":"2024-01-01T00:00:00Z","eventName":"X"}]}"#;
+    let events = read_all(doc);
+    assert_eq!(events.len(), 2);
+    assert!(
+        events[0].problems[0].starts_with("record is not valid JSON"),
+        "{:?}",
+        events[0].problems
+    );
+    assert_eq!(events[1].event_id.as_deref(), Some("b"));
+    assert!(events[1].problems.is_empty());
+}

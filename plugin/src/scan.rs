@@ -8,6 +8,9 @@
 
 use std::io::{self, Read};
 
+/// Bracket kinds remembered per value (deeper nesting is counted, not checked).
+const KINDS_TRACKED: usize = 1024;
+
 /// Bytes read from the decompressor at a time.
 const CHUNK: usize = 64 * 1024;
 
@@ -178,6 +181,9 @@ impl<R: Read> Window<R> {
         let mut skipping = false;
         let mut depth: u32 = 0;
         let mut deepest: u32 = 0;
+        // The kinds of the open brackets, up to `KINDS_TRACKED` deep: a closer of the wrong kind
+        // ends the value there, so that one broken record cannot swallow the ones after it.
+        let mut kinds: Vec<u8> = Vec::new();
         let mut in_string = false;
         let mut escaped = false;
         let scalar = !matches!(first, b'{' | b'[' | b'"');
@@ -244,10 +250,16 @@ impl<R: Read> Window<R> {
                     b'{' | b'[' => {
                         depth += 1;
                         deepest = deepest.max(depth);
+                        if kinds.len() < KINDS_TRACKED {
+                            kinds.push(b);
+                        }
                     }
                     b'}' | b']' => {
+                        let tracked = depth as usize <= kinds.len();
+                        let opener = if tracked { kinds.pop() } else { None };
                         depth = depth.saturating_sub(1);
-                        if depth == 0 {
+                        let mismatched = opener.is_some_and(|o| (o == b'{') != (b == b'}'));
+                        if depth == 0 || mismatched {
                             done = true;
                             break;
                         }
@@ -307,6 +319,16 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let mut w = window(&deep);
         assert_eq!(w.scan_value(1 << 20, 64).unwrap(), Scanned::Kept { too_deep: true });
+    }
+
+    #[test]
+    fn a_closer_of_the_wrong_kind_ends_the_value() {
+        let mut w = window(r#"{"a":[1}, {"b":2}"#);
+        assert_eq!(w.scan_value(1000, 10).unwrap(), Scanned::Kept { too_deep: false });
+        assert_eq!(w.kept(), br#"{"a":[1}"#);
+        assert_eq!(w.expect(b",", "','").unwrap(), b',');
+        w.scan_value(1000, 10).unwrap();
+        assert_eq!(w.kept(), br#"{"b":2}"#);
     }
 
     #[test]
