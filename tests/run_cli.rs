@@ -111,7 +111,12 @@ async fn restricted_mode_works_with_list_and_get_only_and_never_calls_cloudtrail
             method != "DELETE" && !url.contains("?delete"),
             "delete attempted: {method} {url}"
         );
-        assert!(method == "GET", "only list and get: {method} {url}");
+        // GET: ListObjectsV2 and GetObject; HEAD: HeadBucket (for the bucket's region), which
+        // s3:ListBucket allows.
+        assert!(
+            method == "GET" || method == "HEAD",
+            "only list, get and head: {method} {url}"
+        );
     }
 
     // The same key cannot delete: the policy really is enforced.
@@ -241,6 +246,7 @@ async fn create_trail(client: &trailwatch::aws::AwsClient, url: &str, name: &str
             ],
             body: bytes::Bytes::from(body),
             key: None,
+            any_status: false,
         })
         .await
         .unwrap();
@@ -353,4 +359,41 @@ async fn credentials_come_from_the_standard_chain_when_the_config_has_none() {
     assert!(!stderr.contains(&secret), "the secret never reaches the log");
     let got: BTreeSet<String> = ids_in(&dir.path().join("events.ndjson")).into_iter().collect();
     assert_eq!(got.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_in_another_region_is_read_with_that_region() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    // Create the bucket in eu-west-1 (LocationConstraint), then configure us-east-1.
+    admin
+        .send(trailwatch::aws::client::Request {
+            operation: "s3:CreateBucket",
+            service: "s3",
+            method: reqwest::Method::PUT,
+            url: format!("{}/{BUCKET}", moto.url),
+            headers: vec![],
+            body: bytes::Bytes::from_static(
+                b"<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>",
+            ),
+            key: None,
+            any_status: false,
+        })
+        .await
+        .unwrap();
+    let files = seed_files(2, 2);
+    moto::seed(&admin, BUCKET, &files).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &moto, "restricted", "AKIDADMIN", "s", "");
+    let out = trailwatch(&config, &["run", "--once"])
+        .env("TRAILWATCH_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the bucket is in another region") && stderr.contains("eu-west-1"),
+        "{stderr}"
+    );
+    assert_eq!(ids_in(&dir.path().join("events.ndjson")).len(), 4);
 }

@@ -24,14 +24,14 @@ use crate::state::checkpoint::CheckpointStore;
 /// Longest pause after repeated errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(900);
 
-/// The AWS client the configuration asks for.
-pub fn client(config: &Config) -> anyhow::Result<AwsClient> {
+/// The AWS client the configuration asks for, for `region` when given.
+pub fn client(config: &Config, region: Option<&str>) -> anyhow::Result<AwsClient> {
     let a = &config.aws;
     let defaults = ClientSettings::default();
     let settings = ClientSettings {
-        region: a
-            .region
-            .clone()
+        region: region
+            .map(str::to_owned)
+            .or_else(|| a.region.clone())
             .or_else(|| std::env::var("AWS_REGION").ok())
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
             .unwrap_or_else(|| "us-east-1".into()),
@@ -138,7 +138,7 @@ pub fn run(config: Config, runtime: PluginRuntime, once: bool) -> anyhow::Result
 
 async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> anyhow::Result<ExitCode> {
     announce_mode(&config);
-    let client = Arc::new(client(&config)?);
+    let client = Arc::new(client(&config, None)?);
     let (bucket, prefix) = match (&config.source.bucket, config.mode) {
         (Some(b), _) => (b.clone(), config.source.prefix.clone().unwrap_or_default()),
         (None, Mode::Restricted) => bail!("source.bucket is required in restricted mode"),
@@ -155,6 +155,19 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
                 .or(trail.s3_key_prefix.clone())
                 .unwrap_or_default();
             (trail.s3_bucket_name.clone().expect("checked by choose_trail"), prefix)
+        }
+    };
+    // A central log bucket often lives in another region than the account's API calls: sign
+    // S3 requests for the bucket's own region.
+    let client = match crate::aws::s3::S3::new(&client, &bucket).region().await {
+        Ok(Some(region)) if region != client.settings().region => {
+            tracing::info!(bucket = %bucket, region = %region, "the bucket is in another region; using it for S3");
+            Arc::new(self::client(&config, Some(&region))?)
+        }
+        Ok(_) => client,
+        Err(e) => {
+            tracing::warn!(bucket = %bucket, error = %e, "could not learn the bucket's region; using aws.region");
+            client
         }
     };
     let store = CheckpointStore::open(&config.state.dir)?;

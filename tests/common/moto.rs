@@ -233,6 +233,7 @@ pub async fn iam_user(client: &AwsClient, url: &str, name: &str, policy: &str) -
         headers: vec![("content-type", "application/x-www-form-urlencoded".into())],
         body: Bytes::from(body),
         key: None,
+        any_status: false,
     };
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
     client

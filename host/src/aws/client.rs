@@ -85,6 +85,8 @@ pub struct Request<'a> {
     pub body: Bytes,
     /// The object key, for messages about it.
     pub key: Option<&'a str>,
+    /// Hand back any answer below 500 as it is (status and headers), instead of as an error.
+    pub any_status: bool,
 }
 
 /// An answer with a success status.
@@ -246,7 +248,7 @@ impl AwsClient {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| Attempt::Transport(e.to_string()))?;
-        if (200..300).contains(&status) {
+        if (200..300).contains(&status) || (req.any_status && status < 500 && status != 429) {
             return Ok(Response { status, headers, body });
         }
         let (code, message) = error_fields(&body);

@@ -68,6 +68,7 @@ pub async fn describe_trails(client: &AwsClient) -> Result<Vec<Trail>, AwsError>
             ],
             body: Bytes::from_static(b"{\"includeShadowTrails\":true}"),
             key: None,
+            any_status: false,
         })
         .await?;
     let parsed: DescribeTrailsResponse = serde_json::from_slice(&resp.body).map_err(|e| AwsError::Parse {

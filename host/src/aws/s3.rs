@@ -157,6 +157,7 @@ impl<'a> S3<'a> {
                 headers: vec![],
                 body: Bytes::new(),
                 key: None,
+                any_status: false,
             })
             .await?;
         let text = String::from_utf8_lossy(&resp.body);
@@ -208,6 +209,29 @@ impl<'a> S3<'a> {
         }
     }
 
+    /// The region the bucket lives in (HeadBucket's `x-amz-bucket-region`), when S3 says.
+    pub async fn region(&self) -> Result<Option<String>, AwsError> {
+        let resp = self
+            .client
+            .send(Request {
+                operation: "s3:HeadBucket",
+                service: "s3",
+                method: reqwest::Method::HEAD,
+                url: format!("{}/", self.base()),
+                headers: vec![],
+                body: Bytes::new(),
+                key: None,
+                // A bucket in another region answers 301 or 400, still with its region.
+                any_status: true,
+            })
+            .await?;
+        Ok(resp
+            .headers
+            .get("x-amz-bucket-region")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned))
+    }
+
     /// The whole object, refused when larger than `limit` bytes.
     pub async fn get(&self, key: &str, limit: u64) -> Result<Bytes, AwsError> {
         let resp = self
@@ -220,6 +244,7 @@ impl<'a> S3<'a> {
                 headers: vec![],
                 body: Bytes::new(),
                 key: Some(key),
+                any_status: false,
             })
             .await?;
         if resp.body.len() as u64 > limit {
@@ -243,6 +268,7 @@ impl<'a> S3<'a> {
                 headers: vec![],
                 body,
                 key: Some(key),
+                any_status: false,
             })
             .await?;
         Ok(())
@@ -259,6 +285,7 @@ impl<'a> S3<'a> {
                 headers: vec![],
                 body: Bytes::new(),
                 key: None,
+                any_status: false,
             })
             .await?;
         Ok(())
@@ -285,6 +312,7 @@ impl<'a> S3<'a> {
                 headers: vec![("content-md5", md5), ("content-type", "application/xml".into())],
                 body: Bytes::from(body),
                 key: None,
+                any_status: false,
             })
             .await?;
         let text = String::from_utf8_lossy(&resp.body);
