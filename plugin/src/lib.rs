@@ -7,6 +7,7 @@
 //! - `normalize`: a record to a normalized `model::Event`, naming what was wrong.
 //! - `categorize`: service, action type, metric name and cross-cutting flags.
 //! - `time`: `eventTime` in the formats producers write.
+//! - `text`: substring search for short texts.
 //! - `component` (wasm32 only): the WIT exports, a thin layer over the above.
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: same input, same output. The same
@@ -18,6 +19,7 @@ pub mod normalize;
 pub mod reader;
 pub mod record;
 pub mod scan;
+pub mod text;
 pub mod time;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]

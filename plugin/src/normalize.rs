@@ -116,10 +116,11 @@ pub fn flagged(index: u32, raw: String, problem: String) -> Event {
     }
 }
 
-/// Normalizes one parsed record; `raw` is its JSON text exactly as in the file.
-pub fn normalize(index: u32, record: Record<'_>, raw: String) -> Event {
+/// Normalizes one parsed record. The record borrows from its JSON text, so the event's `raw` is
+/// left empty for the caller to fill with that text.
+pub fn normalize(index: u32, record: Record<'_>) -> Event {
     if let Shape::Wrong(kind) = record.shape {
-        return flagged(index, raw, format!("record is {kind}, not an object"));
+        return flagged(index, String::new(), format!("record is {kind}, not an object"));
     }
     let mut p = Problems(Vec::new());
 
@@ -205,7 +206,7 @@ pub fn normalize(index: u32, record: Record<'_>, raw: String) -> Event {
     let console_failure = console_login
         && record
             .response_elements
-            .is_some_and(|r| r.get().contains("\"Failure\""));
+            .is_some_and(|r| crate::text::has(r.get(), "\"Failure\""));
     // A failed console sign-in has no errorCode; its failure is only in responseElements.
     if console_failure {
         category.flags.failed = true;
@@ -236,9 +237,16 @@ pub fn normalize(index: u32, record: Record<'_>, raw: String) -> Event {
     match record.resources {
         Many::List(items) => {
             for (i, item) in items.into_iter().enumerate() {
-                if p.shape(&format!("resources[{i}]"), item.shape) {
-                    if let Some(arn) = p.text(&format!("resources[{i}].ARN"), item.arn) {
-                        resources.push(arn);
+                // The paths are formatted only for a problem: most records list resources.
+                match (item.shape, item.arn) {
+                    (Shape::Object, Scalar::Str(arn)) if !arn.is_empty() => resources.push(arn),
+                    (Shape::Object, arn) => {
+                        if let Some(arn) = p.text(&format!("resources[{i}].ARN"), arn) {
+                            resources.push(arn);
+                        }
+                    }
+                    (shape, _) => {
+                        p.shape(&format!("resources[{i}]"), shape);
                     }
                 }
             }
@@ -285,7 +293,7 @@ pub fn normalize(index: u32, record: Record<'_>, raw: String) -> Event {
         resources,
         tls,
         problems: p.0,
-        raw,
+        raw: String::new(),
     }
 }
 
@@ -311,7 +319,7 @@ fn principal(u: crate::record::UserIdentity<'_>, console_mfa: Option<bool>, p: &
     if user_name.is_none() {
         // Assumed roles and federated users carry their session name only in the ARN.
         if let Some(a) = arn.as_deref() {
-            if a.contains(":assumed-role/") || a.contains(":federated-user/") {
+            if crate::text::has(a, ":assumed-role/") || crate::text::has(a, ":federated-user/") {
                 user_name = a.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_owned);
             }
         }

@@ -13,7 +13,7 @@ use flate2::read::MultiGzDecoder;
 use crate::model::{DigestInfo, Event, FileError, FileKind, OpenOptions};
 use crate::normalize;
 use crate::record::{Record, Scalar};
-use crate::scan::{ScanError, Scanned, Window};
+use crate::scan::{self, ScanError, Scanned, Window};
 
 /// Where the stored bytes come from, with the bytes read to sniff the format put back in front.
 type Stored = io::Chain<Cursor<Vec<u8>>, Box<dyn Read>>;
@@ -57,13 +57,25 @@ enum State {
     Failed,
 }
 
-/// The record's text. Valid JSON may still hide invalid UTF-8 inside strings the typed parse
-/// skipped; those bytes are replaced (U+FFFD) rather than passed on.
-/// The flag says whether bytes were replaced.
-fn text_of(bytes: &[u8]) -> (String, bool) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_owned(), false),
-        Err(_) => (String::from_utf8_lossy(bytes).into_owned(), true),
+/// A record that is not valid UTF-8. Valid JSON may still hide invalid UTF-8 inside strings the
+/// typed parse skips: such a record is read, and its raw text shows the bad bytes replaced
+/// (U+FFFD) rather than passing them on.
+fn invalid_utf8(index: u32, bytes: &[u8]) -> Event {
+    const REPLACED: &str = "raw shows it with U+FFFD replacements";
+    let raw = String::from_utf8_lossy(bytes).into_owned();
+    match serde_json::from_slice::<Record>(bytes).map(|r| normalize::normalize(index, r)) {
+        Ok(mut event) => {
+            event.raw = raw;
+            event
+                .problems
+                .push(format!("record holds invalid UTF-8 inside a string; {REPLACED}"));
+            event
+        }
+        Err(e) => normalize::flagged(
+            index,
+            raw,
+            format!("record is not valid JSON: {e} (the record is not valid UTF-8; {REPLACED})"),
+        ),
     }
 }
 
@@ -95,6 +107,11 @@ pub struct LogFile {
     /// An error met while filling a batch that already had events; returned on the next call.
     pending_error: Option<FileError>,
 }
+
+/// How often `read_fast` reads more for one record before it leaves the record to the scanner,
+/// and the most buffered text it parses: each read means parsing the record again from its start.
+const FAST_READS: usize = 4;
+const FAST_MAX_BYTES: usize = 1 << 20;
 
 /// Raw record bytes after which a batch ends early.
 const BATCH_BYTES: usize = 8 << 20;
@@ -281,7 +298,7 @@ impl LogFile {
             let scanned = self
                 .window
                 .scan_value(self.options.max_record_bytes as usize, self.options.max_depth)?;
-            if scanned == (Scanned::Kept { too_deep: false }) {
+            if let Scanned::Kept { too_deep: false, .. } = scanned {
                 let text = |w: &Window<Source>| match serde_json::from_slice::<Scalar>(w.kept()) {
                     Ok(Scalar::Str(s)) => Some(s),
                     _ => None,
@@ -418,6 +435,12 @@ impl LogFile {
                         Ok(_) => {}
                         Err(e) => return Err(self.fail(e)),
                     }
+                    let index = self.next_index;
+                    if let Some(event) = self.read_fast(index).map_err(|e| self.fail(e))? {
+                        self.next_index += 1;
+                        self.state = State::AfterElement;
+                        return Ok(Some(event));
+                    }
                     let scanned = self
                         .window
                         .scan_value(self.options.max_record_bytes as usize, self.options.max_depth)
@@ -431,6 +454,40 @@ impl LogFile {
         }
     }
 
+    /// The common case, in one pass: the next record is ASCII text already buffered (or after a
+    /// few more reads), valid JSON, within the size limit and plainly not too deep. serde_json
+    /// then finds its end while parsing it, and the scanner is not needed. Anything else
+    /// (`None`) goes to `scan_value`, which handles every case and says what was wrong.
+    fn read_fast(&mut self, index: u32) -> Result<Option<Event>, ScanError> {
+        let max_bytes = self.options.max_record_bytes as usize;
+        for _ in 0..FAST_READS {
+            let (text, whole) = self.window.ascii_ahead();
+            let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Record>();
+            let read_more = match stream.next() {
+                // The byte after the record must be at hand: a number, or a record that ends
+                // where the buffered text does, might go on.
+                Some(Ok(_)) if stream.byte_offset() >= text.len() => whole,
+                Some(Ok(record)) => {
+                    let len = stream.byte_offset();
+                    let bytes = &text.as_bytes()[..len];
+                    if len > max_bytes || !scan::brackets_at_most(bytes, self.options.max_depth) {
+                        return Ok(None);
+                    }
+                    let mut event = normalize::normalize(index, record);
+                    event.raw = text[..len].to_owned();
+                    self.window.advance(len);
+                    return Ok(Some(event));
+                }
+                Some(Err(e)) => e.is_eof() && whole && text.len() < FAST_MAX_BYTES,
+                None => whole,
+            };
+            if !read_more || !self.window.read_more(max_bytes)? {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
     fn event_from(&self, index: u32, scanned: Scanned) -> Event {
         match scanned {
             Scanned::Skipped { len } => normalize::flagged(
@@ -441,7 +498,7 @@ impl LogFile {
                     self.options.max_record_bytes
                 ),
             ),
-            Scanned::Kept { too_deep: true } => normalize::flagged(
+            Scanned::Kept { too_deep: true, .. } => normalize::flagged(
                 index,
                 String::from_utf8_lossy(self.window.kept()).into_owned(),
                 format!(
@@ -449,28 +506,25 @@ impl LogFile {
                     self.options.max_depth
                 ),
             ),
-            Scanned::Kept { too_deep: false } => {
+            Scanned::Kept { too_deep: false, ascii } => {
                 let bytes = self.window.kept();
-                match serde_json::from_slice::<Record>(bytes) {
-                    Ok(record) => {
-                        let (raw, replaced) = text_of(bytes);
-                        let mut event = normalize::normalize(index, record, raw);
-                        if replaced {
-                            event.problems.push(
-                                "record holds invalid UTF-8 inside a string; raw shows it with U+FFFD replacements"
-                                    .into(),
-                            );
+                let text = if ascii {
+                    debug_assert!(bytes.is_ascii());
+                    // SAFETY: ASCII bytes are valid UTF-8; the scanner saw every byte of the record.
+                    Some(unsafe { String::from_utf8_unchecked(bytes.to_vec()) })
+                } else {
+                    std::str::from_utf8(bytes).ok().map(str::to_owned)
+                };
+                match text {
+                    // Parsing from text spares serde_json a UTF-8 check of every string.
+                    Some(raw) => match serde_json::from_str::<Record>(&raw).map(|r| normalize::normalize(index, r)) {
+                        Ok(mut event) => {
+                            event.raw = raw;
+                            event
                         }
-                        event
-                    }
-                    Err(e) => {
-                        let utf8 = std::str::from_utf8(bytes).is_ok();
-                        let mut problem = format!("record is not valid JSON: {e}");
-                        if !utf8 {
-                            problem.push_str(" (the record is not valid UTF-8; raw shows it with U+FFFD replacements)");
-                        }
-                        normalize::flagged(index, String::from_utf8_lossy(bytes).into_owned(), problem)
-                    }
+                        Err(e) => normalize::flagged(index, raw, format!("record is not valid JSON: {e}")),
+                    },
+                    None => invalid_utf8(index, bytes),
                 }
             }
         }

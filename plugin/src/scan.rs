@@ -30,8 +30,9 @@ pub enum ScanError {
 /// Where a scanned value is.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Scanned {
-    /// The value's bytes are `window.kept()`, valid until the next call.
-    Kept { too_deep: bool },
+    /// The value's bytes are `window.kept()`, valid until the next call. `ascii` says that
+    /// every byte is ASCII, so the bytes are UTF-8 without a further check.
+    Kept { too_deep: bool, ascii: bool },
     /// The value was larger than its limit and was dropped; `len` is its size in bytes.
     Skipped { len: u64 },
 }
@@ -49,6 +50,10 @@ pub struct Window<R> {
     /// Absolute stream offset of `buf[0]`.
     base: u64,
     eof: bool,
+    /// The kinds of the open brackets of the value being scanned (kept to reuse its allocation).
+    kinds: Vec<u8>,
+    /// Every byte of `buf[pos..ascii_end]` is known to be ASCII.
+    ascii_end: usize,
     /// Decompressed bytes read so far, and the limit on them.
     total: u64,
     limit: u64,
@@ -65,6 +70,8 @@ impl<R: Read> Window<R> {
             end: 0,
             base: 0,
             eof: false,
+            kinds: Vec::new(),
+            ascii_end: 0,
             total: 0,
             limit,
         }
@@ -80,6 +87,32 @@ impl<R: Read> Window<R> {
         &self.buf[self.mark..self.pos]
     }
 
+    /// The buffered text from the next unread byte up to the first byte that is not ASCII, and
+    /// whether that is all the bytes buffered. Each byte is checked once, however often this is
+    /// called.
+    pub fn ascii_ahead(&mut self) -> (&str, bool) {
+        self.ascii_end = self.ascii_end.max(self.pos);
+        self.ascii_end += ascii_prefix(&self.buf[self.ascii_end..self.end]);
+        let bytes = &self.buf[self.pos..self.ascii_end];
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: `ascii_prefix` checked every byte of `bytes`: ASCII is valid UTF-8.
+        let text = unsafe { std::str::from_utf8_unchecked(bytes) };
+        (text, self.ascii_end == self.end)
+    }
+
+    /// Consumes `n` bytes that `ascii_ahead` showed.
+    pub fn advance(&mut self, n: usize) {
+        debug_assert!(self.pos + n <= self.ascii_end);
+        self.pos += n;
+    }
+
+    /// Reads more bytes after those buffered, keeping the unread ones; false at the end of the
+    /// stream. The buffer grows only as far as `max_held` bytes of unread data plus one chunk.
+    pub fn read_more(&mut self, max_held: usize) -> Result<bool, ScanError> {
+        self.mark = self.pos;
+        self.fill(max_held)
+    }
+
     /// Reads more bytes, keeping `buf[mark..end]`. Returns false at the end of the stream. The
     /// buffer grows only as far as `max_held` bytes of kept data plus one chunk need.
     fn fill(&mut self, max_held: usize) -> Result<bool, ScanError> {
@@ -91,6 +124,7 @@ impl<R: Read> Window<R> {
             self.base += self.mark as u64;
             self.pos -= self.mark;
             self.end -= self.mark;
+            self.ascii_end = self.ascii_end.saturating_sub(self.mark);
             self.mark = 0;
         }
         if self.buf.len() - self.end < CHUNK {
@@ -183,9 +217,13 @@ impl<R: Read> Window<R> {
         let mut deepest: u32 = 0;
         // The kinds of the open brackets, up to `KINDS_TRACKED` deep: a closer of the wrong kind
         // ends the value there, so that one broken record cannot swallow the ones after it.
-        let mut kinds: Vec<u8> = Vec::new();
+        let mut kinds = std::mem::take(&mut self.kinds);
+        kinds.clear();
         let mut in_string = false;
         let mut escaped = false;
+        // Every byte of the value is OR-ed in here (some bytes after it may be too): no high bit
+        // set means the value is ASCII.
+        let mut seen: u64 = 0;
         let scalar = !matches!(first, b'{' | b'[' | b'"');
         loop {
             if self.pos == self.end {
@@ -197,11 +235,17 @@ impl<R: Read> Window<R> {
                     dropped += held;
                     self.mark = self.pos;
                 }
-                if !self.fill(max_bytes)? {
-                    if scalar && self.pos > self.mark {
-                        break;
+                match self.fill(max_bytes) {
+                    Ok(true) => {}
+                    Ok(false) if scalar && self.pos > self.mark => break,
+                    Ok(false) => {
+                        self.kinds = kinds;
+                        return Err(ScanError::Eof { at: self.offset() });
                     }
-                    return Err(ScanError::Eof { at: self.offset() });
+                    Err(e) => {
+                        self.kinds = kinds;
+                        return Err(e);
+                    }
                 }
             }
             // Scan the bytes at hand in a tight loop; state carries over a refill.
@@ -212,27 +256,29 @@ impl<R: Read> Window<R> {
                 if in_string {
                     if escaped {
                         escaped = false;
+                        seen |= u64::from(bytes[i]);
                         i += 1;
                         continue;
                     }
-                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                        None => i = bytes.len(),
-                        Some(j) => {
-                            i += j + 1;
-                            if bytes[i - 1] == b'\\' {
-                                escaped = true;
-                            } else {
-                                in_string = false;
-                                if depth == 0 {
-                                    done = true;
-                                    break;
-                                }
-                            }
+                    i = string_stop(bytes, i, &mut seen);
+                    if i == bytes.len() {
+                        break;
+                    }
+                    // `bytes[i]` is a quote or a backslash.
+                    i += 1;
+                    if bytes[i - 1] == b'\\' {
+                        escaped = true;
+                    } else {
+                        in_string = false;
+                        if depth == 0 {
+                            done = true;
+                            break;
                         }
                     }
                     continue;
                 }
                 let b = bytes[i];
+                seen |= u64::from(b);
                 if scalar {
                     if matches!(
                         b,
@@ -272,6 +318,7 @@ impl<R: Read> Window<R> {
                 break;
             }
         }
+        self.kinds = kinds;
         let len = dropped + (self.pos - self.mark) as u64;
         if skipping || len > max_bytes as u64 {
             self.mark = self.pos;
@@ -279,8 +326,75 @@ impl<R: Read> Window<R> {
         }
         Ok(Scanned::Kept {
             too_deep: deepest > max_depth,
+            ascii: seen & HIGH_BITS == 0,
         })
     }
+}
+
+/// How many bytes at the start of `bytes` are ASCII, eight at a time.
+fn ascii_prefix(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let high = word & HIGH_BITS;
+        if high != 0 {
+            return i + (high.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + bytes[i..].iter().take_while(|b| b.is_ascii()).count()
+}
+
+/// Whether `bytes` holds at most `max` opening brackets, counting those inside strings too: when
+/// it does, no value in it nests deeper than `max`. One pass with no branches per byte.
+pub fn brackets_at_most(bytes: &[u8], max: u32) -> bool {
+    // `[` (0x5B) and `{` (0x7B) differ only in bit 5; no other byte becomes 0x7B with it set.
+    const BIT5: u64 = 0x2020_2020_2020_2020;
+    let mut count: u64 = 0;
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // May count a byte after a bracket as one too: an overcount only sends a record to the
+        // exact check.
+        count += u64::from(bytes_equal(word | BIT5, b'{').count_ones());
+    }
+    count += words.remainder().iter().filter(|&&b| b | 0x20 == b'{').count() as u64;
+    count <= u64::from(max)
+}
+
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` that equals `byte`, and possibly of bytes after such a
+/// byte (a borrow carries up); the lowest set bit is always exact.
+#[inline]
+fn bytes_equal(word: u64, byte: u8) -> u64 {
+    let x = word ^ (LOW_BITS * u64::from(byte));
+    x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
+}
+
+/// The position of the first quote or backslash in `bytes[from..]` (or `bytes.len()`), eight
+/// bytes at a time: strings are most of a record, and short, so this beats both a byte loop and
+/// a call into `memchr` per string. Every byte looked at is OR-ed into `seen`.
+#[inline]
+fn string_stop(bytes: &[u8], mut i: usize, seen: &mut u64) -> usize {
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        *seen |= word;
+        let hits = bytes_equal(word, b'"') | bytes_equal(word, b'\\');
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' {
+            return i;
+        }
+        *seen |= u64::from(b);
+        i += 1;
+    }
+    i
 }
 
 #[cfg(test)]
@@ -294,7 +408,13 @@ mod tests {
     #[test]
     fn values_are_split_at_their_ends() {
         let mut w = window(r#" {"a":"x}\"y","b":[1,{"c":2}]} , "s\\" 12.5e3]"#);
-        assert_eq!(w.scan_value(1000, 10).unwrap(), Scanned::Kept { too_deep: false });
+        assert_eq!(
+            w.scan_value(1000, 10).unwrap(),
+            Scanned::Kept {
+                too_deep: false,
+                ascii: true
+            }
+        );
         assert_eq!(w.kept(), br#"{"a":"x}\"y","b":[1,{"c":2}]}"#);
         assert_eq!(w.expect(b",", "','").unwrap(), b',');
         w.scan_value(1000, 10).unwrap();
@@ -318,17 +438,96 @@ mod tests {
     fn deep_nesting_is_marked_without_recursion() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let mut w = window(&deep);
-        assert_eq!(w.scan_value(1 << 20, 64).unwrap(), Scanned::Kept { too_deep: true });
+        assert_eq!(
+            w.scan_value(1 << 20, 64).unwrap(),
+            Scanned::Kept {
+                too_deep: true,
+                ascii: true
+            }
+        );
     }
 
     #[test]
     fn a_closer_of_the_wrong_kind_ends_the_value() {
         let mut w = window(r#"{"a":[1}, {"b":2}"#);
-        assert_eq!(w.scan_value(1000, 10).unwrap(), Scanned::Kept { too_deep: false });
+        assert_eq!(
+            w.scan_value(1000, 10).unwrap(),
+            Scanned::Kept {
+                too_deep: false,
+                ascii: true
+            }
+        );
         assert_eq!(w.kept(), br#"{"a":[1}"#);
         assert_eq!(w.expect(b",", "','").unwrap(), b',');
         w.scan_value(1000, 10).unwrap();
         assert_eq!(w.kept(), br#"{"b":2}"#);
+    }
+
+    #[test]
+    fn ascii_is_told_from_other_text() {
+        for (text, ascii) in [
+            (r#"{"a":"plain \u00e9 escape"}"#, true),
+            ("{\"a\":\"caf\u{e9}\"}", false),
+            ("{\"a\":\"0123456789abcdef\u{e9}\"}", false),
+            ("{\"a\\\"\u{e9}\":1}", false),
+            ("[1,\"x\",2]", true),
+        ] {
+            let mut w = window(text);
+            let scanned = w.scan_value(1000, 10).unwrap();
+            assert_eq!(scanned, Scanned::Kept { too_deep: false, ascii }, "{text}");
+            assert_eq!(w.kept(), text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn string_ends_are_found_at_every_offset() {
+        // A quote or backslash at each position of an eight-byte word, and past a word.
+        for at in 0..20 {
+            for stop in [b'"', b'\\'] {
+                let mut text = vec![b'a'; 24];
+                text[at] = stop;
+                let mut seen = 0;
+                assert_eq!(string_stop(&text, 0, &mut seen), at);
+                assert_eq!(string_stop(&text, at + 1, &mut seen), 24);
+            }
+        }
+        let mut text = [b'a'; 12];
+        text[9] = 0xC3;
+        let mut seen = 0;
+        string_stop(&text, 0, &mut seen);
+        assert_ne!(seen & HIGH_BITS, 0);
+    }
+
+    #[test]
+    fn ascii_runs_and_bracket_counts() {
+        assert_eq!(ascii_prefix(b""), 0);
+        assert_eq!(ascii_prefix(b"abc"), 3);
+        for at in 0..20 {
+            let mut text = vec![b'a'; 24];
+            text[at] = 0xC3;
+            assert_eq!(ascii_prefix(&text), at);
+        }
+        let text = r#"{"a":[{"b":"[{"}],"c":{}}"#.as_bytes();
+        assert!(brackets_at_most(text, 6));
+        assert!(!brackets_at_most(text, 3));
+        assert!(brackets_at_most(b"[]", 1));
+        assert!(!brackets_at_most(b"[[]]", 1));
+        assert!(brackets_at_most(b"no brackets at all here", 0));
+    }
+
+    #[test]
+    fn ascii_ahead_stops_at_other_bytes_and_reads_on() {
+        let text = "[1,2] caf\u{e9}";
+        let mut w = window(text);
+        assert_eq!(w.peek().unwrap(), Some(b'['));
+        assert_eq!(w.ascii_ahead(), ("[1,2] caf", false));
+        w.advance(5);
+        assert_eq!(w.ascii_ahead(), (" caf", false));
+        let mut w = Window::new(&b"  {}"[..], u64::MAX);
+        assert_eq!(w.ascii_ahead(), ("", true));
+        assert!(w.read_more(100).unwrap());
+        assert_eq!(w.ascii_ahead(), ("  {}", true));
+        assert!(!w.read_more(100).unwrap());
     }
 
     #[test]

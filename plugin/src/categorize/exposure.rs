@@ -79,8 +79,8 @@ fn opens_classic_security_group(name: &str) -> bool {
 
 /// An S3 ACL, canned or explicit, that grants to all users or all authenticated AWS users.
 fn grants_public_acl(params: &str) -> bool {
-    params.contains("/groups/global/AllUsers")
-        || params.contains("/groups/global/AuthenticatedUsers")
+    crate::text::has(params, "/groups/global/AllUsers")
+        || crate::text::has(params, "/groups/global/AuthenticatedUsers")
         || any_value(params, "x-amz-acl", |acl| {
             PUBLIC_CANNED_ACLS.iter().any(|public| acl.eq_ignore_ascii_case(public))
         })

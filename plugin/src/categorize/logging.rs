@@ -215,7 +215,7 @@ pub(super) fn change(service: &str, name: &str, params: Option<&str>) -> Option<
         Tampering => true,
         TamperingIfTurnedOff => evidence(turns_off),
         TamperingIfSuppressing => evidence(suppresses_findings),
-        TamperingIfLoggingRemoved => evidence(|params| !params.contains("LoggingEnabled")),
+        TamperingIfLoggingRemoved => evidence(|params| !crate::text::has(params, "LoggingEnabled")),
     })
 }
 

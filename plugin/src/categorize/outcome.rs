@@ -41,7 +41,7 @@ fn is_denial(code: &str) -> bool {
         .strip_prefix("Client.")
         .or_else(|| code.strip_prefix("Server."))
         .unwrap_or(code);
-    bare.contains("AccessDenied") || bare.contains("Unauthorized") || table::contains(DENIALS, &bare)
+    crate::text::has(bare, "AccessDenied") || crate::text::has(bare, "Unauthorized") || table::contains(DENIALS, &bare)
 }
 
 #[cfg(test)]

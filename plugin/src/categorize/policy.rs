@@ -35,7 +35,7 @@ const MAX_EMBEDDING: u8 = 4;
 
 /// Whether the request parameters hold a policy with a statement that lets everyone in.
 pub(super) fn allows_everyone(params: &str) -> bool {
-    if !(params.contains("rincipal") && params.contains('*')) {
+    if !(crate::text::has(params, "rincipal") && params.contains('*')) {
         return false;
     }
     serde_json::from_str::<Value>(params).is_ok_and(|value| value_allows(&value, 0))
@@ -58,7 +58,7 @@ fn value_allows(value: &Value, embedding: u8) -> bool {
 
 /// A string worth parsing: a JSON object that mentions a principal.
 fn looks_like_policy(text: &str) -> bool {
-    text.trim_start().starts_with('{') && text.contains("rincipal")
+    text.trim_start().starts_with('{') && crate::text::has(text, "rincipal")
 }
 
 /// `Statement` is one statement or a list of them.

@@ -179,7 +179,7 @@ fn is_tagging(rest: &str) -> bool {
 /// Whether the name speaks of access: a permission, a grant, an ACL, or a policy that is not
 /// one of the [`NON_ACCESS_POLICIES`] ("PutKeyPolicy" yes, "PutScalingPolicy" no).
 pub(super) fn grants_access(name: &str) -> bool {
-    if name.contains("Permission") || name.contains("Grant") || name.contains("Acl") {
+    if crate::text::has(name, "Permission") || crate::text::has(name, "Grant") || crate::text::has(name, "Acl") {
         return true;
     }
     name.match_indices("Polic").any(|(at, _)| {
