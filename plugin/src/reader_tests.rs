@@ -134,7 +134,11 @@ fn records_read_in_small_pieces_match_records_read_whole() {
     let whole = read_all(doc.as_bytes());
     assert_eq!(whole.len(), 7);
     for step in [1, 2, 3, 5, 7, 8, 13, 64, 1000] {
-        assert_eq!(read_trickled(doc.as_bytes(), step), whole, "read {step} bytes at a time");
+        assert_eq!(
+            read_trickled(doc.as_bytes(), step),
+            whole,
+            "read {step} bytes at a time"
+        );
     }
 }
 
@@ -149,7 +153,11 @@ fn depth_is_judged_by_nesting_not_by_brackets_in_strings() {
     assert_eq!(events[2].raw.matches('[').count(), 80);
     assert_eq!(problems(3), ["record is nested deeper than 64 levels; not parsed"]);
     assert_eq!(problems(4), ["record is a number, not an object"]);
-    assert!(problems(5)[0].starts_with("record is not valid JSON"), "{:?}", problems(5));
+    assert!(
+        problems(5)[0].starts_with("record is not valid JSON"),
+        "{:?}",
+        problems(5)
+    );
     assert_eq!(events[6].event_id.as_deref(), Some("g"));
     for (i, event) in events.iter().enumerate() {
         assert_eq!(event.index, i as u32);

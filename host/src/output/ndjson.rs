@@ -197,7 +197,7 @@ fn append_raw(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
     out.extend_from_slice(b",\"raw\":");
     if !valid {
         serde_json::to_writer(&mut *out, raw)?;
-    } else if raw.bytes().any(|b| b == b'\n' || b == b'\r') {
+    } else if memchr::memchr2(b'\n', b'\r', raw.as_bytes()).is_some() {
         // In valid JSON a newline can only be whitespace between tokens.
         out.extend(raw.bytes().map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
     } else {
