@@ -454,14 +454,14 @@ impl LogFile {
         }
     }
 
-    /// The common case, in one pass: the next record is ASCII text already buffered (or after a
+    /// The common case, in one pass: the next record is UTF-8 text already buffered (or after a
     /// few more reads), valid JSON, within the size limit and plainly not too deep. serde_json
     /// then finds its end while parsing it, and the scanner is not needed. Anything else
     /// (`None`) goes to `scan_value`, which handles every case and says what was wrong.
     fn read_fast(&mut self, index: u32) -> Result<Option<Event>, ScanError> {
         let max_bytes = self.options.max_record_bytes as usize;
         for _ in 0..FAST_READS {
-            let (text, whole) = self.window.ascii_ahead();
+            let (text, whole) = self.window.text_ahead();
             let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Record>();
             let read_more = match stream.next() {
                 // The byte after the record must be at hand: a number, or a record that ends

@@ -52,8 +52,8 @@ pub struct Window<R> {
     eof: bool,
     /// The kinds of the open brackets of the value being scanned (kept to reuse its allocation).
     kinds: Vec<u8>,
-    /// Every byte of `buf[pos..ascii_end]` is known to be ASCII.
-    ascii_end: usize,
+    /// `buf[pos..text_end]` is known to be valid UTF-8.
+    text_end: usize,
     /// Decompressed bytes read so far, and the limit on them.
     total: u64,
     limit: u64,
@@ -71,7 +71,7 @@ impl<R: Read> Window<R> {
             base: 0,
             eof: false,
             kinds: Vec::new(),
-            ascii_end: 0,
+            text_end: 0,
             total: 0,
             limit,
         }
@@ -87,22 +87,23 @@ impl<R: Read> Window<R> {
         &self.buf[self.mark..self.pos]
     }
 
-    /// The buffered text from the next unread byte up to the first byte that is not ASCII, and
-    /// whether that is all the bytes buffered. Each byte is checked once, however often this is
-    /// called.
-    pub fn ascii_ahead(&mut self) -> (&str, bool) {
-        self.ascii_end = self.ascii_end.max(self.pos);
-        self.ascii_end += ascii_prefix(&self.buf[self.ascii_end..self.end]);
-        let bytes = &self.buf[self.pos..self.ascii_end];
-        debug_assert!(bytes.is_ascii());
-        // SAFETY: `ascii_prefix` checked every byte of `bytes`: ASCII is valid UTF-8.
+    /// The buffered text from the next unread byte up to the first byte that is not valid UTF-8
+    /// (or the start of a character cut off at the end of the buffer), and whether that is all
+    /// the bytes buffered. Each byte is checked once, however often this is called.
+    pub fn text_ahead(&mut self) -> (&str, bool) {
+        self.text_end = self.text_end.max(self.pos);
+        self.text_end += text_prefix(&self.buf[self.text_end..self.end]);
+        let bytes = &self.buf[self.pos..self.text_end];
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: `text_prefix` found these bytes valid UTF-8: ASCII, or checked by `from_utf8`
+        // (a prefix of valid UTF-8 that ends on a character boundary is valid UTF-8).
         let text = unsafe { std::str::from_utf8_unchecked(bytes) };
-        (text, self.ascii_end == self.end)
+        (text, self.text_end == self.end)
     }
 
-    /// Consumes `n` bytes that `ascii_ahead` showed.
+    /// Consumes `n` bytes that `text_ahead` showed.
     pub fn advance(&mut self, n: usize) {
-        debug_assert!(self.pos + n <= self.ascii_end);
+        debug_assert!(self.pos + n <= self.text_end);
         self.pos += n;
     }
 
@@ -124,7 +125,7 @@ impl<R: Read> Window<R> {
             self.base += self.mark as u64;
             self.pos -= self.mark;
             self.end -= self.mark;
-            self.ascii_end = self.ascii_end.saturating_sub(self.mark);
+            self.text_end = self.text_end.saturating_sub(self.mark);
             self.mark = 0;
         }
         if self.buf.len() - self.end < CHUNK {
@@ -345,6 +346,19 @@ fn ascii_prefix(bytes: &[u8]) -> usize {
     i + bytes[i..].iter().take_while(|b| b.is_ascii()).count()
 }
 
+/// How many bytes at the start of `bytes` are valid UTF-8, ending on a character boundary: the
+/// ASCII run first (most logs are ASCII throughout), the standard check after it.
+fn text_prefix(bytes: &[u8]) -> usize {
+    let ascii = ascii_prefix(bytes);
+    if ascii == bytes.len() {
+        return ascii;
+    }
+    match std::str::from_utf8(&bytes[ascii..]) {
+        Ok(_) => bytes.len(),
+        Err(e) => ascii + e.valid_up_to(),
+    }
+}
+
 /// Whether `bytes` holds at most `max` opening brackets, counting those inside strings too: when
 /// it does, no value in it nests deeper than `max`. One pass with no branches per byte.
 pub fn brackets_at_most(bytes: &[u8], max: u32) -> bool {
@@ -516,17 +530,29 @@ mod tests {
     }
 
     #[test]
-    fn ascii_ahead_stops_at_other_bytes_and_reads_on() {
-        let text = "[1,2] caf\u{e9}";
-        let mut w = window(text);
+    fn text_ahead_stops_at_bytes_that_are_not_utf8_and_reads_on() {
+        let bytes = b"[1,2] \"caf\xc3\xa9\" \"\xff\" 7";
+        let mut w = Window::new(&bytes[..], u64::MAX);
         assert_eq!(w.peek().unwrap(), Some(b'['));
-        assert_eq!(w.ascii_ahead(), ("[1,2] caf", false));
+        assert_eq!(w.text_ahead(), ("[1,2] \"caf\u{e9}\" \"", false));
         w.advance(5);
-        assert_eq!(w.ascii_ahead(), (" caf", false));
+        assert_eq!(w.text_ahead(), (" \"caf\u{e9}\" \"", false));
+        w.scan_value(100, 10).unwrap();
+        assert_eq!(w.text_ahead(), (" \"", false));
+        w.scan_value(100, 10).unwrap();
+        assert_eq!(w.kept(), b"\"\xff\"");
+        assert_eq!(w.text_ahead(), (" 7", true));
+
+        // A character cut by the end of the buffer is held back until the rest is read.
+        let cut = [b'a', 0xc3];
+        let mut w = Window::new(&cut[..], u64::MAX);
+        assert_eq!(w.peek().unwrap(), Some(b'a'));
+        assert_eq!(w.text_ahead(), ("a", false));
+
         let mut w = Window::new(&b"  {}"[..], u64::MAX);
-        assert_eq!(w.ascii_ahead(), ("", true));
+        assert_eq!(w.text_ahead(), ("", true));
         assert!(w.read_more(100).unwrap());
-        assert_eq!(w.ascii_ahead(), ("  {}", true));
+        assert_eq!(w.text_ahead(), ("  {}", true));
         assert!(!w.read_more(100).unwrap());
     }
 
