@@ -85,7 +85,8 @@ fn replay_file(runtime: &PluginRuntime, path: &std::path::Path, tx: &SyncSender<
     let mut counts = FileResult::new(String::new());
     let input = Box::new(std::io::BufReader::with_capacity(256 << 10, file));
     let outcome = runtime.read_file(input, &meta, |batch| {
-        let mut out = Vec::with_capacity(batch.len() * 1536);
+        // The raw record plus the normalized fields: sized once, not grown by copying.
+        let mut out = Vec::with_capacity(batch.iter().map(|e| e.raw.len() + 1024).sum());
         for event in batch {
             ndjson::write_event(&mut out, event, &key)?;
             // Look up before inserting: a metric is almost always there already.
