@@ -6,7 +6,6 @@
 //! listed whole and compared with the keys already done (trusting StartAfter alone would skip it).
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +16,11 @@ use super::layout::{file_time_ms, is_account_id, is_org_id, last_segment, Day};
 use crate::aws::s3::{ObjectInfo, S3};
 use crate::aws::{AwsClient, AwsError};
 use crate::output::ndjson::{self, Delivery};
+use crate::output::Sink;
 use crate::runtime::bindings::types::FileError;
 use crate::runtime::bindings::types::ObjectMeta;
 use crate::runtime::{FileFailure, PluginRuntime};
-use crate::state::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PendingDelete, StreamState};
+use crate::state::checkpoint::{Change, Checkpoint, CheckpointError, CheckpointStore, PendingDelete};
 
 /// The time, injectable so that tests can age files (S3 cannot backdate them).
 pub trait Clock: Send + Sync {
@@ -146,6 +146,8 @@ pub struct Poller {
     settings: PollSettings,
     store: CheckpointStore,
     checkpoint: Checkpoint,
+    /// Changes made to `checkpoint` and not yet recorded in `store`.
+    unrecorded: Vec<Change>,
     clock: Arc<dyn Clock>,
     streams: Vec<String>,
     discovered_at_ms: Option<i64>,
@@ -157,7 +159,7 @@ impl Poller {
         client: Arc<AwsClient>,
         runtime: Arc<PluginRuntime>,
         mut settings: PollSettings,
-        store: CheckpointStore,
+        mut store: CheckpointStore,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CheckpointError> {
         if !settings.prefix.is_empty() && !settings.prefix.ends_with('/') {
@@ -171,6 +173,7 @@ impl Poller {
             settings,
             store,
             checkpoint,
+            unrecorded: Vec::new(),
             clock,
             streams: Vec::new(),
             discovered_at_ms: None,
@@ -185,6 +188,28 @@ impl Poller {
     /// The checkpoint as it stands.
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint
+    }
+
+    /// Makes a change to the checkpoint, recorded at the next `commit`. The checkpoint is changed
+    /// only this way, so that what is recorded is what is in memory.
+    fn change(&mut self, change: Change) {
+        change.apply(&mut self.checkpoint);
+        self.unrecorded.push(change);
+    }
+
+    /// Records the changes made since the last commit durably (nothing to do when there are none).
+    fn commit(&mut self) -> Result<(), CheckpointError> {
+        self.store.record(&self.checkpoint, &self.unrecorded)?;
+        self.unrecorded.clear();
+        Ok(())
+    }
+
+    /// Whether `key` of `stream` and `day` is done.
+    fn is_done(&self, stream: &str, day: Day, key: &str) -> bool {
+        let state = self.checkpoint.streams.get(stream);
+        state
+            .and_then(|s| s.processed.get(&day))
+            .is_some_and(|keys| keys.contains(key))
     }
 
     /// Finds the (account, region) streams with delimiter listings.
@@ -236,11 +261,7 @@ impl Poller {
 
     /// One poll: discovery when due, new files of every stream through the plugin into `out`,
     /// then deletion of due files. Stops between files when `shutdown` is set.
-    pub async fn poll_once(
-        &mut self,
-        out: &mut (dyn Write + Send),
-        shutdown: &AtomicBool,
-    ) -> Result<CycleReport, PollError> {
+    pub async fn poll_once(&mut self, out: &mut dyn Sink, shutdown: &AtomicBool) -> Result<CycleReport, PollError> {
         let now = self.clock.now_ms();
         let due = self
             .discovered_at_ms
@@ -249,7 +270,7 @@ impl Poller {
             self.discover().await?;
         }
         if self.settings.start == Start::Now && self.checkpoint.started_ms.is_none() {
-            self.checkpoint.started_ms = Some(now);
+            self.change(Change::Started { ms: now });
         }
         let mut report = CycleReport::default();
         let today = Day::of_ms(now);
@@ -260,6 +281,7 @@ impl Poller {
             }
             self.poll_stream(&stream, today, out, shutdown, &mut report).await?;
         }
+        self.commit()?;
         if !report.interrupted {
             // Deletion is housekeeping: its failure must not hold up reading.
             if let Err(e) = self.delete_due(&mut report).await {
@@ -274,54 +296,54 @@ impl Poller {
         &mut self,
         stream: &str,
         today: Day,
-        out: &mut (dyn Write + Send),
+        out: &mut dyn Sink,
         shutdown: &AtomicBool,
         report: &mut CycleReport,
     ) -> Result<(), PollError> {
         let oldest_open = today.minus(self.settings.relist_days - 1);
-        let mut state = self
-            .checkpoint
-            .streams
-            .get(stream)
-            .cloned()
-            .unwrap_or_else(|| StreamState {
-                done_before: Some(match self.settings.start {
-                    Start::Now => oldest_open,
-                    Start::Day(d) => d.min(today),
-                }),
-                processed: Default::default(),
+        if !self.checkpoint.streams.contains_key(stream) {
+            let day = match self.settings.start {
+                Start::Now => oldest_open,
+                Start::Day(d) => d.min(today),
+            };
+            self.change(Change::DoneBefore {
+                stream: stream.to_owned(),
+                day,
             });
+        }
         // With start = "now", files from before the first poll (by the time in their name) are
         // left unread, in every stream; a stream that appears later is read from its start.
         let skip_before = match self.settings.start {
             Start::Now => self.checkpoint.started_ms,
             Start::Day(_) => None,
         };
-        let mut day = state.done_before.unwrap_or(oldest_open);
+        let done_before = |p: &Self| p.checkpoint.streams.get(stream).and_then(|s| s.done_before);
+        let mut day = done_before(self).unwrap_or(oldest_open);
         while day <= today {
             let day_prefix = format!("{stream}{}", day.key_part());
             let listed = S3::new(&self.client, &self.settings.bucket)
                 .list_all(&day_prefix, None, None)
                 .await?;
-            let done = state.processed.entry(day).or_default();
             let mut new = Vec::new();
             for o in listed.objects {
-                if done.contains(&o.key) {
+                if self.is_done(stream, day, &o.key) {
                     continue;
                 }
                 if skip_before.is_some_and(|t| file_time_ms(&o.key).unwrap_or(o.last_modified_ms) < t) {
                     report.skipped_existing += 1;
-                    done.insert(o.key);
+                    self.change(Change::Done {
+                        stream: stream.to_owned(),
+                        day,
+                        key: o.key,
+                    });
                 } else {
                     new.push(o);
                 }
             }
             if !new.is_empty() {
-                let finished = self
-                    .read_objects(stream, day, new, &mut state, out, shutdown, report)
-                    .await?;
+                let finished = self.read_objects(stream, day, new, out, shutdown, report).await?;
                 if !finished {
-                    self.checkpoint.streams.insert(stream.to_owned(), state);
+                    self.commit()?;
                     return Ok(());
                 }
             }
@@ -333,14 +355,16 @@ impl Poller {
                 .range(day_prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&day_prefix))
                 .any(|(_, f)| !f.quarantined);
-            if day < oldest_open && !retrying && state.done_before == Some(day) {
-                state.processed.remove(&day);
-                state.done_before = Some(day.next());
+            if day < oldest_open && !retrying && done_before(self) == Some(day) {
+                self.change(Change::DoneBefore {
+                    stream: stream.to_owned(),
+                    day: day.next(),
+                });
             }
             day = day.next();
         }
-        self.checkpoint.streams.insert(stream.to_owned(), state);
-        self.store.commit(&self.checkpoint)?;
+        // Nothing to write when the poll found nothing new: idle streams cost no disk writes.
+        self.commit()?;
         Ok(())
     }
 
@@ -353,8 +377,7 @@ impl Poller {
         stream: &str,
         day: Day,
         objects: Vec<ObjectInfo>,
-        state: &mut StreamState,
-        out: &mut (dyn Write + Send),
+        out: &mut dyn Sink,
         shutdown: &AtomicBool,
         report: &mut CycleReport,
     ) -> Result<bool, PollError> {
@@ -401,13 +424,21 @@ impl Poller {
             };
             let complete = match outcome {
                 Outcome::Done => {
-                    self.checkpoint.failed.remove(&object.key);
-                    state.processed.entry(day).or_default().insert(object.key.clone());
+                    if self.checkpoint.failed.contains_key(&object.key) {
+                        self.change(Change::Recovered {
+                            key: object.key.clone(),
+                        });
+                    }
+                    self.change(Change::Done {
+                        stream: stream.to_owned(),
+                        day,
+                        key: object.key.clone(),
+                    });
                     true
                 }
                 Outcome::Failed { reason, retry } => {
                     report.failed.push((object.key.clone(), reason.clone()));
-                    let entry = self.checkpoint.failed.entry(object.key.clone()).or_default();
+                    let mut entry = self.checkpoint.failed.get(&object.key).cloned().unwrap_or_default();
                     entry.attempts += 1;
                     entry.reason = reason;
                     entry.quarantined = match retry {
@@ -418,9 +449,20 @@ impl Poller {
                     if entry.quarantined {
                         // Recorded in the checkpoint and kept in the bucket; not read again.
                         tracing::error!(key = %object.key, attempts = entry.attempts, error = %entry.reason, "log file quarantined: kept in the bucket, not read again");
-                        state.processed.entry(day).or_default().insert(object.key.clone());
                     } else {
                         tracing::warn!(key = %object.key, attempts = entry.attempts, error = %entry.reason, "log file failed; will try again at the next poll");
+                    }
+                    let quarantined = entry.quarantined;
+                    self.change(Change::Failed {
+                        key: object.key.clone(),
+                        file: entry,
+                    });
+                    if quarantined {
+                        self.change(Change::Done {
+                            stream: stream.to_owned(),
+                            day,
+                            key: object.key.clone(),
+                        });
                     }
                     false
                 }
@@ -429,24 +471,26 @@ impl Poller {
             // lose the events after the failure.
             if let (Some(after), true) = (self.settings.delete_after, complete) {
                 let born = file_time_ms(&object.key).unwrap_or(object.last_modified_ms);
-                self.checkpoint.pending_delete.insert(PendingDelete {
-                    due_ms: born.saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)),
-                    key: object.key.clone(),
+                self.change(Change::DeleteLater {
+                    entry: PendingDelete {
+                        due_ms: born.saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)),
+                        key: object.key.clone(),
+                    },
                 });
             }
-            self.checkpoint.streams.insert(stream.to_owned(), state.clone());
-            self.store.commit(&self.checkpoint)?;
+            self.commit()?;
         }
         Ok(true)
     }
 
-    /// Reads one file through the plugin and writes its events, flushed: the acknowledgement.
+    /// Reads one file through the plugin and writes its events, acknowledged by the sink (flushed,
+    /// and fsynced for a file) before the caller records the file as done.
     /// Says whether the file was read to its end, and if not, whether to try it again.
     fn read_one(
         &self,
         object: &ObjectInfo,
         bytes: &bytes::Bytes,
-        out: &mut (dyn Write + Send),
+        out: &mut dyn Sink,
         report: &mut CycleReport,
     ) -> Result<Outcome, PollError> {
         let meta = ObjectMeta {
@@ -507,7 +551,7 @@ impl Poller {
                 retry: Retry::Limited,
             },
         };
-        out.flush().map_err(PollError::Output)?;
+        out.acknowledge().map_err(PollError::Output)?;
         Ok(outcome)
     }
 
@@ -527,7 +571,8 @@ impl Poller {
         if due.is_empty() {
             return Ok(());
         }
-        let s3 = S3::new(&self.client, &self.settings.bucket);
+        let (client, bucket) = (self.client.clone(), self.settings.bucket.clone());
+        let s3 = S3::new(&client, &bucket);
         for chunk in due.chunks(1000) {
             let keys: Vec<String> = chunk.iter().map(|p| p.key.clone()).collect();
             let failed = s3.delete(&keys).await?;
@@ -547,11 +592,11 @@ impl Poller {
             }
             for p in chunk {
                 if !failed_keys.contains(p.key.as_str()) {
-                    self.checkpoint.pending_delete.remove(p);
+                    self.change(Change::Deleted { entry: p.clone() });
                     report.deleted += 1;
                 }
             }
-            self.store.commit(&self.checkpoint)?;
+            self.commit()?;
         }
         Ok(())
     }

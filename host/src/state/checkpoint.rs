@@ -1,13 +1,22 @@
 //! The checkpoint: which log files are done, crash-safe on local disk.
 //!
-//! One JSON document, rewritten whole at each commit: written to a temporary file, fsynced,
-//! renamed over the old one, and the directory fsynced. A `kill -9` at any instant leaves either
-//! the old or the new checkpoint, never a torn one. A file is recorded only after every event of
-//! it was acknowledged by the output, so after a restart nothing is lost and at most the files in
+//! Two files in the state directory. `checkpoint.json` is a snapshot, rewritten whole now and then:
+//! written to a temporary file, fsynced, renamed over the old one, and the directory fsynced.
+//! `journal.ndjson` holds the changes made since, one JSON line each, appended and fsynced at
+//! every commit, so that a commit costs a few hundred bytes however many files and streams the
+//! checkpoint knows (an organization trail has thousands of streams). Loading reads the snapshot
+//! and replays the journal; after `COMPACT_AFTER` lines the snapshot is rewritten and the journal
+//! emptied. Every change sets a value rather than adding to one, so a change replayed twice (a
+//! crash between the two steps of a compaction) gives the same checkpoint.
+//!
+//! A `kill -9` at any instant leaves the last commit readable: a line cut short at the end of the
+//! journal was never acknowledged and is dropped. A file is recorded only after every event of it
+//! was acknowledged by the output, so after a restart nothing is lost and at most the files in
 //! flight are emitted again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +75,60 @@ pub struct FailedFile {
     pub quarantined: bool,
 }
 
+/// Journal lines after which the snapshot is rewritten and the journal emptied.
+const COMPACT_AFTER: usize = 20_000;
+
+/// One change to the checkpoint, as a journal line. Each sets a value, never adds to one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Change {
+    /// A file is done: all its events were written, or it is quarantined.
+    Done { stream: String, day: Day, key: String },
+    /// Every day of a stream before `day` is done; their key sets are dropped. Creates the
+    /// stream when it is new.
+    DoneBefore { stream: String, day: Day },
+    /// A file could not be read to its end; this is its record now.
+    Failed { key: String, file: FailedFile },
+    /// A file that had failed was read to its end: its record goes.
+    Recovered { key: String },
+    /// A processed file waits for its deletion time.
+    DeleteLater { entry: PendingDelete },
+    /// A file was deleted.
+    Deleted { entry: PendingDelete },
+    /// The first poll ran at `ms`.
+    Started { ms: i64 },
+}
+
+impl Change {
+    /// Makes the change in `cp`.
+    pub fn apply(&self, cp: &mut Checkpoint) {
+        match self {
+            Change::Done { stream, day, key } => {
+                let state = cp.streams.entry(stream.clone()).or_default();
+                state.processed.entry(*day).or_default().insert(key.clone());
+            }
+            Change::DoneBefore { stream, day } => {
+                let state = cp.streams.entry(stream.clone()).or_default();
+                state.done_before = Some(*day);
+                state.processed.retain(|d, _| d >= day);
+            }
+            Change::Failed { key, file } => {
+                cp.failed.insert(key.clone(), file.clone());
+            }
+            Change::Recovered { key } => {
+                cp.failed.remove(key);
+            }
+            Change::DeleteLater { entry } => {
+                cp.pending_delete.insert(entry.clone());
+            }
+            Change::Deleted { entry } => {
+                cp.pending_delete.remove(entry);
+            }
+            Change::Started { ms } => cp.started_ms = Some(*ms),
+        }
+    }
+}
+
 /// Why the checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -87,12 +150,17 @@ pub enum CheckpointError {
     },
 }
 
-/// The checkpoint file in a state directory, locked against a second trailwatch using the same
+/// The checkpoint files in a state directory, locked against a second trailwatch using the same
 /// directory for as long as the store lives.
 #[derive(Debug)]
 pub struct CheckpointStore {
     path: PathBuf,
-    _lock: std::fs::File,
+    journal_path: PathBuf,
+    /// The journal, open for appending once `load` has replayed it.
+    journal: Option<File>,
+    /// Lines in the journal.
+    journal_lines: usize,
+    _lock: File,
 }
 
 impl CheckpointStore {
@@ -124,6 +192,9 @@ impl CheckpointStore {
         }
         Ok(CheckpointStore {
             path: dir.join("checkpoint.json"),
+            journal_path: dir.join("journal.ndjson"),
+            journal: None,
+            journal_lines: 0,
             _lock: lock,
         })
     }
@@ -133,17 +204,69 @@ impl CheckpointStore {
         &self.path
     }
 
-    /// Loads the checkpoint for `bucket`, or an empty one on a first run.
-    pub fn load(&self, bucket: &str) -> Result<Checkpoint, CheckpointError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Checkpoint {
+    /// The journal's path.
+    pub fn journal_path(&self) -> &Path {
+        &self.journal_path
+    }
+
+    /// Loads the checkpoint for `bucket` (the snapshot plus the journal), or starts an empty one
+    /// on a first run. The journal is then open for `record`.
+    pub fn load(&mut self, bucket: &str) -> Result<Checkpoint, CheckpointError> {
+        let mut cp = match self.read_snapshot(bucket)? {
+            Some(cp) => cp,
+            None => {
+                // A first run: the snapshot names the bucket before any change is journaled. A
+                // journal without a snapshot (the snapshot was removed to start over) is dropped.
+                let cp = Checkpoint {
                     version: VERSION,
                     bucket: bucket.to_owned(),
                     ..Checkpoint::default()
-                })
+                };
+                self.snapshot(&cp)?;
+                self.open_journal(true)?;
+                return Ok(cp);
             }
+        };
+        self.open_journal(false)?;
+        let path = self.journal_path.clone();
+        let io = |source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        };
+        let Some(journal) = self.journal.as_ref() else {
+            return Err(io(std::io::Error::other("the journal is not open")));
+        };
+        let mut bytes = Vec::new();
+        (&*journal).read_to_end(&mut bytes).map_err(io)?;
+        // Only whole lines were ever acknowledged; a cut-off last line is dropped for good, so
+        // that the next line appended does not join it.
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if whole < bytes.len() {
+            tracing::warn!(path = %path.display(), bytes = bytes.len() - whole, "dropping a checkpoint journal line cut off by a crash");
+            journal.set_len(whole as u64).map_err(io)?;
+            journal.sync_all().map_err(io)?;
+        }
+        let mut lines = 0;
+        for (i, line) in bytes[..whole].split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let change: Change = serde_json::from_slice(line).map_err(|e| CheckpointError::Corrupt {
+                path: path.clone(),
+                message: format!("line {}: {e}", i + 1),
+            })?;
+            change.apply(&mut cp);
+            lines += 1;
+        }
+        self.journal_lines = lines;
+        Ok(cp)
+    }
+
+    /// The snapshot for `bucket`; `None` when there is none yet.
+    fn read_snapshot(&self, bucket: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
                 return Err(CheckpointError::Io {
                     path: self.path.clone(),
@@ -168,24 +291,76 @@ impl CheckpointStore {
                 expected: bucket.to_owned(),
             });
         }
-        Ok(cp)
+        Ok(Some(cp))
     }
 
-    /// Writes the checkpoint durably (temp file, fsync, rename, fsync of the directory).
-    pub fn commit(&self, cp: &Checkpoint) -> Result<(), CheckpointError> {
+    /// Opens the journal for reading and appending, emptied when `empty`.
+    fn open_journal(&mut self, empty: bool) -> Result<(), CheckpointError> {
+        let io = |source| CheckpointError::Io {
+            path: self.journal_path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&self.journal_path)
+            .map_err(io)?;
+        if empty {
+            file.set_len(0).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            self.journal_lines = 0;
+        }
+        (&file).seek(SeekFrom::Start(0)).map_err(io)?;
+        self.journal = Some(file);
+        Ok(())
+    }
+
+    /// Makes `changes` durable: appended to the journal and fsynced. `cp` is the checkpoint with
+    /// the changes made; it becomes the new snapshot when the journal has grown long enough.
+    pub fn record(&mut self, cp: &Checkpoint, changes: &[Change]) -> Result<(), CheckpointError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let io = |source| CheckpointError::Io {
+            path: self.journal_path.clone(),
+            source,
+        };
+        let mut lines = Vec::with_capacity(changes.len() * 160);
+        for change in changes {
+            serde_json::to_writer(&mut lines, change).map_err(|e| io(std::io::Error::other(e)))?;
+            lines.push(b'\n');
+        }
+        let journal = match self.journal.as_mut() {
+            Some(j) => j,
+            None => return Err(io(std::io::Error::other("the checkpoint was not loaded"))),
+        };
+        journal.write_all(&lines).map_err(io)?;
+        journal.sync_data().map_err(io)?;
+        self.journal_lines += changes.len();
+        if self.journal_lines >= COMPACT_AFTER {
+            self.snapshot(cp)?;
+            self.open_journal(true)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `cp` as the snapshot, durably (temp file, fsync, rename, fsync of the directory).
+    /// The journal is left as it is: replayed on top, its changes change nothing.
+    pub fn snapshot(&self, cp: &Checkpoint) -> Result<(), CheckpointError> {
         let io = |source| CheckpointError::Io {
             path: self.path.clone(),
             source,
         };
         let tmp = self.path.with_extension(format!("json.tmp{}", std::process::id()));
         let bytes = serde_json::to_vec(cp).map_err(|e| io(std::io::Error::other(e)))?;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        let mut f = File::create(&tmp).map_err(io)?;
         f.write_all(&bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
         drop(f);
         std::fs::rename(&tmp, &self.path).map_err(io)?;
         if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         }
         Ok(())
     }
@@ -195,22 +370,137 @@ impl CheckpointStore {
 mod tests {
     use super::*;
 
+    const STREAM: &str = "AWSLogs/1/CloudTrail/us-east-1/";
+
+    fn day(d: &str) -> Day {
+        Day::parse(d).unwrap()
+    }
+
+    fn done(key: &str) -> Change {
+        Change::Done {
+            stream: STREAM.into(),
+            day: day("2024-03-01"),
+            key: key.into(),
+        }
+    }
+
+    /// Applies `changes` and records them, as the poller does.
+    fn commit(store: &mut CheckpointStore, cp: &mut Checkpoint, changes: &[Change]) {
+        for c in changes {
+            c.apply(cp);
+        }
+        store.record(cp, changes).unwrap();
+    }
+
     #[test]
-    fn a_commit_survives_a_reload_and_a_torn_temp_file_is_ignored() {
+    fn commits_survive_a_reload_and_a_torn_temp_file_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let store = CheckpointStore::open(dir.path()).unwrap();
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
         let mut cp = store.load("b").unwrap();
-        let day = Day::parse("2024-03-01").unwrap();
-        cp.streams
-            .entry("AWSLogs/1/CloudTrail/us-east-1/".into())
-            .or_default()
-            .processed
-            .entry(day)
-            .or_default()
-            .insert("k1".into());
-        store.commit(&cp).unwrap();
+        commit(&mut store, &mut cp, &[done("k1"), Change::Started { ms: 7 }]);
+        let failed = FailedFile {
+            reason: "bad".into(),
+            attempts: 1,
+            quarantined: false,
+        };
+        commit(
+            &mut store,
+            &mut cp,
+            &[Change::Failed {
+                key: "k2".into(),
+                file: failed,
+            }],
+        );
         std::fs::write(dir.path().join("checkpoint.json.tmp"), b"{\"torn").unwrap();
+        drop(store);
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
         assert_eq!(store.load("b").unwrap(), cp);
+        assert_eq!(cp.started_ms, Some(7));
+        assert!(cp.streams[STREAM].processed[&day("2024-03-01")].contains("k1"));
+    }
+
+    #[test]
+    fn a_line_cut_off_by_a_crash_is_dropped_and_the_journal_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        let mut cp = store.load("b").unwrap();
+        commit(&mut store, &mut cp, &[done("k1")]);
+        let journal = store.journal_path().to_owned();
+        drop(store);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+        f.write_all(br#"{"op":"done","stream":"AWSLogs/1/Cl"#).unwrap();
+        drop(f);
+
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        let mut reloaded = store.load("b").unwrap();
+        assert_eq!(reloaded, cp, "the cut-off line was never acknowledged");
+        commit(&mut store, &mut reloaded, &[done("k2")]);
+        drop(store);
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        let again = store.load("b").unwrap();
+        let keys = &again.streams[STREAM].processed[&day("2024-03-01")];
+        assert_eq!(keys.iter().collect::<Vec<_>>(), ["k1", "k2"]);
+    }
+
+    #[test]
+    fn a_damaged_line_inside_the_journal_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        let mut cp = store.load("b").unwrap();
+        commit(&mut store, &mut cp, &[done("k1"), done("k2")]);
+        let journal = store.journal_path().to_owned();
+        drop(store);
+        let text = std::fs::read_to_string(&journal).unwrap().replacen("done", "dome", 1);
+        std::fs::write(&journal, text).unwrap();
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        match store.load("b") {
+            Err(CheckpointError::Corrupt { path, message }) => {
+                assert_eq!(path, journal);
+                assert!(message.starts_with("line 1: unknown variant `dome`"), "{message}");
+            }
+            other => panic!("expected a corrupt journal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_long_journal_becomes_the_snapshot_and_replaying_twice_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        let mut cp = store.load("b").unwrap();
+        let changes: Vec<Change> = (0..COMPACT_AFTER).map(|i| done(&format!("k{i}"))).collect();
+        commit(&mut store, &mut cp, &changes[..COMPACT_AFTER - 1]);
+        let journal = store.journal_path().to_owned();
+        let before = std::fs::read(&journal).unwrap();
+        commit(&mut store, &mut cp, &changes[COMPACT_AFTER - 1..]);
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0, "compacted");
+        let snapshot: Checkpoint = serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(snapshot, cp);
+        // A crash between writing the snapshot and emptying the journal replays the old journal
+        // over the new snapshot.
+        drop(store);
+        std::fs::write(&journal, before).unwrap();
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        assert_eq!(store.load("b").unwrap(), cp);
+    }
+
+    #[test]
+    fn done_before_drops_the_closed_days() {
+        let mut cp = Checkpoint::default();
+        done("k1").apply(&mut cp);
+        Change::Done {
+            stream: STREAM.into(),
+            day: day("2024-03-02"),
+            key: "k2".into(),
+        }
+        .apply(&mut cp);
+        Change::DoneBefore {
+            stream: STREAM.into(),
+            day: day("2024-03-02"),
+        }
+        .apply(&mut cp);
+        let state = &cp.streams[STREAM];
+        assert_eq!(state.done_before, Some(day("2024-03-02")));
+        assert_eq!(state.processed.keys().copied().collect::<Vec<_>>(), [day("2024-03-02")]);
     }
 
     #[test]
@@ -228,8 +518,8 @@ mod tests {
     #[test]
     fn another_buckets_checkpoint_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = CheckpointStore::open(dir.path()).unwrap();
-        store.commit(&store.load("a").unwrap()).unwrap();
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        store.load("a").unwrap();
         assert!(matches!(store.load("b"), Err(CheckpointError::OtherBucket { .. })));
     }
 }
