@@ -16,7 +16,7 @@ use crate::aws::cloudtrail::{self, Trail};
 use crate::aws::credentials::CredentialSource;
 use crate::aws::{AwsClient, ClientSettings};
 use crate::config::{Config, Mode};
-use crate::output::{FileSink, Sink, StdoutSink};
+use crate::output::{Buffered, Sink};
 use crate::runtime::PluginRuntime;
 use crate::source::layout::Day;
 use crate::source::s3_poll::{Clock, PollError, PollSettings, Poller, Start, SystemClock};
@@ -180,14 +180,14 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
     spawn_signal_listener(shutdown.clone(), notify.clone())?;
 
     let mut out: Box<dyn Sink> = match &config.output.path {
-        Some(p) => Box::new(FileSink::new(
+        Some(p) => Box::new(Buffered::new(
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)
                 .with_context(|| format!("opening {}", p.display()))?,
         )),
-        None => Box::new(StdoutSink::new()),
+        None => Box::new(Buffered::new(std::io::stdout())),
     };
     let interval = Duration::from_secs(config.source.poll_interval_secs);
     let mut failures: u32 = 0;

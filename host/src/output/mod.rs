@@ -20,18 +20,18 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// A file appended to: flushed and fsynced at each acknowledgement, so that a crash of the
-/// machine (not only of trailwatch) loses no event the checkpoint counts as written.
-pub struct FileSink(BufWriter<File>);
+/// A buffered output for `run`: `Buffered<File>` appends to a file, `Buffered<Stdout>` writes to
+/// standard output.
+pub struct Buffered<W: Write>(BufWriter<W>);
 
-impl FileSink {
-    /// Appends to `file`.
-    pub fn new(file: File) -> Self {
-        FileSink(BufWriter::with_capacity(1 << 20, file))
+impl<W: Write> Buffered<W> {
+    /// Writes to `inner` through a 1 MiB buffer.
+    pub fn new(inner: W) -> Self {
+        Buffered(BufWriter::with_capacity(1 << 20, inner))
     }
 }
 
-impl Write for FileSink {
+impl<W: Write> Write for Buffered<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)
     }
@@ -43,43 +43,18 @@ impl Write for FileSink {
     }
 }
 
-impl Sink for FileSink {
+/// A file is flushed and fsynced at each acknowledgement, so that a crash of the machine (not
+/// only of trailwatch) loses no event the checkpoint counts as written.
+impl Sink for Buffered<File> {
     fn acknowledge(&mut self) -> io::Result<()> {
         self.0.flush()?;
         self.0.get_ref().sync_data()
     }
 }
 
-/// Standard output: flushed at each acknowledgement; what reads it (a pipe to the agent) takes
+/// Standard output is flushed at each acknowledgement; what reads it (a pipe to the agent) takes
 /// over from there.
-pub struct StdoutSink(BufWriter<io::Stdout>);
-
-impl StdoutSink {
-    /// Writes to this process's standard output.
-    pub fn new() -> Self {
-        StdoutSink(BufWriter::with_capacity(1 << 20, io::stdout()))
-    }
-}
-
-impl Default for StdoutSink {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Write for StdoutSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl Sink for StdoutSink {
+impl Sink for Buffered<io::Stdout> {
     fn acknowledge(&mut self) -> io::Result<()> {
         self.0.flush()
     }
