@@ -1,5 +1,6 @@
-//! Throttling, 5xx and connection resets from a small fault-injecting proxy in front of moto:
-//! every request is retried until it goes through, and no event is lost or doubled.
+//! Throttling, 5xx, connection resets and refused credentials from a small fault-injecting proxy
+//! in front of moto: every request is retried until it goes through, and no event is lost or
+//! doubled; credentials AWS refuses are loaded again.
 
 mod common;
 
@@ -7,9 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
 use common::moto::{self, Moto};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use trailwatch::aws::credentials::CredentialSource;
+use trailwatch::aws::s3::S3;
+use trailwatch::aws::{AwsClient, AwsError, ClientSettings};
 use trailwatch::runtime::cache::CompileCache;
 use trailwatch::runtime::{Limits, PluginRuntime};
 use trailwatch::source::layout::Day;
@@ -65,9 +71,30 @@ fn error_response(status: &str, code: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Fails requests in a fixed pattern: SlowDown 503, InternalError 500, a reset, 429; forwards
-/// the rest to `upstream`. One request per connection.
-async fn serve(listener: TcpListener, upstream: String, seen: Arc<AtomicU64>, faults: Arc<AtomicU64>) {
+/// What the proxy answers instead of forwarding the `n`th request (from 0), if anything; an
+/// empty answer is a connection reset.
+type Injection = fn(u64) -> Option<Vec<u8>>;
+
+/// SlowDown 503, InternalError 500, a reset, 429, in a fixed pattern.
+fn throttling(n: u64) -> Option<Vec<u8>> {
+    match n % 6 {
+        1 => Some(error_response("503 Slow Down", "SlowDown")),
+        2 => Some(error_response("500 Internal Server Error", "InternalError")),
+        4 if n % 12 == 4 => Some(Vec::new()),
+        5 if n % 18 == 5 => Some(error_response("429 Too Many Requests", "TooManyRequests")),
+        _ => None,
+    }
+}
+
+/// Fails requests as `inject` says and forwards the rest to `upstream`. One request per
+/// connection.
+async fn serve(
+    listener: TcpListener,
+    upstream: String,
+    seen: Arc<AtomicU64>,
+    faults: Arc<AtomicU64>,
+    inject: Injection,
+) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             return;
@@ -80,14 +107,7 @@ async fn serve(listener: TcpListener, upstream: String, seen: Arc<AtomicU64>, fa
                 return;
             };
             let n = seen.fetch_add(1, Ordering::Relaxed);
-            let injected = match n % 6 {
-                1 => Some(error_response("503 Slow Down", "SlowDown")),
-                2 => Some(error_response("500 Internal Server Error", "InternalError")),
-                4 if n % 12 == 4 => Some(Vec::new()),
-                5 if n % 18 == 5 => Some(error_response("429 Too Many Requests", "TooManyRequests")),
-                _ => None,
-            };
-            if let Some(resp) = injected {
+            if let Some(resp) = inject(n) {
                 faults.fetch_add(1, Ordering::Relaxed);
                 if !resp.is_empty() {
                     sock.write_all(&resp).await.ok();
@@ -145,7 +165,7 @@ async fn throttling_5xx_and_resets_are_retried_and_nothing_is_lost() {
     let upstream = moto.url.trim_start_matches("http://").to_owned();
     let seen = Arc::new(AtomicU64::new(0));
     let faults = Arc::new(AtomicU64::new(0));
-    tokio::spawn(serve(listener, upstream, seen.clone(), faults.clone()));
+    tokio::spawn(serve(listener, upstream, seen.clone(), faults.clone(), throttling));
 
     let client = Arc::new(moto::client_for(&proxy_url, "AKIDTEST", "secret"));
     let runtime = Arc::new(
@@ -204,4 +224,90 @@ async fn throttling_5xx_and_resets_are_retried_and_nothing_is_lost() {
         faults.load(Ordering::Relaxed),
         "each injected fault cost exactly one retry"
     );
+}
+
+/// Credentials from a source that can be asked again, counting how often it is asked.
+#[derive(Debug)]
+struct CountingProvider(Arc<AtomicU64>);
+
+impl ProvideCredentials for CountingProvider {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        // Valid for an hour: only AWS's refusal can make the client ask again this soon.
+        let expiry = std::time::SystemTime::now() + Duration::from_secs(3600);
+        provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+            "AKIDTEST",
+            "secret",
+            Some("token".into()),
+            Some(expiry),
+            "test",
+        )))
+    }
+}
+
+/// The first request is refused with ExpiredToken, as S3 answers a revoked session.
+fn first_expired(n: u64) -> Option<Vec<u8>> {
+    (n == 0).then(|| error_response("400 Bad Request", "ExpiredToken"))
+}
+
+/// A bucket with one object behind a proxy that refuses the first request's credentials.
+async fn expired_once() -> (Moto, String, Arc<AtomicU64>) {
+    let moto = Moto::start();
+    let direct = moto.client("AKIDTEST", "secret");
+    let file = moto::log_file("", "111122223333", "us-east-1", "2024-03-02", "0000", "f", 1);
+    moto::seed(&direct, "trail-bucket", &[file]).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = moto.url.trim_start_matches("http://").to_owned();
+    let faults = Arc::new(AtomicU64::new(0));
+    tokio::spawn(serve(
+        listener,
+        upstream,
+        Arc::new(AtomicU64::new(0)),
+        faults.clone(),
+        first_expired,
+    ));
+    (moto, proxy_url, faults)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_loaded_again_before_their_stated_expiry() {
+    let (_moto, proxy_url, faults) = expired_once().await;
+    let calls = Arc::new(AtomicU64::new(0));
+    let settings = ClientSettings {
+        endpoint_url: Some(proxy_url),
+        ..ClientSettings::default()
+    };
+    let source = CredentialSource::Provider(SharedCredentialsProvider::new(CountingProvider(calls.clone())));
+    let client = AwsClient::new(settings, source, 42).unwrap();
+    let listed = S3::new(&client, "trail-bucket")
+        .list_all("AWSLogs/", None, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.objects.len(), 1);
+    assert_eq!(faults.load(Ordering::Relaxed), 1, "the proxy refused one request");
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        2,
+        "asked again after the refusal, not at expiry"
+    );
+    assert_eq!(client.counts().retries.values().sum::<u64>(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_keys_from_the_config_file_are_reported_not_retried() {
+    let (_moto, proxy_url, _) = expired_once().await;
+    let client = moto::client_for(&proxy_url, "AKIDTEST", "secret");
+    let e = S3::new(&client, "trail-bucket")
+        .list_all("AWSLogs/", None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, AwsError::Credentials { code, .. } if code == "ExpiredToken"),
+        "{e:?}"
+    );
+    assert_eq!(client.counts().retries.values().sum::<u64>(), 0);
 }

@@ -168,10 +168,25 @@ impl AwsClient {
     /// Sends a request, signing it afresh per attempt and retrying what is transient.
     pub async fn send(&self, req: Request<'_>) -> Result<Response, AwsError> {
         let mut attempt = 0;
+        let mut refreshed = false;
         loop {
             attempt += 1;
             self.count(req.operation, attempt > 1);
             let outcome = self.send_once(&req).await;
+            let refused = matches!(&outcome, Err(Attempt::Answer { code, .. }) if is_credentials_code(code));
+            if refused && self.credentials.refreshable() {
+                // Expired, revoked or rotated before their stated expiry: drop them, so that
+                // this request (once) and the next poll ask the source again.
+                self.credentials.invalidate().await;
+                if !refreshed && attempt < self.settings.max_attempts {
+                    refreshed = true;
+                    tracing::info!(
+                        operation = req.operation,
+                        "AWS refused the credentials; loading them again"
+                    );
+                    continue;
+                }
+            }
             let retry = match &outcome {
                 Ok(_) => false,
                 Err(Attempt::Transport(_)) => true,

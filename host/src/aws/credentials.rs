@@ -25,6 +25,8 @@ pub enum CredentialSource {
     },
     /// The standard AWS chain, optionally with a named profile.
     Chain { profile: Option<String> },
+    /// Any provider (an embedding program's own, or a test's).
+    Provider(aws_credential_types::provider::SharedCredentialsProvider),
 }
 
 /// Hands out current credentials, loading and refreshing them as needed.
@@ -54,6 +56,18 @@ impl CredentialsProvider {
         }
     }
 
+    /// Whether credentials refused by AWS may be replaced by asking the source again (not for
+    /// keys written in the config file).
+    pub fn refreshable(&self) -> bool {
+        !matches!(self.source, CredentialSource::Static { .. })
+    }
+
+    /// Forgets the cached credentials: AWS refused them, so the next request asks the source
+    /// again rather than waiting for their stated expiry (revoked or rotated before it).
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
     /// Current credentials.
     pub async fn get(&self) -> Result<Credentials, AwsError> {
         match &self.source {
@@ -68,7 +82,7 @@ impl CredentialsProvider {
                 None,
                 "trailwatch-config",
             )),
-            CredentialSource::Chain { profile } => {
+            CredentialSource::Chain { .. } | CredentialSource::Provider(_) => {
                 let mut cached = self.cached.lock().await;
                 if let Some(c) = cached.as_ref() {
                     let fresh = c.expiry().is_none_or(|exp| exp > SystemTime::now() + REFRESH_MARGIN);
@@ -77,7 +91,10 @@ impl CredentialsProvider {
                     }
                 }
                 let mut chain = self.chain.lock().await;
-                if chain.is_none() {
+                if let (None, CredentialSource::Provider(p)) = (chain.as_ref(), &self.source) {
+                    *chain = Some(p.clone());
+                }
+                if let (None, CredentialSource::Chain { profile }) = (chain.as_ref(), &self.source) {
                     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                         .region(aws_config::Region::new(self.region.clone()));
                     if let Some(p) = profile {
