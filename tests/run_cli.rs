@@ -397,3 +397,78 @@ async fn a_bucket_in_another_region_is_read_with_that_region() {
     );
     assert_eq!(ids_in(&dir.path().join("events.ndjson")).len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    // "panic" in a key makes the sandbox fixture plugin panic; the shipped plugin reads it.
+    // Delivered today: the days before are closed once read.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let today = trailwatch::source::layout::Day::of_ms(now_ms).to_string();
+    let first = moto::log_file("", "111122223333", "us-east-1", &today, "0000", "panic-a", 2);
+    moto::seed(&admin, BUCKET, std::slice::from_ref(&first)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let in_use = plugins.join(common::plugin_path().file_name().unwrap());
+    std::fs::copy(common::plugin_path(), &in_use).unwrap();
+    let config = write_config(dir.path(), &moto, "restricted", "AKIDADMIN", "s", "");
+    let mut child = common::bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("--cache-dir")
+        .arg(common::cache_dir())
+        .arg("run")
+        .env("TRAILWATCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = dir.path().join("events.ndjson");
+    wait_for(
+        || ids_in_len(&events) == 2,
+        Duration::from_secs(60),
+        "the first file's events",
+    );
+
+    // Replaced in place, as an operator would: written beside it, then renamed over it.
+    let staged = plugins.join("upgrade.wasm.part");
+    std::fs::copy(common::fixture_plugin_path(), &staged).unwrap();
+    std::fs::rename(&staged, &in_use).unwrap();
+    let second = moto::log_file("", "111122223333", "us-east-1", &today, "0005", "panic-b", 2);
+    moto::seed(&admin, BUCKET, std::slice::from_ref(&second)).await;
+    let journal = dir.path().join("state/journal.ndjson");
+    let failed_in_new_plugin =
+        || std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"op\":\"failed\"") && j.contains("panic-b"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !failed_in_new_plugin() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        failed_in_new_plugin(),
+        "the second file did not fail in the new plugin: {stderr}"
+    );
+    assert!(stderr.contains("plugin upgraded without a restart"), "{stderr}");
+    assert_eq!(
+        ids_in(&events),
+        first.ids,
+        "only the first file's events: the second met the new plugin"
+    );
+    let journal = std::fs::read_to_string(&journal).unwrap();
+    assert!(journal.contains("plugin panicked"), "{journal}");
+}

@@ -17,6 +17,8 @@ use crate::aws::credentials::CredentialSource;
 use crate::aws::{AwsClient, ClientSettings};
 use crate::config::{Config, Mode};
 use crate::output::{Buffered, Sink};
+use crate::runtime::cache::CompileCache;
+use crate::runtime::watch::PluginWatch;
 use crate::runtime::PluginRuntime;
 use crate::source::layout::Day;
 use crate::source::s3_poll::{Clock, PollError, PollSettings, Poller, Start, SystemClock};
@@ -173,7 +175,13 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
     };
     let store = CheckpointStore::open(&config.state.dir)?;
     let settings = poll_settings(&config, bucket, prefix);
-    let mut poller = Poller::new(client.clone(), runtime, settings, store, Arc::new(SystemClock))?;
+    let mut poller = Poller::new(client.clone(), runtime.clone(), settings, store, Arc::new(SystemClock))?;
+    let mut plugin = runtime;
+    let cache = match &config.plugin.cache_dir {
+        Some(dir) => CompileCache::in_dir(dir),
+        None => CompileCache::disabled(),
+    };
+    let mut watch = PluginWatch::new(&config.plugin.dir, cache);
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let notify = Arc::new(tokio::sync::Notify::new());
@@ -194,6 +202,10 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
     let mut last_error: Option<String> = None;
     let mut exit = ExitCode::SUCCESS;
     loop {
+        if let Some(new) = tokio::task::block_in_place(|| watch.check(&plugin)) {
+            plugin = Arc::new(new);
+            poller.set_runtime(plugin.clone());
+        }
         let result = poller.poll_once(out.as_mut(), &shutdown).await;
         let wait = match result {
             Ok(report) => {

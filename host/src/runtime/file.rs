@@ -4,6 +4,7 @@
 //! shared `InstancePre` (~15 µs). A trap costs that file only: the report says which limit
 //! tripped (memory, time) or what the plugin said when it panicked.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
@@ -170,10 +171,12 @@ pub struct FileReport {
 /// The engine, the chosen plugin and the limits: everything needed to read files.
 pub struct PluginRuntime {
     engine: Engine,
+    linker: Linker<StoreState>,
     pre: PluginPre<StoreState>,
     plugin: LoadedPlugin,
     limits: Limits,
-    _ticker: EpochTicker,
+    /// Shared by the runtimes of one engine: a second ticker would halve every time limit.
+    ticker: Arc<EpochTicker>,
 }
 
 /// The engine settings every store relies on.
@@ -238,14 +241,40 @@ impl PluginRuntime {
         limits: Limits,
     ) -> anyhow::Result<Self> {
         let pre = PluginPre::new(linker.instantiate_pre(&plugin.component)?)?;
-        let ticker = EpochTicker::start(&engine)?;
+        let ticker = Arc::new(EpochTicker::start(&engine)?);
         Ok(PluginRuntime {
             engine,
+            linker: linker.clone(),
             pre,
             plugin,
             limits,
-            _ticker: ticker,
+            ticker,
         })
+    }
+
+    /// Looks in `dir` again. When the newest compatible plugin there is not the one in use (by
+    /// content: a file replaced in place counts), returns a runtime for it that shares this one's
+    /// engine, limits and epoch ticker. The plugins passed over come back with why.
+    pub fn reload(
+        &self,
+        dir: &std::path::Path,
+        cache: &CompileCache,
+    ) -> anyhow::Result<(Option<PluginRuntime>, Vec<Rejected>)> {
+        let (plugin, rejected) =
+            loader::load_newest(&self.engine, &self.linker, dir, cache).map_err(|e: LoadError| anyhow::anyhow!(e))?;
+        if plugin.sha256 == self.plugin.sha256 {
+            return Ok((None, rejected));
+        }
+        let pre = PluginPre::new(self.linker.instantiate_pre(&plugin.component)?)?;
+        let runtime = PluginRuntime {
+            engine: self.engine.clone(),
+            linker: self.linker.clone(),
+            pre,
+            plugin,
+            limits: self.limits,
+            ticker: self.ticker.clone(),
+        };
+        Ok((Some(runtime), rejected))
     }
 
     /// The plugin in use.

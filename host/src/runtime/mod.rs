@@ -6,12 +6,14 @@
 //!   behind the per-file time limit.
 //! - `loader`: finds plugins in a directory, checks the contract version, compiles with a cache.
 //! - `file`: reads one object through the plugin and says why it failed when it does.
+//! - `watch`: takes a new plugin from the plugin directory without a restart.
 
 pub mod bindings;
 pub mod cache;
 pub mod file;
 pub mod limits;
 pub mod loader;
+pub mod watch;
 
 pub use file::{FileFailure, FileReport, PluginRuntime, TrapReason};
 pub use limits::Limits;

@@ -180,6 +180,11 @@ impl Poller {
         })
     }
 
+    /// Reads the next files with `runtime` (a plugin upgraded without a restart).
+    pub fn set_runtime(&mut self, runtime: Arc<PluginRuntime>) {
+        self.runtime = runtime;
+    }
+
     /// The streams found by the last discovery.
     pub fn streams(&self) -> &[String] {
         &self.streams

@@ -1,0 +1,85 @@
+//! Taking a new plugin without a restart: `run` looks at the plugin directory between polls, and
+//! when it changed, loads the newest compatible plugin there, as at start-up. A plugin that does
+//! not load (half copied, incompatible, broken) changes nothing: the one in use stays, and the log
+//! says why. No file is ever read half by one plugin and half by another: the switch happens
+//! between polls.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::cache::CompileCache;
+use super::PluginRuntime;
+
+/// What a directory listing shows of one plugin file.
+type Seen = (PathBuf, u64, Option<SystemTime>);
+
+/// Watches a plugin directory.
+pub struct PluginWatch {
+    dir: PathBuf,
+    cache: CompileCache,
+    seen: Vec<Seen>,
+}
+
+/// The `.wasm` files of `dir` with their sizes and modification times, sorted.
+fn listing(dir: &Path) -> Vec<Seen> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut seen: Vec<Seen> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            meta.is_file().then(|| (e.path(), meta.len(), meta.modified().ok()))
+        })
+        .collect();
+    seen.sort();
+    seen
+}
+
+impl PluginWatch {
+    /// Watches `dir`, whose plugins as they are now are the ones already considered.
+    pub fn new(dir: &Path, cache: CompileCache) -> Self {
+        PluginWatch {
+            dir: dir.to_owned(),
+            cache,
+            seen: listing(dir),
+        }
+    }
+
+    /// When the directory changed since the last look and its newest compatible plugin is not
+    /// the one `current` runs, a runtime for that plugin; `None` otherwise.
+    pub fn check(&mut self, current: &PluginRuntime) -> Option<PluginRuntime> {
+        let now = listing(&self.dir);
+        if now == self.seen {
+            return None;
+        }
+        self.seen = now;
+        let old = current.plugin();
+        match current.reload(&self.dir, &self.cache) {
+            Ok((Some(new), rejected)) => {
+                for r in &rejected {
+                    tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin not used");
+                }
+                let p = new.plugin();
+                tracing::info!(
+                    from = %format!("{} {} sha256:{}", old.name, old.version, old.sha256),
+                    to = %format!("{} {} sha256:{}", p.name, p.version, p.sha256),
+                    path = %p.path.display(),
+                    "plugin upgraded without a restart; the next file is read with it"
+                );
+                Some(new)
+            }
+            Ok((None, _)) => None,
+            Err(e) => {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    error = %format!("{e:#}"),
+                    keeping = %format!("{} {} sha256:{}", old.name, old.version, old.sha256),
+                    "the plugin directory changed but holds no usable new plugin; keeping the one in use"
+                );
+                None
+            }
+        }
+    }
+}
