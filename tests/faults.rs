@@ -11,8 +11,7 @@ use std::time::Duration;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use common::moto::{self, Moto};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use common::proxy::{error_response, Fault, Proxy};
 use trailwatch::aws::credentials::CredentialSource;
 use trailwatch::aws::s3::S3;
 use trailwatch::aws::{AwsClient, AwsError, ClientSettings};
@@ -30,114 +29,20 @@ impl Clock for FixedClock {
     }
 }
 
-/// Reads one HTTP/1.1 request (head and Content-Length body); `None` at EOF.
-async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some(buf)
-}
-
-fn error_response(status: &str, code: &str) -> Vec<u8> {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>"
-    );
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// What the proxy answers instead of forwarding the `n`th request (from 0), if anything; an
-/// empty answer is a connection reset.
-type Injection = fn(u64) -> Option<Vec<u8>>;
-
 /// SlowDown 503, InternalError 500, a reset, 429, in a fixed pattern.
-fn throttling(n: u64) -> Option<Vec<u8>> {
+fn throttling(n: u64, _head: &str) -> Option<Fault> {
     match n % 6 {
-        1 => Some(error_response("503 Slow Down", "SlowDown")),
-        2 => Some(error_response("500 Internal Server Error", "InternalError")),
-        4 if n % 12 == 4 => Some(Vec::new()),
-        5 if n % 18 == 5 => Some(error_response("429 Too Many Requests", "TooManyRequests")),
+        1 => Some(Fault::Answer(error_response("503 Slow Down", "SlowDown"))),
+        2 => Some(Fault::Answer(error_response(
+            "500 Internal Server Error",
+            "InternalError",
+        ))),
+        4 if n % 12 == 4 => Some(Fault::Reset),
+        5 if n % 18 == 5 => Some(Fault::Answer(error_response(
+            "429 Too Many Requests",
+            "TooManyRequests",
+        ))),
         _ => None,
-    }
-}
-
-/// Fails requests as `inject` says and forwards the rest to `upstream`. One request per
-/// connection.
-async fn serve(
-    listener: TcpListener,
-    upstream: String,
-    seen: Arc<AtomicU64>,
-    faults: Arc<AtomicU64>,
-    inject: Injection,
-) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            return;
-        };
-        let upstream = upstream.clone();
-        let seen = seen.clone();
-        let faults = faults.clone();
-        tokio::spawn(async move {
-            let Some(request) = read_request(&mut sock).await else {
-                return;
-            };
-            let n = seen.fetch_add(1, Ordering::Relaxed);
-            if let Some(resp) = inject(n) {
-                faults.fetch_add(1, Ordering::Relaxed);
-                if !resp.is_empty() {
-                    sock.write_all(&resp).await.ok();
-                }
-                // An empty injection is a connection reset: close without an answer.
-                return;
-            }
-            let Ok(mut up) = TcpStream::connect(&upstream).await else {
-                return;
-            };
-            let text = String::from_utf8_lossy(&request);
-            let head_end = text.find("\r\n\r\n").map(|i| i + 2).unwrap_or(0);
-            let mut forwarded = Vec::new();
-            for line in text[..head_end].split("\r\n").filter(|l| !l.is_empty()) {
-                if !line.to_ascii_lowercase().starts_with("connection:") {
-                    forwarded.extend_from_slice(line.as_bytes());
-                    forwarded.extend_from_slice(b"\r\n");
-                }
-            }
-            forwarded.extend_from_slice(b"Connection: close\r\n\r\n");
-            forwarded.extend_from_slice(&request[head_end + 2..]);
-            if up.write_all(&forwarded).await.is_err() {
-                return;
-            }
-            let mut response = Vec::new();
-            if up.read_to_end(&mut response).await.is_err() {
-                return;
-            }
-            sock.write_all(&response).await.ok();
-        });
     }
 }
 
@@ -160,14 +65,9 @@ async fn throttling_5xx_and_resets_are_retried_and_nothing_is_lost() {
         .collect();
     moto::seed(&direct, "trail-bucket", &files).await;
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = moto.url.trim_start_matches("http://").to_owned();
-    let seen = Arc::new(AtomicU64::new(0));
-    let faults = Arc::new(AtomicU64::new(0));
-    tokio::spawn(serve(listener, upstream, seen.clone(), faults.clone(), throttling));
-
-    let client = Arc::new(moto::client_for(&proxy_url, "AKIDTEST", "secret"));
+    let proxy = Proxy::start(&moto.url, throttling).await;
+    let faults = proxy.faults.clone();
+    let client = Arc::new(moto::client_for(&proxy.url, "AKIDTEST", "secret"));
     let runtime = Arc::new(
         PluginRuntime::from_file(
             &common::plugin_path(),
@@ -249,8 +149,8 @@ impl ProvideCredentials for CountingProvider {
 }
 
 /// The first request is refused with ExpiredToken, as S3 answers a revoked session.
-fn first_expired(n: u64) -> Option<Vec<u8>> {
-    (n == 0).then(|| error_response("400 Bad Request", "ExpiredToken"))
+fn first_expired(n: u64, _head: &str) -> Option<Fault> {
+    (n == 0).then(|| Fault::Answer(error_response("400 Bad Request", "ExpiredToken")))
 }
 
 /// A bucket with one object behind a proxy that refuses the first request's credentials.
@@ -259,18 +159,8 @@ async fn expired_once() -> (Moto, String, Arc<AtomicU64>) {
     let direct = moto.client("AKIDTEST", "secret");
     let file = moto::log_file("", "111122223333", "us-east-1", "2024-03-02", "0000", "f", 1);
     moto::seed(&direct, "trail-bucket", &[file]).await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = moto.url.trim_start_matches("http://").to_owned();
-    let faults = Arc::new(AtomicU64::new(0));
-    tokio::spawn(serve(
-        listener,
-        upstream,
-        Arc::new(AtomicU64::new(0)),
-        faults.clone(),
-        first_expired,
-    ));
-    (moto, proxy_url, faults)
+    let proxy = Proxy::start(&moto.url, first_expired).await;
+    (moto, proxy.url, proxy.faults)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

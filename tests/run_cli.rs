@@ -9,10 +9,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::moto::{self, Moto};
+use common::proxy::{Fault, Proxy};
 
 const BUCKET: &str = "trail-bucket";
 
 fn write_config(dir: &Path, moto: &Moto, mode: &str, key: &str, secret: &str, extra: &str) -> std::path::PathBuf {
+    write_config_at(dir, &moto.url, mode, key, secret, extra)
+}
+
+/// A config for the S3 endpoint at `url` (moto, or a proxy in front of it).
+fn write_config_at(dir: &Path, url: &str, mode: &str, key: &str, secret: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("trailwatch.toml");
     std::fs::write(
         &path,
@@ -37,7 +43,6 @@ dir = "{state}"
 [output]
 path = "{out}"
 {extra}"#,
-            url = moto.url,
             state = dir.join("state").display(),
             out = dir.join("events.ndjson").display(),
         ),
@@ -471,4 +476,52 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
     );
     let journal = std::fs::read_to_string(&journal).unwrap();
     assert!(journal.contains("plugin panicked"), "{journal}");
+}
+
+/// Downloads of log files never get an answer; everything else goes through.
+fn stuck_downloads(_n: u64, head: &str) -> Option<Fault> {
+    let request_line = head.lines().next().unwrap_or("");
+    (request_line.starts_with("GET ") && request_line.contains(".json.gz")).then_some(Fault::Hang)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_does_not_wait_for_a_stuck_download_and_loses_nothing() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    let files = seed_files(2, 3);
+    moto::seed(&admin, BUCKET, &files).await;
+    let proxy = Proxy::start(&moto.url, stuck_downloads).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The default request timeout (60 s) is what SIGTERM must not wait for.
+    let config = write_config_at(dir.path(), &proxy.url, "restricted", "AKIDADMIN", "s", "");
+    let child = trailwatch(&config, &["run"])
+        .env("TRAILWATCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        || proxy.faults.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        Duration::from_secs(60),
+        "a download to hang",
+    );
+    let signalled = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(took < Duration::from_secs(5), "exited {took:?} after SIGTERM: {stderr}");
+    assert_eq!(ids_in_len(&dir.path().join("events.ndjson")), 0);
+
+    // Nothing was recorded for the cancelled downloads: a run without the proxy reads them all.
+    let config = write_config(dir.path(), &moto, "restricted", "AKIDADMIN", "s", "");
+    let out = trailwatch(&config, &["run", "--once"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: BTreeSet<String> = ids_in(&dir.path().join("events.ndjson")).into_iter().collect();
+    let expected: BTreeSet<String> = files.iter().flat_map(|f| f.ids.clone()).collect();
+    assert_eq!(got, expected);
 }

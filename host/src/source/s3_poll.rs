@@ -116,6 +116,24 @@ pub enum PollError {
     Output(std::io::Error),
 }
 
+/// Resolves once `flag` is set (looked at every 50 ms).
+async fn stopped(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `work`'s result, or `None` when a shutdown comes first: the request under way is dropped
+/// (cancelled) rather than awaited, so that SIGTERM does not wait out a slow or stuck AWS call.
+/// Nothing is lost: what was not acknowledged is not in the checkpoint and is read again.
+async fn unless_stopped<T>(flag: &AtomicBool, work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        done = work => Some(done),
+        _ = stopped(flag) => None,
+    }
+}
+
 /// Polls a failing file is tried before it is quarantined, when retrying may help.
 const MAX_ATTEMPTS: u32 = 3;
 
@@ -272,7 +290,15 @@ impl Poller {
             .discovered_at_ms
             .is_none_or(|t| now - t >= self.settings.discovery_interval.as_millis() as i64);
         if due {
-            self.discover().await?;
+            match unless_stopped(shutdown, self.discover()).await {
+                Some(found) => found?,
+                None => {
+                    return Ok(CycleReport {
+                        interrupted: true,
+                        ..CycleReport::default()
+                    })
+                }
+            }
         }
         if self.settings.start == Start::Now && self.checkpoint.started_ms.is_none() {
             self.change(Change::Started { ms: now });
@@ -326,9 +352,13 @@ impl Poller {
         let mut day = done_before(self).unwrap_or(oldest_open);
         while day <= today {
             let day_prefix = format!("{stream}{}", day.key_part());
-            let listed = S3::new(&self.client, &self.settings.bucket)
-                .list_all(&day_prefix, None, None)
-                .await?;
+            let s3 = S3::new(&self.client, &self.settings.bucket);
+            let Some(listed) = unless_stopped(shutdown, s3.list_all(&day_prefix, None, None)).await else {
+                report.interrupted = true;
+                self.commit()?;
+                return Ok(());
+            };
+            let listed = listed?;
             let mut new = Vec::new();
             for o in listed.objects {
                 if self.is_done(stream, day, &o.key) {
@@ -407,7 +437,12 @@ impl Poller {
             }
         }))
         .buffered(self.settings.max_concurrent_fetches.max(1));
-        while let Some((object, bytes)) = fetches.next().await {
+        loop {
+            let next = unless_stopped(shutdown, fetches.next()).await;
+            let Some(Some((object, bytes))) = next else {
+                report.interrupted |= next.is_none();
+                return Ok(next.is_some());
+            };
             if shutdown.load(Ordering::Relaxed) {
                 report.interrupted = true;
                 return Ok(false);
@@ -485,7 +520,6 @@ impl Poller {
             }
             self.commit()?;
         }
-        Ok(true)
     }
 
     /// Reads one file through the plugin and writes its events, acknowledged by the sink (flushed,
