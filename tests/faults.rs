@@ -29,6 +29,39 @@ impl Clock for FixedClock {
     }
 }
 
+/// A poller of `trail-bucket` from 2024-03-02 with its checkpoint in `state`, that reads every
+/// object from the connection as it is used, so that the streaming path meets the faults.
+fn streaming_poller(client: Arc<AwsClient>, state: &std::path::Path) -> Poller {
+    let runtime = Arc::new(
+        PluginRuntime::from_file(
+            &common::plugin_path(),
+            &CompileCache::in_dir(common::cache_dir()),
+            Limits::default(),
+        )
+        .unwrap(),
+    );
+    let settings = PollSettings {
+        bucket: "trail-bucket".into(),
+        prefix: String::new(),
+        accounts: vec![],
+        regions: vec![],
+        include_insight: false,
+        start: Start::Day(Day::parse("2024-03-02").unwrap()),
+        relist_days: 2,
+        max_concurrent_fetches: 4,
+        max_object_bytes: 64 << 20,
+        stream_above_bytes: 0,
+        delete_after: None,
+        drop_read_only: false,
+        delayed_after: Duration::from_secs(900),
+        discovery_interval: Duration::from_secs(600),
+    };
+    let clock = Arc::new(FixedClock(AtomicI64::new(
+        Day::parse("2024-03-02").unwrap().epoch_days * 86_400_000 + 20 * 3_600_000,
+    )));
+    Poller::new(client, runtime, settings, CheckpointStore::open(state).unwrap(), clock).unwrap()
+}
+
 /// SlowDown 503, InternalError 500, a reset, 429, in a fixed pattern.
 fn throttling(n: u64, _head: &str) -> Option<Fault> {
     match n % 6 {
@@ -68,41 +101,8 @@ async fn throttling_5xx_and_resets_are_retried_and_nothing_is_lost() {
     let proxy = Proxy::start(&moto.url, throttling).await;
     let faults = proxy.faults.clone();
     let client = Arc::new(moto::client_for(&proxy.url, "AKIDTEST", "secret"));
-    let runtime = Arc::new(
-        PluginRuntime::from_file(
-            &common::plugin_path(),
-            &CompileCache::in_dir(common::cache_dir()),
-            Limits::default(),
-        )
-        .unwrap(),
-    );
     let state = tempfile::tempdir().unwrap();
-    let settings = PollSettings {
-        bucket: "trail-bucket".into(),
-        prefix: String::new(),
-        accounts: vec![],
-        regions: vec![],
-        include_insight: false,
-        start: Start::Day(Day::parse("2024-03-02").unwrap()),
-        relist_days: 2,
-        max_concurrent_fetches: 4,
-        max_object_bytes: 1 << 20,
-        delete_after: None,
-        drop_read_only: false,
-        delayed_after: Duration::from_secs(900),
-        discovery_interval: Duration::from_secs(600),
-    };
-    let clock = Arc::new(FixedClock(AtomicI64::new(
-        Day::parse("2024-03-02").unwrap().epoch_days * 86_400_000 + 20 * 3_600_000,
-    )));
-    let mut poller = Poller::new(
-        client.clone(),
-        runtime,
-        settings,
-        CheckpointStore::open(state.path()).unwrap(),
-        clock,
-    )
-    .unwrap();
+    let mut poller = streaming_poller(client.clone(), state.path());
     let mut out = Vec::new();
     let report = poller.poll_once(&mut out, &AtomicBool::new(false)).await.unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
@@ -200,4 +200,52 @@ async fn refused_keys_from_the_config_file_are_reported_not_retried() {
         "{e:?}"
     );
     assert_eq!(client.counts().retries.values().sum::<u64>(), 0);
+}
+
+/// The first download of a log file is cut off halfway through its body.
+fn first_download_cut(_n: u64, head: &str) -> Option<Fault> {
+    static CUT: AtomicBool = AtomicBool::new(false);
+    let request_line = head.lines().next().unwrap_or("");
+    let download = request_line.starts_with("GET ") && request_line.contains(".json.gz");
+    (download && !CUT.swap(true, Ordering::Relaxed)).then_some(Fault::Truncate)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_off_midway_fails_that_file_and_it_is_read_whole_at_the_next_poll() {
+    let moto = Moto::start();
+    let direct = moto.client("AKIDTEST", "secret");
+    // Large enough that half of it holds whole records: they are written before the cut.
+    let file = moto::log_file("", "111122223333", "us-east-1", "2024-03-02", "0000", "big", 3000);
+    moto::seed(&direct, "trail-bucket", std::slice::from_ref(&file)).await;
+    let proxy = Proxy::start(&moto.url, first_download_cut).await;
+    let client = Arc::new(moto::client_for(&proxy.url, "AKIDTEST", "secret"));
+    let state = tempfile::tempdir().unwrap();
+    let mut poller = streaming_poller(client, state.path());
+
+    let mut out = Vec::new();
+    let report = poller.poll_once(&mut out, &AtomicBool::new(false)).await.unwrap();
+    assert_eq!(proxy.faults.load(Ordering::Relaxed), 1);
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let (key, reason) = &report.failed[0];
+    assert_eq!(key, &file.key);
+    assert!(reason.contains("the download failed after"), "{reason}");
+    let before_cut = common::lines(&out).len();
+    assert!(
+        before_cut > 0 && before_cut < 3000,
+        "the events before the cut are written: {before_cut}"
+    );
+    assert!(
+        !poller.checkpoint().failed[key].quarantined,
+        "a cut download is tried again"
+    );
+
+    let mut again = Vec::new();
+    let report = poller.poll_once(&mut again, &AtomicBool::new(false)).await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let ids: Vec<String> = common::lines(&again)
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, file.ids, "read whole at the next poll, in order");
+    assert!(poller.checkpoint().failed.is_empty());
 }

@@ -54,6 +54,7 @@ fn settings(start: Start, delete_after: Option<Duration>) -> PollSettings {
         relist_days: 2,
         max_concurrent_fetches: 4,
         max_object_bytes: 64 << 20,
+        stream_above_bytes: trailwatch::run::STREAM_ABOVE_BYTES,
         delete_after,
         drop_read_only: false,
         delayed_after: Duration::from_secs(900),

@@ -93,6 +93,10 @@ fn choose_trail(trails: Vec<Trail>, wanted: Option<&str>) -> anyhow::Result<Trai
     Ok(trail)
 }
 
+/// Log files larger than this (compressed) are read from the connection as they are used: at
+/// most `max_concurrent_fetches` objects of up to this size are held in memory at once.
+pub const STREAM_ABOVE_BYTES: u64 = 8 << 20;
+
 /// The poller settings the configuration asks for; `bucket` and `prefix` resolved.
 pub fn poll_settings(config: &Config, bucket: String, prefix: String) -> PollSettings {
     let s = &config.source;
@@ -109,6 +113,7 @@ pub fn poll_settings(config: &Config, bucket: String, prefix: String) -> PollSet
         relist_days: i64::from(s.relist_days),
         max_concurrent_fetches: s.max_concurrent_fetches,
         max_object_bytes: s.max_object_mib << 20,
+        stream_above_bytes: STREAM_ABOVE_BYTES,
         delete_after: (config.mode != Mode::Restricted && config.delete.enabled)
             .then(|| Duration::from_secs(config.delete.after_hours * 3600)),
         drop_read_only: config.mode == Mode::WriteOnly,

@@ -15,6 +15,9 @@ pub enum Fault {
     Reset,
     /// Never answers (a stuck request).
     Hang,
+    /// Forwards, then passes on the answer's head and only half its body, and closes (a
+    /// download cut off midway).
+    Truncate,
 }
 
 /// Chooses a fault (or none: forward) for the `n`th request (from 0), given its head.
@@ -105,6 +108,7 @@ async fn serve(
             };
             let text = String::from_utf8_lossy(&request).into_owned();
             let head_end = text.find("\r\n\r\n").map(|i| i + 2).unwrap_or(0);
+            let mut truncate = false;
             let n = seen.fetch_add(1, Ordering::Relaxed);
             match inject(n, &text[..head_end]) {
                 Some(Fault::Answer(resp)) => {
@@ -122,6 +126,10 @@ async fn serve(
                     let mut sink = [0u8; 1024];
                     while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
                     return;
+                }
+                Some(Fault::Truncate) => {
+                    faults.fetch_add(1, Ordering::Relaxed);
+                    truncate = true;
                 }
                 None => {}
             }
@@ -143,6 +151,10 @@ async fn serve(
             let mut response = Vec::new();
             if up.read_to_end(&mut response).await.is_err() {
                 return;
+            }
+            if truncate {
+                let body_at = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |i| i + 4);
+                response.truncate(body_at + (response.len() - body_at) / 2);
             }
             sock.write_all(&response).await.ok();
         });

@@ -167,12 +167,31 @@ impl AwsClient {
 
     /// Sends a request, signing it afresh per attempt and retrying what is transient.
     pub async fn send(&self, req: Request<'_>) -> Result<Response, AwsError> {
+        match self.send_until(&req, Until::Body).await? {
+            Answer::Whole(r) => Ok(r),
+            Answer::Streaming(_) => unreachable!("asked for the whole body"),
+        }
+    }
+
+    /// Sends a request and hands back the answer as soon as a success status and its headers
+    /// arrive, the body still to be read from the connection (a large object, read as it is
+    /// used). Failures before that are retried as by `send`; failures while reading the body are
+    /// the caller's. The client's time limit per request does not apply: the caller bounds each
+    /// read of the body instead.
+    pub async fn send_streaming(&self, req: Request<'_>) -> Result<reqwest::Response, AwsError> {
+        match self.send_until(&req, Until::Head).await? {
+            Answer::Streaming(r) => Ok(r),
+            Answer::Whole(_) => unreachable!("asked for the head only"),
+        }
+    }
+
+    async fn send_until(&self, req: &Request<'_>, until: Until) -> Result<Answer, AwsError> {
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
             attempt += 1;
             self.count(req.operation, attempt > 1);
-            let outcome = self.send_once(&req).await;
+            let outcome = self.send_once(req, until).await;
             let refused = matches!(&outcome, Err(Attempt::Answer { code, .. }) if is_credentials_code(code));
             if refused && self.credentials.refreshable() {
                 // Expired, revoked or rotated before their stated expiry: drop them, so that
@@ -209,7 +228,7 @@ impl AwsClient {
         }
     }
 
-    async fn send_once(&self, req: &Request<'_>) -> Result<Response, Attempt> {
+    async fn send_once(&self, req: &Request<'_>, until: Until) -> Result<Answer, Attempt> {
         let creds = self.credentials.get().await.map_err(Attempt::Fatal)?;
         let identity = creds.into();
         let mut settings = SigningSettings::default();
@@ -255,16 +274,24 @@ impl AwsClient {
         for (k, v) in instructions.headers() {
             builder = builder.header(k, v);
         }
+        if until == Until::Head {
+            // A day: the reader of the body bounds each read instead.
+            builder = builder.timeout(Duration::from_secs(86_400));
+        }
         let response = builder
             .body(req.body.clone())
             .send()
             .await
             .map_err(|e| Attempt::Transport(e.to_string()))?;
         let status = response.status().as_u16();
+        let success = (200..300).contains(&status) || (req.any_status && status < 500 && status != 429);
+        if success && until == Until::Head {
+            return Ok(Answer::Streaming(response));
+        }
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| Attempt::Transport(e.to_string()))?;
-        if (200..300).contains(&status) || (req.any_status && status < 500 && status != 429) {
-            return Ok(Response { status, headers, body });
+        if success {
+            return Ok(Answer::Whole(Response { status, headers, body }));
         }
         let (code, message) = error_fields(&body);
         let code = code.unwrap_or_else(|| match status {
@@ -279,6 +306,21 @@ impl AwsClient {
             key: req.key.map(str::to_owned),
         })
     }
+}
+
+/// How much of a successful answer `send_once` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The whole body.
+    Body,
+    /// The status and headers.
+    Head,
+}
+
+/// A successful answer, whole or with its body still to read.
+enum Answer {
+    Whole(Response),
+    Streaming(reqwest::Response),
 }
 
 /// What one attempt came to, before deciding on a retry.

@@ -234,19 +234,7 @@ impl<'a> S3<'a> {
 
     /// The whole object, refused when larger than `limit` bytes.
     pub async fn get(&self, key: &str, limit: u64) -> Result<Bytes, AwsError> {
-        let resp = self
-            .client
-            .send(Request {
-                operation: "s3:GetObject",
-                service: "s3",
-                method: reqwest::Method::GET,
-                url: self.object_url(key),
-                headers: vec![],
-                body: Bytes::new(),
-                key: Some(key),
-                any_status: false,
-            })
-            .await?;
+        let resp = self.client.send(self.get_request(key)).await?;
         if resp.body.len() as u64 > limit {
             return Err(AwsError::TooLarge {
                 key: key.to_owned(),
@@ -255,6 +243,43 @@ impl<'a> S3<'a> {
             });
         }
         Ok(resp.body)
+    }
+
+    /// Starts downloading an object whose body is then read as it is used (`ObjectReader`), so
+    /// that a large object never sits whole in memory. Each read waits at most the client's
+    /// request timeout for more bytes; an object over `limit` bytes is refused, by its
+    /// Content-Length when given, else when the bytes read pass it.
+    pub async fn get_stream(&self, key: &str, limit: u64) -> Result<ObjectReader, AwsError> {
+        let response = self.client.send_streaming(self.get_request(key)).await?;
+        if let Some(size) = response.content_length().filter(|&n| n > limit) {
+            return Err(AwsError::TooLarge {
+                key: key.to_owned(),
+                size,
+                limit,
+            });
+        }
+        Ok(ObjectReader {
+            response,
+            chunk: Bytes::new(),
+            handle: tokio::runtime::Handle::current(),
+            idle: self.client.settings().request_timeout,
+            read: 0,
+            limit,
+            key: key.to_owned(),
+        })
+    }
+
+    fn get_request<'k>(&self, key: &'k str) -> Request<'k> {
+        Request {
+            operation: "s3:GetObject",
+            service: "s3",
+            method: reqwest::Method::GET,
+            url: self.object_url(key),
+            headers: vec![],
+            body: Bytes::new(),
+            key: Some(key),
+            any_status: false,
+        }
     }
 
     /// Uploads an object (used by tests and tools; trailwatch itself never writes to the bucket).
@@ -351,5 +376,57 @@ mod tests {
         assert_eq!(parse_time_ms("2024-01-01T00:00:00.000Z"), Some(1_704_067_200_000));
         assert_eq!(parse_time_ms("2024-01-01T00:00:01Z"), Some(1_704_067_201_000));
         assert_eq!(parse_time_ms("nope"), None);
+    }
+}
+
+/// An object's body read from the connection as it is used: the plugin's input for a large
+/// object. It blocks on the async body, so it is read on a thread that may block (inside
+/// `tokio::task::block_in_place`, as `run` reads files).
+pub struct ObjectReader {
+    response: reqwest::Response,
+    chunk: Bytes,
+    handle: tokio::runtime::Handle,
+    idle: std::time::Duration,
+    read: u64,
+    limit: u64,
+    key: String,
+}
+
+impl std::io::Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            let next = self
+                .handle
+                .block_on(tokio::time::timeout(self.idle, self.response.chunk()));
+            let (key, read) = (&self.key, self.read);
+            match next {
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("{key}: no bytes for {:?} after {read} bytes of the download", self.idle),
+                    ))
+                }
+                Ok(Err(e)) => {
+                    return Err(std::io::Error::other(format!(
+                        "{key}: the download failed after {read} bytes: {e}"
+                    )))
+                }
+                Ok(Ok(None)) => return Ok(0),
+                Ok(Ok(Some(bytes))) => {
+                    self.read += bytes.len() as u64;
+                    if self.read > self.limit {
+                        return Err(std::io::Error::other(format!(
+                            "{key}: over the limit of {} bytes (max_object_mib)",
+                            self.limit
+                        )));
+                    }
+                    self.chunk = bytes;
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        bytes::Buf::advance(&mut self.chunk, n);
+        Ok(n)
     }
 }

@@ -6,6 +6,7 @@
 //! listed whole and compared with the keys already done (trusting StartAfter alone would skip it).
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,9 @@ pub struct PollSettings {
     pub max_concurrent_fetches: usize,
     /// Objects larger than this are refused.
     pub max_object_bytes: u64,
+    /// Objects larger than this are read from the connection as they are used rather than
+    /// fetched whole ahead of time.
+    pub stream_above_bytes: u64,
     /// Delete processed files this long after their own timestamp; `None`: never delete.
     pub delete_after: Option<Duration>,
     /// Drop read-only events at ingestion (write-only mode).
@@ -143,6 +147,12 @@ enum Outcome {
     Done,
     /// It could not be read to its end.
     Failed { reason: String, retry: Retry },
+}
+
+/// An object fetched whole, or to be downloaded as it is read.
+enum Fetched {
+    Whole(Result<bytes::Bytes, AwsError>),
+    Later,
 }
 
 /// Whether a failed file is worth reading again.
@@ -404,8 +414,10 @@ impl Poller {
     }
 
     /// Fetches (with bounded concurrency, in key order) and reads `objects`; each file is
-    /// recorded as done only after its events were written and flushed. Returns false when a
-    /// shutdown stopped it early.
+    /// recorded as done only after its events were written and acknowledged. Objects up to
+    /// `stream_above_bytes` are fetched whole, several at a time; larger ones are downloaded when
+    /// their turn comes and read from the connection as the plugin consumes them, so memory
+    /// stays bounded whatever the bucket holds. Returns false when a shutdown stopped it early.
     #[allow(clippy::too_many_arguments)]
     async fn read_objects(
         &mut self,
@@ -419,27 +431,30 @@ impl Poller {
         let client = self.client.clone();
         let bucket = self.settings.bucket.clone();
         let limit = self.settings.max_object_bytes;
+        let stream_above = self.settings.stream_above_bytes;
         let mut fetches = stream::iter(objects.into_iter().map(|o| {
             let client = client.clone();
             let bucket = bucket.clone();
             async move {
                 // The listing gives the size: an object over the limit is not even fetched.
-                let bytes = if o.size > limit {
-                    Err(AwsError::TooLarge {
+                let fetched = if o.size > limit {
+                    Fetched::Whole(Err(AwsError::TooLarge {
                         key: o.key.clone(),
                         size: o.size,
                         limit,
-                    })
+                    }))
+                } else if o.size > stream_above {
+                    Fetched::Later
                 } else {
-                    S3::new(&client, &bucket).get(&o.key, limit).await
+                    Fetched::Whole(S3::new(&client, &bucket).get(&o.key, limit).await)
                 };
-                (o, bytes)
+                (o, fetched)
             }
         }))
         .buffered(self.settings.max_concurrent_fetches.max(1));
         loop {
             let next = unless_stopped(shutdown, fetches.next()).await;
-            let Some(Some((object, bytes))) = next else {
+            let Some(Some((object, fetched))) = next else {
                 report.interrupted |= next.is_none();
                 return Ok(next.is_some());
             };
@@ -447,8 +462,19 @@ impl Poller {
                 report.interrupted = true;
                 return Ok(false);
             }
-            let outcome = match bytes {
-                Ok(bytes) => self.read_one(&object, &bytes, out, report)?,
+            let input: Result<Box<dyn Read + Send>, AwsError> = match fetched {
+                Fetched::Whole(bytes) => bytes.map(|b| Box::new(bytes::Buf::reader(b)) as Box<dyn Read + Send>),
+                Fetched::Later => {
+                    let s3 = S3::new(&client, &bucket);
+                    let Some(started) = unless_stopped(shutdown, s3.get_stream(&object.key, limit)).await else {
+                        report.interrupted = true;
+                        return Ok(false);
+                    };
+                    started.map(|r| Box::new(r) as Box<dyn Read + Send>)
+                }
+            };
+            let outcome = match input {
+                Ok(input) => self.read_one(&object, input, out, report)?,
                 // Refused credentials are everybody's problem: stop the poll and back off.
                 Err(e @ AwsError::Credentials { .. }) | Err(e @ AwsError::NoCredentials(_)) => return Err(e.into()),
                 Err(e @ AwsError::TooLarge { .. }) | Err(e @ AwsError::NotFound { .. }) => Outcome::Failed {
@@ -528,7 +554,7 @@ impl Poller {
     fn read_one(
         &self,
         object: &ObjectInfo,
-        bytes: &bytes::Bytes,
+        input: Box<dyn Read + Send>,
         out: &mut dyn Sink,
         report: &mut CycleReport,
     ) -> Result<Outcome, PollError> {
@@ -544,7 +570,6 @@ impl Poller {
         let mut dropped = 0u64;
         let mut buf = Vec::with_capacity(1 << 20);
         let result = tokio::task::block_in_place(|| {
-            let input = Box::new(bytes::Buf::reader(bytes.clone()));
             self.runtime.read_file(input, &meta, |batch| {
                 buf.clear();
                 for event in batch {
