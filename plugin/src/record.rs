@@ -211,20 +211,15 @@ macro_rules! tolerant_object {
 }
 
 /// A list that may turn out to be something else.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub enum Many<T> {
     /// The key was not there, or `null`.
+    #[default]
     Absent,
     /// A list.
     List(Vec<T>),
     /// Another JSON type, named.
     Wrong(&'static str),
-}
-
-impl<T> Default for Many<T> {
-    fn default() -> Self {
-        Many::Absent
-    }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Many<T> {

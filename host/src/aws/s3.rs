@@ -367,18 +367,6 @@ pub fn parse_time_ms(text: &str) -> Option<i64> {
     i64::try_from(d.as_millis()).ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_time_ms;
-
-    #[test]
-    fn s3_timestamps_are_read() {
-        assert_eq!(parse_time_ms("2024-01-01T00:00:00.000Z"), Some(1_704_067_200_000));
-        assert_eq!(parse_time_ms("2024-01-01T00:00:01Z"), Some(1_704_067_201_000));
-        assert_eq!(parse_time_ms("nope"), None);
-    }
-}
-
 /// An object's body read from the connection as it is used: the plugin's input for a large
 /// object. It blocks on the async body, so it is read on a thread that may block (inside
 /// `tokio::task::block_in_place`, as `run` reads files).
@@ -428,5 +416,17 @@ impl std::io::Read for ObjectReader {
         buf[..n].copy_from_slice(&self.chunk[..n]);
         bytes::Buf::advance(&mut self.chunk, n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time_ms;
+
+    #[test]
+    fn s3_timestamps_are_read() {
+        assert_eq!(parse_time_ms("2024-01-01T00:00:00.000Z"), Some(1_704_067_200_000));
+        assert_eq!(parse_time_ms("2024-01-01T00:00:01Z"), Some(1_704_067_201_000));
+        assert_eq!(parse_time_ms("nope"), None);
     }
 }

@@ -86,7 +86,7 @@ impl super::bindings::trailwatch::plugin::host_log::Host for StoreState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         match level {
             LogLevel::Debug => tracing::debug!(target: "trailwatch::plugin", key = %self.key, "{message}"),
