@@ -4,6 +4,14 @@
 //! Insight file, a digest, or something else), then `next_batch` decompresses and parses only as
 //! much as the batch needs. A bad record becomes a flagged event; a broken document ends the file
 //! with an error after every event before the break has been returned.
+//!
+//! Each record is read in one of two ways. The common case takes one pass: the record is valid
+//! UTF-8 text already in the window, and serde_json parses it and says where it ends
+//! (`read_fast`). Everything else (a record that is not valid JSON or UTF-8, over the size limit,
+//! or possibly nested too deep) goes to the window's scanner, which finds the record's end with
+//! bounded memory whatever the bytes are, and then to the same typed parse (`event_from`). Both
+//! ways give the same event for the same record; a test reads records split across every
+//! possible read boundary to hold them to that.
 
 use std::fmt;
 use std::io::{self, Cursor, Read};

@@ -4,7 +4,8 @@
 //! scanned plus one read chunk. `scan_value` finds where one JSON value ends by tracking strings
 //! and bracket depth only; full validation is left to the typed parse of the value's bytes. A value
 //! longer than its size limit is skipped without being kept, so memory stays bounded whatever the
-//! input holds (a 200 MB string, 100 000 levels of nesting, a gzip bomb).
+//! input holds (a 200 MB string, 100 000 levels of nesting, a gzip bomb). `text_ahead` shows the
+//! buffered bytes as text for the reader's one-pass parse of ordinary records.
 
 use std::io::{self, Read};
 
