@@ -211,7 +211,7 @@ fn first_download_cut(_n: u64, head: &str) -> Option<Fault> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_download_cut_off_midway_fails_that_file_and_it_is_read_whole_at_the_next_poll() {
+async fn a_download_cut_off_midway_is_read_again_without_repeating_the_events_already_written() {
     let moto = Moto::start();
     let direct = moto.client("AKIDTEST", "secret");
     // Large enough that half of it holds whole records: they are written before the cut.
@@ -242,10 +242,18 @@ async fn a_download_cut_off_midway_fails_that_file_and_it_is_read_whole_at_the_n
     let mut again = Vec::new();
     let report = poller.poll_once(&mut again, &AtomicBool::new(false)).await.unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
-    let ids: Vec<String> = common::lines(&again)
+    assert_eq!(
+        report.not_repeated, before_cut as u64,
+        "the events written before the cut are not written again"
+    );
+    let ids: Vec<String> = common::lines(&out)
         .iter()
+        .chain(common::lines(&again).iter())
         .map(|e| e["event_id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, file.ids, "read whole at the next poll, in order");
+    assert_eq!(
+        ids, file.ids,
+        "every event exactly once, in order, across the two polls"
+    );
     assert!(poller.checkpoint().failed.is_empty());
 }

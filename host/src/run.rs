@@ -223,6 +223,7 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
                     deleted = report.deleted,
                     skipped_existing = report.skipped_existing,
                     dropped_read_only = report.dropped_read_only,
+                    not_repeated = report.not_repeated,
                     "poll done"
                 );
                 if !report.failed.is_empty() && once {

@@ -94,6 +94,8 @@ pub struct CycleReport {
     pub events: u64,
     /// Read-only events dropped (write-only mode).
     pub dropped_read_only: u64,
+    /// Events of a file tried again that an earlier attempt had written, not written again.
+    pub not_repeated: u64,
     /// Files found at the first poll with `start = "now"` and left unread.
     pub skipped_existing: u64,
     /// Files that could not be read, with why (their events before the failure were written).
@@ -145,8 +147,12 @@ const MAX_ATTEMPTS: u32 = 3;
 enum Outcome {
     /// Every event was written.
     Done,
-    /// It could not be read to its end.
-    Failed { reason: String, retry: Retry },
+    /// It could not be read to its end; the records before `records_done` were written.
+    Failed {
+        reason: String,
+        retry: Retry,
+        records_done: u32,
+    },
 }
 
 /// An object fetched whole, or to be downloaded as it is read.
@@ -474,18 +480,23 @@ impl Poller {
                 }
             };
             let outcome = match input {
-                Ok(input) => self.read_one(&object, input, out, report)?,
+                Ok(input) => {
+                    let skip_below = self.checkpoint.failed.get(&object.key).map_or(0, |f| f.records_done);
+                    self.read_one(&object, input, skip_below, out, report)?
+                }
                 // Refused credentials are everybody's problem: stop the poll and back off.
                 Err(e @ AwsError::Credentials { .. }) | Err(e @ AwsError::NoCredentials(_)) => return Err(e.into()),
                 Err(e @ AwsError::TooLarge { .. }) | Err(e @ AwsError::NotFound { .. }) => Outcome::Failed {
                     reason: e.to_string(),
                     retry: Retry::Never,
+                    records_done: 0,
                 },
                 // One object the key may not read (another KMS key, an archived object) or that
                 // will not download: that file fails, the others go on, and it is tried again.
                 Err(e) => Outcome::Failed {
                     reason: e.to_string(),
                     retry: Retry::Always,
+                    records_done: 0,
                 },
             };
             let complete = match outcome {
@@ -502,11 +513,16 @@ impl Poller {
                     });
                     true
                 }
-                Outcome::Failed { reason, retry } => {
+                Outcome::Failed {
+                    reason,
+                    retry,
+                    records_done,
+                } => {
                     report.failed.push((object.key.clone(), reason.clone()));
                     let mut entry = self.checkpoint.failed.get(&object.key).cloned().unwrap_or_default();
                     entry.attempts += 1;
                     entry.reason = reason;
+                    entry.records_done = entry.records_done.max(records_done);
                     entry.quarantined = match retry {
                         Retry::Never => true,
                         Retry::Limited => entry.attempts >= MAX_ATTEMPTS,
@@ -550,11 +566,13 @@ impl Poller {
 
     /// Reads one file through the plugin and writes its events, acknowledged by the sink (flushed,
     /// and fsynced for a file) before the caller records the file as done.
-    /// Says whether the file was read to its end, and if not, whether to try it again.
+    /// Says whether the file was read to its end, and if not, whether to try it again. Records
+    /// before `skip_below` were written by an earlier attempt and are not written again.
     fn read_one(
         &self,
         object: &ObjectInfo,
         input: Box<dyn Read + Send>,
+        skip_below: u32,
         out: &mut dyn Sink,
         report: &mut CycleReport,
     ) -> Result<Outcome, PollError> {
@@ -568,11 +586,18 @@ impl Poller {
         let drop_read_only = self.settings.drop_read_only;
         let mut written = 0u64;
         let mut dropped = 0u64;
+        let mut repeated = 0u64;
+        let mut done_below = skip_below;
         let mut buf = Vec::with_capacity(1 << 20);
         let result = tokio::task::block_in_place(|| {
             self.runtime.read_file(input, &meta, |batch| {
                 buf.clear();
                 for event in batch {
+                    if event.index < skip_below {
+                        repeated += 1;
+                        continue;
+                    }
+                    done_below = done_below.max(event.index.saturating_add(1));
                     if drop_read_only && event.read_only {
                         dropped += 1;
                         continue;
@@ -594,6 +619,7 @@ impl Poller {
         report.files += 1;
         report.events += written;
         report.dropped_read_only += dropped;
+        report.not_repeated += repeated;
         let outcome = match result {
             Ok(_) => Outcome::Done,
             Err((_, FileFailure::Output(e))) => {
@@ -603,16 +629,19 @@ impl Poller {
             Err((_, failure @ FileFailure::Input(FileError::ReadFailed(_)))) => Outcome::Failed {
                 reason: failure.to_string(),
                 retry: Retry::Always,
+                records_done: done_below,
             },
             // The file's contents are bad: reading it again gives the same answer.
             Err((_, failure @ FileFailure::Input(_))) => Outcome::Failed {
                 reason: failure.to_string(),
                 retry: Retry::Never,
+                records_done: done_below,
             },
             // A limit or a plugin fault: worth a few more tries (a later plugin may do better).
             Err((_, failure @ FileFailure::Trap(_))) => Outcome::Failed {
                 reason: failure.to_string(),
                 retry: Retry::Limited,
+                records_done: done_below,
             },
         };
         out.acknowledge().map_err(PollError::Output)?;

@@ -73,6 +73,11 @@ pub struct FailedFile {
     pub attempts: u32,
     /// Not read again (kept in the bucket for inspection).
     pub quarantined: bool,
+    /// The records before this index were written and acknowledged by an earlier attempt; the
+    /// next attempt does not write them again. (A record's index is its place in the file, the
+    /// same whichever plugin reads it, and log files do not change.)
+    #[serde(default)]
+    pub records_done: u32,
 }
 
 /// Journal lines after which the snapshot is rewritten and the journal emptied.
@@ -402,6 +407,7 @@ mod tests {
             reason: "bad".into(),
             attempts: 1,
             quarantined: false,
+            records_done: 120,
         };
         commit(
             &mut store,
