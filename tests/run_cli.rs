@@ -435,6 +435,19 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The log, as it is written.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut chunk) {
+                log.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+    };
+    let logged = |what: &str| log.lock().unwrap().contains(what);
     let events = dir.path().join("events.ndjson");
     wait_for(
         || ids_in_len(&events) == 2,
@@ -446,6 +459,11 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
     let staged = plugins.join("upgrade.wasm.part");
     std::fs::copy(common::fixture_plugin_path(), &staged).unwrap();
     std::fs::rename(&staged, &in_use).unwrap();
+    wait_for(
+        || logged("plugin upgraded without a restart"),
+        Duration::from_secs(60),
+        "the upgrade",
+    );
     let second = moto::log_file("", "111122223333", "us-east-1", &today, "0005", "panic-b", 2);
     moto::seed(&admin, BUCKET, std::slice::from_ref(&second)).await;
     let journal = dir.path().join("state/journal.ndjson");
@@ -461,14 +479,13 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
         .status()
         .unwrap();
     let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    reader.join().unwrap();
+    let stderr = log.lock().unwrap().clone();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
         failed_in_new_plugin(),
         "the second file did not fail in the new plugin: {stderr}"
     );
-    assert!(stderr.contains("plugin upgraded without a restart"), "{stderr}");
     assert_eq!(
         ids_in(&events),
         first.ids,

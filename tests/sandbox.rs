@@ -150,3 +150,51 @@ fn a_slow_consumer_does_not_count_against_the_plugins_time_limit() {
         .expect("the plugin itself needs well under a second");
     assert_eq!(report.events, 1600);
 }
+
+/// Hands out `chunk` bytes per read, after `pause`: a slow download.
+struct SlowInput {
+    bytes: std::io::Cursor<Vec<u8>>,
+    chunk: usize,
+    pause: Duration,
+}
+
+impl std::io::Read for SlowInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(self.pause);
+        let n = buf.len().min(self.chunk);
+        self.bytes.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn time_spent_waiting_for_a_slow_input_is_not_the_plugins() {
+    // ~400 ms of waiting for input against a 200 ms budget for the plugin's own time.
+    let limits = Limits {
+        time_per_file: Duration::from_millis(200),
+        ..limits()
+    };
+    let runtime = PluginRuntime::from_file(
+        &common::plugin_path(),
+        &CompileCache::in_dir(common::cache_dir()),
+        limits,
+    )
+    .unwrap();
+    let bytes = common::good_log("slow", 40).into_bytes();
+    let meta = ObjectMeta {
+        key: "slow.json".into(),
+        size: bytes.len() as u64,
+        last_modified_ms: None,
+    };
+    let pauses = bytes.len().div_ceil(2048) as u32;
+    assert!(pauses >= 8, "{pauses} reads");
+    let input = SlowInput {
+        bytes: std::io::Cursor::new(bytes),
+        chunk: 2048,
+        pause: Duration::from_millis(50),
+    };
+    let read = runtime.read_file(Box::new(input), &meta, |_| Ok(()));
+    match read {
+        Ok(report) => assert_eq!(report.events, 40),
+        Err((_, failure)) => panic!("the slow input was charged to the plugin: {failure}"),
+    }
+}

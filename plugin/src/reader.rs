@@ -471,10 +471,11 @@ impl LogFile {
         for _ in 0..FAST_READS {
             let (text, whole) = self.window.text_ahead();
             let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Record>();
+            // An object, array or string is complete at its closing byte; a number or a literal
+            // that ends where the buffered text does might go on.
+            let closed = matches!(text.as_bytes().first(), Some(b'{' | b'[' | b'"'));
             let read_more = match stream.next() {
-                // The byte after the record must be at hand: a number, or a record that ends
-                // where the buffered text does, might go on.
-                Some(Ok(_)) if stream.byte_offset() >= text.len() => whole,
+                Some(Ok(_)) if stream.byte_offset() >= text.len() && !closed => whole,
                 Some(Ok(record)) => {
                     let len = stream.byte_offset();
                     let bytes = &text.as_bytes()[..len];

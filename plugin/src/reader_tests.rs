@@ -163,3 +163,41 @@ fn depth_is_judged_by_nesting_not_by_brackets_in_strings() {
         assert_eq!(event.index, i as u32);
     }
 }
+
+/// Hands out `bytes` as asked, then fails, as a download cut off or a corrupt gzip stream does.
+struct FailsAfter(Vec<u8>);
+
+impl Read for FailsAfter {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.0.is_empty() {
+            return Err(io::Error::other(InputError("the download failed".into())));
+        }
+        let n = buf.len().min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0.drain(..n);
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_record_that_ends_where_the_data_fails_is_still_returned() {
+    let record = |id: &str| format!(r#"{{"eventID":"{id}","eventTime":"2024-01-01T00:00:00Z","eventName":"X"}}"#);
+    let cut = format!(r#"{{"Records":[{},{}"#, record("a"), record("b"));
+    let input = FailsAfter(cut.into_bytes());
+    let mut file = LogFile::open_reader(Box::new(input), "t.json", OpenOptions::default()).unwrap();
+    let ids: Vec<String> = file
+        .next_batch(512)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id.unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["a", "b"],
+        "the record before the failure is complete: it is returned"
+    );
+    assert_eq!(
+        file.next_batch(512),
+        Err(FileError::ReadFailed("the download failed".into()))
+    );
+}

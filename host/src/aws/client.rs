@@ -191,12 +191,14 @@ impl AwsClient {
         loop {
             attempt += 1;
             self.count(req.operation, attempt > 1);
-            let outcome = self.send_once(req, until).await;
+            let creds = self.credentials.get().await?;
+            let key_id = creds.access_key_id().to_owned();
+            let outcome = self.send_once(req, creds, until).await;
             let refused = matches!(&outcome, Err(Attempt::Answer { code, .. }) if is_credentials_code(code));
             if refused && self.credentials.refreshable() {
                 // Expired, revoked or rotated before their stated expiry: drop them, so that
                 // this request (once) and the next poll ask the source again.
-                self.credentials.invalidate().await;
+                self.credentials.invalidate(&key_id).await;
                 if !refreshed && attempt < self.settings.max_attempts {
                     refreshed = true;
                     tracing::info!(
@@ -228,8 +230,12 @@ impl AwsClient {
         }
     }
 
-    async fn send_once(&self, req: &Request<'_>, until: Until) -> Result<Answer, Attempt> {
-        let creds = self.credentials.get().await.map_err(Attempt::Fatal)?;
+    async fn send_once(
+        &self,
+        req: &Request<'_>,
+        creds: aws_credential_types::Credentials,
+        until: Until,
+    ) -> Result<Answer, Attempt> {
         let identity = creds.into();
         let mut settings = SigningSettings::default();
         if req.service == "s3" {
@@ -274,15 +280,19 @@ impl AwsClient {
         for (k, v) in instructions.headers() {
             builder = builder.header(k, v);
         }
-        if until == Until::Head {
-            // A day: the reader of the body bounds each read instead.
-            builder = builder.timeout(Duration::from_secs(86_400));
+        let sent = builder.body(req.body.clone());
+        let response = if until == Until::Head {
+            // The client's limit would cover the whole body, which the caller reads at its own
+            // pace (bounding each read): here it bounds the wait for the answer's head only.
+            let limit = self.settings.request_timeout;
+            match tokio::time::timeout(limit, sent.timeout(Duration::from_secs(86_400)).send()).await {
+                Ok(answer) => answer,
+                Err(_) => return Err(Attempt::Transport(format!("no answer within {limit:?}"))),
+            }
+        } else {
+            sent.send().await
         }
-        let response = builder
-            .body(req.body.clone())
-            .send()
-            .await
-            .map_err(|e| Attempt::Transport(e.to_string()))?;
+        .map_err(|e| Attempt::Transport(e.to_string()))?;
         let status = response.status().as_u16();
         let success = (200..300).contains(&status) || (req.any_status && status < 500 && status != 429);
         if success && until == Until::Head {

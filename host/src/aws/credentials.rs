@@ -62,10 +62,15 @@ impl CredentialsProvider {
         !matches!(self.source, CredentialSource::Static { .. })
     }
 
-    /// Forgets the cached credentials: AWS refused them, so the next request asks the source
-    /// again rather than waiting for their stated expiry (revoked or rotated before it).
-    pub async fn invalidate(&self) {
-        *self.cached.lock().await = None;
+    /// Forgets the cached credentials if they are still those with `access_key_id`: AWS refused
+    /// them, so the next request asks the source again rather than waiting for their stated
+    /// expiry (revoked or rotated before it). Credentials another request already loaded again
+    /// are kept.
+    pub async fn invalidate(&self, access_key_id: &str) {
+        let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|c| c.access_key_id() == access_key_id) {
+            *cached = None;
+        }
     }
 
     /// Current credentials.

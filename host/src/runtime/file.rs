@@ -38,6 +38,10 @@ pub struct StoreState {
     dropped_messages: u64,
     /// The object being read, for log context.
     key: String,
+    /// Time spent in `input.read` (a slow download) not yet given back to the plugin's deadline.
+    input_credit: Duration,
+    /// Time spent in `input.read` during the current call into the plugin.
+    input_waited: Duration,
 }
 
 impl StoreState {
@@ -49,8 +53,29 @@ impl StoreState {
             panic: None,
             dropped_messages: 0,
             key,
+            input_credit: Duration::ZERO,
+            input_waited: Duration::ZERO,
         }
     }
+}
+
+/// Sets a store's deadline `ticks` from now. Time the host spends fetching the plugin's input
+/// is the host's, not the plugin's: when the deadline comes, that time is given back first, and
+/// only plugin time past the budget traps.
+fn set_deadline(store: &mut Store<StoreState>, ticks: u64) {
+    let state = store.data_mut();
+    state.input_credit = Duration::ZERO;
+    state.input_waited = Duration::ZERO;
+    store.set_epoch_deadline(ticks.max(1));
+    store.epoch_deadline_callback(|mut ctx| {
+        let state = ctx.data_mut();
+        let ticks = (state.input_credit.as_millis() / TICK.as_millis()) as u64;
+        if ticks == 0 {
+            return Ok(wasmtime::UpdateDeadline::Interrupt);
+        }
+        state.input_credit = state.input_credit.saturating_sub(TICK * ticks as u32);
+        Ok(wasmtime::UpdateDeadline::Continue(ticks))
+    });
 }
 
 impl super::bindings::trailwatch::plugin::types::Host for StoreState {}
@@ -61,16 +86,21 @@ impl super::bindings::trailwatch::plugin::input::Host for StoreState {
             return Ok(Vec::new());
         };
         let mut buf = vec![0u8; max.min(MAX_READ_CHUNK) as usize];
-        loop {
+        let started = Instant::now();
+        let result = loop {
             match input.read(&mut buf) {
                 Ok(n) => {
                     buf.truncate(n);
-                    return Ok(buf);
+                    break Ok(buf);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("reading {}: {e}", self.key)),
+                Err(e) => break Err(format!("reading {}: {e}", self.key)),
             }
-        }
+        };
+        let waited = started.elapsed();
+        self.input_credit += waited;
+        self.input_waited += waited;
+        result
     }
 }
 
@@ -304,8 +334,7 @@ impl PluginRuntime {
         state.input = Some(input);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.limits.deadline_ticks());
-        store.epoch_deadline_trap();
+        set_deadline(&mut store, self.limits.deadline_ticks());
         let started = Instant::now();
         let plugin = match self.pre.instantiate(&mut store) {
             Ok(p) => p,
@@ -330,16 +359,17 @@ impl PluginRuntime {
         if let Err(e) = calls {
             return Err((report, FileFailure::Trap(self.trap_reason(&store, e))));
         }
-        // The time limit is on the plugin's own time: the consumer of each batch (an output that
-        // pushes back, an ordered writer waiting for an earlier file) must not eat into it. So
-        // the deadline is set again before each call to what the plugin has left.
-        let mut used = started.elapsed();
+        // The time limit is on the plugin's own time: neither the consumer of each batch (an
+        // output that pushes back, an ordered writer waiting for an earlier file) nor the host
+        // fetching the input (a slow download) may eat into it. So the deadline is set again
+        // before each call to what the plugin has left, and input time is given back.
+        let mut used = started.elapsed().saturating_sub(store.data().input_waited);
         loop {
             let left = self.limits.time_per_file.saturating_sub(used);
-            store.set_epoch_deadline(((left.as_millis() / TICK.as_millis()) as u64).max(1));
+            set_deadline(&mut store, (left.as_millis() / TICK.as_millis()) as u64);
             let call_started = Instant::now();
             let result = log_file.call_next_batch(&mut store, handle, BATCH);
-            used += call_started.elapsed();
+            used += call_started.elapsed().saturating_sub(store.data().input_waited);
             match result {
                 Ok(Ok(batch)) if batch.is_empty() => return Ok(report),
                 Ok(Ok(batch)) => {

@@ -18,6 +18,8 @@ pub struct PluginWatch {
     dir: PathBuf,
     cache: CompileCache,
     seen: Vec<Seen>,
+    /// A changed listing waiting to hold still for one more look.
+    changing: Option<Vec<Seen>>,
 }
 
 /// The `.wasm` files of `dir` with their sizes and modification times, sorted.
@@ -44,16 +46,25 @@ impl PluginWatch {
             dir: dir.to_owned(),
             cache,
             seen: listing(dir),
+            changing: None,
         }
     }
 
-    /// When the directory changed since the last look and its newest compatible plugin is not
-    /// the one `current` runs, a runtime for that plugin; `None` otherwise.
+    /// When the directory changed, then held still until this look, and its newest compatible
+    /// plugin is not the one `current` runs, a runtime for that plugin; `None` otherwise. (A
+    /// file being copied in changes between two looks: it is not loaded half written, and an
+    /// older plugin is not chosen meanwhile because the newer one does not load yet.)
     pub fn check(&mut self, current: &PluginRuntime) -> Option<PluginRuntime> {
         let now = listing(&self.dir);
         if now == self.seen {
+            self.changing = None;
             return None;
         }
+        if self.changing.as_ref() != Some(&now) {
+            self.changing = Some(now);
+            return None;
+        }
+        self.changing = None;
         self.seen = now;
         let old = current.plugin();
         match current.reload(&self.dir, &self.cache) {

@@ -227,8 +227,10 @@ impl CheckpointStore {
                     bucket: bucket.to_owned(),
                     ..Checkpoint::default()
                 };
-                self.snapshot(&cp)?;
+                // The journal is emptied first: a crash between the two steps must not leave an
+                // old journal to be replayed onto the new snapshot.
                 self.open_journal(true)?;
+                self.snapshot(&cp)?;
                 return Ok(cp);
             }
         };
@@ -316,6 +318,10 @@ impl CheckpointStore {
             file.sync_all().map_err(io)?;
             self.journal_lines = 0;
         }
+        // The journal's directory entry is durable before any commit relies on it.
+        if let Some(dir) = self.journal_path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
         (&file).seek(SeekFrom::Start(0)).map_err(io)?;
         self.journal = Some(file);
         Ok(())
@@ -340,8 +346,13 @@ impl CheckpointStore {
             Some(j) => j,
             None => return Err(io(std::io::Error::other("the checkpoint was not loaded"))),
         };
-        journal.write_all(&lines).map_err(io)?;
-        journal.sync_data().map_err(io)?;
+        let before = journal.metadata().map_err(io)?.len();
+        if let Err(e) = journal.write_all(&lines).and_then(|()| journal.sync_data()) {
+            // A line cut short by the failure (a full disk) must not stay inside the journal
+            // once the next commit appends after it: the changes are recorded again then.
+            let _ = journal.set_len(before);
+            return Err(io(e));
+        }
         self.journal_lines += changes.len();
         if self.journal_lines >= COMPACT_AFTER {
             self.snapshot(cp)?;
