@@ -257,3 +257,70 @@ async fn a_download_cut_off_midway_is_read_again_without_repeating_the_events_al
     );
     assert!(poller.checkpoint().failed.is_empty());
 }
+
+/// Downloads of log files get no answer at all.
+fn downloads_unanswered(_n: u64, head: &str) -> Option<Fault> {
+    let request_line = head.lines().next().unwrap_or("");
+    (request_line.starts_with("GET ") && request_line.contains(".json.gz")).then_some(Fault::Hang)
+}
+
+/// Downloads of log files stall halfway through the body.
+fn downloads_stall(_n: u64, head: &str) -> Option<Fault> {
+    let request_line = head.lines().next().unwrap_or("");
+    (request_line.starts_with("GET ") && request_line.contains(".json.gz")).then_some(Fault::Stall)
+}
+
+/// Polls once through a proxy making `inject`'s faults, with a 1 s request timeout and two
+/// attempts per request; returns the report and the events written.
+async fn poll_with_short_timeout(
+    inject: common::proxy::Injection,
+) -> (trailwatch::source::s3_poll::CycleReport, usize) {
+    let moto = Moto::start();
+    let direct = moto.client("AKIDTEST", "secret");
+    let file = moto::log_file("", "111122223333", "us-east-1", "2024-03-02", "0000", "big", 3000);
+    moto::seed(&direct, "trail-bucket", &[file]).await;
+    let proxy = Proxy::start(&moto.url, inject).await;
+    let settings = ClientSettings {
+        endpoint_url: Some(proxy.url.clone()),
+        request_timeout: Duration::from_secs(1),
+        max_attempts: 2,
+        backoff_base: Duration::from_millis(5),
+        ..ClientSettings::default()
+    };
+    let source = CredentialSource::Static {
+        access_key_id: "AKIDTEST".into(),
+        secret_access_key: trailwatch::aws::secret::Secret::new("secret"),
+        session_token: None,
+    };
+    let client = Arc::new(AwsClient::new(settings, source, 42).unwrap());
+    let state = tempfile::tempdir().unwrap();
+    let mut poller = streaming_poller(client, state.path());
+    let mut out = Vec::new();
+    let started = std::time::Instant::now();
+    let report = poller.poll_once(&mut out, &AtomicBool::new(false)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    (report, common::lines(&out).len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_never_answers_fails_its_file_after_the_request_timeout() {
+    let (report, events) = poll_with_short_timeout(downloads_unanswered).await;
+    assert_eq!(events, 0);
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(
+        report.failed[0].1.contains("no answer within 1s"),
+        "{:?}",
+        report.failed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_stalls_midway_fails_its_file_after_the_request_timeout() {
+    let (report, events) = poll_with_short_timeout(downloads_stall).await;
+    assert!(
+        events > 0 && events < 3000,
+        "the events before the stall are written: {events}"
+    );
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.failed[0].1.contains("no bytes for 1s"), "{:?}", report.failed);
+}

@@ -18,6 +18,9 @@ pub enum Fault {
     /// Forwards, then passes on the answer's head and only half its body, and closes (a
     /// download cut off midway).
     Truncate,
+    /// Forwards, then passes on the answer's head and half its body, and sends nothing more
+    /// while keeping the connection open (a download that stalls).
+    Stall,
 }
 
 /// Chooses a fault (or none: forward) for the `n`th request (from 0), given its head.
@@ -109,6 +112,7 @@ async fn serve(
             let text = String::from_utf8_lossy(&request).into_owned();
             let head_end = text.find("\r\n\r\n").map(|i| i + 2).unwrap_or(0);
             let mut truncate = false;
+            let mut stall = false;
             let n = seen.fetch_add(1, Ordering::Relaxed);
             match inject(n, &text[..head_end]) {
                 Some(Fault::Answer(resp)) => {
@@ -130,6 +134,11 @@ async fn serve(
                 Some(Fault::Truncate) => {
                     faults.fetch_add(1, Ordering::Relaxed);
                     truncate = true;
+                }
+                Some(Fault::Stall) => {
+                    faults.fetch_add(1, Ordering::Relaxed);
+                    truncate = true;
+                    stall = true;
                 }
                 None => {}
             }
@@ -157,6 +166,10 @@ async fn serve(
                 response.truncate(body_at + (response.len() - body_at) / 2);
             }
             sock.write_all(&response).await.ok();
+            if stall {
+                let mut sink = [0u8; 1024];
+                while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
+            }
         });
     }
 }
