@@ -9,6 +9,9 @@ use serde::Deserialize;
 use super::client::{AwsClient, Request};
 use super::error::AwsError;
 
+/// Bytes in a MiB.
+const MIB: u64 = 1 << 20;
+
 /// Characters SigV4 leaves unencoded (RFC 3986 unreserved).
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 /// In a path, `/` also stays.
@@ -258,11 +261,18 @@ impl<'a> S3<'a> {
                 limit,
             });
         }
+        // The whole download may take the request timeout plus a second per MiB: a server
+        // that trickles bytes cannot hold a file (and the poll) forever.
+        let size = response.content_length().unwrap_or(limit);
+        let idle = self.client.settings().request_timeout;
+        let allowed = idle + std::time::Duration::from_secs(size.div_ceil(MIB));
         Ok(ObjectReader {
             response,
             chunk: Bytes::new(),
             handle: tokio::runtime::Handle::current(),
-            idle: self.client.settings().request_timeout,
+            idle,
+            deadline: std::time::Instant::now() + allowed,
+            allowed,
             read: 0,
             limit,
             key: key.to_owned(),
@@ -374,7 +384,11 @@ pub struct ObjectReader {
     response: reqwest::Response,
     chunk: Bytes,
     handle: tokio::runtime::Handle,
+    /// Longest wait for the next bytes.
     idle: std::time::Duration,
+    /// When the whole download must be done, and how long that allowed.
+    deadline: std::time::Instant,
+    allowed: std::time::Duration,
     read: u64,
     limit: u64,
     key: String,
@@ -383,11 +397,20 @@ pub struct ObjectReader {
 impl std::io::Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
-            let next = self
-                .handle
-                .block_on(tokio::time::timeout(self.idle, self.response.chunk()));
+            let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+            let wait = self.idle.min(left);
+            let next = self.handle.block_on(tokio::time::timeout(wait, self.response.chunk()));
             let (key, read) = (&self.key, self.read);
             match next {
+                Err(_) if wait < self.idle => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "{key}: the download took longer than the {:?} allowed (after {read} bytes)",
+                            self.allowed
+                        ),
+                    ))
+                }
                 Err(_) => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,

@@ -38,10 +38,14 @@ pub struct StoreState {
     dropped_messages: u64,
     /// The object being read, for log context.
     key: String,
-    /// Time spent in `input.read` (a slow download) not yet given back to the plugin's deadline.
-    input_credit: Duration,
-    /// Time spent in `input.read` during the current call into the plugin.
+    /// When the current call into the plugin started, and the plugin time it may use.
+    call_started: Instant,
+    call_budget: Duration,
+    /// Time spent in `input.read` (a slow download) during the current call: the host's time.
     input_waited: Duration,
+    /// The error `input.read` gave, given again to any later read: an input that failed once
+    /// stays failed.
+    input_failed: Option<String>,
 }
 
 impl StoreState {
@@ -53,28 +57,36 @@ impl StoreState {
             panic: None,
             dropped_messages: 0,
             key,
-            input_credit: Duration::ZERO,
+            call_started: Instant::now(),
+            call_budget: Duration::ZERO,
             input_waited: Duration::ZERO,
+            input_failed: None,
         }
     }
 }
 
-/// Sets a store's deadline `ticks` from now. Time the host spends fetching the plugin's input
-/// is the host's, not the plugin's: when the deadline comes, that time is given back first, and
-/// only plugin time past the budget traps.
-fn set_deadline(store: &mut Store<StoreState>, ticks: u64) {
+/// Epoch ticks in `d`, at least one.
+fn ticks(d: Duration) -> u64 {
+    ((d.as_millis() / TICK.as_millis()) as u64).max(1)
+}
+
+/// Gives the next call into the plugin `budget` of plugin time. Time the host spends fetching
+/// the plugin's input (a slow download) is the host's, not the plugin's: when the deadline comes,
+/// the plugin's own time so far is worked out again without it, and only past the budget does the
+/// call trap.
+fn set_deadline(store: &mut Store<StoreState>, budget: Duration) {
     let state = store.data_mut();
-    state.input_credit = Duration::ZERO;
+    state.call_started = Instant::now();
+    state.call_budget = budget;
     state.input_waited = Duration::ZERO;
-    store.set_epoch_deadline(ticks.max(1));
-    store.epoch_deadline_callback(|mut ctx| {
-        let state = ctx.data_mut();
-        let ticks = (state.input_credit.as_millis() / TICK.as_millis()) as u64;
-        if ticks == 0 {
-            return Ok(wasmtime::UpdateDeadline::Interrupt);
+    store.set_epoch_deadline(ticks(budget));
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        let used = state.call_started.elapsed().saturating_sub(state.input_waited);
+        match state.call_budget.checked_sub(used) {
+            Some(left) if !left.is_zero() => Ok(wasmtime::UpdateDeadline::Continue(ticks(left))),
+            _ => Ok(wasmtime::UpdateDeadline::Interrupt),
         }
-        state.input_credit = state.input_credit.saturating_sub(TICK * ticks as u32);
-        Ok(wasmtime::UpdateDeadline::Continue(ticks))
     });
 }
 
@@ -82,6 +94,9 @@ impl super::bindings::trailwatch::plugin::types::Host for StoreState {}
 
 impl super::bindings::trailwatch::plugin::input::Host for StoreState {
     fn read(&mut self, max: u32) -> Result<Vec<u8>, String> {
+        if let Some(failed) = &self.input_failed {
+            return Err(failed.clone());
+        }
         let Some(input) = self.input.as_mut() else {
             return Ok(Vec::new());
         };
@@ -97,9 +112,10 @@ impl super::bindings::trailwatch::plugin::input::Host for StoreState {
                 Err(e) => break Err(format!("reading {}: {e}", self.key)),
             }
         };
-        let waited = started.elapsed();
-        self.input_credit += waited;
-        self.input_waited += waited;
+        self.input_waited += started.elapsed();
+        if let Err(e) = &result {
+            self.input_failed = Some(e.clone());
+        }
         result
     }
 }
@@ -334,7 +350,7 @@ impl PluginRuntime {
         state.input = Some(input);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        set_deadline(&mut store, self.limits.deadline_ticks());
+        set_deadline(&mut store, self.limits.time_per_file);
         let started = Instant::now();
         let plugin = match self.pre.instantiate(&mut store) {
             Ok(p) => p,
@@ -366,7 +382,7 @@ impl PluginRuntime {
         let mut used = started.elapsed().saturating_sub(store.data().input_waited);
         loop {
             let left = self.limits.time_per_file.saturating_sub(used);
-            set_deadline(&mut store, (left.as_millis() / TICK.as_millis()) as u64);
+            set_deadline(&mut store, left);
             let call_started = Instant::now();
             let result = log_file.call_next_batch(&mut store, handle, BATCH);
             used += call_started.elapsed().saturating_sub(store.data().input_waited);

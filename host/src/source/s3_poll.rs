@@ -597,7 +597,12 @@ impl Poller {
                         repeated += 1;
                         continue;
                     }
-                    done_below = done_below.max(event.index.saturating_add(1));
+                    // Only an unbroken run of records from the first counts as done: a plugin
+                    // that skipped or reordered indexes must not make a retry skip records that
+                    // were never written.
+                    if event.index == done_below {
+                        done_below += 1;
+                    }
                     if drop_read_only && event.read_only {
                         dropped += 1;
                         continue;

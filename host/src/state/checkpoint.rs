@@ -349,8 +349,12 @@ impl CheckpointStore {
         let before = journal.metadata().map_err(io)?.len();
         if let Err(e) = journal.write_all(&lines).and_then(|()| journal.sync_data()) {
             // A line cut short by the failure (a full disk) must not stay inside the journal
-            // once the next commit appends after it: the changes are recorded again then.
-            let _ = journal.set_len(before);
+            // once the next commit appends after it: the changes are recorded again then. If it
+            // cannot be cut back, nothing more is appended: it stays the journal's last line,
+            // which the next start drops.
+            if journal.set_len(before).is_err() {
+                self.journal = None;
+            }
             return Err(io(e));
         }
         self.journal_lines += changes.len();
