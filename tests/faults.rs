@@ -18,7 +18,9 @@ use trailwatch::aws::{AwsClient, AwsError, ClientSettings};
 use trailwatch::runtime::cache::CompileCache;
 use trailwatch::runtime::{Limits, PluginRuntime};
 use trailwatch::source::layout::Day;
-use trailwatch::source::s3_poll::{Clock, PollSettings, Poller, Start};
+use common::poller::{pipeline_settings, Poller};
+use trailwatch::pipeline::Clock;
+use trailwatch::source::s3_poll::{PollSettings, Start};
 use trailwatch::state::checkpoint::CheckpointStore;
 
 struct FixedClock(AtomicI64);
@@ -48,18 +50,15 @@ fn streaming_poller(client: Arc<AwsClient>, state: &std::path::Path) -> Poller {
         include_insight: false,
         start: Start::Day(Day::parse("2024-03-02").unwrap()),
         relist_days: 2,
-        max_concurrent_fetches: 4,
         max_object_bytes: 64 << 20,
         stream_above_bytes: 0,
         delete_after: None,
-        drop_read_only: false,
-        delayed_after: Duration::from_secs(900),
         discovery_interval: Duration::from_secs(600),
     };
     let clock = Arc::new(FixedClock(AtomicI64::new(
         Day::parse("2024-03-02").unwrap().epoch_days * 86_400_000 + 20 * 3_600_000,
     )));
-    Poller::new(client, runtime, settings, CheckpointStore::open(state).unwrap(), clock).unwrap()
+    Poller::new(client, runtime, settings, pipeline_settings(), CheckpointStore::open(state).unwrap(), clock)
 }
 
 /// SlowDown 503, InternalError 500, a reset, 429, in a fixed pattern.
@@ -274,7 +273,7 @@ fn downloads_stall(_n: u64, head: &str) -> Option<Fault> {
 /// attempts per request; returns the report and the events written.
 async fn poll_with_short_timeout(
     inject: common::proxy::Injection,
-) -> (trailwatch::source::s3_poll::CycleReport, usize) {
+) -> (trailwatch::pipeline::CycleReport, usize) {
     let moto = Moto::start();
     let direct = moto.client("AKIDTEST", "secret");
     let file = moto::log_file("", "111122223333", "us-east-1", "2024-03-02", "0000", "big", 3000);

@@ -14,7 +14,9 @@ use trailwatch::aws::s3::S3;
 use trailwatch::runtime::cache::CompileCache;
 use trailwatch::runtime::{Limits, PluginRuntime};
 use trailwatch::source::layout::Day;
-use trailwatch::source::s3_poll::{Clock, CycleReport, PollSettings, Poller, Start};
+use common::poller::{pipeline_settings, Poller};
+use trailwatch::pipeline::{Clock, CycleReport};
+use trailwatch::source::s3_poll::{PollSettings, Start};
 use trailwatch::state::checkpoint::CheckpointStore;
 
 const BUCKET: &str = "trail-bucket";
@@ -52,12 +54,9 @@ fn settings(start: Start, delete_after: Option<Duration>) -> PollSettings {
         include_insight: true,
         start,
         relist_days: 2,
-        max_concurrent_fetches: 4,
         max_object_bytes: 64 << 20,
         stream_above_bytes: trailwatch::run::STREAM_ABOVE_BYTES,
         delete_after,
-        drop_read_only: false,
-        delayed_after: Duration::from_secs(900),
         discovery_interval: Duration::from_secs(600),
     }
 }
@@ -85,14 +84,7 @@ fn poller(
     state: &std::path::Path,
     clock: Arc<TestClock>,
 ) -> Poller {
-    Poller::new(
-        client,
-        runtime(),
-        settings,
-        CheckpointStore::open(state).unwrap(),
-        clock,
-    )
-    .unwrap()
+    Poller::new(client, runtime(), settings, pipeline_settings(), CheckpointStore::open(state).unwrap(), clock)
 }
 
 async fn poll(poller: &mut Poller) -> (CycleReport, Vec<serde_json::Value>) {
@@ -263,10 +255,11 @@ async fn write_only_mode_drops_read_only_events_at_ingestion() {
     let file = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "0100", "wo", 6);
     moto::seed(&client, BUCKET, std::slice::from_ref(&file)).await;
     let state = tempfile::tempdir().unwrap();
-    let mut s = settings(Start::Day(Day::parse("2024-03-03").unwrap()), None);
-    s.drop_read_only = true;
+    let s = settings(Start::Day(Day::parse("2024-03-03").unwrap()), None);
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 12))));
-    let mut poller = poller(client, s, state.path(), clock);
+    let mut p = pipeline_settings();
+    p.drop_read_only = true;
+    let mut poller = Poller::new(client, runtime(), s, p, CheckpointStore::open(state.path()).unwrap(), clock);
     let (report, events) = poll(&mut poller).await;
     assert_eq!((report.events, report.dropped_read_only), (3, 3));
     assert!(events
@@ -423,10 +416,10 @@ async fn a_file_that_trips_the_plugin_is_retried_then_quarantined_and_the_others
         client,
         runtime,
         settings(Start::Day(Day::parse("2024-03-01").unwrap()), None),
+        pipeline_settings(),
         CheckpointStore::open(state.path()).unwrap(),
         clock,
-    )
-    .unwrap();
+    );
     let mut failures = Vec::new();
     let mut events = 0;
     for _ in 0..4 {

@@ -32,9 +32,203 @@ pub struct Config {
     /// Where the checkpoint is kept.
     #[serde(default)]
     pub state: StateConfig,
-    /// Where events go.
+    /// Where events go when no `[[sinks]]` are configured (kept for older configs).
     #[serde(default)]
     pub output: OutputConfig,
+    /// Where events go: every sink gets every event.
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+    /// How files are read and how much may be in flight.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// trailwatch's own metrics and health endpoints.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// One `[[sinks]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SinkConfig {
+    /// NDJSON to standard output.
+    Stdout(StdoutSinkConfig),
+    /// NDJSON appended to a file, fsynced before acknowledging, rotated by size.
+    File(FileSinkConfig),
+    /// NDJSON batches POSTed to an HTTP receiver.
+    Http(HttpSinkConfig),
+    /// OTLP/HTTP logs (JSON encoding) to an OpenTelemetry Collector.
+    Otlp(HttpSinkConfig),
+}
+
+impl SinkConfig {
+    /// The sink's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Stdout(_) => "stdout",
+            SinkConfig::File(_) => "file",
+            SinkConfig::Http(_) => "http",
+            SinkConfig::Otlp(_) => "otlp",
+        }
+    }
+}
+
+/// `[[sinks]] type = "stdout"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutSinkConfig {
+    /// Name in logs and metrics. Default `stdout#<position>`.
+    pub name: Option<String>,
+}
+
+/// `[[sinks]] type = "file"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// Name in logs and metrics. Default `file#<position>`.
+    pub name: Option<String>,
+    /// The file, appended to (created with its directory when missing).
+    pub path: PathBuf,
+    /// Rotate when the file reaches this many MiB (absent: never).
+    pub rotate_mib: Option<u64>,
+    /// Rotated files kept (`path.1` newest … `path.N`). Default 5.
+    #[serde(default = "default_keep_files")]
+    pub keep_files: u32,
+}
+
+fn default_keep_files() -> u32 {
+    5
+}
+
+/// `[[sinks]] type = "http"` and `type = "otlp"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    /// Name in logs and metrics. Default `<type>#<position>`.
+    pub name: Option<String>,
+    /// `http`: the URL batches are POSTed to.
+    pub url: Option<String>,
+    /// `otlp`: the collector's base URL; logs go to `{endpoint}/v1/logs`.
+    pub endpoint: Option<String>,
+    /// Extra request headers. A value `${env:NAME}` is read from the environment at start-up;
+    /// values are never logged.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, crate::aws::secret::Secret>,
+    /// `http`: the request's Content-Type. Default `application/x-ndjson` (Fluent Bit's `http`
+    /// input wants `application/json`).
+    pub content_type: Option<String>,
+    /// `"none"` or `"gzip"`. Default none.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Events per request at most. Default 1000.
+    #[serde(default = "default_batch_max_events")]
+    pub batch_max_events: usize,
+    /// Bytes per request at most (before compression; an event larger than this goes alone).
+    /// Default 1 MiB.
+    #[serde(default = "default_batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// A partial batch is sent after this long. Default 1000.
+    #[serde(default = "default_batch_timeout_ms")]
+    pub batch_timeout_ms: u64,
+    /// Time to connect, seconds. Default 5.
+    #[serde(default = "default_sink_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Time for one request, seconds. Default 30.
+    #[serde(default = "default_sink_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Attempts after the first for one request, on connection errors, 408, 429 and 5xx.
+    /// Default 10; then the files it holds are not acknowledged and are sent again later.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First pause before a retry, ms; doubles, with jitter. Default 500.
+    #[serde(default = "default_retry_initial_backoff_ms")]
+    pub retry_initial_backoff_ms: u64,
+    /// Longest pause before a retry (and longest `Retry-After` honoured), seconds. Default 30.
+    #[serde(default = "default_retry_max_backoff_secs")]
+    pub retry_max_backoff_secs: u64,
+}
+
+/// Request body compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// As is.
+    #[default]
+    None,
+    /// `Content-Encoding: gzip`.
+    Gzip,
+}
+
+fn default_batch_max_events() -> usize {
+    1000
+}
+fn default_batch_max_bytes() -> usize {
+    1 << 20
+}
+fn default_batch_timeout_ms() -> u64 {
+    1000
+}
+fn default_sink_connect_timeout_secs() -> u64 {
+    5
+}
+fn default_sink_request_timeout_secs() -> u64 {
+    30
+}
+fn default_max_retries() -> u32 {
+    10
+}
+fn default_retry_initial_backoff_ms() -> u64 {
+    500
+}
+fn default_retry_max_backoff_secs() -> u64 {
+    30
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Files read through the plugin at once. Default: the number of cores.
+    pub max_concurrent_files: Option<usize>,
+    /// Event bytes handed to sinks and not yet acknowledged by all of them, MiB. Default 64.
+    #[serde(default = "default_max_inflight_mib")]
+    pub max_inflight_mib: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_concurrent_files: None,
+            max_inflight_mib: default_max_inflight_mib(),
+        }
+    }
+}
+
+fn default_max_inflight_mib() -> usize {
+    64
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address for `/metrics`, `/healthz` and `/readyz`, e.g. `127.0.0.1:9464`. Absent: off.
+    pub listen: Option<String>,
+    /// `/readyz` fails when the last good poll is older than this many poll intervals. Default 3.
+    #[serde(default = "default_ready_within_polls")]
+    pub ready_within_polls: u32,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: None,
+            ready_within_polls: default_ready_within_polls(),
+        }
+    }
+}
+
+fn default_ready_within_polls() -> u32 {
+    3
 }
 
 /// The operating mode.
@@ -423,7 +617,141 @@ impl Config {
                 expected: "12-digit account ids",
             });
         }
+        if self.pipeline.max_concurrent_files.is_some_and(|n| !(1..=256).contains(&n)) {
+            return Err(ConfigError::Value {
+                key: "pipeline.max_concurrent_files",
+                value: format!("{:?}", self.pipeline.max_concurrent_files),
+                expected: "1 to 256",
+            });
+        }
+        if !(1..=4096).contains(&self.pipeline.max_inflight_mib) {
+            return Err(ConfigError::Value {
+                key: "pipeline.max_inflight_mib",
+                value: self.pipeline.max_inflight_mib.to_string(),
+                expected: "1 to 4096 (MiB)",
+            });
+        }
+        if let Some(listen) = &self.metrics.listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Value {
+                    key: "metrics.listen",
+                    value: listen.clone(),
+                    expected: "an address and port, e.g. 127.0.0.1:9464",
+                });
+            }
+        }
+        if self.output.path.is_some() && !self.sinks.is_empty() {
+            return Err(ConfigError::Value {
+                key: "output.path",
+                value: "set".into(),
+                expected: "either [output] path or [[sinks]], not both (use a [[sinks]] table with type = \"file\")",
+            });
+        }
+        for sink in &self.sinks {
+            sink.validate()?;
+        }
         Ok(())
+    }
+}
+
+impl SinkConfig {
+    /// Checks one sink table.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let (key, h) = match self {
+            SinkConfig::Stdout(_) => return Ok(()),
+            SinkConfig::File(f) => {
+                if f.rotate_mib == Some(0) {
+                    return Err(ConfigError::Value {
+                        key: "sinks.rotate_mib",
+                        value: "0".into(),
+                        expected: "at least 1 (MiB), or absent for no rotation",
+                    });
+                }
+                return Ok(());
+            }
+            SinkConfig::Http(h) => {
+                if h.endpoint.is_some() {
+                    return Err(ConfigError::Value {
+                        key: "sinks.endpoint",
+                        value: "set".into(),
+                        expected: "url for an http sink (endpoint is for otlp)",
+                    });
+                }
+                ("sinks.url", h)
+            }
+            SinkConfig::Otlp(h) => {
+                if h.url.is_some() {
+                    return Err(ConfigError::Value {
+                        key: "sinks.url",
+                        value: "set".into(),
+                        expected: "endpoint for an otlp sink (logs go to {endpoint}/v1/logs)",
+                    });
+                }
+                ("sinks.endpoint", h)
+            }
+        };
+        let url = h.url.as_ref().or(h.endpoint.as_ref());
+        match url {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
+            Some(u) => {
+                return Err(ConfigError::Value {
+                    key,
+                    value: u.clone(),
+                    expected: "an http:// or https:// URL",
+                })
+            }
+            None => {
+                return Err(ConfigError::Value {
+                    key,
+                    value: "unset".into(),
+                    expected: "the receiver's URL",
+                })
+            }
+        }
+        for (name, value) in &h.headers {
+            if let Some(var) = value.expose().strip_prefix("${env:").and_then(|v| v.strip_suffix('}')) {
+                if std::env::var_os(var).is_none() {
+                    return Err(ConfigError::Value {
+                        key: "sinks.headers",
+                        value: format!("{name} = ${{env:{var}}}"),
+                        expected: "an environment variable that is set",
+                    });
+                }
+            }
+        }
+        let ranges: [(&'static str, u64, u64, u64); 5] = [
+            ("sinks.batch_max_events", h.batch_max_events as u64, 1, 100_000),
+            ("sinks.batch_max_bytes", h.batch_max_bytes as u64, 1024, 256 << 20),
+            ("sinks.batch_timeout_ms", h.batch_timeout_ms, 1, 600_000),
+            ("sinks.request_timeout_secs", h.request_timeout_secs, 1, 3600),
+            ("sinks.connect_timeout_secs", h.connect_timeout_secs, 1, 3600),
+        ];
+        for (key, value, lo, hi) in ranges {
+            if !(lo..=hi).contains(&value) {
+                return Err(ConfigError::Value {
+                    key,
+                    value: value.to_string(),
+                    expected: "a value in range (see the README's sink table)",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HttpSinkConfig {
+    /// The headers with `${env:NAME}` values read from the environment.
+    pub fn resolved_headers(&self) -> Vec<(String, crate::aws::secret::Secret)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| {
+                let value = match v.expose().strip_prefix("${env:").and_then(|v| v.strip_suffix('}')) {
+                    Some(var) => std::env::var(var).unwrap_or_default(),
+                    None => v.expose().to_owned(),
+                };
+                (k.clone(), crate::aws::secret::Secret::new(value))
+            })
+            .collect()
     }
 }
 
@@ -521,6 +849,29 @@ mod tests {
             e.to_string(),
             "config key source.start = yesterday: expected \"now\" or a date YYYY-MM-DD"
         );
+    }
+
+    #[test]
+    fn sink_tables_are_typed_and_checked() {
+        let c = Config::parse(
+            "[[sinks]]\ntype = \"stdout\"\n[[sinks]]\ntype = \"http\"\nurl = \"http://127.0.0.1:8686/\"\ncompression = \"gzip\"\n[[sinks]]\ntype = \"otlp\"\nendpoint = \"http://127.0.0.1:4318\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let kinds: Vec<&str> = c.sinks.iter().map(SinkConfig::kind).collect();
+        assert_eq!(kinds, ["stdout", "http", "otlp"]);
+        let e = Config::parse("[[sinks]]\ntype = \"http\"\nurl = \"x\"\nbatch_size = 3\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("batch_size"), "{e}");
+        let e = Config::parse("[[sinks]]\ntype = \"http\"\n", Path::new("t.toml")).unwrap_err();
+        assert_eq!(e.to_string(), "config key sinks.url = unset: expected the receiver's URL");
+        let e = Config::parse("[[sinks]]\ntype = \"kafka\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("kafka"), "{e}");
+        let e = Config::parse(
+            "[[sinks]]\ntype = \"http\"\nurl = \"http://h/\"\nheaders = { Authorization = \"${env:TRAILWATCH_TEST_UNSET_VAR}\" }\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("an environment variable that is set"), "{e}");
     }
 
     #[test]

@@ -3,17 +3,27 @@
 //! # Layout
 //! - `cli`: the command line; `main.rs` only calls `cli::main`.
 //! - `config`: the TOML configuration, validated at start-up.
-//! - `runtime`: wasmtime engine, plugin loading (version check, compile cache) and per-file
-//!   stores with memory and time limits.
-//! - `replay`: local files through the plugin, in parallel, in a deterministic order.
-//! - `output`: the NDJSON event format.
+//! - `runtime`: wasmtime engine, plugin loading (version check, compile cache, the built-in
+//!   plugin) and per-file stores with memory and time limits.
+//! - `source`: where files come from (S3 polling; local files for `replay`).
+//! - `pipeline`: the stages between a source and the sinks: reader pool, enrichment, writer,
+//!   acknowledgements, commit.
+//! - `sink`: stdout, file, HTTP and OTLP outputs, each acknowledging what it handed over.
+//! - `state`: the checkpoint, keyed by object.
+//! - `metrics`: Prometheus metrics, health and readiness.
+//! - `output`: the NDJSON event format and its names.
+//! - `replay`, `run`: the two commands, each a source wired to the pipeline.
+//! - `aws`: SigV4-signed S3 and CloudTrail requests.
 
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod output;
+pub mod pipeline;
 pub mod replay;
 pub mod run;
 pub mod runtime;
+pub mod sink;
 pub mod source;
 pub mod state;

@@ -1,10 +1,10 @@
-//! `trailwatch run`: follow the trail bucket and feed every event into the output.
+//! `trailwatch run`: follow the trail bucket and feed every event into every sink.
 //!
-//! The loop polls, sleeps `poll_interval_secs`, and polls again; SIGTERM or SIGINT lets the file
-//! in flight finish, flushes, commits the checkpoint and exits 0. Errors back off (doubling up to
-//! 15 minutes, reset by a good poll); the same error is logged once, not at every retry.
+//! The loop polls, sleeps `poll_interval_secs`, and polls again; SIGTERM or SIGINT lets the files
+//! in flight finish, waits briefly for the sinks' acknowledgements, commits the checkpoint and
+//! exits 0. Errors (AWS, a failing sink) back off (doubling up to 15 minutes, reset by a good
+//! poll); the same error is logged once, not at every retry.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,12 +16,13 @@ use crate::aws::cloudtrail::{self, Trail};
 use crate::aws::credentials::CredentialSource;
 use crate::aws::{AwsClient, ClientSettings};
 use crate::config::{Config, Mode};
-use crate::output::{Buffered, Sink};
+use crate::metrics::Metrics;
+use crate::pipeline::{Clock, CycleError, Ledger, Pipeline, PipelineSettings, SystemClock};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::watch::PluginWatch;
 use crate::runtime::PluginRuntime;
 use crate::source::layout::Day;
-use crate::source::s3_poll::{Clock, PollError, PollSettings, Poller, Start, SystemClock};
+use crate::source::s3_poll::{PollSettings, S3Source, Start};
 use crate::state::checkpoint::CheckpointStore;
 
 /// Longest pause after repeated errors.
@@ -111,14 +112,26 @@ pub fn poll_settings(config: &Config, bucket: String, prefix: String) -> PollSet
             None => Start::Now,
         },
         relist_days: i64::from(s.relist_days),
-        max_concurrent_fetches: s.max_concurrent_fetches,
         max_object_bytes: s.max_object_mib << 20,
         stream_above_bytes: STREAM_ABOVE_BYTES,
         delete_after: (config.mode != Mode::Restricted && config.delete.enabled)
             .then(|| Duration::from_secs(config.delete.after_hours * 3600)),
-        drop_read_only: config.mode == Mode::WriteOnly,
-        delayed_after: Duration::from_secs(s.delayed_after_secs),
         discovery_interval: Duration::from_secs(s.discovery_interval_secs),
+    }
+}
+
+/// The pipeline settings the configuration asks for.
+pub fn pipeline_settings(config: &Config) -> PipelineSettings {
+    let defaults = PipelineSettings::default();
+    PipelineSettings {
+        max_concurrent_files: config
+            .pipeline
+            .max_concurrent_files
+            .unwrap_or(defaults.max_concurrent_files),
+        max_prefetch: config.source.max_concurrent_fetches,
+        max_inflight_bytes: config.pipeline.max_inflight_mib << 20,
+        drop_read_only: config.mode == Mode::WriteOnly,
+        delayed_after: Duration::from_secs(config.source.delayed_after_secs),
     }
 }
 
@@ -179,8 +192,36 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
         }
     };
     let store = CheckpointStore::open(&config.state.dir)?;
-    let settings = poll_settings(&config, bucket, prefix);
-    let mut poller = Poller::new(client.clone(), runtime.clone(), settings, store, Arc::new(SystemClock))?;
+    let ledger = Ledger::open(store, &bucket)?;
+    let metrics = Arc::new(Metrics::new());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let interval = Duration::from_secs(config.source.poll_interval_secs);
+    if let Some(listen) = &config.metrics.listen {
+        let addr = listen.parse().context("metrics.listen")?;
+        let ready = crate::metrics::server::Readiness {
+            max_age: interval.saturating_mul(config.metrics.ready_within_polls.max(1)) + Duration::from_secs(30),
+            clock: clock.clone(),
+        };
+        let bound = crate::metrics::server::serve(addr, metrics.clone(), ready)
+            .await
+            .with_context(|| format!("listening on {listen} (metrics.listen)"))?;
+        tracing::info!(address = %bound, "serving /metrics, /healthz and /readyz");
+    }
+    let seed = clock.now_ms() as u64 ^ u64::from(std::process::id());
+    let sinks = crate::sink::build(&config.sinks, config.output.path.as_deref(), &metrics, seed)?;
+    {
+        let p = runtime.plugin();
+        metrics.plugin(&p.name, &p.version, &p.sha256);
+    }
+    let mut pipeline = Pipeline::new(
+        runtime.clone(),
+        pipeline_settings(&config),
+        ledger,
+        sinks,
+        metrics.clone(),
+        clock.clone(),
+    );
+    let mut source = S3Source::new(client.clone(), poll_settings(&config, bucket, prefix));
     let mut plugin = runtime;
     let cache = match &config.plugin.cache_dir {
         Some(dir) => CompileCache::in_dir(dir),
@@ -192,26 +233,19 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
     let notify = Arc::new(tokio::sync::Notify::new());
     spawn_signal_listener(shutdown.clone(), notify.clone())?;
 
-    let mut out: Box<dyn Sink> = match &config.output.path {
-        Some(p) => Box::new(Buffered::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("opening {}", p.display()))?,
-        )),
-        None => Box::new(Buffered::new(std::io::stdout())),
-    };
-    let interval = Duration::from_secs(config.source.poll_interval_secs);
     let mut failures: u32 = 0;
     let mut last_error: Option<String> = None;
     let mut exit = ExitCode::SUCCESS;
     loop {
         if let Some(new) = tokio::task::block_in_place(|| watch.check(&plugin)) {
             plugin = Arc::new(new);
-            poller.set_runtime(plugin.clone());
+            let p = plugin.plugin();
+            metrics.plugin(&p.name, &p.version, &p.sha256);
+            pipeline.set_runtime(plugin.clone());
         }
-        let result = poller.poll_once(out.as_mut(), &shutdown).await;
+        let result = source.poll_once(&mut pipeline, shutdown.clone()).await;
+        metrics.s3_requests(&client.counts().requests);
+        metrics.poll(result.is_ok(), clock.now_ms());
         let wait = match result {
             Ok(report) => {
                 failures = 0;
@@ -235,7 +269,7 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
                 failures += 1;
                 let text = e.to_string();
                 if last_error.as_deref() != Some(text.as_str()) {
-                    tracing::error!(error = %text, auth = matches!(&e, PollError::Aws(a) if a.is_auth()), "poll failed; backing off");
+                    tracing::error!(error = %text, auth = matches!(&e, CycleError::Aws(a) if a.is_auth()), "poll failed; backing off");
                     last_error = Some(text);
                 } else {
                     tracing::debug!(error = %text, failures, "poll failed again");
@@ -257,7 +291,6 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
             break;
         }
     }
-    out.flush().context("flushing the output")?;
     let counts = client.counts();
     let requests: Vec<String> = counts.requests.iter().map(|(k, v)| format!("{k} {v}")).collect();
     tracing::info!(requests = %requests.join(", "), "AWS requests made");

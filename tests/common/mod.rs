@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod poller;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

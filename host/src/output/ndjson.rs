@@ -5,74 +5,10 @@
 //! than written as `null`. The raw record is embedded as JSON as it was written; newlines in its
 //! whitespace become spaces so that each event stays on one line.
 
-use serde::Serialize;
+pub use crate::pipeline::enrich::Delivery;
 
-use crate::runtime::bindings::types::{
-    ActionType, Event, EventCategory, EventFlags, Outcome, Principal, SourceKind, TlsDetails,
-};
-
-/// Stable snake_case name of an action type (the metric's last segment).
-pub fn action_name(a: ActionType) -> &'static str {
-    match a {
-        ActionType::Read => "read",
-        ActionType::Create => "create",
-        ActionType::Modify => "modify",
-        ActionType::Delete => "delete",
-        ActionType::Permissions => "permissions",
-        ActionType::Authentication => "authentication",
-        ActionType::LoggingChange => "logging_change",
-        ActionType::NetworkExposure => "network_exposure",
-        ActionType::CredentialCreation => "credential_creation",
-        ActionType::DataRead => "data_read",
-        ActionType::DataWrite => "data_write",
-        ActionType::Insight => "insight",
-        ActionType::Other => "other",
-    }
-}
-
-/// Stable names of the flags that are set.
-pub fn flag_names(f: EventFlags) -> impl Iterator<Item = &'static str> {
-    [
-        (EventFlags::AUTHENTICATION, "authentication"),
-        (EventFlags::PERMISSION_CHANGE, "permission_change"),
-        (EventFlags::LOGGING_TAMPERING, "logging_tampering"),
-        (EventFlags::NETWORK_EXPOSURE, "network_exposure"),
-        (EventFlags::CREDENTIAL_CREATION, "credential_creation"),
-        (EventFlags::FAILED, "failed"),
-        (EventFlags::DENIED, "denied"),
-    ]
-    .into_iter()
-    .filter(move |(flag, _)| f.contains(*flag))
-    .map(|(_, name)| name)
-}
-
-fn event_category_name(c: EventCategory) -> &'static str {
-    match c {
-        EventCategory::Management => "management",
-        EventCategory::Data => "data",
-        EventCategory::Insight => "insight",
-        EventCategory::NetworkActivity => "network_activity",
-        EventCategory::Other => "other",
-    }
-}
-
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Success => "success",
-        Outcome::Failure => "failure",
-        Outcome::Denied => "denied",
-    }
-}
-
-fn source_kind_name(k: SourceKind) -> &'static str {
-    match k {
-        SourceKind::Ip => "ip",
-        SourceKind::Service => "service",
-        SourceKind::AwsInternal => "aws_internal",
-        SourceKind::None => "none",
-        SourceKind::Other => "other",
-    }
-}
+use super::names::{action_name, event_category_name, flag_names, outcome_name, source_kind_name};
+use crate::runtime::bindings::types::{Event, Principal, TlsDetails};
 
 /// Appends `text` as a JSON string. Most texts need no escaping and are copied as they are;
 /// the rest go through serde_json's escaping, so the output is the same either way.
@@ -196,45 +132,6 @@ fn write_tls(t: &TlsDetails, mut o: Object<'_>) {
     o.end();
 }
 
-/// When and how a log file reached trailwatch (the `run` path; `replay` has no such times).
-#[derive(Debug, Clone, Serialize)]
-pub struct Delivery<'a> {
-    /// The bucket.
-    pub bucket: &'a str,
-    /// The S3 object's last-modified time, ms since the Unix epoch.
-    pub last_modified_ms: i64,
-    /// When trailwatch read it.
-    pub processed_at_ms: i64,
-    /// Last-modified minus event time: how long CloudTrail took to deliver the event.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delivery_delay_ms: Option<i64>,
-    /// Processing time minus last-modified: how long trailwatch took to pick it up.
-    pub processing_delay_ms: i64,
-    /// Delivered later than the threshold (default 15 min, the delay AWS states as normal).
-    pub delayed: bool,
-}
-
-impl<'a> Delivery<'a> {
-    /// The delivery record of an event of `event_time_ms` in an object of `last_modified_ms`.
-    pub fn new(
-        bucket: &'a str,
-        last_modified_ms: i64,
-        processed_at_ms: i64,
-        event_time_ms: Option<i64>,
-        delayed_after_ms: i64,
-    ) -> Self {
-        let delivery_delay_ms = event_time_ms.map(|t| last_modified_ms - t);
-        Delivery {
-            bucket,
-            last_modified_ms,
-            processed_at_ms,
-            delivery_delay_ms,
-            processing_delay_ms: processed_at_ms - last_modified_ms,
-            delayed: delivery_delay_ms.is_some_and(|d| d > delayed_after_ms),
-        }
-    }
-}
-
 /// Appends the raw record as the `raw` member: embedded as JSON when it is valid JSON, as a
 /// string otherwise. `out` ends with the line object's closing brace, which this replaces.
 fn append_raw(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
@@ -334,7 +231,8 @@ mod tests {
     use serde::Serialize;
 
     use super::*;
-    use crate::runtime::bindings::types::Category;
+    use crate::pipeline::enrich::Delivery;
+    use crate::runtime::bindings::types::{ActionType, Category, EventCategory, EventFlags, Outcome, SourceKind};
 
     #[derive(Serialize)]
     struct PrincipalOut<'a> {

@@ -16,24 +16,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
+use std::ops::Bound;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::source::layout::Day;
+mod v1;
 
 /// The checkpoint format version.
-const VERSION: u32 = 1;
-
-/// Progress of one (account, region, folder) stream: `…/<account>/CloudTrail/<region>/`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamState {
-    /// Every day before this one is done.
-    pub done_before: Option<Day>,
-    /// Keys done, by day, for the days still listed (the recent ones and the one being caught up).
-    pub processed: BTreeMap<Day, BTreeSet<String>>,
-}
+const VERSION: u32 = 2;
 
 /// A processed file waiting for its deletion time.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -44,7 +36,8 @@ pub struct PendingDelete {
     pub key: String,
 }
 
-/// Everything the checkpoint holds.
+/// Everything the checkpoint holds. It is keyed by object: it knows keys, not how a source
+/// finds them, so that every source (S3 polling, notifications) shares it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
@@ -52,8 +45,13 @@ pub struct Checkpoint {
     pub version: u32,
     /// The bucket the checkpoint belongs to.
     pub bucket: String,
-    /// Per stream base prefix.
-    pub streams: BTreeMap<String, StreamState>,
+    /// Objects done (read to their end, or quarantined), by key, past the cursors.
+    #[serde(default)]
+    pub done: BTreeSet<String>,
+    /// Source positions: for each key prefix, every key under it that sorts before the bound is
+    /// done, and is no longer listed one by one in `done`.
+    #[serde(default)]
+    pub cursors: BTreeMap<String, String>,
     /// Files to delete once due (default mode with deletion on).
     pub pending_delete: BTreeSet<PendingDelete>,
     /// Files that could not be read to their end, by key.
@@ -62,6 +60,23 @@ pub struct Checkpoint {
     /// When the first poll ran (`start = "now"` skips what was delivered before).
     #[serde(default)]
     pub started_ms: Option<i64>,
+}
+
+impl Checkpoint {
+    /// Whether `key` is done: listed, or before its prefix's cursor.
+    pub fn is_done(&self, key: &str) -> bool {
+        self.done.contains(key)
+            || self
+                .cursors
+                .range::<str, _>((Bound::Unbounded, Bound::Included(key)))
+                .next_back()
+                .is_some_and(|(prefix, before)| key.starts_with(prefix.as_str()) && key < before.as_str())
+    }
+
+    /// The cursor of `prefix`, when it has one.
+    pub fn cursor(&self, prefix: &str) -> Option<&str> {
+        self.cursors.get(prefix).map(String::as_str)
+    }
 }
 
 /// A file that could not be read to its end.
@@ -87,11 +102,11 @@ const COMPACT_AFTER: usize = 20_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Change {
-    /// A file is done: all its events were written, or it is quarantined.
-    Done { stream: String, day: Day, key: String },
-    /// Every day of a stream before `day` is done; their key sets are dropped. Creates the
-    /// stream when it is new.
-    DoneBefore { stream: String, day: Day },
+    /// A file is done: all its events were acknowledged, or it is quarantined.
+    Done { key: String },
+    /// Every key under `prefix` before `before` is done; they leave `done`. Creates the cursor
+    /// when it is new.
+    Cursor { prefix: String, before: String },
     /// A file could not be read to its end; this is its record now.
     Failed { key: String, file: FailedFile },
     /// A file that had failed was read to its end: its record goes.
@@ -108,14 +123,22 @@ impl Change {
     /// Makes the change in `cp`.
     pub fn apply(&self, cp: &mut Checkpoint) {
         match self {
-            Change::Done { stream, day, key } => {
-                let state = cp.streams.entry(stream.clone()).or_default();
-                state.processed.entry(*day).or_default().insert(key.clone());
+            Change::Done { key } => {
+                if !cp.is_done(key) {
+                    cp.done.insert(key.clone());
+                }
             }
-            Change::DoneBefore { stream, day } => {
-                let state = cp.streams.entry(stream.clone()).or_default();
-                state.done_before = Some(*day);
-                state.processed.retain(|d, _| d >= day);
+            Change::Cursor { prefix, before } => {
+                let covered: Vec<String> = cp
+                    .done
+                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Excluded(before.as_str())))
+                    .filter(|k| k.starts_with(prefix.as_str()))
+                    .cloned()
+                    .collect();
+                for k in covered {
+                    cp.done.remove(&k);
+                }
+                cp.cursors.insert(prefix.clone(), before.clone());
             }
             Change::Failed { key, file } => {
                 cp.failed.insert(key.clone(), file.clone());
@@ -217,8 +240,8 @@ impl CheckpointStore {
     /// Loads the checkpoint for `bucket` (the snapshot plus the journal), or starts an empty one
     /// on a first run. The journal is then open for `record`.
     pub fn load(&mut self, bucket: &str) -> Result<Checkpoint, CheckpointError> {
-        let mut cp = match self.read_snapshot(bucket)? {
-            Some(cp) => cp,
+        let (mut cp, migrated) = match self.read_snapshot(bucket)? {
+            Some(found) => found,
             None => {
                 // A first run: the snapshot names the bucket before any change is journaled. A
                 // journal without a snapshot (the snapshot was removed to start over) is dropped.
@@ -258,19 +281,29 @@ impl CheckpointStore {
             if line.is_empty() {
                 continue;
             }
-            let change: Change = serde_json::from_slice(line).map_err(|e| CheckpointError::Corrupt {
-                path: path.clone(),
-                message: format!("line {}: {e}", i + 1),
-            })?;
+            // A version 1 line (left by a crash while migrating) means the same change.
+            let change: Change = serde_json::from_slice(line)
+                .or_else(|e| v1::line(line).map_err(|_| e))
+                .map_err(|e| CheckpointError::Corrupt {
+                    path: path.clone(),
+                    message: format!("line {}: {e}", i + 1),
+                })?;
             change.apply(&mut cp);
             lines += 1;
         }
         self.journal_lines = lines;
+        if migrated {
+            // Written in this version's form once, so that the old form is read only this time.
+            self.snapshot(&cp)?;
+            self.open_journal(true)?;
+            tracing::info!(path = %self.path.display(), "checkpoint converted from version 1");
+        }
         Ok(cp)
     }
 
-    /// The snapshot for `bucket`; `None` when there is none yet.
-    fn read_snapshot(&self, bucket: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+    /// The snapshot for `bucket`, and whether it was in the version 1 form; `None` when there is
+    /// none yet.
+    fn read_snapshot(&self, bucket: &str) -> Result<Option<(Checkpoint, bool)>, CheckpointError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -281,10 +314,19 @@ impl CheckpointStore {
                 })
             }
         };
-        let cp: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let corrupt = |e: serde_json::Error| CheckpointError::Corrupt {
             path: self.path.clone(),
             message: e.to_string(),
-        })?;
+        };
+        let version = serde_json::from_slice::<Version>(&bytes).map_err(corrupt)?.version;
+        let cp: Checkpoint = match version {
+            1 => v1::snapshot(&bytes).map_err(corrupt)?,
+            _ => serde_json::from_slice(&bytes).map_err(corrupt)?,
+        };
         if cp.version != VERSION {
             return Err(CheckpointError::Corrupt {
                 path: self.path.clone(),
@@ -298,7 +340,7 @@ impl CheckpointStore {
                 expected: bucket.to_owned(),
             });
         }
-        Ok(Some(cp))
+        Ok(Some((cp, version == 1)))
     }
 
     /// Opens the journal for reading and appending, emptied when `empty`.
@@ -390,18 +432,8 @@ impl CheckpointStore {
 mod tests {
     use super::*;
 
-    const STREAM: &str = "AWSLogs/1/CloudTrail/us-east-1/";
-
-    fn day(d: &str) -> Day {
-        Day::parse(d).unwrap()
-    }
-
     fn done(key: &str) -> Change {
-        Change::Done {
-            stream: STREAM.into(),
-            day: day("2024-03-01"),
-            key: key.into(),
-        }
+        Change::Done { key: key.into() }
     }
 
     /// Applies `changes` and records them, as the poller does.
@@ -437,7 +469,7 @@ mod tests {
         let mut store = CheckpointStore::open(dir.path()).unwrap();
         assert_eq!(store.load("b").unwrap(), cp);
         assert_eq!(cp.started_ms, Some(7));
-        assert!(cp.streams[STREAM].processed[&day("2024-03-01")].contains("k1"));
+        assert!(cp.is_done("k1"));
     }
 
     #[test]
@@ -459,8 +491,7 @@ mod tests {
         drop(store);
         let mut store = CheckpointStore::open(dir.path()).unwrap();
         let again = store.load("b").unwrap();
-        let keys = &again.streams[STREAM].processed[&day("2024-03-01")];
-        assert_eq!(keys.iter().collect::<Vec<_>>(), ["k1", "k2"]);
+        assert_eq!(again.done.iter().collect::<Vec<_>>(), ["k1", "k2"]);
     }
 
     #[test]
@@ -505,23 +536,28 @@ mod tests {
     }
 
     #[test]
-    fn done_before_drops_the_closed_days() {
+    fn a_cursor_covers_the_keys_before_it_and_drops_them_from_the_set() {
+        const STREAM: &str = "AWSLogs/1/CloudTrail/us-east-1/";
         let mut cp = Checkpoint::default();
-        done("k1").apply(&mut cp);
-        Change::Done {
-            stream: STREAM.into(),
-            day: day("2024-03-02"),
-            key: "k2".into(),
+        done(&format!("{STREAM}2024/03/01/a")).apply(&mut cp);
+        done(&format!("{STREAM}2024/03/02/b")).apply(&mut cp);
+        done("AWSLogs/1/CloudTrail/eu-west-1/2024/03/01/c").apply(&mut cp);
+        Change::Cursor {
+            prefix: STREAM.into(),
+            before: format!("{STREAM}2024/03/02/"),
         }
         .apply(&mut cp);
-        Change::DoneBefore {
-            stream: STREAM.into(),
-            day: day("2024-03-02"),
-        }
-        .apply(&mut cp);
-        let state = &cp.streams[STREAM];
-        assert_eq!(state.done_before, Some(day("2024-03-02")));
-        assert_eq!(state.processed.keys().copied().collect::<Vec<_>>(), [day("2024-03-02")]);
+        assert_eq!(
+            cp.done.iter().collect::<Vec<_>>(),
+            ["AWSLogs/1/CloudTrail/eu-west-1/2024/03/01/c", &format!("{STREAM}2024/03/02/b")]
+        );
+        assert!(cp.is_done(&format!("{STREAM}2024/03/01/a")), "before the cursor");
+        assert!(cp.is_done(&format!("{STREAM}2024/02/11/old")), "before the cursor, never listed");
+        assert!(!cp.is_done(&format!("{STREAM}2024/03/02/new")));
+        assert!(!cp.is_done("AWSLogs/1/CloudTrail/eu-west-1/2024/02/11/old"), "another prefix");
+        // Done again under the cursor changes nothing.
+        done(&format!("{STREAM}2024/03/01/a")).apply(&mut cp);
+        assert_eq!(cp.done.len(), 2);
     }
 
     #[test]

@@ -1,0 +1,76 @@
+//! The stable names the output documents use for the contract's enums and flags, defined once
+//! for every sink, the summary and the metrics.
+
+use crate::runtime::bindings::types::{ActionType, EventCategory, EventFlags, FileKind, Outcome, SourceKind};
+
+/// Stable snake_case name of an action type (the metric's last segment).
+pub fn action_name(a: ActionType) -> &'static str {
+    match a {
+        ActionType::Read => "read",
+        ActionType::Create => "create",
+        ActionType::Modify => "modify",
+        ActionType::Delete => "delete",
+        ActionType::Permissions => "permissions",
+        ActionType::Authentication => "authentication",
+        ActionType::LoggingChange => "logging_change",
+        ActionType::NetworkExposure => "network_exposure",
+        ActionType::CredentialCreation => "credential_creation",
+        ActionType::DataRead => "data_read",
+        ActionType::DataWrite => "data_write",
+        ActionType::Insight => "insight",
+        ActionType::Other => "other",
+    }
+}
+
+/// Stable names of the flags that are set.
+pub fn flag_names(f: EventFlags) -> impl Iterator<Item = &'static str> {
+    [
+        (EventFlags::AUTHENTICATION, "authentication"),
+        (EventFlags::PERMISSION_CHANGE, "permission_change"),
+        (EventFlags::LOGGING_TAMPERING, "logging_tampering"),
+        (EventFlags::NETWORK_EXPOSURE, "network_exposure"),
+        (EventFlags::CREDENTIAL_CREATION, "credential_creation"),
+        (EventFlags::FAILED, "failed"),
+        (EventFlags::DENIED, "denied"),
+    ]
+    .into_iter()
+    .filter(move |(flag, _)| f.contains(*flag))
+    .map(|(_, name)| name)
+}
+
+pub fn event_category_name(c: EventCategory) -> &'static str {
+    match c {
+        EventCategory::Management => "management",
+        EventCategory::Data => "data",
+        EventCategory::Insight => "insight",
+        EventCategory::NetworkActivity => "network_activity",
+        EventCategory::Other => "other",
+    }
+}
+
+pub fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "success",
+        Outcome::Failure => "failure",
+        Outcome::Denied => "denied",
+    }
+}
+
+pub fn source_kind_name(k: SourceKind) -> &'static str {
+    match k {
+        SourceKind::Ip => "ip",
+        SourceKind::Service => "service",
+        SourceKind::AwsInternal => "aws_internal",
+        SourceKind::None => "none",
+        SourceKind::Other => "other",
+    }
+}
+
+/// Stable name of a file kind.
+pub fn kind_name(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Log => "log",
+        FileKind::Insight => "insight",
+        FileKind::Digest => "digest",
+    }
+}

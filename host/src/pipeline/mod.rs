@@ -1,0 +1,789 @@
+//! The pipeline: work from a source, read on every core, enriched, fanned out to every sink,
+//! acknowledged by all of them, then committed.
+//!
+//! ```text
+//! source ──WorkItem──▶ reader (a pool: fetch, plugin, enrich, render) ──batches──▶ writer
+//!    ▲                                                                               │
+//!    │ finalize (deletion)                              every sink's queue ◀──────────┘
+//!    └──── commit (checkpoint) ◀── acknowledgements from every sink ◀── sink runners
+//! ```
+//!
+//! # Layout
+//! - `work`: what a source hands over (an object and how to fetch it).
+//! - `reader`: one file through the plugin on a blocking thread, rendered batch by batch.
+//! - `enrich`: the delivery times the host adds to each event.
+//! - `writer`: takes each file's batches in submission order and sends them to the sinks.
+//! - `mod.rs`: [`Pipeline`] (what lives across cycles) and [`Cycle`] (one pass of a source):
+//!   submission with bounded concurrency, the commit of acknowledged files, the report.
+//!
+//! Order: files are read in parallel, but the writer hands them to the sinks in the order they
+//! were submitted, each file's events in record order, so the output is deterministic. Files are
+//! committed in the same order, each once every sink it was sent to acknowledged it.
+//!
+//! Memory is bounded: at most `max_concurrent_files + max_prefetch` files are fetched or read at
+//! once (each holding at most one whole object of up to 8 MiB, larger ones are streamed), each
+//! queues at most `QUEUE_PER_FILE` rendered batches for the writer, and the batches handed to
+//! sinks and not yet acknowledged by all of them hold at most `max_inflight_bytes`.
+
+pub mod enrich;
+pub mod reader;
+pub mod work;
+mod writer;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::aws::AwsError;
+use crate::metrics::Metrics;
+use crate::runtime::bindings::types::ObjectMeta;
+use crate::runtime::PluginRuntime;
+use crate::sink::runner::{self, SinkEvent, SHUTDOWN_GRACE};
+use crate::sink::{Sink, SinkError};
+use crate::state::checkpoint::{Change, Checkpoint, CheckpointError, CheckpointStore, PendingDelete};
+use enrich::FileContext;
+use reader::{FileMsg, FileStats, ReadEnd, ReadJob, ReadResult};
+use work::{InputError, Retry, WorkItem};
+
+/// Rendered batches a file may queue ahead of the writer.
+pub const QUEUE_PER_FILE: usize = 4;
+/// Messages a sink's queue holds.
+const SINK_QUEUE: usize = 16;
+/// Cycles a file that trips the plugin is tried before it is quarantined.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The time, injectable so that tests can age files (S3 cannot backdate them).
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// How the pipeline reads.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// Files read through the plugin at once (the reader pool: one per core by default).
+    pub max_concurrent_files: usize,
+    /// Files fetched ahead of their reading, beyond those being read.
+    pub max_prefetch: usize,
+    /// Cap on event bytes handed to sinks and not yet acknowledged by all of them.
+    pub max_inflight_bytes: usize,
+    /// Drop read-only events at ingestion (write-only mode).
+    pub drop_read_only: bool,
+    /// Events delivered later than this are flagged as delayed.
+    pub delayed_after: Duration,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            max_concurrent_files: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_prefetch: 4,
+            max_inflight_bytes: 64 << 20,
+            drop_read_only: false,
+            delayed_after: Duration::from_secs(900),
+        }
+    }
+}
+
+/// The checkpoint and the changes not yet recorded in its store.
+pub struct Ledger {
+    store: Option<CheckpointStore>,
+    checkpoint: Checkpoint,
+    unrecorded: Vec<Change>,
+}
+
+impl Ledger {
+    /// The checkpoint of `bucket` in `store`.
+    pub fn open(mut store: CheckpointStore, bucket: &str) -> Result<Self, CheckpointError> {
+        let checkpoint = store.load(bucket)?;
+        Ok(Ledger {
+            store: Some(store),
+            checkpoint,
+            unrecorded: Vec::new(),
+        })
+    }
+
+    /// A checkpoint that lives in memory only (`replay`).
+    pub fn in_memory() -> Self {
+        Ledger {
+            store: None,
+            checkpoint: Checkpoint::default(),
+            unrecorded: Vec::new(),
+        }
+    }
+
+    /// The checkpoint as it stands.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// Makes a change, recorded at the next `commit`. The checkpoint changes only this way, so
+    /// that what is recorded is what is in memory.
+    pub fn change(&mut self, change: Change) {
+        change.apply(&mut self.checkpoint);
+        if self.store.is_some() {
+            self.unrecorded.push(change);
+        }
+    }
+
+    /// Records the changes made since the last commit durably (nothing when there are none).
+    pub fn commit(&mut self) -> Result<(), CheckpointError> {
+        if let Some(store) = self.store.as_mut() {
+            store.record(&self.checkpoint, &self.unrecorded)?;
+        }
+        self.unrecorded.clear();
+        Ok(())
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CycleReport {
+    /// Files read.
+    pub files: u64,
+    /// Events handed to the sinks and acknowledged.
+    pub events: u64,
+    /// Read-only events dropped (write-only mode).
+    pub dropped_read_only: u64,
+    /// Events of a file tried again that an earlier attempt had written, not written again.
+    pub not_repeated: u64,
+    /// Files found at the first poll with `start = "now"` and left unread.
+    pub skipped_existing: u64,
+    /// Files that could not be read, with why (their events before the failure were written).
+    pub failed: Vec<(String, String)>,
+    /// Files deleted.
+    pub deleted: u64,
+    /// Whether the cycle stopped early for a shutdown.
+    pub interrupted: bool,
+    /// Why deleting processed files failed, when it did.
+    pub delete_error: Option<String>,
+    /// Sinks that failed, with why; their files were not committed and are sent again.
+    pub sink_errors: Vec<(String, String)>,
+    /// Files read but not committed because a sink did not acknowledge them.
+    pub not_acknowledged: u64,
+}
+
+/// Why a cycle stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    /// AWS refused or failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// The checkpoint could not be written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A sink failed: nothing it did not acknowledge was committed.
+    #[error("sink {sink} {error}")]
+    Sink { sink: String, error: SinkError },
+}
+
+/// One file's record, for a caller that wants them all (`replay`'s summary).
+#[derive(Debug, Clone)]
+pub struct FileRecord {
+    /// Its key.
+    pub key: String,
+    /// Its size as stored.
+    pub size: u64,
+    /// How reading it ended.
+    pub end: ReadEnd,
+    /// What was read.
+    pub stats: FileStats,
+}
+
+/// Everything that lives across cycles.
+pub struct Pipeline {
+    runtime: Arc<PluginRuntime>,
+    settings: PipelineSettings,
+    ledger: Ledger,
+    sinks: Vec<Option<Box<dyn Sink>>>,
+    names: Vec<String>,
+    /// Files some sinks acknowledged in a cycle that did not commit them: sent to the others only.
+    partial: HashMap<String, BTreeSet<usize>>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    inflight: Arc<Semaphore>,
+    next_file: u64,
+    next_batch: u64,
+    /// Called with every file's record as it is committed (replay's summary).
+    on_file: Option<Box<dyn FnMut(FileRecord) + Send>>,
+}
+
+impl Pipeline {
+    /// A pipeline reading with `runtime` into `sinks`, committing to `ledger`.
+    pub fn new(
+        runtime: Arc<PluginRuntime>,
+        settings: PipelineSettings,
+        ledger: Ledger,
+        sinks: Vec<Box<dyn Sink>>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let names = sinks.iter().map(|s| s.name().to_owned()).collect();
+        let inflight = Arc::new(Semaphore::new(settings.max_inflight_bytes.max(1)));
+        Pipeline {
+            runtime,
+            ledger,
+            sinks: sinks.into_iter().map(Some).collect(),
+            names,
+            partial: HashMap::new(),
+            metrics,
+            clock,
+            inflight,
+            next_file: 0,
+            next_batch: 0,
+            on_file: None,
+            settings,
+        }
+    }
+
+    /// Calls `f` with every file's record as it is committed, in submission order.
+    pub fn on_file(&mut self, f: impl FnMut(FileRecord) + Send + 'static) {
+        self.on_file = Some(Box::new(f));
+    }
+
+    /// Reads the next files with `runtime` (a plugin upgraded without a restart).
+    pub fn set_runtime(&mut self, runtime: Arc<PluginRuntime>) {
+        self.runtime = runtime;
+    }
+
+    /// The checkpoint as it stands.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        self.ledger.checkpoint()
+    }
+
+    /// The ledger, for a source's own changes between cycles (deletion).
+    pub fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Starts a cycle; `shutdown` stops it between files.
+    pub fn cycle(&mut self, shutdown: Arc<AtomicBool>) -> Cycle<'_> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut sink_txs = Vec::new();
+        let mut runners = Vec::new();
+        for (i, sink) in self.sinks.iter_mut().enumerate() {
+            let (tx, rx) = mpsc::channel(SINK_QUEUE);
+            sink_txs.push(tx);
+            let sink = sink.take().expect("every sink is back between cycles");
+            runners.push(Some(tokio::spawn(runner::run(i, sink, rx, events_tx.clone()))));
+        }
+        drop(events_tx);
+        let (slot_tx, slot_rx) = mpsc::unbounded_channel();
+        let (written_tx, written_rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(writer::run(
+            slot_rx,
+            sink_txs,
+            written_tx,
+            self.inflight.clone(),
+            self.settings.max_inflight_bytes.max(1),
+            self.next_batch,
+            self.metrics.clone(),
+        ));
+        let readers = self.settings.max_concurrent_files.max(1);
+        let n = self.sinks.len();
+        Cycle {
+            slots: Arc::new(Semaphore::new(readers + self.settings.max_prefetch)),
+            cpus: Arc::new(Semaphore::new(readers)),
+            slot_tx: Some(slot_tx),
+            written_rx,
+            events_rx,
+            writer: Some(writer),
+            runners,
+            pending: VecDeque::new(),
+            acked: vec![0; n],
+            sink_failed: vec![None; n],
+            report: CycleReport::default(),
+            fatal: None,
+            shutdown,
+            p: self,
+        }
+    }
+}
+
+/// A file or a source's marker, on its way to the commit.
+pub enum Slot {
+    /// A file being read; its batches come through `rx`.
+    File {
+        seq: u64,
+        key: String,
+        size: u64,
+        targets: Vec<usize>,
+        delete: Option<PendingDelete>,
+        rx: mpsc::Receiver<FileMsg>,
+    },
+    /// Changes a source wants made once every file submitted before is settled.
+    Marker(Box<dyn FnOnce(&Checkpoint) -> Vec<Change> + Send>),
+}
+
+/// A slot the writer is done with.
+pub enum Written {
+    /// Every batch of the file was sent to its sinks.
+    File {
+        seq: u64,
+        key: String,
+        size: u64,
+        targets: Vec<usize>,
+        delete: Option<PendingDelete>,
+        result: Box<ReadResult>,
+    },
+    /// As submitted.
+    Marker(Box<dyn FnOnce(&Checkpoint) -> Vec<Change> + Send>),
+    /// The file's bytes could not be had for a reason that stops the cycle.
+    Fatal(AwsError),
+}
+
+/// One pass of a source through the pipeline.
+pub struct Cycle<'p> {
+    p: &'p mut Pipeline,
+    slots: Arc<Semaphore>,
+    cpus: Arc<Semaphore>,
+    slot_tx: Option<mpsc::UnboundedSender<Slot>>,
+    written_rx: mpsc::UnboundedReceiver<Written>,
+    events_rx: mpsc::UnboundedReceiver<SinkEvent>,
+    writer: Option<JoinHandle<u64>>,
+    runners: Vec<Option<JoinHandle<Box<dyn Sink>>>>,
+    pending: VecDeque<Written>,
+    acked: Vec<u64>,
+    sink_failed: Vec<Option<SinkError>>,
+    report: CycleReport,
+    fatal: Option<AwsError>,
+    shutdown: Arc<AtomicBool>,
+}
+
+/// Resolves once `flag` is set (looked at every 50 ms).
+pub async fn stopped(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `work`'s result, or `None` when a shutdown comes first: the request under way is dropped
+/// (cancelled) rather than awaited, so that SIGTERM does not wait out a slow or stuck call.
+/// Nothing is lost: what was not acknowledged is not in the checkpoint and is read again.
+pub async fn unless_stopped<T>(flag: &AtomicBool, work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        done = work => Some(done),
+        _ = stopped(flag) => None,
+    }
+}
+
+impl Cycle<'_> {
+    /// The checkpoint as it stands.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        self.p.ledger.checkpoint()
+    }
+
+    /// The clock.
+    pub fn now_ms(&self) -> i64 {
+        self.p.clock.now_ms()
+    }
+
+    /// Makes a source's change at once (recorded at the next commit).
+    pub fn change(&mut self, change: Change) {
+        self.p.ledger.change(change);
+    }
+
+    /// The report so far, for a source's own counts.
+    pub fn report(&mut self) -> &mut CycleReport {
+        &mut self.report
+    }
+
+    /// Whether the cycle should stop taking work: a shutdown, a failed sink, refused credentials.
+    pub fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed) || self.sink_failed.iter().any(Option::is_some) || self.fatal.is_some()
+    }
+
+    /// Hands a file to the reader pool. Waits while the pool is full; commits what has been
+    /// acknowledged meanwhile. Returns false when the cycle is stopping and took nothing.
+    pub async fn submit(&mut self, item: WorkItem) -> Result<bool, CycleError> {
+        self.settle().await?;
+        if self.stopping() {
+            self.report.interrupted |= self.shutdown.load(Ordering::Relaxed);
+            return Ok(false);
+        }
+        let permit = loop {
+            tokio::select! {
+                permit = self.slots.clone().acquire_owned() => break permit.expect("the slot pool stays open"),
+                Some(event) = self.events_rx.recv() => self.on_sink_event(event),
+                Some(written) = self.written_rx.recv() => self.pending.push_back(written),
+            }
+            self.commit_ready()?;
+        };
+        if self.stopping() {
+            self.report.interrupted |= self.shutdown.load(Ordering::Relaxed);
+            return Ok(false);
+        }
+        let p = &mut *self.p;
+        p.next_file += 1;
+        let seq = p.next_file;
+        let done_by = p.partial.get(&item.key);
+        let targets: Vec<usize> = (0..p.names.len())
+            .filter(|k| done_by.is_none_or(|d| !d.contains(k)))
+            .collect();
+        let skip_below = p.ledger.checkpoint().failed.get(&item.key).map_or(0, |f| f.records_done);
+        let (tx, rx) = mpsc::channel(QUEUE_PER_FILE);
+        let delete = item.delete_due_ms.map(|due_ms| PendingDelete {
+            due_ms,
+            key: item.key.clone(),
+        });
+        self.slot_tx
+            .as_ref()
+            .expect("open until finish")
+            .send(Slot::File {
+                seq,
+                key: item.key.clone(),
+                size: item.size,
+                targets,
+                delete,
+                rx,
+            })
+            .ok();
+        let job = ReadTask {
+            runtime: p.runtime.clone(),
+            cpus: self.cpus.clone(),
+            metrics: p.metrics.clone(),
+            shutdown: self.shutdown.clone(),
+            drop_read_only: p.settings.drop_read_only,
+            delayed_after_ms: p.settings.delayed_after.as_millis() as i64,
+            processed_at_ms: p.clock.now_ms(),
+            skip_below,
+        };
+        tokio::spawn(async move {
+            job.run(item, tx).await;
+            drop(permit);
+        });
+        Ok(true)
+    }
+
+    /// Adds changes that `marker` works out once every file submitted so far is settled
+    /// (committed, or left uncommitted by a failure): a source closing a day.
+    pub fn marker(&mut self, marker: impl FnOnce(&Checkpoint) -> Vec<Change> + Send + 'static) {
+        if let Some(tx) = &self.slot_tx {
+            tx.send(Slot::Marker(Box::new(marker))).ok();
+        }
+    }
+
+    /// Commits what has been acknowledged without waiting.
+    async fn settle(&mut self) -> Result<(), CycleError> {
+        while let Ok(event) = self.events_rx.try_recv() {
+            self.on_sink_event(event);
+        }
+        while let Ok(written) = self.written_rx.try_recv() {
+            self.pending.push_back(written);
+        }
+        self.commit_ready()
+    }
+
+    fn on_sink_event(&mut self, event: SinkEvent) {
+        match event {
+            SinkEvent::Acked { sink, file } => self.acked[sink] = self.acked[sink].max(file),
+            SinkEvent::Failed { sink, error } => {
+                self.p.metrics.sink_rejection(&self.p.names[sink]);
+                self.sink_failed[sink] = Some(error);
+            }
+        }
+    }
+
+    /// Commits, in order, the files every target sink acknowledged, and the markers after them.
+    fn commit_ready(&mut self) -> Result<(), CycleError> {
+        let mut changed = false;
+        while let Some(front) = self.pending.front() {
+            match front {
+                Written::File { seq, targets, .. } => {
+                    if !targets.iter().all(|&k| self.acked[k] >= *seq) {
+                        break;
+                    }
+                }
+                Written::Marker(_) | Written::Fatal(_) => {}
+            }
+            let Some(written) = self.pending.pop_front() else { break };
+            changed = true;
+            match written {
+                Written::Marker(marker) => {
+                    for change in marker(self.p.ledger.checkpoint()) {
+                        self.p.ledger.change(change);
+                    }
+                }
+                // Not recorded: the file is read again once the credentials work.
+                Written::Fatal(e) => self.on_fatal(e),
+                Written::File {
+                    key,
+                    size,
+                    delete,
+                    result,
+                    ..
+                } => self.commit_file(key, size, delete, *result),
+            }
+        }
+        if changed {
+            self.p.ledger.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records one acknowledged file.
+    fn commit_file(&mut self, key: String, size: u64, delete: Option<PendingDelete>, result: ReadResult) {
+        self.p.partial.remove(&key);
+        let ReadResult { end, stats } = result;
+        let m = &self.p.metrics;
+        for (metric, n) in &stats.metrics {
+            m.events(metric, *n);
+        }
+        for (outcome, n) in &stats.outcomes {
+            m.outcome(outcome, *n);
+        }
+        m.dropped_read_only(stats.dropped_read_only);
+        if end != ReadEnd::Interrupted {
+            self.report.files += 1;
+        }
+        self.report.events += stats.events;
+        self.report.dropped_read_only += stats.dropped_read_only;
+        self.report.not_repeated += stats.not_repeated;
+        let ledger = &mut self.p.ledger;
+        match &end {
+            ReadEnd::Complete => {
+                m.file("done");
+                if ledger.checkpoint().failed.contains_key(&key) {
+                    ledger.change(Change::Recovered { key: key.clone() });
+                }
+                ledger.change(Change::Done { key: key.clone() });
+                // A file that could not be read to its end is kept in the bucket: deleting it
+                // would lose the events after the failure.
+                if let Some(entry) = delete {
+                    ledger.change(Change::DeleteLater { entry });
+                }
+            }
+            ReadEnd::Failed {
+                reason,
+                retry,
+                records_done,
+            } => {
+                self.report.failed.push((key.clone(), reason.clone()));
+                m.failure(match retry {
+                    Retry::Never if reason.contains("over the limit") => "too_large",
+                    Retry::Never => "bad_file",
+                    Retry::Limited => "plugin",
+                    Retry::Always => "unavailable",
+                });
+                let mut entry = ledger.checkpoint().failed.get(&key).cloned().unwrap_or_default();
+                entry.attempts += 1;
+                entry.reason = reason.clone();
+                entry.records_done = entry.records_done.max(*records_done);
+                entry.quarantined = match retry {
+                    Retry::Never => true,
+                    Retry::Limited => entry.attempts >= MAX_ATTEMPTS,
+                    Retry::Always => false,
+                };
+                if entry.quarantined {
+                    m.file("quarantined");
+                    // Recorded in the checkpoint and kept in the bucket; not read again.
+                    tracing::error!(key = %key, attempts = entry.attempts, error = %entry.reason, "log file quarantined: kept in the bucket, not read again");
+                } else {
+                    m.file("failed");
+                    tracing::warn!(key = %key, attempts = entry.attempts, error = %entry.reason, "log file failed; will try again at the next poll");
+                }
+                let quarantined = entry.quarantined;
+                ledger.change(Change::Failed {
+                    key: key.clone(),
+                    file: entry,
+                });
+                if quarantined {
+                    ledger.change(Change::Done { key: key.clone() });
+                }
+            }
+            ReadEnd::Interrupted => {}
+        }
+        if let Some(f) = self.p.on_file.as_mut() {
+            f(FileRecord { key, size, end, stats });
+        }
+    }
+
+    /// Records a fatal input error (refused credentials): the cycle stops taking work.
+    fn on_fatal(&mut self, e: AwsError) {
+        if self.fatal.is_none() {
+            self.fatal = Some(e);
+        }
+    }
+
+    /// Waits for every file submitted to be acknowledged (or for a sink to fail), commits, and
+    /// gives the sinks back to the pipeline.
+    pub async fn finish(mut self) -> Result<CycleReport, CycleError> {
+        drop(self.slot_tx.take());
+        let mut shutdown_at: Option<tokio::time::Instant> = None;
+        let mut written_open = true;
+        let mut events_open = true;
+        while written_open || events_open {
+            if shutdown_at.is_none() && self.shutdown.load(Ordering::Relaxed) {
+                shutdown_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            }
+            let deadline = shutdown_at.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                written = self.written_rx.recv(), if written_open => match written {
+                    Some(w) => self.pending.push_back(w),
+                    None => written_open = false,
+                },
+                event = self.events_rx.recv(), if events_open => match event {
+                    Some(e) => self.on_sink_event(e),
+                    None => events_open = false,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!("shutting down before every sink acknowledged; the files not acknowledged are read again at the next start");
+                    self.report.interrupted = true;
+                    break;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(100)), if shutdown_at.is_none() => {}
+            }
+            self.commit_ready()?;
+        }
+        if let Some(writer) = self.writer.take() {
+            if !writer.is_finished() {
+                writer.abort();
+            }
+            if let Ok(next) = writer.await {
+                self.p.next_batch = next;
+            }
+        }
+        for (i, runner) in self.runners.iter_mut().enumerate() {
+            if let Some(handle) = runner.take() {
+                if !handle.is_finished() {
+                    handle.abort();
+                }
+                match handle.await {
+                    Ok(sink) => self.p.sinks[i] = Some(sink),
+                    Err(_) => {
+                        // Only after a shutdown that did not wait: the process is ending.
+                        tracing::warn!(sink = %self.p.names[i], "sink stopped before it finished");
+                    }
+                }
+            }
+        }
+        // What some sinks acknowledged and others did not is sent to the others only next time.
+        for w in self.pending.drain(..) {
+            if let Written::File { seq, key, targets, result, .. } = w {
+                if result.end != ReadEnd::Interrupted {
+                    self.report.not_acknowledged += 1;
+                }
+                let done: Vec<usize> = targets.iter().copied().filter(|&k| self.acked[k] >= seq).collect();
+                if !done.is_empty() {
+                    self.p.partial.entry(key).or_default().extend(done);
+                }
+            }
+        }
+        self.p.ledger.commit()?;
+        for (i, failed) in self.sink_failed.iter().enumerate() {
+            if let Some(e) = failed {
+                self.report.sink_errors.push((self.p.names[i].clone(), e.to_string()));
+            }
+        }
+        if let Some(e) = self.fatal.take() {
+            return Err(CycleError::Aws(e));
+        }
+        if let Some((i, Some(error))) = self.sink_failed.iter().enumerate().find(|(_, f)| f.is_some()) {
+            return Err(CycleError::Sink {
+                sink: self.p.names[i].clone(),
+                error: error.clone(),
+            });
+        }
+        self.report.interrupted |= self.shutdown.load(Ordering::Relaxed);
+        Ok(self.report)
+    }
+}
+
+/// What a file's reading task needs besides the item.
+struct ReadTask {
+    runtime: Arc<PluginRuntime>,
+    cpus: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    shutdown: Arc<AtomicBool>,
+    drop_read_only: bool,
+    delayed_after_ms: i64,
+    processed_at_ms: i64,
+    skip_below: u32,
+}
+
+impl ReadTask {
+    async fn run(self, item: WorkItem, tx: mpsc::Sender<FileMsg>) {
+        let done = |end: ReadEnd| FileMsg::Done(Box::new(ReadResult {
+            end,
+            stats: FileStats::default(),
+        }));
+        let input = match unless_stopped(&self.shutdown, item.fetch).await {
+            None => {
+                tx.send(done(ReadEnd::Interrupted)).await.ok();
+                return;
+            }
+            Some(Ok(input)) => input,
+            Some(Err(InputError::File { reason, retry })) => {
+                tx.send(done(ReadEnd::Failed {
+                    reason,
+                    retry,
+                    records_done: 0,
+                }))
+                .await
+                .ok();
+                return;
+            }
+            Some(Err(InputError::Fatal(e))) => {
+                tx.send(FileMsg::Fatal(e)).await.ok();
+                return;
+            }
+        };
+        let Ok(cpu) = self.cpus.clone().acquire_owned().await else { return };
+        let job = ReadJob {
+            meta: ObjectMeta {
+                key: item.key.clone(),
+                size: item.size,
+                last_modified_ms: item.last_modified_ms,
+            },
+            input,
+            skip_below: self.skip_below,
+            drop_read_only: self.drop_read_only,
+            context: FileContext {
+                bucket: item.bucket,
+                last_modified_ms: item.last_modified_ms,
+                processed_at_ms: self.processed_at_ms,
+                delayed_after_ms: self.delayed_after_ms,
+            },
+        };
+        let (runtime, cpus, metrics) = (self.runtime, self.cpus, self.metrics);
+        // A panic in the reader drops `tx` without `Done`: the writer reports the file failed.
+        tokio::task::spawn_blocking(move || reader::read(&runtime, job, &tx, cpu, &cpus, &metrics))
+            .await
+            .ok();
+    }
+}
+
+/// Counts per key of a map, merged.
+pub fn merge_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_default() += v;
+    }
+}

@@ -1,0 +1,211 @@
+//! The reader stage: one file through the plugin, on a thread that may block, its events
+//! enriched and rendered as NDJSON batch by batch and handed to the writer in order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::enrich::FileContext;
+use super::work::{Input, Retry};
+use crate::metrics::Metrics;
+use crate::output::names;
+use crate::output::ndjson;
+use crate::runtime::bindings::types::{FileError, ObjectMeta};
+use crate::runtime::{FileFailure, PluginRuntime};
+
+/// What a reader hands the writer, in order.
+pub enum FileMsg {
+    /// NDJSON lines, each ending in `\n`, with the end offset of each.
+    Batch { bytes: Vec<u8>, ends: Vec<u32> },
+    /// The file is finished.
+    Done(Box<ReadResult>),
+    /// Its bytes could not be had for a reason that stops the cycle (refused credentials).
+    Fatal(crate::aws::AwsError),
+}
+
+/// How reading one file ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// Every event was handed over.
+    Complete,
+    /// It could not be read to its end; the records before `records_done` were handed over.
+    Failed {
+        reason: String,
+        retry: Retry,
+        records_done: u32,
+    },
+    /// A shutdown came first: nothing is recorded.
+    Interrupted,
+}
+
+/// What was read from one file, counted.
+#[derive(Debug, Clone, Default)]
+pub struct FileStats {
+    /// `log`, `insight` or `digest`, once the plugin could tell.
+    pub kind: Option<&'static str>,
+    /// Log files a digest lists.
+    pub digest_log_files: Option<u32>,
+    /// Events handed over.
+    pub events: u64,
+    /// Read-only events dropped (write-only mode).
+    pub dropped_read_only: u64,
+    /// Events of a file tried again that an earlier attempt handed over, not handed over again.
+    pub not_repeated: u64,
+    /// Events flagged with problems.
+    pub flagged: u64,
+    /// Events per metric.
+    pub metrics: BTreeMap<String, u64>,
+    /// Events per flag.
+    pub flags: BTreeMap<&'static str, u64>,
+    /// Events per outcome.
+    pub outcomes: BTreeMap<&'static str, u64>,
+}
+
+/// The end of one file and its counts.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// How it ended.
+    pub end: ReadEnd,
+    /// What was read.
+    pub stats: FileStats,
+}
+
+/// Everything one read needs.
+pub struct ReadJob {
+    /// The object.
+    pub meta: ObjectMeta,
+    /// Its bytes.
+    pub input: Input,
+    /// Records before this index were handed over by an earlier attempt.
+    pub skip_below: u32,
+    /// Drop read-only events (write-only mode).
+    pub drop_read_only: bool,
+    /// For the delivery record.
+    pub context: FileContext,
+}
+
+/// Sends `msg`, letting go of the CPU permit while the writer is not taking more: a later file
+/// that waits on the writer must not hold a reading slot that the file the writer waits for
+/// needs.
+fn send(
+    tx: &mpsc::Sender<FileMsg>,
+    msg: FileMsg,
+    cpu: &mut Option<OwnedSemaphorePermit>,
+    cpus: &Arc<Semaphore>,
+    handle: &tokio::runtime::Handle,
+) -> anyhow::Result<()> {
+    match tx.try_send(msg) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Closed(_)) => anyhow::bail!("the writer stopped"),
+        Err(mpsc::error::TrySendError::Full(msg)) => {
+            cpu.take();
+            tx.blocking_send(msg).map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+            *cpu = Some(
+                handle
+                    .block_on(cpus.clone().acquire_owned())
+                    .map_err(|_| anyhow::anyhow!("the reader pool closed"))?,
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Reads `job` through `runtime` and sends its batches to `tx`, then `Done`. Runs on a blocking
+/// thread holding `cpu`, one of the reading slots.
+pub fn read(
+    runtime: &PluginRuntime,
+    job: ReadJob,
+    tx: &mpsc::Sender<FileMsg>,
+    cpu: OwnedSemaphorePermit,
+    cpus: &Arc<Semaphore>,
+    metrics: &Metrics,
+) {
+    let handle = tokio::runtime::Handle::current();
+    let mut cpu = Some(cpu);
+    let ReadJob {
+        meta,
+        input,
+        skip_below,
+        drop_read_only,
+        context,
+    } = job;
+    let mut stats = FileStats::default();
+    let mut done_below = skip_below;
+    let result = runtime.read_file(input, &meta, |batch| {
+        let mut bytes = Vec::with_capacity(batch.iter().map(|e| e.raw.len() + 1024).sum());
+        let mut ends = Vec::with_capacity(batch.len());
+        for event in batch {
+            if event.index < skip_below {
+                stats.not_repeated += 1;
+                continue;
+            }
+            // Only an unbroken run of records from the first counts as done: a plugin that
+            // skipped or reordered indexes must not make a retry skip records never written.
+            if event.index == done_below {
+                done_below += 1;
+            }
+            if drop_read_only && event.read_only {
+                stats.dropped_read_only += 1;
+                continue;
+            }
+            let delivery = context.delivery(event.event_time_ms);
+            if let Some(d) = &delivery {
+                metrics.observe_delivery(d);
+            }
+            ndjson::write_event_with(&mut bytes, event, &meta.key, delivery.as_ref())?;
+            ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);
+            stats.events += 1;
+            match stats.metrics.get_mut(event.category.metric.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    stats.metrics.insert(event.category.metric.clone(), 1);
+                }
+            }
+            for flag in names::flag_names(event.category.flags) {
+                *stats.flags.entry(flag).or_default() += 1;
+            }
+            *stats.outcomes.entry(names::outcome_name(event.outcome)).or_default() += 1;
+            if !event.problems.is_empty() {
+                stats.flagged += 1;
+            }
+        }
+        if ends.is_empty() {
+            return Ok(());
+        }
+        send(tx, FileMsg::Batch { bytes, ends }, &mut cpu, cpus, &handle)
+    });
+    let (report, end) = match result {
+        Ok(report) => (report, ReadEnd::Complete),
+        Err((report, failure)) => {
+            let end = match failure {
+                // The writer is gone: the cycle was abandoned (shutdown); nothing to record.
+                FileFailure::Output(_) => ReadEnd::Interrupted,
+                // The host could not hand over the bytes: nothing wrong with the file.
+                f @ FileFailure::Input(FileError::ReadFailed(_)) => ReadEnd::Failed {
+                    reason: f.to_string(),
+                    retry: Retry::Always,
+                    records_done: done_below,
+                },
+                // The file's contents are bad: reading it again gives the same answer.
+                f @ FileFailure::Input(_) => ReadEnd::Failed {
+                    reason: f.to_string(),
+                    retry: Retry::Never,
+                    records_done: done_below,
+                },
+                // A limit or a plugin fault: worth a few more tries (a later plugin may do better).
+                f @ FileFailure::Trap(_) => ReadEnd::Failed {
+                    reason: f.to_string(),
+                    retry: Retry::Limited,
+                    records_done: done_below,
+                },
+            };
+            (report, end)
+        }
+    };
+    stats.kind = report.kind.map(names::kind_name);
+    stats.digest_log_files = report.digest.map(|d| d.log_file_count);
+    drop(cpu);
+    // The writer is gone only when the cycle was abandoned.
+    tx.blocking_send(FileMsg::Done(Box::new(ReadResult { end, stats }))).ok();
+}

@@ -1,0 +1,205 @@
+//! OTLP/HTTP logs, JSON encoding, to an OpenTelemetry Collector: `POST {endpoint}/v1/logs`.
+//!
+//! Each event becomes a log record: `timeUnixNano` is the CloudTrail event time,
+//! `observedTimeUnixNano` when trailwatch read it, the severity comes from the outcome and the
+//! flags, the whole event document is the `body` (a `kvlistValue`), and the key fields are
+//! `attributes`. The resource says `service.name = trailwatch` and its version. Retries follow
+//! the OTLP specification: 429, 502, 503 and 504 (honouring `Retry-After`); other errors are
+//! permanent. A `partialSuccess` answer is logged and counted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{json, Map, Value};
+
+use super::http::{Batcher, Delivery, Gathered};
+use super::{Batch, Sink, SinkError};
+use crate::config::HttpSinkConfig;
+use crate::metrics::Metrics;
+
+/// The OTLP sink.
+pub struct OtlpSink {
+    delivery: Delivery,
+    batcher: Batcher,
+    metrics: Arc<Metrics>,
+}
+
+/// OTLP/HTTP's passing troubles (the specification's list).
+fn retryable_otlp(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+impl OtlpSink {
+    /// A sink for `config` (`endpoint` set, as checked with the configuration).
+    pub fn new(name: String, config: &HttpSinkConfig, metrics: Arc<Metrics>, seed: u64) -> Result<Self, SinkError> {
+        let endpoint = config.endpoint.clone().unwrap_or_default();
+        let url = format!("{}/v1/logs", endpoint.trim_end_matches('/'));
+        let mut delivery = Delivery::new(name, url, "application/json".into(), config, metrics.clone(), seed)?;
+        delivery.retryable = retryable_otlp;
+        Ok(OtlpSink {
+            delivery,
+            batcher: Batcher::new(),
+            metrics,
+        })
+    }
+
+    async fn post(&mut self, g: Gathered) -> Result<(), SinkError> {
+        let body = request(&g, now_ns());
+        let answer = self.delivery.post(body, g.events()).await?;
+        if let Some((rejected, message)) = partial_rejection(&answer) {
+            self.metrics.sink_partial_rejected(&self.delivery.name, rejected);
+            tracing::warn!(sink = %self.delivery.name, rejected, message = %message, "the collector rejected some log records (partial success)");
+        }
+        Ok(())
+    }
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// `rejectedLogRecords` and `errorMessage` of a partial-success answer, when it has some.
+fn partial_rejection(answer: &[u8]) -> Option<(u64, String)> {
+    let v: Value = serde_json::from_slice(answer).ok()?;
+    let p = v.get("partialSuccess")?;
+    let rejected = match p.get("rejectedLogRecords")? {
+        Value::String(s) => s.parse().ok()?,
+        n => n.as_u64()?,
+    };
+    let message = p.get("errorMessage").and_then(Value::as_str).unwrap_or("").to_owned();
+    (rejected > 0 || !message.is_empty()).then_some((rejected, message))
+}
+
+/// A JSON value as an OTLP `AnyValue` (integers as decimal strings, as the JSON mapping wants).
+pub fn any_value(v: &Value) -> Value {
+    match v {
+        Value::Null => json!({}),
+        Value::Bool(b) => json!({ "boolValue": b }),
+        Value::Number(n) if n.is_i64() || n.is_u64() => json!({ "intValue": n.to_string() }),
+        Value::Number(n) => json!({ "doubleValue": n.as_f64() }),
+        Value::String(s) => json!({ "stringValue": s }),
+        Value::Array(a) => json!({ "arrayValue": { "values": a.iter().map(any_value).collect::<Vec<_>>() } }),
+        Value::Object(o) => json!({ "kvlistValue": { "values": key_values(o) } }),
+    }
+}
+
+fn key_values(o: &Map<String, Value>) -> Vec<Value> {
+    o.iter().map(|(k, v)| json!({ "key": k, "value": any_value(v) })).collect()
+}
+
+/// `severityNumber` and `severityText` of an event: ERROR for logging tampering, WARN for a
+/// failure, a refusal, or a change to access, credentials or exposure, INFO otherwise.
+fn severity(event: &Value) -> (u8, &'static str) {
+    let flags: Vec<&str> = event["flags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if flags.contains(&"logging_tampering") {
+        return (17, "ERROR");
+    }
+    let sensitive = ["network_exposure", "credential_creation", "permission_change"];
+    if event["outcome"] != "success" || flags.iter().any(|f| sensitive.contains(f)) {
+        return (13, "WARN");
+    }
+    (9, "INFO")
+}
+
+/// The attributes of a log record: the fields an analyst filters on.
+fn attributes(event: &Value) -> Vec<Value> {
+    let mut out = vec![json!({ "key": "cloud.provider", "value": { "stringValue": "aws" } })];
+    let fields: [(&str, &Value); 13] = [
+        ("cloud.region", &event["region"]),
+        ("cloud.account.id", &event["recipient_account_id"]),
+        ("aws.cloudtrail.event_id", &event["event_id"]),
+        ("aws.cloudtrail.event_name", &event["event_name"]),
+        ("aws.cloudtrail.event_source", &event["event_source"]),
+        ("aws.principal.arn", &event["principal"]["arn"]),
+        ("source.address", &event["source_address"]),
+        ("error.type", &event["error_code"]),
+        ("trailwatch.metric", &event["metric"]),
+        ("trailwatch.action", &event["action"]),
+        ("trailwatch.outcome", &event["outcome"]),
+        ("trailwatch.read_only", &event["read_only"]),
+        ("trailwatch.flags", &event["flags"]),
+    ];
+    for (key, value) in fields {
+        if !value.is_null() {
+            out.push(json!({ "key": key, "value": any_value(value) }));
+        }
+    }
+    out
+}
+
+/// One log record for an event line.
+fn log_record(line: &[u8], observed_ns: u128) -> Value {
+    let event: Value = serde_json::from_slice(line).unwrap_or_else(|e| {
+        // Every line the host renders is JSON; say so rather than drop it if one is not.
+        json!({ "problems": [format!("not JSON: {e}")], "raw": String::from_utf8_lossy(line) })
+    });
+    let (number, text) = severity(&event);
+    let mut record = json!({
+        "observedTimeUnixNano": observed_ns.to_string(),
+        "severityNumber": number,
+        "severityText": text,
+        "body": any_value(&event),
+        "attributes": attributes(&event),
+    });
+    if let Some(ms) = event["event_time_ms"].as_i64().filter(|&ms| ms >= 0) {
+        record["timeUnixNano"] = Value::String((ms as u128 * 1_000_000).to_string());
+    }
+    record
+}
+
+/// An `ExportLogsServiceRequest` for the gathered events.
+pub fn request(g: &Gathered, observed_ns: u128) -> Vec<u8> {
+    let version = env!("CARGO_PKG_VERSION");
+    let records: Vec<Value> = g.lines().map(|l| log_record(l, observed_ns)).collect();
+    let body = json!({
+        "resourceLogs": [{
+            "resource": { "attributes": [
+                { "key": "service.name", "value": { "stringValue": "trailwatch" } },
+                { "key": "service.version", "value": { "stringValue": version } },
+            ]},
+            "scopeLogs": [{
+                "scope": { "name": "trailwatch", "version": version },
+                "logRecords": records,
+            }],
+        }],
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+impl Sink for OtlpSink {
+    fn name(&self) -> &str {
+        &self.delivery.name
+    }
+
+    fn send(&mut self, batch: Arc<Batch>) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            for g in self.batcher.add(batch, self.delivery.max_events, self.delivery.max_bytes) {
+                self.post(g).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            if let Some(g) = self.batcher.take() {
+                self.post(g).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn oldest_pending(&self) -> Option<u64> {
+        self.batcher.oldest()
+    }
+
+    fn max_delay(&self) -> Duration {
+        self.delivery.timeout
+    }
+}

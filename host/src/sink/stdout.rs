@@ -1,0 +1,53 @@
+//! Standard output: NDJSON through a 1 MiB buffer, flushed at each acknowledgement; what reads
+//! the pipe (the agent) takes over from there.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::{Batch, Sink, SinkError};
+
+/// Writes events to standard output.
+pub struct StdoutSink {
+    name: String,
+    out: std::io::BufWriter<std::io::Stdout>,
+    pending: Option<u64>,
+}
+
+impl StdoutSink {
+    /// A sink named `name`.
+    pub fn new(name: String) -> Self {
+        StdoutSink {
+            name,
+            out: std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()),
+            pending: None,
+        }
+    }
+}
+
+impl Sink for StdoutSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send(&mut self, batch: Arc<Batch>) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.pending.get_or_insert(batch.seq);
+            tokio::task::block_in_place(|| self.out.write_all(&batch.bytes))
+                .map_err(|e| SinkError::Io(format!("standard output: {e}")))
+        })
+    }
+
+    fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            tokio::task::block_in_place(|| self.out.flush()).map_err(|e| SinkError::Io(format!("standard output: {e}")))?;
+            self.pending = None;
+            Ok(())
+        })
+    }
+
+    fn oldest_pending(&self) -> Option<u64> {
+        self.pending
+    }
+}
