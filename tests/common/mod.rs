@@ -3,6 +3,7 @@
 
 pub mod moto;
 pub mod poller;
+pub mod receiver;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

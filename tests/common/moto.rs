@@ -132,7 +132,7 @@ impl Drop for Moto {
 }
 
 /// A minimal blocking HTTP/1.1 client for moto's own API (no AWS signing needed there).
-fn http(url: &str, method: &str, body: &str) -> std::io::Result<(u16, String)> {
+pub fn http(url: &str, method: &str, body: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest

@@ -21,6 +21,7 @@ import sys
 import urllib.error
 import urllib.request
 
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -56,8 +57,12 @@ def main():
         fail(f"GET {args.url}: {e}")
     if status != 200:
         fail(f"GET {args.url}: HTTP {status}")
-    if not ctype.lower().startswith("text/plain") or "version=0.0.4" not in ctype.replace(" ", ""):
-        fail(f"Content-Type {ctype!r} is not the text format (want text/plain; version=0.0.4)")
+    openmetrics = ctype.lower().startswith("application/openmetrics-text")
+    if openmetrics:
+        if "version=1.0.0" not in ctype.replace(" ", ""):
+            fail(f"Content-Type {ctype!r}: OpenMetrics without version=1.0.0")
+    elif not ctype.lower().startswith("text/plain") or "version=0.0.4" not in ctype.replace(" ", ""):
+        fail(f"Content-Type {ctype!r} is neither the text format (text/plain; version=0.0.4) nor OpenMetrics")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -65,7 +70,9 @@ def main():
 
     families = {}
     try:
-        for fam in text_string_to_metric_families(text):
+        # OpenMetrics is parsed with the stricter OpenMetrics parser (it also requires "# EOF").
+        parse = openmetrics_families if openmetrics else text_string_to_metric_families
+        for fam in parse(text):
             if fam.name in families:
                 fail(f"metric family {fam.name!r} appears more than once (not grouped, or TYPE repeated)")
             seen = set()

@@ -65,10 +65,19 @@ fn build_plugins(root: &Path) -> Result<()> {
 /// listings whose query holds an encoded `/` (`prefix=AWSLogs%2F`) once IAM is enforced.
 const MOTO_VERSION: &str = "5.2.5";
 
+/// What the test receivers need: the OTLP protobuf JSON mapping (the OTLP receiver decodes every
+/// request with it), the Prometheus project's parser (metrics scrapes) and a JSON Schema
+/// validator (the output documents).
+const TEST_PACKAGES: [&str; 3] = ["opentelemetry-proto==1.45.2", "prometheus_client==0.26.0", "jsonschema==4.26.0"];
+
 /// Installs moto's server (the AWS-compatible endpoint the end-to-end tests start on
-/// 127.0.0.1) when it is missing or older than `MOTO_VERSION`.
+/// 127.0.0.1) and the receivers' packages when they are missing or not the pinned versions.
 fn ensure_moto() -> Result<()> {
-    let check = format!("import moto, moto.server, flask, flask_cors; assert moto.__version__ == '{MOTO_VERSION}'");
+    let check = format!(
+        "import moto, moto.server, flask, flask_cors, importlib.metadata as m; assert moto.__version__ == '{MOTO_VERSION}'; \
+         import opentelemetry.proto.collector.logs.v1.logs_service_pb2, prometheus_client.openmetrics.parser, jsonschema; \
+         assert all(m.version(p.split('==')[0]) == p.split('==')[1] for p in {TEST_PACKAGES:?})"
+    );
     let present = Command::new("python3")
         .args(["-c", &check])
         .stderr(std::process::Stdio::null())
@@ -85,11 +94,14 @@ fn ensure_moto() -> Result<()> {
             "--quiet",
             "--disable-pip-version-check",
             &format!("moto[server]=={MOTO_VERSION}"),
+            TEST_PACKAGES[0],
+            TEST_PACKAGES[1],
+            TEST_PACKAGES[2],
         ])
         .status()
         .context("running pip")?;
     if !status.success() {
-        bail!("pip install 'moto[server]' failed ({status})");
+        bail!("pip install 'moto[server]' and the test receivers' packages failed ({status})");
     }
     Ok(())
 }
