@@ -158,6 +158,10 @@ fn append_raw(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
     Ok(())
 }
 
+/// The version of the event document (`schema/event.schema.json`); it changes only when a
+/// member is removed, renamed or changes meaning (new optional members keep it).
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// Appends one event as a JSON line to `out`.
 pub fn write_event(out: &mut Vec<u8>, event: &Event, key: &str) -> serde_json::Result<()> {
     write_event_with(out, event, key, None)
@@ -172,6 +176,8 @@ pub fn write_event_with(
 ) -> serde_json::Result<()> {
     out.reserve(event.raw.len() + 1024);
     let mut o = Object::start(out);
+    o.str("kind", "event");
+    o.int("schema_version", SCHEMA_VERSION);
     o.opt_str("event_id", event.event_id.as_deref());
     o.opt_str("event_time", event.event_time.as_deref());
     if let Some(ms) = event.event_time_ms {
@@ -294,6 +300,8 @@ mod tests {
 
     #[derive(Serialize)]
     struct Line<'a> {
+        kind: &'static str,
+        schema_version: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
         event_id: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -360,6 +368,8 @@ mod tests {
         delivery: Option<&Delivery<'_>>,
     ) -> serde_json::Result<()> {
         let line = Line {
+            kind: "event",
+            schema_version: SCHEMA_VERSION,
             event_id: event.event_id.as_deref(),
             event_time: event.event_time.as_deref(),
             event_time_ms: event.event_time_ms,
