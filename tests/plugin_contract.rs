@@ -68,7 +68,7 @@ fn future_plugin() -> Vec<u8> {
 fn an_incompatible_contract_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("future.wasm"), future_plugin()).unwrap();
-    let out = common::run_with_plugins(dir.path(), &["plugin"]);
+    let out = common::run_with_plugins(dir.path(), &["--no-builtin-plugin", "plugin"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no compatible plugin in"), "{stderr}");
@@ -99,9 +99,9 @@ fn a_compatible_plugin_is_chosen_over_incompatible_and_broken_ones() {
 }
 
 #[test]
-fn an_empty_plugin_dir_says_how_to_build_one() {
+fn without_the_built_in_plugin_an_empty_plugin_dir_says_how_to_build_one() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::run_with_plugins(dir.path(), &["plugin"]);
+    let out = common::run_with_plugins(dir.path(), &["--no-builtin-plugin", "plugin"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -140,4 +140,66 @@ fn the_compiled_plugin_is_cached_by_hash_and_a_broken_entry_is_replaced() {
         Some(entry),
         "the key follows the plugin's bytes"
     );
+}
+
+#[test]
+fn with_only_an_incompatible_plugin_in_the_directory_the_built_in_one_is_used_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("future.wasm"), future_plugin()).unwrap();
+    let out = common::run_with_plugins(dir.path(), &["plugin"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.starts_with("using trailwatch-core 0.1.0 (contract 0.1.0) built into this binary"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("future.wasm: implements contract 0.2.0"), "{stdout}");
+}
+
+#[test]
+fn a_plugin_in_the_directory_as_new_as_the_built_in_one_is_preferred() {
+    // The fixture plugin reports the same version as the built-in one: the directory's wins.
+    let dir = common::fixture_plugin_path().parent().unwrap().to_owned();
+    let out = common::run_with_plugins(&dir, &["plugin"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("from ") && stdout.contains("sandbox-fixture.wasm"), "{stdout}");
+    assert!(
+        stdout.contains("not using (built into trailwatch): trailwatch-core 0.1.0, not newer than the chosen plugin"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_installed_binary_works_from_any_directory_without_a_plugin_directory() {
+    // As `cargo install` or a package leaves it: the binary alone, run elsewhere, with a home
+    // that holds no plugins and no plugin directory in the environment.
+    let install = tempfile::tempdir().unwrap();
+    let bin = install.path().join("trailwatch");
+    std::fs::copy(env!("CARGO_BIN_EXE_trailwatch"), &bin).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let logs = work.path().join("logs.json");
+    std::fs::write(&logs, common::good_log("inst", 3)).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .current_dir(work.path())
+            .env_clear()
+            .env("HOME", home.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["replay", "--no-progress", "logs.json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(common::lines(&out.stdout).len(), 3);
+    let out = run(&["plugin"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("built into this binary"), "{stdout}");
+    assert!(stdout.contains(&format!("{}/.local/share/trailwatch/plugins", home.path().display())), "{stdout}");
+    // A plugin directory given explicitly that does not exist is an error, said once.
+    let out = run(&["--plugin-dir", "nowhere", "plugin"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
 }

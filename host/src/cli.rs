@@ -18,9 +18,15 @@ pub struct Cli {
     /// Configuration file (TOML).
     #[arg(long, global = true, env = "TRAILWATCH_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Directory holding plugin `.wasm` files [default: $TRAILWATCH_PLUGIN_DIR or ./plugins].
+    /// Directory holding plugin `.wasm` files [default: $TRAILWATCH_PLUGIN_DIR, else the
+    /// config's [plugin] dir, else ~/.local/share/trailwatch/plugins, /usr/local/lib/trailwatch/plugins
+    /// and /usr/lib/trailwatch/plugins]. The plugin built into the binary is used when none there
+    /// is newer.
     #[arg(long, global = true)]
     pub plugin_dir: Option<PathBuf>,
+    /// Never use the plugin built into the binary, only those in the plugin directories.
+    #[arg(long, global = true)]
+    pub no_builtin_plugin: bool,
     /// Directory for compiled plugins [default: $XDG_CACHE_HOME/trailwatch or ~/.cache/trailwatch].
     #[arg(long, global = true)]
     pub cache_dir: Option<PathBuf>,
@@ -107,8 +113,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(dir) = cli.plugin_dir {
-        config.plugin.dir = dir;
+    if cli.no_builtin_plugin {
+        config.plugin.builtin = false;
     }
     if let Some(dir) = cli.cache_dir {
         config.plugin.cache_dir = Some(dir);
@@ -127,22 +133,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => CompileCache::in_dir(dir),
         None => CompileCache::disabled(),
     };
-    let (runtime, rejected) = PluginRuntime::from_dir(&config.plugin.dir, &cache, config.plugin.limits())?;
+    let search = config.plugin.search(cli.plugin_dir.as_deref());
+    let (runtime, rejected) = PluginRuntime::from_search(&search, &cache, config.plugin.limits())?;
     for r in &rejected {
         tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin not used");
     }
     match cli.command {
-        Command::Run { once } => crate::run::run(config, runtime, once),
+        Command::Run { once } => crate::run::run(config, search, runtime, once),
         Command::Plugin => {
             let p = runtime.plugin();
+            let from = if p.builtin {
+                "built into this binary (no newer plugin in the plugin directories)".to_owned()
+            } else {
+                format!("from {}", p.path.display())
+            };
             println!(
-                "using {} {} (contract {}) from {} sha256:{}",
-                p.name,
-                p.version,
-                p.contract_version,
-                p.path.display(),
-                p.sha256
+                "using {} {} (contract {}) {from} sha256:{}",
+                p.name, p.version, p.contract_version, p.sha256
             );
+            println!("plugin directories: {}", search.describe());
             for r in &rejected {
                 println!("not using {}: {}", r.path.display(), r.reason);
             }

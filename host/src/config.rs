@@ -407,9 +407,13 @@ pub struct OutputConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
-    /// Directory holding plugin `.wasm` files; the newest compatible one is used.
-    #[serde(default = "default_plugin_dir")]
-    pub dir: PathBuf,
+    /// Directory holding plugin `.wasm` files; the newest compatible one is used (the built-in
+    /// plugin too, unless `builtin = false`). Absent: `$TRAILWATCH_PLUGIN_DIR`, else the default
+    /// directories (see [`default_plugin_dirs`]).
+    pub dir: Option<PathBuf>,
+    /// Also consider the plugin built into the binary. Default true.
+    #[serde(default = "yes")]
+    pub builtin: bool,
     /// Directory for compiled plugins; empty string turns the cache off.
     #[serde(default = "default_cache_dir")]
     pub cache_dir: Option<PathBuf>,
@@ -430,7 +434,8 @@ pub struct PluginConfig {
 impl Default for PluginConfig {
     fn default() -> Self {
         PluginConfig {
-            dir: default_plugin_dir(),
+            dir: None,
+            builtin: true,
             cache_dir: default_cache_dir(),
             memory_limit_mib: default_memory_limit_mib(),
             time_limit_secs: default_time_limit_secs(),
@@ -440,11 +445,23 @@ impl Default for PluginConfig {
     }
 }
 
-/// `$TRAILWATCH_PLUGIN_DIR`, else `./plugins`.
-pub fn default_plugin_dir() -> PathBuf {
-    std::env::var_os("TRAILWATCH_PLUGIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("plugins"))
+/// The plugin directories looked at when none is given: the user's
+/// (`$XDG_DATA_HOME/trailwatch/plugins`, else `~/.local/share/trailwatch/plugins`), then the
+/// system's (`/usr/local/lib/trailwatch/plugins`, `/usr/lib/trailwatch/plugins`). Those that do
+/// not exist are passed over.
+pub fn default_plugin_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => dirs.push(PathBuf::from(x).join("trailwatch/plugins")),
+        None => {
+            if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+                dirs.push(PathBuf::from(h).join(".local/share/trailwatch/plugins"));
+            }
+        }
+    }
+    dirs.push(PathBuf::from("/usr/local/lib/trailwatch/plugins"));
+    dirs.push(PathBuf::from("/usr/lib/trailwatch/plugins"));
+    dirs
 }
 
 /// `$XDG_CACHE_HOME/trailwatch`, else `$HOME/.cache/trailwatch`, else no cache.
@@ -787,6 +804,20 @@ impl PluginConfig {
             });
         }
         Ok(())
+    }
+
+    /// Where plugins are looked for: `flag_dir` (`--plugin-dir`), else `$TRAILWATCH_PLUGIN_DIR`,
+    /// else `[plugin] dir`, else the default directories.
+    pub fn search(&self, flag_dir: Option<&Path>) -> crate::runtime::PluginSearch {
+        let explicit = flag_dir
+            .map(Path::to_owned)
+            .or_else(|| std::env::var_os("TRAILWATCH_PLUGIN_DIR").filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| self.dir.clone());
+        crate::runtime::PluginSearch {
+            explicit: explicit.is_some(),
+            dirs: explicit.map_or_else(default_plugin_dirs, |d| vec![d]),
+            builtin: self.builtin,
+        }
     }
 
     /// The limits every plugin store gets.

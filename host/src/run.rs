@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Clock, CycleError, Ledger, Pipeline, PipelineSettings, SystemClock};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::watch::PluginWatch;
-use crate::runtime::PluginRuntime;
+use crate::runtime::{PluginRuntime, PluginSearch};
 use crate::source::layout::Day;
 use crate::source::s3_poll::{PollSettings, S3Source, Start};
 use crate::state::checkpoint::CheckpointStore;
@@ -149,15 +149,20 @@ fn announce_mode(config: &Config) {
 }
 
 /// Runs the daemon (or one cycle with `once`).
-pub fn run(config: Config, runtime: PluginRuntime, once: bool) -> anyhow::Result<ExitCode> {
+pub fn run(config: Config, search: PluginSearch, runtime: PluginRuntime, once: bool) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run_async(config, Arc::new(runtime), once))
+    rt.block_on(run_async(config, search, Arc::new(runtime), once))
 }
 
-async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> anyhow::Result<ExitCode> {
+async fn run_async(
+    config: Config,
+    search: PluginSearch,
+    runtime: Arc<PluginRuntime>,
+    once: bool,
+) -> anyhow::Result<ExitCode> {
     announce_mode(&config);
     let client = Arc::new(client(&config, None)?);
     let (bucket, prefix) = match (&config.source.bucket, config.mode) {
@@ -227,7 +232,7 @@ async fn run_async(config: Config, runtime: Arc<PluginRuntime>, once: bool) -> a
         Some(dir) => CompileCache::in_dir(dir),
         None => CompileCache::disabled(),
     };
-    let mut watch = PluginWatch::new(&config.plugin.dir, cache);
+    let mut watch = PluginWatch::new(&search, cache);
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let notify = Arc::new(tokio::sync::Notify::new());

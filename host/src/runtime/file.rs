@@ -14,7 +14,7 @@ use super::bindings::types::{DigestInfo, Event, FileError, FileKind, LogLevel, O
 use super::bindings::{Plugin, PluginPre};
 use super::cache::CompileCache;
 use super::limits::{EpochTicker, Limits, MemoryLimiter, TICK};
-use super::loader::{self, LoadError, LoadedPlugin, Rejected};
+use super::loader::{self, LoadError, LoadedPlugin, PluginSearch, Rejected};
 
 /// Events handed to the caller per plugin call.
 pub const BATCH: u32 = 512;
@@ -257,17 +257,13 @@ pub fn plugin_info(
 }
 
 impl PluginRuntime {
-    /// Loads the newest compatible plugin from `dir`. Returns the runtime and the plugins that
-    /// were passed over, with why.
-    pub fn from_dir(
-        dir: &std::path::Path,
-        cache: &CompileCache,
-        limits: Limits,
-    ) -> anyhow::Result<(Self, Vec<Rejected>)> {
+    /// Loads the newest compatible plugin `search` finds. Returns the runtime and the plugins
+    /// that were passed over, with why.
+    pub fn from_search(search: &PluginSearch, cache: &CompileCache, limits: Limits) -> anyhow::Result<(Self, Vec<Rejected>)> {
         let engine = engine()?;
         let linker = linker(&engine)?;
         let (plugin, rejected) =
-            loader::load_newest(&engine, &linker, dir, cache).map_err(|e: LoadError| anyhow::anyhow!(e))?;
+            loader::load_newest(&engine, &linker, search, cache).map_err(|e: LoadError| anyhow::anyhow!(e))?;
         Ok((Self::with_plugin(engine, &linker, plugin, limits)?, rejected))
     }
 
@@ -298,16 +294,16 @@ impl PluginRuntime {
         })
     }
 
-    /// Looks in `dir` again. When the newest compatible plugin there is not the one in use (by
-    /// content: a file replaced in place counts), returns a runtime for it that shares this one's
-    /// engine, limits and epoch ticker. The plugins passed over come back with why.
+    /// Looks again. When the newest compatible plugin is not the one in use (by content: a file
+    /// replaced in place counts), returns a runtime for it that shares this one's engine, limits
+    /// and epoch ticker. The plugins passed over come back with why.
     pub fn reload(
         &self,
-        dir: &std::path::Path,
+        search: &PluginSearch,
         cache: &CompileCache,
     ) -> anyhow::Result<(Option<PluginRuntime>, Vec<Rejected>)> {
         let (plugin, rejected) =
-            loader::load_newest(&self.engine, &self.linker, dir, cache).map_err(|e: LoadError| anyhow::anyhow!(e))?;
+            loader::load_newest(&self.engine, &self.linker, search, cache).map_err(|e: LoadError| anyhow::anyhow!(e))?;
         if plugin.sha256 == self.plugin.sha256 {
             return Ok((None, rejected));
         }

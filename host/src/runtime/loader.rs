@@ -1,4 +1,6 @@
-//! Finding the plugin to use: every `*.wasm` in the plugin directory, the newest compatible one.
+//! Finding the plugin to use: every `*.wasm` in the plugin directories, and the plugin built into
+//! the binary; the newest compatible one (on a tie, the one in a directory: it was put there on
+//! purpose).
 
 use std::path::{Path, PathBuf};
 
@@ -8,11 +10,48 @@ use wasmtime::Engine;
 use super::cache::{sha256_hex, CompileCache};
 use super::CONTRACT_VERSION;
 
+/// The core plugin this binary was built with (see `build.rs`).
+pub static BUILTIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/builtin-plugin.wasm"));
+
+/// What stands for the built-in plugin where a path would.
+pub const BUILTIN_PATH: &str = "(built into trailwatch)";
+
+/// Where plugins are looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSearch {
+    /// Directories, in order.
+    pub dirs: Vec<PathBuf>,
+    /// The directories were asked for (flag, environment, config): one that cannot be read is
+    /// an error. Default directories that do not exist are passed over.
+    pub explicit: bool,
+    /// Also consider the built-in plugin.
+    pub builtin: bool,
+}
+
+impl PluginSearch {
+    /// Only `dir`, and the built-in plugin.
+    pub fn dir(dir: &Path) -> Self {
+        PluginSearch {
+            dirs: vec![dir.to_owned()],
+            explicit: true,
+            builtin: true,
+        }
+    }
+
+    /// The directories, for messages.
+    pub fn describe(&self) -> String {
+        let dirs: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
+        dirs.join(", ")
+    }
+}
+
 /// A plugin chosen for use.
 #[derive(Clone)]
 pub struct LoadedPlugin {
-    /// Where it was loaded from.
+    /// Where it was loaded from ([`BUILTIN_PATH`] for the built-in plugin).
     pub path: PathBuf,
+    /// Whether it is the plugin built into the binary.
+    pub builtin: bool,
     /// SHA-256 of its bytes.
     pub sha256: String,
     /// Its name, as it reports it.
@@ -38,14 +77,16 @@ pub struct Rejected {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The directory cannot be read.
-    #[error("cannot read the plugin directory {dir}: {source}")]
-    Dir { dir: PathBuf, source: std::io::Error },
+    // `cause` rather than `source`: the message already says it, and a source would make
+    // `{:#}` say it twice.
+    #[error("cannot read the plugin directory {dir}: {cause}")]
+    Dir { dir: PathBuf, cause: std::io::Error },
     /// There is no `.wasm` file in it.
     #[error("no plugin (*.wasm) in {dir}; build one with `cargo run -p xtask -- plugins` or set --plugin-dir")]
-    Empty { dir: PathBuf },
+    Empty { dir: String },
     /// None of its plugins can be used.
     #[error("no compatible plugin in {dir} (this host speaks contract {CONTRACT_VERSION}): {}", list(.rejected))]
-    NoneCompatible { dir: PathBuf, rejected: Vec<Rejected> },
+    NoneCompatible { dir: String, rejected: Vec<Rejected> },
 }
 
 fn list(rejected: &[Rejected]) -> String {
@@ -82,55 +123,91 @@ fn exported_contract(engine: &Engine, component: &Component) -> Option<String> {
         .find_map(|(name, _)| name.strip_prefix("trailwatch:plugin/parser@").map(str::to_owned))
 }
 
-/// Loads every plugin in `dir` and returns the newest compatible one, with the ones passed over.
-pub fn load_newest(
-    engine: &Engine,
-    linker: &Linker<super::file::StoreState>,
-    dir: &Path,
-    cache: &CompileCache,
-) -> Result<(LoadedPlugin, Vec<Rejected>), LoadError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir {
-        dir: dir.to_owned(),
-        source,
-    })?;
+/// The `.wasm` files of `dir`, sorted; `None` when the directory does not exist and need not.
+fn wasm_files(dir: &Path, explicit: bool) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(cause) => {
+            return Err(LoadError::Dir {
+                dir: dir.to_owned(),
+                cause,
+            })
+        }
+    };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
         .collect();
     paths.sort();
-    if paths.is_empty() {
-        return Err(LoadError::Empty { dir: dir.to_owned() });
+    Ok(paths)
+}
+
+/// Loads every plugin `search` finds and returns the newest compatible one, with the ones
+/// passed over.
+pub fn load_newest(
+    engine: &Engine,
+    linker: &Linker<super::file::StoreState>,
+    search: &PluginSearch,
+    cache: &CompileCache,
+) -> Result<(LoadedPlugin, Vec<Rejected>), LoadError> {
+    let mut candidates: Vec<Result<LoadedPlugin, Rejected>> = Vec::new();
+    for dir in &search.dirs {
+        for path in wasm_files(dir, search.explicit)? {
+            candidates.push(load_one(engine, linker, &path, cache).map_err(|reason| Rejected { path, reason }));
+        }
+    }
+    if candidates.is_empty() && !search.builtin {
+        return Err(LoadError::Empty { dir: search.describe() });
+    }
+    // The built-in plugin, unless a directory holds the very same bytes (no need to load it twice).
+    let builtin_sha = sha256_hex(BUILTIN);
+    if search.builtin && !candidates.iter().any(|c| c.as_ref().is_ok_and(|p| p.sha256 == builtin_sha)) {
+        candidates.push(
+            load_bytes(engine, linker, BUILTIN, Path::new(BUILTIN_PATH), cache)
+                .map(|mut p| {
+                    p.builtin = true;
+                    p
+                })
+                .map_err(|reason| Rejected {
+                    path: PathBuf::from(BUILTIN_PATH),
+                    reason,
+                }),
+        );
     }
     let mut rejected = Vec::new();
     let mut best: Option<LoadedPlugin> = None;
-    for path in paths {
-        match load_one(engine, linker, &path, cache) {
+    for candidate in candidates {
+        match candidate {
             Ok(plugin) => {
+                // Strictly newer only: on a tie the earlier one (a directory's) stays.
                 let newer = match &best {
                     None => true,
                     Some(b) => parse_version(&plugin.version) > parse_version(&b.version),
                 };
-                if newer {
-                    if let Some(old) = best.replace(plugin) {
-                        rejected.push(Rejected {
-                            reason: format!("older than the chosen plugin ({})", old.version),
-                            path: old.path,
-                        });
-                    }
+                let (keep, pass) = if newer {
+                    (Some(plugin), best.take())
                 } else {
+                    (None, Some(plugin))
+                };
+                if let Some(p) = keep {
+                    best = Some(p);
+                }
+                if let Some(old) = pass {
+                    let chosen = best.as_ref().map_or(String::new(), |b| b.version.clone());
                     rejected.push(Rejected {
-                        reason: format!("older than the chosen plugin ({})", plugin.version),
-                        path,
+                        reason: format!("{} {}, not newer than the chosen plugin ({chosen})", old.name, old.version),
+                        path: old.path,
                     });
                 }
             }
-            Err(reason) => rejected.push(Rejected { path, reason }),
+            Err(r) => rejected.push(r),
         }
     }
     match best {
         Some(b) => Ok((b, rejected)),
         None => Err(LoadError::NoneCompatible {
-            dir: dir.to_owned(),
+            dir: search.describe(),
             rejected,
         }),
     }
@@ -144,8 +221,19 @@ pub fn load_one(
     cache: &CompileCache,
 ) -> Result<LoadedPlugin, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    load_bytes(engine, linker, &bytes, path, cache)
+}
+
+/// Loads and checks a plugin's bytes; `path` says where they came from.
+pub fn load_bytes(
+    engine: &Engine,
+    linker: &Linker<super::file::StoreState>,
+    bytes: &[u8],
+    path: &Path,
+    cache: &CompileCache,
+) -> Result<LoadedPlugin, String> {
     let component = cache
-        .component(engine, &bytes)
+        .component(engine, bytes)
         .map_err(|e| format!("not a valid WASM component: {e:#}"))?;
     let contract = exported_contract(engine, &component)
         .ok_or_else(|| "does not export trailwatch:plugin/parser (not a trailwatch plugin)".to_owned())?;
@@ -167,7 +255,8 @@ pub fn load_one(
     }
     Ok(LoadedPlugin {
         path: path.to_owned(),
-        sha256: sha256_hex(&bytes),
+        builtin: false,
+        sha256: sha256_hex(bytes),
         name: info.name,
         version: info.version,
         contract_version: info.contract_version,

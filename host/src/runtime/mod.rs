@@ -4,7 +4,8 @@
 //! - `bindings`: the one `bindgen!` site for the WIT contract.
 //! - `limits`: memory cap (a `ResourceLimiter` that records why it refused) and the epoch ticker
 //!   behind the per-file time limit.
-//! - `loader`: finds plugins in a directory, checks the contract version, compiles with a cache.
+//! - `loader`: finds plugins in the plugin directories and the one built in, checks the
+//!   contract version, compiles with a cache.
 //! - `file`: reads one object through the plugin and says why it failed when it does.
 //! - `watch`: takes a new plugin from the plugin directory without a restart.
 
@@ -17,7 +18,7 @@ pub mod watch;
 
 pub use file::{FileFailure, FileReport, PluginRuntime, TrapReason};
 pub use limits::Limits;
-pub use loader::{LoadError, LoadedPlugin};
+pub use loader::{LoadError, LoadedPlugin, PluginSearch};
 
 /// The contract version this host speaks (`wit/plugin.wit`).
 pub const CONTRACT_VERSION: &str = "0.1.0";

@@ -4,30 +4,32 @@
 //! says why. No file is ever read half by one plugin and half by another: the switch happens
 //! between polls.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::cache::CompileCache;
+use super::loader::PluginSearch;
 use super::PluginRuntime;
 
 /// What a directory listing shows of one plugin file.
 type Seen = (PathBuf, u64, Option<SystemTime>);
 
-/// Watches a plugin directory.
+/// Watches the plugin directories.
 pub struct PluginWatch {
-    dir: PathBuf,
+    search: PluginSearch,
     cache: CompileCache,
     seen: Vec<Seen>,
     /// A changed listing waiting to hold still for one more look.
     changing: Option<Vec<Seen>>,
 }
 
-/// The `.wasm` files of `dir` with their sizes and modification times, sorted.
-fn listing(dir: &Path) -> Vec<Seen> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut seen: Vec<Seen> = entries
+/// The `.wasm` files of the directories with their sizes and modification times, sorted.
+fn listing(search: &PluginSearch) -> Vec<Seen> {
+    let mut seen: Vec<Seen> = search
+        .dirs
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
         .filter_map(|e| {
@@ -40,12 +42,12 @@ fn listing(dir: &Path) -> Vec<Seen> {
 }
 
 impl PluginWatch {
-    /// Watches `dir`, whose plugins as they are now are the ones already considered.
-    pub fn new(dir: &Path, cache: CompileCache) -> Self {
+    /// Watches what `search` looks at; its plugins as they are now are the ones considered.
+    pub fn new(search: &PluginSearch, cache: CompileCache) -> Self {
         PluginWatch {
-            dir: dir.to_owned(),
+            search: search.clone(),
             cache,
-            seen: listing(dir),
+            seen: listing(search),
             changing: None,
         }
     }
@@ -55,7 +57,7 @@ impl PluginWatch {
     /// file being copied in changes between two looks: it is not loaded half written, and an
     /// older plugin is not chosen meanwhile because the newer one does not load yet.)
     pub fn check(&mut self, current: &PluginRuntime) -> Option<PluginRuntime> {
-        let now = listing(&self.dir);
+        let now = listing(&self.search);
         if now == self.seen {
             self.changing = None;
             return None;
@@ -67,7 +69,7 @@ impl PluginWatch {
         self.changing = None;
         self.seen = now;
         let old = current.plugin();
-        match current.reload(&self.dir, &self.cache) {
+        match current.reload(&self.search, &self.cache) {
             Ok((Some(new), rejected)) => {
                 for r in &rejected {
                     tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin not used");
@@ -84,7 +86,7 @@ impl PluginWatch {
             Ok((None, _)) => None,
             Err(e) => {
                 tracing::warn!(
-                    dir = %self.dir.display(),
+                    dirs = %self.search.describe(),
                     error = %format!("{e:#}"),
                     keeping = %format!("{} {} sha256:{}", old.name, old.version, old.sha256),
                     "the plugin directory changed but holds no usable new plugin; keeping the one in use"
