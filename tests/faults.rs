@@ -17,7 +17,7 @@ use trailwatch::aws::s3::S3;
 use trailwatch::aws::{AwsClient, AwsError, ClientSettings};
 use trailwatch::runtime::cache::CompileCache;
 use trailwatch::runtime::{Limits, PluginRuntime};
-use trailwatch::source::layout::Day;
+use trailwatch::layout::Day;
 use common::poller::{pipeline_settings, Poller};
 use trailwatch::pipeline::Clock;
 use trailwatch::source::s3_poll::{PollSettings, Start};

@@ -413,7 +413,7 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let today = trailwatch::source::layout::Day::of_ms(now_ms).to_string();
+    let today = trailwatch::layout::Day::of_ms(now_ms).to_string();
     let first = moto::log_file("", "111122223333", "us-east-1", &today, "0000", "panic-a", 2);
     moto::seed(&admin, BUCKET, std::slice::from_ref(&first)).await;
     let dir = tempfile::tempdir().unwrap();

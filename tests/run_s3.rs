@@ -13,7 +13,7 @@ use common::moto::{self, Moto};
 use trailwatch::aws::s3::S3;
 use trailwatch::runtime::cache::CompileCache;
 use trailwatch::runtime::{Limits, PluginRuntime};
-use trailwatch::source::layout::Day;
+use trailwatch::layout::Day;
 use common::poller::{pipeline_settings, Poller};
 use trailwatch::pipeline::{Clock, CycleReport};
 use trailwatch::source::s3_poll::{PollSettings, Start};

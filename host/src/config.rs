@@ -565,7 +565,7 @@ impl Config {
                 expected: "a bucket name: restricted mode never calls CloudTrail, so the bucket cannot be discovered",
             });
         }
-        if s.start != "now" && crate::source::layout::Day::parse(&s.start).is_none() {
+        if s.start != "now" && crate::layout::Day::parse(&s.start).is_none() {
             return Err(ConfigError::Value {
                 key: "source.start",
                 value: s.start.clone(),
@@ -627,7 +627,7 @@ impl Config {
                 expected: "1 to 64",
             });
         }
-        if let Some(bad) = s.accounts.iter().find(|a| !crate::source::layout::is_account_id(a)) {
+        if let Some(bad) = s.accounts.iter().find(|a| !crate::layout::is_account_id(a)) {
             return Err(ConfigError::Value {
                 key: "source.accounts",
                 value: bad.clone(),

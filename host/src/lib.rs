@@ -3,6 +3,7 @@
 //! # Layout
 //! - `cli`: the command line; `main.rs` only calls `cli::main`.
 //! - `config`: the TOML configuration, validated at start-up.
+//! - `clock`: the time, injectable; `layout`: CloudTrail's key layout in a bucket.
 //! - `runtime`: wasmtime engine, plugin loading (version check, compile cache, the built-in
 //!   plugin) and per-file stores with memory and time limits.
 //! - `source`: where files come from (S3 polling; local files for `replay`).
@@ -17,7 +18,9 @@
 
 pub mod aws;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod layout;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;

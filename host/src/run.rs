@@ -21,7 +21,7 @@ use crate::pipeline::{Clock, CycleError, Ledger, Pipeline, PipelineSettings, Sys
 use crate::runtime::cache::CompileCache;
 use crate::runtime::watch::PluginWatch;
 use crate::runtime::{PluginRuntime, PluginSearch};
-use crate::source::layout::Day;
+use crate::layout::Day;
 use crate::source::s3_poll::{PollSettings, S3Source, Start};
 use crate::state::checkpoint::CheckpointStore;
 

@@ -16,8 +16,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::pipeline::enrich::Delivery;
-
 type Labels = Vec<(&'static str, String)>;
 
 /// Every metric trailwatch exports.
@@ -226,12 +224,13 @@ impl Metrics {
         self.inflight_bytes.set(bytes);
     }
 
-    /// One event's delivery record.
-    pub fn observe_delivery(&self, d: &Delivery<'_>) {
-        if let Some(ms) = d.delivery_delay_ms {
+    /// One event's delays: from the event to its file's arrival in S3 (when the event time is
+    /// known), and from the arrival to trailwatch reading it, in ms.
+    pub fn observe_delivery(&self, delivery_delay_ms: Option<i64>, processing_delay_ms: i64) {
+        if let Some(ms) = delivery_delay_ms {
             self.delivery_delay.observe(ms.max(0) as f64 / 1000.0);
         }
-        self.processing_delay.observe(d.processing_delay_ms.max(0) as f64 / 1000.0);
+        self.processing_delay.observe(processing_delay_ms.max(0) as f64 / 1000.0);
     }
 
     /// A poll cycle ended, at `now_ms`.

@@ -12,7 +12,7 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 
 use super::Metrics;
-use crate::pipeline::Clock;
+use crate::clock::Clock;
 
 /// When `/readyz` says ready.
 #[derive(Clone)]

@@ -5,7 +5,7 @@
 //! than written as `null`. The raw record is embedded as JSON as it was written; newlines in its
 //! whitespace become spaces so that each event stays on one line.
 
-pub use crate::pipeline::enrich::Delivery;
+use serde::Serialize;
 
 use super::names::{action_name, event_category_name, flag_names, outcome_name, source_kind_name};
 use crate::runtime::bindings::types::{Event, Principal, TlsDetails};
@@ -132,6 +132,45 @@ fn write_tls(t: &TlsDetails, mut o: Object<'_>) {
     o.end();
 }
 
+/// When and how a log file reached trailwatch (the `run` path; `replay` has no such times).
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery<'a> {
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The S3 object's last-modified time, ms since the Unix epoch.
+    pub last_modified_ms: i64,
+    /// When trailwatch read it.
+    pub processed_at_ms: i64,
+    /// Last-modified minus event time: how long CloudTrail took to deliver the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_delay_ms: Option<i64>,
+    /// Processing time minus last-modified: how long trailwatch took to pick it up.
+    pub processing_delay_ms: i64,
+    /// Delivered later than the threshold (default 15 min, the delay AWS states as normal).
+    pub delayed: bool,
+}
+
+impl<'a> Delivery<'a> {
+    /// The delivery record of an event of `event_time_ms` in an object of `last_modified_ms`.
+    pub fn new(
+        bucket: &'a str,
+        last_modified_ms: i64,
+        processed_at_ms: i64,
+        event_time_ms: Option<i64>,
+        delayed_after_ms: i64,
+    ) -> Self {
+        let delivery_delay_ms = event_time_ms.map(|t| last_modified_ms - t);
+        Delivery {
+            bucket,
+            last_modified_ms,
+            processed_at_ms,
+            delivery_delay_ms,
+            processing_delay_ms: processed_at_ms - last_modified_ms,
+            delayed: delivery_delay_ms.is_some_and(|d| d > delayed_after_ms),
+        }
+    }
+}
+
 /// Appends the raw record as the `raw` member: embedded as JSON when it is valid JSON, as a
 /// string otherwise. `out` ends with the line object's closing brace, which this replaces.
 fn append_raw(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
@@ -237,7 +276,6 @@ mod tests {
     use serde::Serialize;
 
     use super::*;
-    use crate::pipeline::enrich::Delivery;
     use crate::runtime::bindings::types::{ActionType, Category, EventCategory, EventFlags, Outcome, SourceKind};
 
     #[derive(Serialize)]

@@ -56,24 +56,7 @@ const SINK_QUEUE: usize = 16;
 /// Cycles a file that trips the plugin is tried before it is quarantined.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// The time, injectable so that tests can age files (S3 cannot backdate them).
-pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-}
+pub use crate::clock::{Clock, SystemClock};
 
 /// How the pipeline reads.
 #[derive(Debug, Clone)]

@@ -151,7 +151,7 @@ pub fn read(
             }
             let delivery = context.delivery(event.event_time_ms);
             if let Some(d) = &delivery {
-                metrics.observe_delivery(d);
+                metrics.observe_delivery(d.delivery_delay_ms, d.processing_delay_ms);
             }
             ndjson::write_event_with(&mut bytes, event, &meta.key, delivery.as_ref())?;
             ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);

@@ -7,149 +7,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store};
 
-use super::bindings::types::{DigestInfo, Event, FileError, FileKind, LogLevel, ObjectMeta, OpenOptions, PluginInfo};
-use super::bindings::{Plugin, PluginPre};
+use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
+use super::bindings::PluginPre;
 use super::cache::CompileCache;
-use super::limits::{EpochTicker, Limits, MemoryLimiter, TICK};
+use super::limits::{EpochTicker, Limits};
 use super::loader::{self, LoadError, LoadedPlugin, PluginSearch, Rejected};
+use super::store::set_deadline;
+pub use super::store::{engine, linker, plugin_info, StoreState};
 
 /// Events handed to the caller per plugin call.
 pub const BATCH: u32 = 512;
-/// Plugin log messages kept per file (the rest are counted, not kept).
-const MAX_PLUGIN_MESSAGES: usize = 32;
-/// Longest plugin log message kept, in bytes.
-const MAX_MESSAGE_BYTES: usize = 4096;
-
-/// Largest chunk handed to the plugin per `input.read`.
-const MAX_READ_CHUNK: u32 = 1 << 20;
-
-/// The data of one plugin store.
-pub struct StoreState {
-    limiter: MemoryLimiter,
-    /// The stored bytes of the file this store reads.
-    input: Option<Box<dyn std::io::Read + Send>>,
-    /// Error-level messages from the plugin.
-    errors: Vec<String>,
-    /// The plugin's panic message, sent just before its trap.
-    panic: Option<String>,
-    dropped_messages: u64,
-    /// The object being read, for log context.
-    key: String,
-    /// When the current call into the plugin started, and the plugin time it may use.
-    call_started: Instant,
-    call_budget: Duration,
-    /// Time spent in `input.read` (a slow download) during the current call: the host's time.
-    input_waited: Duration,
-    /// The error `input.read` gave, given again to any later read: an input that failed once
-    /// stays failed.
-    input_failed: Option<String>,
-}
-
-impl StoreState {
-    fn new(memory_bytes: u64, key: String) -> Self {
-        StoreState {
-            limiter: MemoryLimiter::new(memory_bytes),
-            input: None,
-            errors: Vec::new(),
-            panic: None,
-            dropped_messages: 0,
-            key,
-            call_started: Instant::now(),
-            call_budget: Duration::ZERO,
-            input_waited: Duration::ZERO,
-            input_failed: None,
-        }
-    }
-}
-
-/// Epoch ticks in `d`, at least one.
-fn ticks(d: Duration) -> u64 {
-    ((d.as_millis() / TICK.as_millis()) as u64).max(1)
-}
-
-/// Gives the next call into the plugin `budget` of plugin time. Time the host spends fetching
-/// the plugin's input (a slow download) is the host's, not the plugin's: when the deadline comes,
-/// the plugin's own time so far is worked out again without it, and only past the budget does the
-/// call trap.
-fn set_deadline(store: &mut Store<StoreState>, budget: Duration) {
-    let state = store.data_mut();
-    state.call_started = Instant::now();
-    state.call_budget = budget;
-    state.input_waited = Duration::ZERO;
-    store.set_epoch_deadline(ticks(budget));
-    store.epoch_deadline_callback(|ctx| {
-        let state = ctx.data();
-        let used = state.call_started.elapsed().saturating_sub(state.input_waited);
-        match state.call_budget.checked_sub(used) {
-            Some(left) if !left.is_zero() => Ok(wasmtime::UpdateDeadline::Continue(ticks(left))),
-            _ => Ok(wasmtime::UpdateDeadline::Interrupt),
-        }
-    });
-}
-
-impl super::bindings::trailwatch::plugin::types::Host for StoreState {}
-
-impl super::bindings::trailwatch::plugin::input::Host for StoreState {
-    fn read(&mut self, max: u32) -> Result<Vec<u8>, String> {
-        if let Some(failed) = &self.input_failed {
-            return Err(failed.clone());
-        }
-        let Some(input) = self.input.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let mut buf = vec![0u8; max.min(MAX_READ_CHUNK) as usize];
-        let started = Instant::now();
-        let result = loop {
-            match input.read(&mut buf) {
-                Ok(n) => {
-                    buf.truncate(n);
-                    break Ok(buf);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(format!("reading {}: {e}", self.key)),
-            }
-        };
-        self.input_waited += started.elapsed();
-        if let Err(e) = &result {
-            self.input_failed = Some(e.clone());
-        }
-        result
-    }
-}
-
-impl super::bindings::trailwatch::plugin::host_log::Host for StoreState {
-    fn log(&mut self, level: LogLevel, mut message: String) {
-        if self.errors.len() >= MAX_PLUGIN_MESSAGES {
-            self.dropped_messages += 1;
-            return;
-        }
-        if message.len() > MAX_MESSAGE_BYTES {
-            let mut cut = MAX_MESSAGE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
-        match level {
-            LogLevel::Debug => tracing::debug!(target: "trailwatch::plugin", key = %self.key, "{message}"),
-            LogLevel::Info => tracing::info!(target: "trailwatch::plugin", key = %self.key, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "trailwatch::plugin", key = %self.key, "{message}"),
-            LogLevel::Panic => {
-                tracing::error!(target: "trailwatch::plugin", key = %self.key, "{message}");
-                self.panic = Some(message);
-            }
-            LogLevel::Error => {
-                tracing::error!(target: "trailwatch::plugin", key = %self.key, "{message}");
-                self.errors.push(message);
-            }
-        }
-    }
-}
-
 /// Why the plugin stopped with a trap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrapReason {
@@ -223,37 +93,6 @@ pub struct PluginRuntime {
     limits: Limits,
     /// Shared by the runtimes of one engine: a second ticker would halve every time limit.
     ticker: Arc<EpochTicker>,
-}
-
-/// The engine settings every store relies on.
-pub fn engine() -> wasmtime::Result<Engine> {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    config.epoch_interruption(true);
-    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    Engine::new(&config)
-}
-
-/// A linker with the host's imports (`host-log` and `input`).
-pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
-    let mut linker = Linker::new(engine);
-    Plugin::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(&mut linker, |s| s)?;
-    Ok(linker)
-}
-
-/// Instantiates `component` once, with default limits, and asks for its identity.
-pub fn plugin_info(
-    engine: &Engine,
-    linker: &Linker<StoreState>,
-    component: &Component,
-) -> wasmtime::Result<PluginInfo> {
-    let limits = Limits::default();
-    let mut store = Store::new(engine, StoreState::new(limits.memory_bytes, "(plugin-info)".into()));
-    store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(limits.deadline_ticks());
-    store.epoch_deadline_trap();
-    let plugin = Plugin::instantiate(&mut store, component, linker)?;
-    plugin.trailwatch_plugin_meta().call_info(&mut store)
 }
 
 impl PluginRuntime {

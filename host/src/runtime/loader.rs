@@ -147,7 +147,7 @@ fn wasm_files(dir: &Path, explicit: bool) -> Result<Vec<PathBuf>, LoadError> {
 /// passed over.
 pub fn load_newest(
     engine: &Engine,
-    linker: &Linker<super::file::StoreState>,
+    linker: &Linker<super::store::StoreState>,
     search: &PluginSearch,
     cache: &CompileCache,
 ) -> Result<(LoadedPlugin, Vec<Rejected>), LoadError> {
@@ -216,7 +216,7 @@ pub fn load_newest(
 /// Loads and checks one plugin file; the error says why it cannot be used.
 pub fn load_one(
     engine: &Engine,
-    linker: &Linker<super::file::StoreState>,
+    linker: &Linker<super::store::StoreState>,
     path: &Path,
     cache: &CompileCache,
 ) -> Result<LoadedPlugin, String> {
@@ -227,7 +227,7 @@ pub fn load_one(
 /// Loads and checks a plugin's bytes; `path` says where they came from.
 pub fn load_bytes(
     engine: &Engine,
-    linker: &Linker<super::file::StoreState>,
+    linker: &Linker<super::store::StoreState>,
     bytes: &[u8],
     path: &Path,
     cache: &CompileCache,
@@ -243,7 +243,7 @@ pub fn load_bytes(
         ));
     }
     let info =
-        super::file::plugin_info(engine, linker, &component).map_err(|e| format!("cannot be instantiated: {e:#}"))?;
+        super::store::plugin_info(engine, linker, &component).map_err(|e| format!("cannot be instantiated: {e:#}"))?;
     if info.contract_version != contract {
         return Err(format!(
             "reports contract {} but exports {contract}",

@@ -6,6 +6,7 @@
 //!   behind the per-file time limit.
 //! - `loader`: finds plugins in the plugin directories and the one built in, checks the
 //!   contract version, compiles with a cache.
+//! - `store`: one plugin store's data and the host side of the imports; the engine and linker.
 //! - `file`: reads one object through the plugin and says why it failed when it does.
 //! - `watch`: takes a new plugin from the plugin directory without a restart.
 
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod file;
 pub mod limits;
 pub mod loader;
+pub mod store;
 pub mod watch;
 
 pub use file::{FileFailure, FileReport, PluginRuntime, TrapReason};

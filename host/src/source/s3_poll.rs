@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::layout::{file_time_ms, is_account_id, is_org_id, last_segment, Day};
+use crate::layout::{file_time_ms, is_account_id, is_org_id, last_segment, Day};
 use crate::aws::s3::{ObjectInfo, S3};
 use crate::aws::{AwsClient, AwsError};
 use crate::pipeline::work::{Input, InputError, Retry, WorkItem};
