@@ -157,7 +157,7 @@ url = "{}/ingest"
 compression = "gzip"
 batch_max_events = 40
 retry_initial_backoff_ms = 50
-headers = {{ Authorization = "${{env:TW_TEST_TOKEN}}" }}
+headers = {{ Authorization = "Bearer ${{env:TW_TEST_TOKEN}}" }}
 
 [[sinks]]
 type = "otlp"
@@ -175,7 +175,7 @@ path = "{}"
     );
     let config = config(dir.path(), &moto, &sinks, "");
     let out = trailwatch(&config, &["run", "--once"])
-        .env("TW_TEST_TOKEN", "Bearer tok-123")
+        .env("TW_TEST_TOKEN", "tok-123")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -424,4 +424,32 @@ async fn a_stalled_receiver_holds_memory_under_the_cap_and_kill_9_mid_batch_lose
     let got = ndjson_ids(&http);
     let want = expected(&files);
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "every event at least once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_one_object_per_line_with_stable_messages() {
+    let moto = Moto::start();
+    let files = files(2, 3);
+    moto::seed(&moto.client("AKIDTEST", "secret"), BUCKET, &files).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = format!("[[sinks]]\ntype = \"file\"\npath = \"{}\"\n", dir.path().join("out.ndjson").display());
+    let config = config(dir.path(), &moto, &sinks, "");
+    let out = trailwatch(&config, &["--log-format", "json", "run", "--once"])
+        .env("TRAILWATCH_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let poll = logs
+        .iter()
+        .find(|l| l["fields"]["message"] == "poll done")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(poll["level"], "INFO");
+    assert_eq!(poll["fields"]["files"], 2);
+    assert_eq!(poll["fields"]["events"], 6);
+    assert!(logs.iter().any(|l| l["fields"]["message"] == "AWS requests made"));
 }

@@ -139,7 +139,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin not used");
     }
     match cli.command {
-        Command::Run { once } => crate::run::run(config, search, runtime, once),
+        Command::Run { once } => crate::run::run(
+            config,
+            search,
+            runtime,
+            crate::run::RunOptions {
+                once,
+                json_logs: cli.log_format == LogFormat::Json,
+            },
+        ),
         Command::Plugin => {
             let p = runtime.plugin();
             let from = if p.builtin {

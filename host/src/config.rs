@@ -726,14 +726,12 @@ impl SinkConfig {
             }
         }
         for (name, value) in &h.headers {
-            if let Some(var) = value.expose().strip_prefix("${env:").and_then(|v| v.strip_suffix('}')) {
-                if std::env::var_os(var).is_none() {
-                    return Err(ConfigError::Value {
-                        key: "sinks.headers",
-                        value: format!("{name} = ${{env:{var}}}"),
-                        expected: "an environment variable that is set",
-                    });
-                }
+            if let Err(var) = expand_env(value.expose()) {
+                return Err(ConfigError::Value {
+                    key: "sinks.headers",
+                    value: format!("{name} = …${{env:{var}}}…"),
+                    expected: "an environment variable that is set",
+                });
             }
         }
         let ranges: [(&'static str, u64, u64, u64); 5] = [
@@ -756,16 +754,33 @@ impl SinkConfig {
     }
 }
 
+/// `text` with every `${env:NAME}` replaced by that variable's value; the name of the first
+/// variable that is not set, when one is not.
+pub fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${env:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 6..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        out.push_str(&std::env::var(name).map_err(|_| name.to_owned())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 impl HttpSinkConfig {
     /// The headers with `${env:NAME}` values read from the environment.
     pub fn resolved_headers(&self) -> Vec<(String, crate::aws::secret::Secret)> {
         self.headers
             .iter()
             .map(|(k, v)| {
-                let value = match v.expose().strip_prefix("${env:").and_then(|v| v.strip_suffix('}')) {
-                    Some(var) => std::env::var(var).unwrap_or_default(),
-                    None => v.expose().to_owned(),
-                };
+                let value = expand_env(v.expose()).unwrap_or_default();
                 (k.clone(), crate::aws::secret::Secret::new(value))
             })
             .collect()
@@ -903,6 +918,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("an environment variable that is set"), "{e}");
+    }
+
+    #[test]
+    fn env_references_are_expanded_anywhere_in_a_value() {
+        std::env::set_var("TRAILWATCH_TEST_EXPAND", "tok");
+        assert_eq!(expand_env("Bearer ${env:TRAILWATCH_TEST_EXPAND}!").unwrap(), "Bearer tok!");
+        assert_eq!(expand_env("plain").unwrap(), "plain");
+        assert_eq!(expand_env("${env:TRAILWATCH_TEST_NOT_SET_AT_ALL}").unwrap_err(), "TRAILWATCH_TEST_NOT_SET_AT_ALL");
     }
 
     #[test]

@@ -148,21 +148,31 @@ fn announce_mode(config: &Config) {
     }
 }
 
+/// How `run` was asked to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// One poll cycle, then exit.
+    pub once: bool,
+    /// Logs are JSON lines: stderr carries nothing else.
+    pub json_logs: bool,
+}
+
 /// Runs the daemon (or one cycle with `once`).
-pub fn run(config: Config, search: PluginSearch, runtime: PluginRuntime, once: bool) -> anyhow::Result<ExitCode> {
+pub fn run(config: Config, search: PluginSearch, runtime: PluginRuntime, options: RunOptions) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run_async(config, search, Arc::new(runtime), once))
+    rt.block_on(run_async(config, search, Arc::new(runtime), options))
 }
 
 async fn run_async(
     config: Config,
     search: PluginSearch,
     runtime: Arc<PluginRuntime>,
-    once: bool,
+    options: RunOptions,
 ) -> anyhow::Result<ExitCode> {
+    let once = options.once;
     announce_mode(&config);
     let client = Arc::new(client(&config, None)?);
     let (bucket, prefix) = match (&config.source.bucket, config.mode) {
@@ -299,6 +309,9 @@ async fn run_async(
     let counts = client.counts();
     let requests: Vec<String> = counts.requests.iter().map(|(k, v)| format!("{k} {v}")).collect();
     tracing::info!(requests = %requests.join(", "), "AWS requests made");
+    if options.json_logs {
+        return Ok(exit);
+    }
     eprintln!(
         "trailwatch run: AWS requests: {}",
         if requests.is_empty() {
