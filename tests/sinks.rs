@@ -453,3 +453,34 @@ async fn log_format_json_writes_one_object_per_line_with_stable_messages() {
     assert_eq!(poll["fields"]["events"], 6);
     assert!(logs.iter().any(|l| l["fields"]["message"] == "AWS requests made"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_flight_cap_smaller_than_what_a_sink_gathers_slows_delivery_but_never_stops_it() {
+    let moto = Moto::start();
+    // One file of 3000 events: six plugin batches, each larger than the 1 MiB cap and than the
+    // sink's 1 MiB requests, so the sink holds part of a batch while the writer waits for room.
+    let files = vec![moto::log_file("", "111122223333", "us-east-1", "2024-03-01", "0100", "big", 3000)];
+    moto::seed(&moto.client("AKIDTEST", "secret"), BUCKET, &files).await;
+    let http = Receiver::start("ndjson");
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = format!("[[sinks]]\ntype = \"http\"\nurl = \"{}/\"\nbatch_timeout_ms = 200\n", http.url);
+    let config = config(dir.path(), &moto, &sinks, "[pipeline]\nmax_inflight_mib = 1\n");
+    let mut child = trailwatch(&config, &["run", "--once"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().ok();
+            panic!("run --once did not finish: the writer and the sink wait for each other");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    assert_eq!(ndjson_ids(&http), expected(&files));
+}

@@ -26,6 +26,10 @@ const SMALL_EVENTS: u64 = 1_000;
 const SEED: u64 = 0x7472_6169_6c77_6174;
 const RUNS: usize = 3;
 
+#[path = "../../../tests/common/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod common;
+mod pipeline;
 mod trail;
 
 use trail::*;
@@ -148,6 +152,13 @@ fn run_child(command: &Command, scratch: &Path) -> anyhow::Result<(f64, u64)> {
         .env(HELPER_ENV, &report)
         .arg(command.get_program())
         .args(command.get_args());
+    // The helper's child inherits its environment: pass the command's own on.
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(v) => helper.env(key, v),
+            None => helper.env_remove(key),
+        };
+    }
     helper.stdout(File::create("/dev/null")?).stderr(File::create(&stderr)?);
     let status = helper.status()?;
     if !status.success() {
@@ -384,6 +395,11 @@ fn main() -> anyhow::Result<ExitCode> {
     eprintln!("  peak memory: small file, big file");
     let (small_wall, small_peak) = cli.replay(&small, 1)?;
     let (big_wall, big_peak) = cli.replay(&big, 1)?;
+    eprintln!("uploading the file set to moto for `run`");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let moto = rt.block_on(pipeline::seed(&set))?;
+    let run = pipeline::measure(&cli, &set, &moto, cores, RUNS)?;
+    drop(moto);
 
     let env = scale
         .map(|v| format!("TRAILWATCH_BENCH_EVENTS={v} "))
@@ -402,5 +418,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let files = format!("file set, {} files", set.files.len());
     print_memory_row(&files, 1, &set, None, peaks[0]);
     print_memory_row(&files, cores, &set, None, peaks[1]);
+    let replay_one = timings[JOBS_1].as_ref().map_or(f64::NAN, Timing::best);
+    pipeline::print(&set, &run, cores, replay_one);
     Ok(ExitCode::SUCCESS)
 }

@@ -45,6 +45,8 @@ pub struct Metrics {
     last_poll_ms: AtomicI64,
     /// Sinks whose last delivery failed, for `/readyz`.
     failing: Mutex<std::collections::BTreeSet<String>>,
+    /// Where the in-flight bytes are read from at a scrape.
+    inflight_source: Mutex<Option<(std::sync::Arc<tokio::sync::Semaphore>, usize)>>,
 }
 
 fn label(key: &'static str, value: &str) -> Labels {
@@ -85,6 +87,7 @@ impl Metrics {
             plugin: Family::default(),
             last_poll_ms: AtomicI64::new(0),
             failing: Mutex::default(),
+            inflight_source: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register("files", "Log files finished, by result (done, failed, quarantined)", m.files.clone());
@@ -131,6 +134,11 @@ impl Metrics {
 
     /// The metrics as OpenMetrics text.
     pub fn render(&self) -> String {
+        if let Ok(w) = self.inflight_source.lock() {
+            if let Some((semaphore, cap)) = w.as_ref() {
+                self.inflight_bytes.set(cap.saturating_sub(semaphore.available_permits()) as i64);
+            }
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         encode(&mut out, &self.registry).ok();
@@ -214,14 +222,22 @@ impl Metrics {
         self.sink_partial.get_or_create(&label("sink", sink)).inc_by(n);
     }
 
+    /// A sink failed (`true`) or acknowledged again (`false`).
+    pub fn sink_failing(&self, sink: &str, failing: bool) {
+        self.sink_failing.get_or_create(&label("sink", sink)).set(i64::from(failing));
+        self.set_failing(sink, failing);
+    }
+
+    /// Reads the in-flight bytes from `semaphore` (of `cap` permits) at each scrape.
+    pub fn watch_inflight(&self, semaphore: std::sync::Arc<tokio::sync::Semaphore>, cap: usize) {
+        if let Ok(mut w) = self.inflight_source.lock() {
+            *w = Some((semaphore, cap));
+        }
+    }
+
     /// The sinks whose last delivery failed.
     pub fn failing_sinks(&self) -> Vec<String> {
         self.failing.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default()
-    }
-
-    /// Bytes in flight now.
-    pub fn set_inflight_bytes(&self, bytes: i64) {
-        self.inflight_bytes.set(bytes);
     }
 
     /// One event's delays: from the event to its file's arrival in S3 (when the event time is

@@ -220,6 +220,7 @@ impl Pipeline {
     ) -> Self {
         let names = sinks.iter().map(|s| s.name().to_owned()).collect();
         let inflight = Arc::new(Semaphore::new(settings.max_inflight_bytes.max(1)));
+        metrics.watch_inflight(inflight.clone(), settings.max_inflight_bytes.max(1));
         Pipeline {
             runtime,
             ledger,
@@ -266,15 +267,22 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// Starts a cycle; `shutdown` stops it between files.
-    pub fn cycle(&mut self, shutdown: Arc<AtomicBool>) -> Cycle<'_> {
+    /// Starts a cycle; `shutdown` stops it between files. Fails when a sink was lost (its
+    /// task panicked, or was left stuck at a shutdown): the process must restart.
+    pub fn cycle(&mut self, shutdown: Arc<AtomicBool>) -> Result<Cycle<'_>, CycleError> {
+        if let Some(i) = self.sinks.iter().position(Option::is_none) {
+            return Err(CycleError::Sink {
+                sink: self.names[i].clone(),
+                error: SinkError::Io("the sink stopped unexpectedly; restart trailwatch".into()),
+            });
+        }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut sink_txs = Vec::new();
         let mut runners = Vec::new();
         for (i, sink) in self.sinks.iter_mut().enumerate() {
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
             sink_txs.push(tx);
-            let sink = sink.take().expect("every sink is back between cycles");
+            let Some(sink) = sink.take() else { continue };
             runners.push(Some(tokio::spawn(runner::run(i, sink, rx, events_tx.clone()))));
         }
         drop(events_tx);
@@ -287,11 +295,10 @@ impl Pipeline {
             self.inflight.clone(),
             self.settings.max_inflight_bytes.max(1),
             self.next_batch,
-            self.metrics.clone(),
         ));
         let readers = self.settings.max_concurrent_files.max(1);
         let n = self.sinks.len();
-        Cycle {
+        Ok(Cycle {
             slots: Arc::new(Semaphore::new(readers + self.settings.max_prefetch)),
             cpus: Arc::new(Semaphore::new(readers)),
             slot_tx: Some(slot_tx),
@@ -306,7 +313,7 @@ impl Pipeline {
             fatal: None,
             shutdown,
             p: self,
-        }
+        })
     }
 }
 
@@ -320,6 +327,9 @@ pub enum Slot {
         targets: Vec<usize>,
         delete: Option<PendingDelete>,
         rx: mpsc::Receiver<FileMsg>,
+        /// Held until the writer is done with the file: files read ahead of the writer are
+        /// bounded by the slots, whatever the sinks do.
+        permit: tokio::sync::OwnedSemaphorePermit,
     },
     /// Changes a source wants made once every file submitted before is settled.
     Marker(Box<dyn FnOnce(&Checkpoint) -> Vec<Change> + Send>),
@@ -399,9 +409,13 @@ impl Cycle<'_> {
         &mut self.report
     }
 
-    /// Whether the cycle should stop taking work: a shutdown, a failed sink, refused credentials.
+    /// Whether the cycle should stop taking work: a shutdown, refused credentials, or every sink
+    /// failed. One failed sink does not stop the others: they go on getting every file (and the
+    /// failed one gets them at a later cycle; none is committed before it has them).
     pub fn stopping(&self) -> bool {
-        self.shutdown.load(Ordering::Relaxed) || self.sink_failed.iter().any(Option::is_some) || self.fatal.is_some()
+        self.shutdown.load(Ordering::Relaxed)
+            || self.fatal.is_some()
+            || (!self.sink_failed.is_empty() && self.sink_failed.iter().all(Option::is_some))
     }
 
     /// Hands a file to the reader pool. Waits while the pool is full; commits what has been
@@ -417,6 +431,10 @@ impl Cycle<'_> {
                 permit = self.slots.clone().acquire_owned() => break permit.expect("the slot pool stays open"),
                 Some(event) = self.events_rx.recv() => self.on_sink_event(event),
                 Some(written) = self.written_rx.recv() => self.pending.push_back(written),
+                _ = stopped(&self.shutdown) => {
+                    self.report.interrupted = true;
+                    return Ok(false);
+                }
             }
             self.commit_ready()?;
         };
@@ -447,6 +465,7 @@ impl Cycle<'_> {
                 targets,
                 delete,
                 rx,
+                permit,
             })
             .ok();
         let job = ReadTask {
@@ -459,10 +478,7 @@ impl Cycle<'_> {
             processed_at_ms: p.clock.now_ms(),
             skip_below,
         };
-        tokio::spawn(async move {
-            job.run(item, tx).await;
-            drop(permit);
-        });
+        tokio::spawn(job.run(item, tx));
         Ok(true)
     }
 
@@ -487,9 +503,12 @@ impl Cycle<'_> {
 
     fn on_sink_event(&mut self, event: SinkEvent) {
         match event {
-            SinkEvent::Acked { sink, file } => self.acked[sink] = self.acked[sink].max(file),
+            SinkEvent::Acked { sink, file } => {
+                self.acked[sink] = self.acked[sink].max(file);
+                self.p.metrics.sink_failing(&self.p.names[sink], false);
+            }
             SinkEvent::Failed { sink, error } => {
-                self.p.metrics.sink_rejection(&self.p.names[sink]);
+                self.p.metrics.sink_failing(&self.p.names[sink], true);
                 self.sink_failed[sink] = Some(error);
             }
         }
@@ -623,6 +642,7 @@ impl Cycle<'_> {
         let mut shutdown_at: Option<tokio::time::Instant> = None;
         let mut written_open = true;
         let mut events_open = true;
+        let mut commit_error: Option<CycleError> = None;
         while written_open || events_open {
             if shutdown_at.is_none() && self.shutdown.load(Ordering::Relaxed) {
                 shutdown_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
@@ -644,7 +664,13 @@ impl Cycle<'_> {
                 }
                 _ = tokio::time::sleep(Duration::from_millis(100)), if shutdown_at.is_none() => {}
             }
-            self.commit_ready()?;
+            // A checkpoint that cannot be written stops the commits, not the draining: the
+            // sinks must come back to the pipeline whatever happens.
+            if commit_error.is_none() {
+                if let Err(e) = self.commit_ready() {
+                    commit_error = Some(e);
+                }
+            }
         }
         if let Some(writer) = self.writer.take() {
             if !writer.is_finished() {
@@ -659,10 +685,11 @@ impl Cycle<'_> {
                 if !handle.is_finished() {
                     handle.abort();
                 }
-                match handle.await {
-                    Ok(sink) => self.p.sinks[i] = Some(sink),
-                    Err(_) => {
-                        // Only after a shutdown that did not wait: the process is ending.
+                // A sink stuck in a blocking write (a pipe nobody reads) cannot be aborted:
+                // it is left behind rather than waited for.
+                match tokio::time::timeout(SHUTDOWN_GRACE, handle).await {
+                    Ok(Ok(sink)) => self.p.sinks[i] = Some(sink),
+                    Ok(Err(_)) | Err(_) => {
                         tracing::warn!(sink = %self.p.names[i], "sink stopped before it finished");
                     }
                 }
@@ -674,11 +701,18 @@ impl Cycle<'_> {
                 if result.end != ReadEnd::Interrupted {
                     self.report.not_acknowledged += 1;
                 }
-                let done: Vec<usize> = targets.iter().copied().filter(|&k| self.acked[k] >= seq).collect();
-                if !done.is_empty() {
-                    self.p.partial.entry(key).or_default().extend(done);
+                // Only a file read to its end may skip, next time, the sinks that have it all: a
+                // failed read's sinks have only its first records.
+                if result.end == ReadEnd::Complete {
+                    let done: Vec<usize> = targets.iter().copied().filter(|&k| self.acked[k] >= seq).collect();
+                    if !done.is_empty() {
+                        self.p.partial.entry(key).or_default().extend(done);
+                    }
                 }
             }
+        }
+        if let Some(e) = commit_error {
+            return Err(e);
         }
         self.p.ledger.commit()?;
         for (i, failed) in self.sink_failed.iter().enumerate() {

@@ -9,7 +9,6 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::reader::{FileMsg, FileStats, ReadEnd, ReadResult};
 use super::{Slot, Written};
-use crate::metrics::Metrics;
 use crate::sink::{Batch, Message};
 
 /// Runs until the slot queue closes; returns the next batch number.
@@ -20,11 +19,9 @@ pub async fn run(
     inflight: Arc<Semaphore>,
     cap: usize,
     mut next_batch: u64,
-    metrics: Arc<Metrics>,
 ) -> u64 {
-    let available = || inflight.available_permits();
     while let Some(slot) = slots.recv().await {
-        let (seq, key, size, targets, delete, mut rx) = match slot {
+        let (seq, key, size, targets, delete, mut rx, permit) = match slot {
             Slot::Marker(m) => {
                 written.send(Written::Marker(m)).ok();
                 continue;
@@ -36,7 +33,8 @@ pub async fn run(
                 targets,
                 delete,
                 rx,
-            } => (seq, key, size, targets, delete, rx),
+                permit,
+            } => (seq, key, size, targets, delete, rx, permit),
         };
         let mut through = 0;
         let mut result = None;
@@ -56,7 +54,6 @@ pub async fn run(
                         ends,
                         permit: Some(permit),
                     });
-                    metrics.set_inflight_bytes((cap - available()) as i64);
                     for &k in &targets {
                         // A sink's queue closes only when its runner is gone (an abandoned cycle).
                         sinks[k].send(Message::Events(batch.clone())).await.ok();
@@ -75,6 +72,7 @@ pub async fn run(
             }
         }
         if through == u64::MAX {
+            drop(permit);
             continue;
         }
         let result = result.unwrap_or_else(|| {
@@ -90,7 +88,7 @@ pub async fn run(
         for &k in &targets {
             sinks[k].send(Message::EndOfFile { file: seq, through }).await.ok();
         }
-        metrics.set_inflight_bytes((cap - available()) as i64);
+        drop(permit);
         written
             .send(Written::File {
                 seq,

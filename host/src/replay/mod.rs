@@ -133,7 +133,7 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         .build()
         .context("starting the async runtime")?;
     let outcome = rt.block_on(async {
-        let mut cycle = pipeline.cycle(Arc::new(AtomicBool::new(false)));
+        let mut cycle = pipeline.cycle(Arc::new(AtomicBool::new(false)))?;
         for path in files {
             if !cycle.submit(local_file(path)).await? {
                 break;

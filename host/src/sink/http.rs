@@ -161,12 +161,19 @@ impl Delivery {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| self.backoff.retry_after(v, std::time::SystemTime::now()));
                     let answer = resp.bytes().await;
-                    if status.is_success() {
-                        if let Ok(answer) = answer {
+                    let code = status.as_u16();
+                    match (&answer, status.is_success()) {
+                        (Ok(answer), true) => {
                             self.metrics.sink_batch(&self.name, events as u64, raw_len as u64);
-                            return Ok(answer);
+                            return Ok(answer.clone());
                         }
-                    }
+                        // Accepted, but the answer was cut off: whether it was taken is not known,
+                        // so it is sent again (at least once).
+                        (Err(e), true) => {
+                            let why = format!("{} answered {status} but the answer was cut off: {e}", self.url);
+                            (why, retry_after)
+                        }
+                        _ => {
                     let text = answer
                         .map(|b| {
                             let mut t = String::from_utf8_lossy(&b[..b.len().min(MAX_ANSWER)]).into_owned();
@@ -176,7 +183,6 @@ impl Delivery {
                             t
                         })
                         .unwrap_or_else(|e| format!("(the answer could not be read: {e})"));
-                    let code = status.as_u16();
                     let why = format!("{} answered {status}: {}", self.url, text.trim());
                     if !(self.retryable)(code) {
                         self.metrics.sink_rejection(&self.name);
@@ -184,6 +190,8 @@ impl Delivery {
                         return Err(SinkError::Rejected(why));
                     }
                     (why, retry_after)
+                        }
+                    }
                 }
                 Err(e) => (format!("{}: {e}", self.url), None),
             };
@@ -315,5 +323,9 @@ impl Sink for HttpSink {
 
     fn max_delay(&self) -> Duration {
         self.delivery.timeout
+    }
+
+    fn reset(&mut self) {
+        self.batcher.take();
     }
 }

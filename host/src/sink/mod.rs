@@ -95,6 +95,9 @@ pub trait Sink: Send {
     fn max_delay(&self) -> Duration {
         Duration::from_secs(1)
     }
+    /// Drops what it holds and has not handed over, after a failure: those files are not
+    /// acknowledged and are sent again.
+    fn reset(&mut self) {}
 }
 
 /// Sink name for logs: its configured name, else `<type>#<position>`.

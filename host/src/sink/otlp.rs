@@ -202,4 +202,8 @@ impl Sink for OtlpSink {
     fn max_delay(&self) -> Duration {
         self.delivery.timeout
     }
+
+    fn reset(&mut self) {
+        self.batcher.take();
+    }
 }

@@ -32,15 +32,21 @@ pub async fn run(
 ) -> Box<dyn Sink> {
     // Files sent in full and not yet acknowledged: (file, last batch, since).
     let mut waiting: VecDeque<(u64, u64, Instant)> = VecDeque::new();
+    let mut holding_since: Option<Instant> = None;
     let result: Result<(), SinkError> = async {
         loop {
-            let message = match waiting.front() {
-                Some(&(_, _, since)) => {
+            // Something held (a file's acknowledgement, or a partial batch still holding its
+            // share of the in-flight cap): flush once the sink's delay is up, even in the middle
+            // of a file, so that the writer waiting for room is never left waiting.
+            let since = waiting.front().map(|w| w.2).or(holding_since);
+            let message = match since {
+                Some(since) => {
                     let due = since + sink.max_delay();
                     match tokio::time::timeout_at(due, queue.recv()).await {
                         Ok(m) => m,
                         Err(_) => {
                             sink.flush().await?;
+                            holding_since = None;
                             ack(index, &mut waiting, sink.as_ref(), &events);
                             continue;
                         }
@@ -50,12 +56,21 @@ pub async fn run(
             };
             let Some(message) = message else { break };
             match message {
-                Message::Events(batch) => sink.send(batch).await?,
+                Message::Events(batch) => {
+                    sink.send(batch).await?;
+                    match sink.oldest_pending() {
+                        Some(_) => {
+                            holding_since.get_or_insert_with(Instant::now);
+                        }
+                        None => holding_since = None,
+                    }
+                }
                 Message::EndOfFile { file, through } => waiting.push_back((file, through, Instant::now())),
             }
             ack(index, &mut waiting, sink.as_ref(), &events);
             if !waiting.is_empty() && queue.is_empty() {
                 sink.flush().await?;
+                holding_since = None;
                 ack(index, &mut waiting, sink.as_ref(), &events);
             }
         }
@@ -70,6 +85,8 @@ pub async fn run(
         tracing::error!(sink = %sink.name(), error = %error, "sink failed; its files are not acknowledged and will be sent again");
         // The pipeline is gone only when the cycle was abandoned; nothing to tell then.
         events.send(SinkEvent::Failed { sink: index, error }).ok();
+        // What it holds will not be acknowledged: let go of it (and of its share of the cap).
+        sink.reset();
         // Let the writer go on: what it still sends here is dropped, unacknowledged.
         while queue.recv().await.is_some() {}
     }

@@ -213,7 +213,7 @@ impl S3Source {
                 }
             }
         }
-        let mut cycle = pipeline.cycle(shutdown.clone());
+        let mut cycle = pipeline.cycle(shutdown.clone())?;
         if self.settings.start == Start::Now && cycle.checkpoint().started_ms.is_none() {
             cycle.change(Change::Started { ms: now });
         }
