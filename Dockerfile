@@ -79,9 +79,8 @@ EXPOSE 9464
 
 USER 10001:10001
 
-# SIGTERM: the file being read finishes and is committed, then exit 0. Give the
-# container time for that (docker stop --time 150; Kubernetes
-# terminationGracePeriodSeconds), up to [plugin] time_limit_secs.
+# SIGTERM: the files in flight get 5 s to be acknowledged by the sinks, what was is
+# committed, then exit 0 (docker stop's default 10 s is enough).
 STOPSIGNAL SIGTERM
 
 ENTRYPOINT ["trailwatch"]

@@ -684,6 +684,14 @@ impl SinkConfig {
                         expected: "at least 1 (MiB), or absent for no rotation",
                     });
                 }
+                if f.keep_files == 0 {
+                    // Rotating with nothing kept would delete events already acknowledged.
+                    return Err(ConfigError::Value {
+                        key: "sinks.keep_files",
+                        value: "0".into(),
+                        expected: "at least 1 (rotated files kept)",
+                    });
+                }
                 return Ok(());
             }
             SinkConfig::Http(h) => {
@@ -697,6 +705,13 @@ impl SinkConfig {
                 ("sinks.url", h)
             }
             SinkConfig::Otlp(h) => {
+                if h.content_type.is_some() {
+                    return Err(ConfigError::Value {
+                        key: "sinks.content_type",
+                        value: "set".into(),
+                        expected: "no content_type for an otlp sink (OTLP/HTTP JSON is application/json)",
+                    });
+                }
                 if h.url.is_some() {
                     return Err(ConfigError::Value {
                         key: "sinks.url",

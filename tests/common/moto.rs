@@ -58,6 +58,11 @@ impl Moto {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// POSTs to a moto-api endpoint.
     pub fn api(&self, path: &str, body: &str) -> String {
         let (status, text) = http(&format!("{}{path}", self.url), "POST", body).expect("moto api");

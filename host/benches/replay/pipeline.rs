@@ -178,6 +178,8 @@ pub(crate) struct RunNumbers {
     pub(crate) stalled_peak_kib: u64,
     pub(crate) stalled_received: u64,
     pub(crate) stalled_inflight_mib: u64,
+    /// CPU seconds moto's server used per run with every reader.
+    pub(crate) moto_cpu: f64,
 }
 
 /// Best of `runs` of `f` by wall time.
@@ -190,6 +192,17 @@ fn best<T: Copy>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>, wall: im
         }
     }
     best.context("no run")
+}
+
+/// CPU seconds a process has used so far (user + system).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(14) + ticks(15)) / hz
 }
 
 /// Peak resident memory of a process so far (VmHWM), KiB.
@@ -211,7 +224,9 @@ pub(crate) fn measure(cli: &Cli, set: &Corpus, moto: &Moto, cores: usize, runs: 
     eprintln!("  run --once, 1 reader");
     let one = best(runs, || cli.run_once(&config(dir, moto, 1, stdout, "")?, set.events), |r| r.0)?;
     eprintln!("  run --once, {cores} readers");
+    let moto_before = cpu_secs(moto.pid());
     let all = best(runs, || cli.run_once(&config(dir, moto, cores, stdout, "")?, set.events), |r| r.0)?;
+    let moto_cpu = (cpu_secs(moto.pid()) - moto_before) / runs as f64;
 
     let receiver = Receiver::start()?;
     let sink = |compression: &str| {
@@ -260,6 +275,7 @@ pub(crate) fn measure(cli: &Cli, set: &Corpus, moto: &Moto, cores: usize, runs: 
         stalled_peak_kib: peak,
         stalled_received: receiver.lines.load(Ordering::Relaxed) - before,
         stalled_inflight_mib: 64,
+        moto_cpu,
     })
 }
 
@@ -285,6 +301,10 @@ pub(crate) fn print(set: &Corpus, n: &RunNumbers, cores: usize, replay_one: f64)
     row("HTTP sink, NDJSON, gzip", cores, (n.http_gzip.0, n.http_gzip.2));
     println!();
     println!("- `run --once` with {cores} readers / with 1: {:.2}", n.one.0 / n.all.0);
+    println!(
+        "- moto's server, on the same {cores} cores, used {:.2} s of CPU per run with {cores} readers (serving the GETs and listings)",
+        n.moto_cpu
+    );
     println!("- `run --once` with 1 reader / `replay --jobs 1` (same files from S3 instead of disk): {:.2}", replay_one / n.one.0);
     println!(
         "- HTTP sink: {:.0} events/s, {:.0} MB/s of NDJSON handed over ({:.2} of the stdout sink's rate); with gzip {:.0} events/s",

@@ -101,7 +101,9 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
     }));
     let settings = PipelineSettings {
         max_concurrent_files: options.jobs.max(1),
-        max_prefetch: 0,
+        // A file opened ahead per reader, so that a reader never waits for the writer to take
+        // the file before it.
+        max_prefetch: options.jobs.max(1),
         ..PipelineSettings::default()
     };
     let mut pipeline = Pipeline::new(
