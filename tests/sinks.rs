@@ -140,14 +140,14 @@ fn sigterm(child: &Child) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_otlp_and_file_sinks_each_get_every_event_exactly_once_through_retries() {
+async fn stdout_file_http_and_otlp_sinks_each_get_every_event_exactly_once_through_retries() {
     let moto = Moto::start();
     let files = files(12, 25);
     moto::seed(&moto.client("AKIDTEST", "secret"), BUCKET, &files).await;
     let http = Receiver::start("ndjson");
     let otlp = Receiver::start("otlp");
     // Passing troubles on both: they are retried, and nothing arrives twice.
-    http.control(r#"{"fail": [503, 429, 500], "retry_after": 1, "reset": 2}"#);
+    http.control(r#"{"fail": [503, 429, 500], "retry_after": 1, "reset": 2, "delay_secs": 0.1}"#);
     otlp.control(r#"{"fail": [503, 429], "retry_after": 1, "reset": 1, "partial_reject": 2}"#);
     let dir = tempfile::tempdir().unwrap();
     let sinks = format!(
@@ -168,6 +168,9 @@ retry_initial_backoff_ms = 50
 [[sinks]]
 type = "file"
 path = "{}"
+
+[[sinks]]
+type = "stdout"
 "#,
         http.url,
         otlp.url,
@@ -211,7 +214,16 @@ path = "{}"
     assert!(rec["record"]["severityText"].is_string());
     let attrs = rec["record"]["attributes"].as_array().unwrap();
     assert!(attrs.iter().any(|a| a["key"] == "trailwatch.metric"));
-    assert!(stderr.contains("partial success") || !stderr.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("the collector rejected some log records (partial success)") && stderr.contains("rejected=2"),
+        "a partial success is reported: {stderr}"
+    );
+    let from_stdout = common::lines(&out.stdout);
+    assert_eq!(
+        count(from_stdout.iter().map(|e| e["event_id"].as_str().unwrap().to_owned())),
+        want,
+        "stdout: every event exactly once"
+    );
 
     // The file sink's documents are replay's, but for the delivery record: replay a copy of the
     // bucket laid out as `aws s3 sync` leaves it, from its root so that the keys match.
