@@ -42,7 +42,15 @@ fn build(root: &Path, out_dir: &Path) -> Vec<u8> {
             // The outer build's flags are for the host, not for wasm32.
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .env_remove("RUSTFLAGS")
-            .args(["build", "--release", "-p", "trailwatch-plugin", "--lib", "--target", "wasm32-unknown-unknown"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "trailwatch-plugin",
+                "--lib",
+                "--target",
+                "wasm32-unknown-unknown",
+            ])
             .arg("--target-dir")
             .arg(&target_dir)
             .status()

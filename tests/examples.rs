@@ -84,8 +84,16 @@ fn the_vector_example_listens_where_the_http_sink_sends_with_newline_delimited_j
     assert_eq!(source["framing"]["method"].as_str(), Some("newline_delimited"));
     let address = source["address"].as_str().unwrap();
     let path = source["path"].as_str().unwrap_or("/");
-    assert_eq!(url, format!("http://{address}{path}"), "the sink posts where Vector listens");
-    assert!(vector["sinks"]["console"]["inputs"].as_array().unwrap().iter().any(|i| i.as_str() == Some("trailwatch")));
+    assert_eq!(
+        url,
+        format!("http://{address}{path}"),
+        "the sink posts where Vector listens"
+    );
+    assert!(vector["sinks"]["console"]["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i.as_str() == Some("trailwatch")));
 }
 
 #[test]
@@ -99,13 +107,19 @@ fn the_fluent_bit_examples_take_json_over_http_as_the_sink_can_send_it() {
     let conf = text("fluent-bit.conf");
     let mut section = String::new();
     let mut input_keys = std::collections::BTreeMap::new();
-    for line in conf.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in conf
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         if line.starts_with('[') {
             assert!(line.ends_with(']'), "{line}");
             section = line.to_owned();
             continue;
         }
-        let (k, v) = line.split_once(char::is_whitespace).unwrap_or_else(|| panic!("not a key and value: {line}"));
+        let (k, v) = line
+            .split_once(char::is_whitespace)
+            .unwrap_or_else(|| panic!("not a key and value: {line}"));
         if section == "[INPUT]" {
             input_keys.insert(k.to_owned(), v.trim().to_owned());
         }
@@ -114,7 +128,10 @@ fn the_fluent_bit_examples_take_json_over_http_as_the_sink_can_send_it() {
     assert_eq!(input_keys["Port"], "8888");
     // Fluent Bit's http input only takes `application/json`: the README's sink for it says so.
     let readme = text("README.md");
-    assert!(readme.contains("content_type = \"application/json\""), "examples/README.md shows the sink for Fluent Bit");
+    assert!(
+        readme.contains("content_type = \"application/json\""),
+        "examples/README.md shows the sink for Fluent Bit"
+    );
     let c = Config::parse(
         "[[sinks]]\ntype = \"http\"\nurl = \"http://127.0.0.1:8888/trailwatch\"\ncontent_type = \"application/json\"\n",
         &example("(fluent-bit sink)"),
@@ -126,7 +143,9 @@ fn the_fluent_bit_examples_take_json_over_http_as_the_sink_can_send_it() {
 #[test]
 fn the_collector_example_receives_otlp_http_where_the_otlp_sink_sends() {
     let y = yaml("otelcol.yaml");
-    let endpoint = y["receivers"]["otlp"]["protocols"]["http"]["endpoint"].as_str().unwrap();
+    let endpoint = y["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+        .as_str()
+        .unwrap();
     let logs = &y["service"]["pipelines"]["logs"];
     assert_eq!(logs["receivers"][0], "otlp");
     assert!(logs["exporters"].as_array().unwrap().iter().any(|e| e == "debug"));
@@ -163,7 +182,11 @@ fn the_systemd_unit_runs_the_installed_binary_with_its_state_and_a_sandbox() {
         unit.replace("/usr/local/bin/trailwatch", env!("CARGO_BIN_EXE_trailwatch")),
     )
     .unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&copy).output().unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() || stderr.contains("System has not been booted with systemd"),
@@ -185,8 +208,22 @@ fn the_dockerfile_builds_the_plugin_and_the_host_and_runs_trailwatch() {
     }
     // Every instruction is a Dockerfile instruction (a typo would fail `docker build`).
     let known = [
-        "FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "WORKDIR", "USER", "EXPOSE", "VOLUME", "ENTRYPOINT", "CMD", "LABEL",
-        "HEALTHCHECK", "STOPSIGNAL", "SHELL",
+        "FROM",
+        "RUN",
+        "COPY",
+        "ADD",
+        "ENV",
+        "ARG",
+        "WORKDIR",
+        "USER",
+        "EXPOSE",
+        "VOLUME",
+        "ENTRYPOINT",
+        "CMD",
+        "LABEL",
+        "HEALTHCHECK",
+        "STOPSIGNAL",
+        "SHELL",
     ];
     let mut continued = false;
     for line in docker.lines() {

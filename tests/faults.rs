@@ -11,15 +11,15 @@ use std::time::Duration;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use common::moto::{self, Moto};
+use common::poller::{pipeline_settings, Poller};
 use common::proxy::{error_response, Fault, Proxy};
 use trailwatch::aws::credentials::CredentialSource;
 use trailwatch::aws::s3::S3;
 use trailwatch::aws::{AwsClient, AwsError, ClientSettings};
+use trailwatch::layout::Day;
+use trailwatch::pipeline::Clock;
 use trailwatch::runtime::cache::CompileCache;
 use trailwatch::runtime::{Limits, PluginRuntime};
-use trailwatch::layout::Day;
-use common::poller::{pipeline_settings, Poller};
-use trailwatch::pipeline::Clock;
 use trailwatch::source::s3_poll::{PollSettings, Start};
 use trailwatch::state::checkpoint::CheckpointStore;
 
@@ -67,7 +67,14 @@ fn streaming_poller_with(
     let clock = Arc::new(FixedClock(AtomicI64::new(
         Day::parse("2024-03-02").unwrap().epoch_days * 86_400_000 + 20 * 3_600_000,
     )));
-    Poller::new(client, runtime, settings, pipeline, CheckpointStore::open(state).unwrap(), clock)
+    Poller::new(
+        client,
+        runtime,
+        settings,
+        pipeline,
+        CheckpointStore::open(state).unwrap(),
+        clock,
+    )
 }
 
 /// SlowDown 503, InternalError 500, a reset, 429, in a fixed pattern.
@@ -286,9 +293,7 @@ fn downloads_stall(_n: u64, head: &str) -> Option<Fault> {
 
 /// Polls once through a proxy making `inject`'s faults, with a 1 s request timeout and two
 /// attempts per request; returns the report and the events written.
-async fn poll_with_short_timeout(
-    inject: common::proxy::Injection,
-) -> (trailwatch::pipeline::CycleReport, usize) {
+async fn poll_with_short_timeout(inject: common::proxy::Injection) -> (trailwatch::pipeline::CycleReport, usize) {
     let moto = Moto::start();
     let direct = moto.client("AKIDTEST", "secret");
     let file = moto::log_file("", "111122223333", "us-east-1", "2024-03-02", "0000", "big", 3000);

@@ -163,7 +163,10 @@ fn a_plugin_in_the_directory_as_new_as_the_built_in_one_is_preferred() {
     let out = common::run_with_plugins(&dir, &["plugin"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("from ") && stdout.contains("sandbox-fixture.wasm"), "{stdout}");
+    assert!(
+        stdout.contains("from ") && stdout.contains("sandbox-fixture.wasm"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("not using (built into trailwatch): trailwatch-core 0.1.0, not newer than the chosen plugin"),
         "{stdout}"
@@ -196,7 +199,10 @@ fn an_installed_binary_works_from_any_directory_without_a_plugin_directory() {
     let out = run(&["plugin"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("built into this binary"), "{stdout}");
-    assert!(stdout.contains(&format!("{}/.local/share/trailwatch/plugins", home.path().display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}/.local/share/trailwatch/plugins", home.path().display())),
+        "{stdout}"
+    );
     // A plugin directory given explicitly that does not exist is an error, said once.
     let out = run(&["--plugin-dir", "nowhere", "plugin"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::moto::{self, Moto};
+use common::poller::{pipeline_settings, Poller};
 use trailwatch::aws::s3::S3;
+use trailwatch::layout::Day;
+use trailwatch::pipeline::{Clock, CycleReport};
 use trailwatch::runtime::cache::CompileCache;
 use trailwatch::runtime::{Limits, PluginRuntime};
-use trailwatch::layout::Day;
-use common::poller::{pipeline_settings, Poller};
-use trailwatch::pipeline::{Clock, CycleReport};
 use trailwatch::source::s3_poll::{PollSettings, Start};
 use trailwatch::state::checkpoint::CheckpointStore;
 
@@ -84,7 +84,14 @@ fn poller(
     state: &std::path::Path,
     clock: Arc<TestClock>,
 ) -> Poller {
-    Poller::new(client, runtime(), settings, pipeline_settings(), CheckpointStore::open(state).unwrap(), clock)
+    Poller::new(
+        client,
+        runtime(),
+        settings,
+        pipeline_settings(),
+        CheckpointStore::open(state).unwrap(),
+        clock,
+    )
 }
 
 async fn poll(poller: &mut Poller) -> (CycleReport, Vec<serde_json::Value>) {
@@ -259,7 +266,14 @@ async fn write_only_mode_drops_read_only_events_at_ingestion() {
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 12))));
     let mut p = pipeline_settings();
     p.drop_read_only = true;
-    let mut poller = Poller::new(client, runtime(), s, p, CheckpointStore::open(state.path()).unwrap(), clock);
+    let mut poller = Poller::new(
+        client,
+        runtime(),
+        s,
+        p,
+        CheckpointStore::open(state.path()).unwrap(),
+        clock,
+    );
     let (report, events) = poll(&mut poller).await;
     assert_eq!((report.events, report.dropped_read_only), (3, 3));
     assert!(events

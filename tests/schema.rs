@@ -31,7 +31,11 @@ fn every_replayed_fixture_matches_the_schema() {
     let fixtures = common::root().join("tests/fixtures/logs");
     let result = common::replay(&["--output", out.to_str().unwrap(), fixtures.to_str().unwrap()]);
     // Some fixtures are bad on purpose: the exit code says so, the documents are still written.
-    assert!(result.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let lines = std::fs::read_to_string(&out).unwrap().lines().count();
     assert!(lines > 50, "{lines} documents");
     validate(&out);
@@ -41,7 +45,17 @@ fn every_replayed_fixture_matches_the_schema() {
 async fn run_documents_with_their_delivery_record_match_the_schema() {
     let moto = Moto::start();
     let files: Vec<moto::LogFile> = (0..3)
-        .map(|f| moto::log_file("", "111122223333", "us-east-1", "2024-03-01", &format!("010{f}"), &format!("v{f}"), 7))
+        .map(|f| {
+            moto::log_file(
+                "",
+                "111122223333",
+                "us-east-1",
+                "2024-03-01",
+                &format!("010{f}"),
+                &format!("v{f}"),
+                7,
+            )
+        })
         .collect();
     moto::seed(&moto.client("AKIDTEST", "secret"), "trail-bucket", &files).await;
     let dir = tempfile::tempdir().unwrap();
@@ -69,9 +83,16 @@ async fn run_documents_with_their_delivery_record_match_the_schema() {
         .args(["run", "--once"])
         .output()
         .unwrap();
-    assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let docs = common::lines(&std::fs::read(&out).unwrap());
     assert_eq!(docs.len(), 21);
-    assert!(docs.iter().all(|d| d["delivery"].is_object() && d["kind"] == "event" && d["schema_version"] == 1));
+    assert!(docs
+        .iter()
+        .all(|d| d["delivery"].is_object() && d["kind"] == "event" && d["schema_version"] == 1));
     validate(&out);
 }

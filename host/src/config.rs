@@ -634,7 +634,11 @@ impl Config {
                 expected: "12-digit account ids",
             });
         }
-        if self.pipeline.max_concurrent_files.is_some_and(|n| !(1..=256).contains(&n)) {
+        if self
+            .pipeline
+            .max_concurrent_files
+            .is_some_and(|n| !(1..=256).contains(&n))
+        {
             return Err(ConfigError::Value {
                 key: "pipeline.max_concurrent_files",
                 value: format!("{:?}", self.pipeline.max_concurrent_files),
@@ -841,7 +845,11 @@ impl PluginConfig {
     pub fn search(&self, flag_dir: Option<&Path>) -> crate::runtime::PluginSearch {
         let explicit = flag_dir
             .map(Path::to_owned)
-            .or_else(|| std::env::var_os("TRAILWATCH_PLUGIN_DIR").filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| {
+                std::env::var_os("TRAILWATCH_PLUGIN_DIR")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .or_else(|| self.dir.clone());
         crate::runtime::PluginSearch {
             explicit: explicit.is_some(),
@@ -921,10 +929,17 @@ mod tests {
         .unwrap();
         let kinds: Vec<&str> = c.sinks.iter().map(SinkConfig::kind).collect();
         assert_eq!(kinds, ["stdout", "http", "otlp"]);
-        let e = Config::parse("[[sinks]]\ntype = \"http\"\nurl = \"x\"\nbatch_size = 3\n", Path::new("t.toml")).unwrap_err();
+        let e = Config::parse(
+            "[[sinks]]\ntype = \"http\"\nurl = \"x\"\nbatch_size = 3\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("batch_size"), "{e}");
         let e = Config::parse("[[sinks]]\ntype = \"http\"\n", Path::new("t.toml")).unwrap_err();
-        assert_eq!(e.to_string(), "config key sinks.url = unset: expected the receiver's URL");
+        assert_eq!(
+            e.to_string(),
+            "config key sinks.url = unset: expected the receiver's URL"
+        );
         let e = Config::parse("[[sinks]]\ntype = \"kafka\"\n", Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("kafka"), "{e}");
         let e = Config::parse(
@@ -938,9 +953,15 @@ mod tests {
     #[test]
     fn env_references_are_expanded_anywhere_in_a_value() {
         std::env::set_var("TRAILWATCH_TEST_EXPAND", "tok");
-        assert_eq!(expand_env("Bearer ${env:TRAILWATCH_TEST_EXPAND}!").unwrap(), "Bearer tok!");
+        assert_eq!(
+            expand_env("Bearer ${env:TRAILWATCH_TEST_EXPAND}!").unwrap(),
+            "Bearer tok!"
+        );
         assert_eq!(expand_env("plain").unwrap(), "plain");
-        assert_eq!(expand_env("${env:TRAILWATCH_TEST_NOT_SET_AT_ALL}").unwrap_err(), "TRAILWATCH_TEST_NOT_SET_AT_ALL");
+        assert_eq!(
+            expand_env("${env:TRAILWATCH_TEST_NOT_SET_AT_ALL}").unwrap_err(),
+            "TRAILWATCH_TEST_NOT_SET_AT_ALL"
+        );
     }
 
     #[test]

@@ -16,12 +16,12 @@ use crate::aws::cloudtrail::{self, Trail};
 use crate::aws::credentials::CredentialSource;
 use crate::aws::{AwsClient, ClientSettings};
 use crate::config::{Config, Mode};
+use crate::layout::Day;
 use crate::metrics::Metrics;
 use crate::pipeline::{Clock, CycleError, Ledger, Pipeline, PipelineSettings, SystemClock};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::watch::PluginWatch;
 use crate::runtime::{PluginRuntime, PluginSearch};
-use crate::layout::Day;
 use crate::source::s3_poll::{PollSettings, S3Source, Start};
 use crate::state::checkpoint::CheckpointStore;
 
@@ -158,7 +158,12 @@ pub struct RunOptions {
 }
 
 /// Runs the daemon (or one cycle with `once`).
-pub fn run(config: Config, search: PluginSearch, runtime: PluginRuntime, options: RunOptions) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: Config,
+    search: PluginSearch,
+    runtime: PluginRuntime,
+    options: RunOptions,
+) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,8 +3,8 @@
 
 pub mod moto;
 pub mod poller;
-pub mod receiver;
 pub mod proxy;
+pub mod receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -39,7 +39,14 @@ impl Poller {
     ) -> Self {
         let (sink, buffer) = MemorySink::new("memory");
         let ledger = Ledger::open(store, &settings.bucket).unwrap();
-        let pipeline = Pipeline::new(runtime, pipeline, ledger, vec![Box::new(sink)], Arc::new(Metrics::new()), clock);
+        let pipeline = Pipeline::new(
+            runtime,
+            pipeline,
+            ledger,
+            vec![Box::new(sink)],
+            Arc::new(Metrics::new()),
+            clock,
+        );
         Poller {
             source: S3Source::new(client, settings),
             pipeline,

@@ -68,7 +68,11 @@ const MOTO_VERSION: &str = "5.2.5";
 /// What the test receivers need: the OTLP protobuf JSON mapping (the OTLP receiver decodes every
 /// request with it), the Prometheus project's parser (metrics scrapes) and a JSON Schema
 /// validator (the output documents).
-const TEST_PACKAGES: [&str; 3] = ["opentelemetry-proto==1.45.2", "prometheus_client==0.26.0", "jsonschema==4.26.0"];
+const TEST_PACKAGES: [&str; 3] = [
+    "opentelemetry-proto==1.45.2",
+    "prometheus_client==0.26.0",
+    "jsonschema==4.26.0",
+];
 
 /// Installs moto's server (the AWS-compatible endpoint the end-to-end tests start on
 /// 127.0.0.1) and the receivers' packages when they are missing or not the pinned versions.

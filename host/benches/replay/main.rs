@@ -396,7 +396,10 @@ fn main() -> anyhow::Result<ExitCode> {
     let (small_wall, small_peak) = cli.replay(&small, 1)?;
     let (big_wall, big_peak) = cli.replay(&big, 1)?;
     eprintln!("uploading the file set to moto for `run`");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let moto = rt.block_on(pipeline::seed(&set))?;
     let run = pipeline::measure(&cli, &set, &moto, cores, RUNS)?;
     drop(moto);

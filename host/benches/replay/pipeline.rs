@@ -38,7 +38,10 @@ fn restamp(key: &str, (y, m, d): (i64, u32, u32)) -> String {
     // AWSLogs/<acct>/CloudTrail/<region>/YYYY/MM/DD/<name>
     let old = format!("{}{}{}", parts[4], parts[5], parts[6]);
     let name = parts[7].replacen(&format!("_{old}T"), &format!("_{y:04}{m:02}{d:02}T"), 1);
-    format!("{}/{}/{}/{}/{y:04}/{m:02}/{d:02}/{name}", parts[0], parts[1], parts[2], parts[3])
+    format!(
+        "{}/{}/{}/{}/{y:04}/{m:02}/{d:02}/{name}",
+        parts[0], parts[1], parts[2], parts[3]
+    )
 }
 
 /// moto holding the file set under today's date.
@@ -125,10 +128,17 @@ pub(crate) struct Receiver {
 
 impl Receiver {
     pub(crate) fn start() -> anyhow::Result<Receiver> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
-        let (lines, bytes, stall) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (lines, bytes, stall) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
         let (l, b, s) = (lines.clone(), bytes.clone(), stall.clone());
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -141,7 +151,12 @@ impl Receiver {
                                 tokio::time::sleep(Duration::from_millis(50)).await;
                             }
                             let gzip = req.headers().get("content-encoding").is_some_and(|v| v == "gzip");
-                            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
                             let body = if gzip {
                                 let mut out = Vec::new();
                                 flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out).ok();
@@ -155,7 +170,10 @@ impl Receiver {
                         }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
-                    hyper::server::conn::http1::Builder::new().serve_connection(io, service).await.ok();
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await
+                        .ok();
                 });
             }
         });
@@ -198,7 +216,11 @@ fn best<T: Copy>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>, wall: im
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // After the command name in parentheses: state is field 3, utime 14, stime 15.
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
     let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
@@ -222,10 +244,18 @@ pub(crate) fn measure(cli: &Cli, set: &Corpus, moto: &Moto, cores: usize, runs: 
     let dir = &cli.scratch;
     let stdout = "[[sinks]]\ntype = \"stdout\"\n";
     eprintln!("  run --once, 1 reader");
-    let one = best(runs, || cli.run_once(&config(dir, moto, 1, stdout, "")?, set.events), |r| r.0)?;
+    let one = best(
+        runs,
+        || cli.run_once(&config(dir, moto, 1, stdout, "")?, set.events),
+        |r| r.0,
+    )?;
     eprintln!("  run --once, {cores} readers");
     let moto_before = cpu_secs(moto.pid());
-    let all = best(runs, || cli.run_once(&config(dir, moto, cores, stdout, "")?, set.events), |r| r.0)?;
+    let all = best(
+        runs,
+        || cli.run_once(&config(dir, moto, cores, stdout, "")?, set.events),
+        |r| r.0,
+    )?;
     let moto_cpu = (cpu_secs(moto.pid()) - moto_before) / runs as f64;
 
     let receiver = Receiver::start()?;
@@ -236,7 +266,10 @@ pub(crate) fn measure(cli: &Cli, set: &Corpus, moto: &Moto, cores: usize, runs: 
         )
     };
     let http_run = |compression: &str| -> anyhow::Result<(f64, u64, u64)> {
-        let (lines0, bytes0) = (receiver.lines.load(Ordering::Relaxed), receiver.bytes.load(Ordering::Relaxed));
+        let (lines0, bytes0) = (
+            receiver.lines.load(Ordering::Relaxed),
+            receiver.bytes.load(Ordering::Relaxed),
+        );
         let (wall, peak) = cli.run_once(&config(dir, moto, cores, &sink(compression), "")?, set.events)?;
         let lines = receiver.lines.load(Ordering::Relaxed) - lines0;
         if lines != set.events {
@@ -284,7 +317,10 @@ pub(crate) fn print(set: &Corpus, n: &RunNumbers, cores: usize, replay_one: f64)
     let events = set.events as f64;
     let json = set.json_bytes as f64 / 1e6;
     println!("\n`trailwatch run --once`: a backfill of the same file set from moto's S3 on 127.0.0.1 (one GET per");
-    println!("file, {} files), best of the runs; the receiver is an HTTP server in the benchmark process.\n", set.files.len());
+    println!(
+        "file, {} files), best of the runs; the receiver is an HTTP server in the benchmark process.\n",
+        set.files.len()
+    );
     println!("| `run --once` | Readers | Wall (s) | Events/s | MB/s (JSON) | Peak RSS (MiB) |");
     println!("|---|---:|---:|---:|---:|---:|");
     let row = |what: &str, readers: usize, (wall, peak): (f64, u64)| {
@@ -305,7 +341,10 @@ pub(crate) fn print(set: &Corpus, n: &RunNumbers, cores: usize, replay_one: f64)
         "- moto's server, on the same {cores} cores, used {:.2} s of CPU per run with {cores} readers (serving the GETs and listings)",
         n.moto_cpu
     );
-    println!("- `run --once` with 1 reader / `replay --jobs 1` (same files from S3 instead of disk): {:.2}", replay_one / n.one.0);
+    println!(
+        "- `run --once` with 1 reader / `replay --jobs 1` (same files from S3 instead of disk): {:.2}",
+        replay_one / n.one.0
+    );
     println!(
         "- HTTP sink: {:.0} events/s, {:.0} MB/s of NDJSON handed over ({:.2} of the stdout sink's rate); with gzip {:.0} events/s",
         events / n.http.0,

@@ -90,28 +90,68 @@ impl Metrics {
             inflight_source: Mutex::default(),
             registry: Registry::default(),
         };
-        registry.register("files", "Log files finished, by result (done, failed, quarantined)", m.files.clone());
-        registry.register("events", "Events acknowledged by every sink, by metric (aws.<service>.<action>)", m.events.clone());
-        registry.register("event_outcomes", "Events acknowledged by every sink, by outcome", m.outcomes.clone());
+        registry.register(
+            "files",
+            "Log files finished, by result (done, failed, quarantined)",
+            m.files.clone(),
+        );
+        registry.register(
+            "events",
+            "Events acknowledged by every sink, by metric (aws.<service>.<action>)",
+            m.events.clone(),
+        );
+        registry.register(
+            "event_outcomes",
+            "Events acknowledged by every sink, by outcome",
+            m.outcomes.clone(),
+        );
         registry.register(
             "file_failures",
             "Files that could not be read to their end, by reason (bad_file, plugin, unavailable, too_large)",
             m.failures.clone(),
         );
-        registry.register("dropped_read_only_events", "Read-only events dropped at ingestion (write-only mode)", m.dropped_read_only.clone());
-        registry.register("s3_requests", "S3 and CloudTrail requests sent, by operation", m.s3_requests.clone());
+        registry.register(
+            "dropped_read_only_events",
+            "Read-only events dropped at ingestion (write-only mode)",
+            m.dropped_read_only.clone(),
+        );
+        registry.register(
+            "s3_requests",
+            "S3 and CloudTrail requests sent, by operation",
+            m.s3_requests.clone(),
+        );
         registry.register("sink_batches", "Batches handed over, by sink", m.sink_batches.clone());
         registry.register("sink_events", "Events handed over, by sink", m.sink_events.clone());
-        registry.register("sink_bytes", "Bytes handed over (before compression), by sink", m.sink_bytes.clone());
-        registry.register("sink_retries", "Deliveries tried again after a failure, by sink", m.sink_retries.clone());
-        registry.register("sink_rejections", "Deliveries refused for good by the receiver, by sink", m.sink_rejections.clone());
+        registry.register(
+            "sink_bytes",
+            "Bytes handed over (before compression), by sink",
+            m.sink_bytes.clone(),
+        );
+        registry.register(
+            "sink_retries",
+            "Deliveries tried again after a failure, by sink",
+            m.sink_retries.clone(),
+        );
+        registry.register(
+            "sink_rejections",
+            "Deliveries refused for good by the receiver, by sink",
+            m.sink_rejections.clone(),
+        );
         registry.register(
             "sink_partially_rejected_records",
             "Log records an OTLP collector rejected in a partial success, by sink",
             m.sink_partial.clone(),
         );
-        registry.register("sink_failing", "1 while a sink's last delivery failed", m.sink_failing.clone());
-        registry.register("inflight_bytes", "Event bytes read and not yet handed over by every sink", m.inflight_bytes.clone());
+        registry.register(
+            "sink_failing",
+            "1 while a sink's last delivery failed",
+            m.sink_failing.clone(),
+        );
+        registry.register(
+            "inflight_bytes",
+            "Event bytes read and not yet handed over by every sink",
+            m.inflight_bytes.clone(),
+        );
         registry.register(
             "delivery_delay_seconds",
             "Time from an event to its log file's arrival in S3",
@@ -136,7 +176,8 @@ impl Metrics {
     pub fn render(&self) -> String {
         if let Ok(w) = self.inflight_source.lock() {
             if let Some((semaphore, cap)) = w.as_ref() {
-                self.inflight_bytes.set(cap.saturating_sub(semaphore.available_permits()) as i64);
+                self.inflight_bytes
+                    .set(cap.saturating_sub(semaphore.available_permits()) as i64);
             }
         }
         let mut out = String::new();
@@ -176,7 +217,9 @@ impl Metrics {
         for (op, &n) in counts {
             let before = seen.insert((*op).to_owned(), n).unwrap_or(0);
             if n > before {
-                self.s3_requests.get_or_create(&label("operation", op)).inc_by(n - before);
+                self.s3_requests
+                    .get_or_create(&label("operation", op))
+                    .inc_by(n - before);
             }
         }
     }
@@ -224,7 +267,9 @@ impl Metrics {
 
     /// A sink failed (`true`) or acknowledged again (`false`).
     pub fn sink_failing(&self, sink: &str, failing: bool) {
-        self.sink_failing.get_or_create(&label("sink", sink)).set(i64::from(failing));
+        self.sink_failing
+            .get_or_create(&label("sink", sink))
+            .set(i64::from(failing));
         self.set_failing(sink, failing);
     }
 
@@ -237,7 +282,10 @@ impl Metrics {
 
     /// The sinks whose last delivery failed.
     pub fn failing_sinks(&self) -> Vec<String> {
-        self.failing.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.failing
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// One event's delays: from the event to its file's arrival in S3 (when the event time is
@@ -246,12 +294,15 @@ impl Metrics {
         if let Some(ms) = delivery_delay_ms {
             self.delivery_delay.observe(ms.max(0) as f64 / 1000.0);
         }
-        self.processing_delay.observe(processing_delay_ms.max(0) as f64 / 1000.0);
+        self.processing_delay
+            .observe(processing_delay_ms.max(0) as f64 / 1000.0);
     }
 
     /// A poll cycle ended, at `now_ms`.
     pub fn poll(&self, ok: bool, now_ms: i64) {
-        self.polls.get_or_create(&label("result", if ok { "ok" } else { "failed" })).inc();
+        self.polls
+            .get_or_create(&label("result", if ok { "ok" } else { "failed" }))
+            .inc();
         if ok {
             self.last_poll.set(now_ms as f64 / 1000.0);
             self.last_poll_ms.store(now_ms, Ordering::Relaxed);

@@ -69,7 +69,11 @@ fn handle(req: &Request<hyper::body::Incoming>, metrics: &Metrics, ready: &Readi
                 )
             }
         }
-        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /healthz or /readyz\n".into()),
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics, /healthz or /readyz\n".into(),
+        ),
     }
 }
 
@@ -94,7 +98,10 @@ pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>, ready: Readiness) 
                     async move { Ok::<_, Infallible>(r) }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
-                if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                {
                     tracing::debug!(error = %e, "metrics endpoint: connection ended");
                 }
             });

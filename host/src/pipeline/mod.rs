@@ -449,7 +449,12 @@ impl Cycle<'_> {
         let targets: Vec<usize> = (0..p.names.len())
             .filter(|k| done_by.is_none_or(|d| !d.contains(k)))
             .collect();
-        let skip_below = p.ledger.checkpoint().failed.get(&item.key).map_or(0, |f| f.records_done);
+        let skip_below = p
+            .ledger
+            .checkpoint()
+            .failed
+            .get(&item.key)
+            .map_or(0, |f| f.records_done);
         let (tx, rx) = mpsc::channel(QUEUE_PER_FILE);
         let delete = item.delete_due_ms.map(|due_ms| PendingDelete {
             due_ms,
@@ -697,7 +702,14 @@ impl Cycle<'_> {
         }
         // What some sinks acknowledged and others did not is sent to the others only next time.
         for w in self.pending.drain(..) {
-            if let Written::File { seq, key, targets, result, .. } = w {
+            if let Written::File {
+                seq,
+                key,
+                targets,
+                result,
+                ..
+            } = w
+            {
                 if result.end != ReadEnd::Interrupted {
                     self.report.not_acknowledged += 1;
                 }
@@ -748,10 +760,12 @@ struct ReadTask {
 
 impl ReadTask {
     async fn run(self, item: WorkItem, tx: mpsc::Sender<FileMsg>) {
-        let done = |end: ReadEnd| FileMsg::Done(Box::new(ReadResult {
-            end,
-            stats: FileStats::default(),
-        }));
+        let done = |end: ReadEnd| {
+            FileMsg::Done(Box::new(ReadResult {
+                end,
+                stats: FileStats::default(),
+            }))
+        };
         let input = match unless_stopped(&self.shutdown, item.fetch).await {
             None => {
                 tx.send(done(ReadEnd::Interrupted)).await.ok();
@@ -773,7 +787,9 @@ impl ReadTask {
                 return;
             }
         };
-        let Ok(cpu) = self.cpus.clone().acquire_owned().await else { return };
+        let Ok(cpu) = self.cpus.clone().acquire_owned().await else {
+            return;
+        };
         let job = ReadJob {
             meta: ObjectMeta {
                 key: item.key.clone(),

@@ -100,7 +100,8 @@ fn send(
         Err(mpsc::error::TrySendError::Closed(_)) => anyhow::bail!("the writer stopped"),
         Err(mpsc::error::TrySendError::Full(msg)) => {
             cpu.take();
-            tx.blocking_send(msg).map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+            tx.blocking_send(msg)
+                .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
             *cpu = Some(
                 handle
                     .block_on(cpus.clone().acquire_owned())
@@ -207,5 +208,6 @@ pub fn read(
     stats.digest_log_files = report.digest.map(|d| d.log_file_count);
     drop(cpu);
     // The writer is gone only when the cycle was abandoned.
-    tx.blocking_send(FileMsg::Done(Box::new(ReadResult { end, stats }))).ok();
+    tx.blocking_send(FileMsg::Done(Box::new(ReadResult { end, stats })))
+        .ok();
 }

@@ -98,7 +98,11 @@ pub struct PluginRuntime {
 impl PluginRuntime {
     /// Loads the newest compatible plugin `search` finds. Returns the runtime and the plugins
     /// that were passed over, with why.
-    pub fn from_search(search: &PluginSearch, cache: &CompileCache, limits: Limits) -> anyhow::Result<(Self, Vec<Rejected>)> {
+    pub fn from_search(
+        search: &PluginSearch,
+        cache: &CompileCache,
+        limits: Limits,
+    ) -> anyhow::Result<(Self, Vec<Rejected>)> {
         let engine = engine()?;
         let linker = linker(&engine)?;
         let (plugin, rejected) =
@@ -141,8 +145,8 @@ impl PluginRuntime {
         search: &PluginSearch,
         cache: &CompileCache,
     ) -> anyhow::Result<(Option<PluginRuntime>, Vec<Rejected>)> {
-        let (plugin, rejected) =
-            loader::load_newest(&self.engine, &self.linker, search, cache).map_err(|e: LoadError| anyhow::anyhow!(e))?;
+        let (plugin, rejected) = loader::load_newest(&self.engine, &self.linker, search, cache)
+            .map_err(|e: LoadError| anyhow::anyhow!(e))?;
         if plugin.sha256 == self.plugin.sha256 {
             return Ok((None, rejected));
         }

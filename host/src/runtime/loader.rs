@@ -162,7 +162,11 @@ pub fn load_newest(
     }
     // The built-in plugin, unless a directory holds the very same bytes (no need to load it twice).
     let builtin_sha = sha256_hex(BUILTIN);
-    if search.builtin && !candidates.iter().any(|c| c.as_ref().is_ok_and(|p| p.sha256 == builtin_sha)) {
+    if search.builtin
+        && !candidates
+            .iter()
+            .any(|c| c.as_ref().is_ok_and(|p| p.sha256 == builtin_sha))
+    {
         candidates.push(
             load_bytes(engine, linker, BUILTIN, Path::new(BUILTIN_PATH), cache)
                 .map(|mut p| {
@@ -196,7 +200,10 @@ pub fn load_newest(
                 if let Some(old) = pass {
                     let chosen = best.as_ref().map_or(String::new(), |b| b.version.clone());
                     rejected.push(Rejected {
-                        reason: format!("{} {}, not newer than the chosen plugin ({chosen})", old.name, old.version),
+                        reason: format!(
+                            "{} {}, not newer than the chosen plugin ({chosen})",
+                            old.name, old.version
+                        ),
                         path: old.path,
                     });
                 }

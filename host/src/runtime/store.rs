@@ -174,4 +174,3 @@ pub fn plugin_info(
     let plugin = Plugin::instantiate(&mut store, component, linker)?;
     plugin.trailwatch_plugin_meta().call_info(&mut store)
 }
-

@@ -42,7 +42,9 @@ pub struct Gathered {
 impl Gathered {
     /// The lines, in order.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        self.parts.iter().flat_map(|p| (p.from..p.to).map(move |i| p.batch.lines(i, i + 1)))
+        self.parts
+            .iter()
+            .flat_map(|p| (p.from..p.to).map(move |i| p.batch.lines(i, i + 1)))
     }
 
     /// Events gathered.
@@ -88,7 +90,6 @@ pub fn retryable_http(status: u16) -> bool {
     status == 408 || status == 429 || status >= 500
 }
 
-
 impl Delivery {
     /// A delivery to `url` with `config`'s options.
     pub fn new(
@@ -132,7 +133,8 @@ impl Delivery {
         let body = match self.compression {
             Compression::None => bytes::Bytes::from(body),
             Compression::Gzip => {
-                let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(raw_len / 4), flate2::Compression::fast());
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::with_capacity(raw_len / 4), flate2::Compression::fast());
                 enc.write_all(&body)
                     .and_then(|()| enc.finish())
                     .map(bytes::Bytes::from)
@@ -174,22 +176,22 @@ impl Delivery {
                             (why, retry_after)
                         }
                         _ => {
-                    let text = answer
-                        .map(|b| {
-                            let mut t = String::from_utf8_lossy(&b[..b.len().min(MAX_ANSWER)]).into_owned();
-                            if b.len() > MAX_ANSWER {
-                                t.push('…');
+                            let text = answer
+                                .map(|b| {
+                                    let mut t = String::from_utf8_lossy(&b[..b.len().min(MAX_ANSWER)]).into_owned();
+                                    if b.len() > MAX_ANSWER {
+                                        t.push('…');
+                                    }
+                                    t
+                                })
+                                .unwrap_or_else(|e| format!("(the answer could not be read: {e})"));
+                            let why = format!("{} answered {status}: {}", self.url, text.trim());
+                            if !(self.retryable)(code) {
+                                self.metrics.sink_rejection(&self.name);
+                                tracing::error!(sink = %self.name, status = code, answer = %text.trim(), "the receiver rejected a batch; its files are not acknowledged");
+                                return Err(SinkError::Rejected(why));
                             }
-                            t
-                        })
-                        .unwrap_or_else(|e| format!("(the answer could not be read: {e})"));
-                    let why = format!("{} answered {status}: {}", self.url, text.trim());
-                    if !(self.retryable)(code) {
-                        self.metrics.sink_rejection(&self.name);
-                        tracing::error!(sink = %self.name, status = code, answer = %text.trim(), "the receiver rejected a batch; its files are not acknowledged");
-                        return Err(SinkError::Rejected(why));
-                    }
-                    (why, retry_after)
+                            (why, retry_after)
                         }
                     }
                 }
@@ -301,7 +303,10 @@ impl Sink for HttpSink {
 
     fn send(&mut self, batch: Arc<Batch>) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            for g in self.batcher.add(batch, self.delivery.max_events, self.delivery.max_bytes) {
+            for g in self
+                .batcher
+                .add(batch, self.delivery.max_events, self.delivery.max_bytes)
+            {
                 self.delivery.post(ndjson_body(&g), g.events()).await?;
             }
             Ok(())

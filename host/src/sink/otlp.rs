@@ -87,7 +87,9 @@ pub fn any_value(v: &Value) -> Value {
 }
 
 fn key_values(o: &Map<String, Value>) -> Vec<Value> {
-    o.iter().map(|(k, v)| json!({ "key": k, "value": any_value(v) })).collect()
+    o.iter()
+        .map(|(k, v)| json!({ "key": k, "value": any_value(v) }))
+        .collect()
 }
 
 /// `severityNumber` and `severityText` of an event: ERROR for logging tampering, WARN for a
@@ -179,7 +181,10 @@ impl Sink for OtlpSink {
 
     fn send(&mut self, batch: Arc<Batch>) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            for g in self.batcher.add(batch, self.delivery.max_events, self.delivery.max_bytes) {
+            for g in self
+                .batcher
+                .add(batch, self.delivery.max_events, self.delivery.max_bytes)
+            {
                 self.post(g).await?;
             }
             Ok(())

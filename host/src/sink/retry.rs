@@ -94,13 +94,19 @@ mod tests {
         let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
         assert_eq!(b.retry_after("0", now), Some(Duration::ZERO));
         assert_eq!(b.retry_after("120", now), Some(Duration::from_secs(1)));
-        assert_eq!(b.retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            b.retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::ZERO)
+        );
         let later = Backoff {
             max: Duration::from_secs(3600),
             ..b
         };
         assert_eq!(
-            later.retry_after("Sun, 06 Nov 1994 08:49:37 GMT", std::time::UNIX_EPOCH + Duration::from_secs(784_111_770)),
+            later.retry_after(
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+                std::time::UNIX_EPOCH + Duration::from_secs(784_111_770)
+            ),
             Some(Duration::from_secs(7))
         );
         assert_eq!(b.retry_after("soon", now), None);

@@ -41,7 +41,8 @@ impl Sink for StdoutSink {
 
     fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            tokio::task::block_in_place(|| self.out.flush()).map_err(|e| SinkError::Io(format!("standard output: {e}")))?;
+            tokio::task::block_in_place(|| self.out.flush())
+                .map_err(|e| SinkError::Io(format!("standard output: {e}")))?;
             self.pending = None;
             Ok(())
         })

@@ -13,9 +13,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::layout::{file_time_ms, is_account_id, is_org_id, last_segment, Day};
 use crate::aws::s3::{ObjectInfo, S3};
 use crate::aws::{AwsClient, AwsError};
+use crate::layout::{file_time_ms, is_account_id, is_org_id, last_segment, Day};
 use crate::pipeline::work::{Input, InputError, Retry, WorkItem};
 use crate::pipeline::{unless_stopped, Cycle, CycleError, CycleReport, Ledger, Pipeline};
 use crate::state::checkpoint::{Change, Checkpoint, PendingDelete};
@@ -74,7 +74,11 @@ fn cursor_key(stream: &str, day: Day) -> String {
 fn cursor_day(cp: &Checkpoint, stream: &str) -> Option<Day> {
     let part = cp.cursor(stream)?.strip_prefix(stream)?.strip_suffix('/')?;
     let mut it = part.split('/');
-    let (y, m, d) = (it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+    let (y, m, d) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
     Day::from_ymd(y, m, d)
 }
 
@@ -197,7 +201,11 @@ impl S3Source {
 
     /// One poll: discovery when due, new files of every stream through `pipeline`, then
     /// deletion of due files. Stops between files when `shutdown` is set.
-    pub async fn poll_once(&mut self, pipeline: &mut Pipeline, shutdown: Arc<AtomicBool>) -> Result<CycleReport, CycleError> {
+    pub async fn poll_once(
+        &mut self,
+        pipeline: &mut Pipeline,
+        shutdown: Arc<AtomicBool>,
+    ) -> Result<CycleReport, CycleError> {
         let now = pipeline.clock().now_ms();
         let due = self
             .discovered_at_ms

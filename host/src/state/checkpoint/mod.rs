@@ -16,8 +16,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::ops::Bound;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -549,12 +549,21 @@ mod tests {
         .apply(&mut cp);
         assert_eq!(
             cp.done.iter().collect::<Vec<_>>(),
-            ["AWSLogs/1/CloudTrail/eu-west-1/2024/03/01/c", &format!("{STREAM}2024/03/02/b")]
+            [
+                "AWSLogs/1/CloudTrail/eu-west-1/2024/03/01/c",
+                &format!("{STREAM}2024/03/02/b")
+            ]
         );
         assert!(cp.is_done(&format!("{STREAM}2024/03/01/a")), "before the cursor");
-        assert!(cp.is_done(&format!("{STREAM}2024/02/11/old")), "before the cursor, never listed");
+        assert!(
+            cp.is_done(&format!("{STREAM}2024/02/11/old")),
+            "before the cursor, never listed"
+        );
         assert!(!cp.is_done(&format!("{STREAM}2024/03/02/new")));
-        assert!(!cp.is_done("AWSLogs/1/CloudTrail/eu-west-1/2024/02/11/old"), "another prefix");
+        assert!(
+            !cp.is_done("AWSLogs/1/CloudTrail/eu-west-1/2024/02/11/old"),
+            "another prefix"
+        );
         // Done again under the cursor changes nothing.
         done(&format!("{STREAM}2024/03/01/a")).apply(&mut cp);
         assert_eq!(cp.done.len(), 2);
