@@ -266,34 +266,62 @@ impl Batcher {
     }
 }
 
-/// The NDJSON-over-HTTP sink.
+/// How a request's body is made from the events gathered, and what the receiver's answer says.
+pub trait Encoding: Send {
+    /// The request body.
+    fn body(&self, gathered: &Gathered) -> Vec<u8>;
+    /// Looks at a 2xx answer (an OTLP partial success); nothing by default.
+    fn answered(&self, _sink: &str, _answer: &[u8]) {}
+}
+
+/// NDJSON: the lines as they are.
+pub struct Ndjson;
+
+impl Encoding for Ndjson {
+    fn body(&self, g: &Gathered) -> Vec<u8> {
+        let mut body = Vec::with_capacity(g.bytes());
+        for line in g.lines() {
+            body.extend_from_slice(line);
+        }
+        body
+    }
+}
+
+/// A sink that POSTs gathered events: NDJSON (`type = "http"`) or OTLP (`type = "otlp"`,
+/// see `otlp`), as its encoding says.
 pub struct HttpSink {
     delivery: Delivery,
     batcher: Batcher,
+    encoding: Box<dyn Encoding>,
 }
 
 impl HttpSink {
-    /// A sink for `config` (`url` set, as checked with the configuration).
+    /// An NDJSON sink for `config` (`url` set, as checked with the configuration).
     pub fn new(name: String, config: &HttpSinkConfig, metrics: Arc<Metrics>, seed: u64) -> Result<Self, SinkError> {
         let url = config.url.clone().unwrap_or_default();
         let content_type = config
             .content_type
             .clone()
             .unwrap_or_else(|| "application/x-ndjson".into());
-        Ok(HttpSink {
-            delivery: Delivery::new(name, url, content_type, config, metrics, seed)?,
-            batcher: Batcher::new(),
-        })
+        let delivery = Delivery::new(name, url, content_type, config, metrics, seed)?;
+        Ok(Self::with_encoding(delivery, Box::new(Ndjson)))
     }
-}
 
-/// The body of an NDJSON request: the lines as they are.
-fn ndjson_body(g: &Gathered) -> Vec<u8> {
-    let mut body = Vec::with_capacity(g.bytes());
-    for line in g.lines() {
-        body.extend_from_slice(line);
+    /// A sink delivering with `delivery`, its bodies made by `encoding`.
+    pub fn with_encoding(delivery: Delivery, encoding: Box<dyn Encoding>) -> Self {
+        HttpSink {
+            delivery,
+            batcher: Batcher::new(),
+            encoding,
+        }
     }
-    body
+
+    async fn post(&mut self, g: Gathered) -> Result<(), SinkError> {
+        let body = self.encoding.body(&g);
+        let answer = self.delivery.post(body, g.events()).await?;
+        self.encoding.answered(&self.delivery.name, &answer);
+        Ok(())
+    }
 }
 
 impl Sink for HttpSink {
@@ -307,7 +335,7 @@ impl Sink for HttpSink {
                 .batcher
                 .add(batch, self.delivery.max_events, self.delivery.max_bytes)
             {
-                self.delivery.post(ndjson_body(&g), g.events()).await?;
+                self.post(g).await?;
             }
             Ok(())
         })
@@ -316,7 +344,7 @@ impl Sink for HttpSink {
     fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
             if let Some(g) = self.batcher.take() {
-                self.delivery.post(ndjson_body(&g), g.events()).await?;
+                self.post(g).await?;
             }
             Ok(())
         })

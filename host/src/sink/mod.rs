@@ -2,7 +2,8 @@
 //! them over.
 //!
 //! # Layout
-//! - `stdout`, `file` (rotation by size), `http` (NDJSON batches), `otlp` (OTLP/HTTP JSON logs),
+//! - `stdout`, `file` (rotation by size), `http` (batching and delivery, NDJSON), `otlp` (the
+//!   OTLP/HTTP JSON encoding of the same sink),
 //!   `memory` (tests and embedding): one file per sink, each implementing [`Sink`].
 //! - `retry`: capped, jittered backoff and `Retry-After`, shared by the HTTP sinks.
 //! - `runner`: drives one sink for a cycle: takes batches in order, flushes when the queue runs
@@ -145,7 +146,7 @@ pub fn build(
                 metrics.clone(),
                 seed,
             )?),
-            SinkConfig::Otlp(h) => Box::new(otlp::OtlpSink::new(
+            SinkConfig::Otlp(h) => Box::new(otlp::sink(
                 sink_name("otlp", i, h.name.as_deref()),
                 h,
                 metrics.clone(),

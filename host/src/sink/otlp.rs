@@ -8,20 +8,16 @@
 //! permanent. A `partialSuccess` answer is logged and counted.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
-use super::http::{Batcher, Delivery, Gathered};
-use super::{Batch, Sink, SinkError};
+use super::http::{Delivery, Encoding, Gathered, HttpSink};
+use super::SinkError;
 use crate::config::HttpSinkConfig;
 use crate::metrics::Metrics;
 
-/// The OTLP sink.
-pub struct OtlpSink {
-    delivery: Delivery,
-    batcher: Batcher,
+/// The OTLP/JSON encoding of the HTTP sink.
+pub struct Otlp {
     metrics: Arc<Metrics>,
 }
 
@@ -30,28 +26,25 @@ fn retryable_otlp(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
-impl OtlpSink {
-    /// A sink for `config` (`endpoint` set, as checked with the configuration).
-    pub fn new(name: String, config: &HttpSinkConfig, metrics: Arc<Metrics>, seed: u64) -> Result<Self, SinkError> {
-        let endpoint = config.endpoint.clone().unwrap_or_default();
-        let url = format!("{}/v1/logs", endpoint.trim_end_matches('/'));
-        let mut delivery = Delivery::new(name, url, "application/json".into(), config, metrics.clone(), seed)?;
-        delivery.retryable = retryable_otlp;
-        Ok(OtlpSink {
-            delivery,
-            batcher: Batcher::new(),
-            metrics,
-        })
+/// An OTLP sink for `config` (`endpoint` set, as checked with the configuration).
+pub fn sink(name: String, config: &HttpSinkConfig, metrics: Arc<Metrics>, seed: u64) -> Result<HttpSink, SinkError> {
+    let endpoint = config.endpoint.clone().unwrap_or_default();
+    let url = format!("{}/v1/logs", endpoint.trim_end_matches('/'));
+    let mut delivery = Delivery::new(name, url, "application/json".into(), config, metrics.clone(), seed)?;
+    delivery.retryable = retryable_otlp;
+    Ok(HttpSink::with_encoding(delivery, Box::new(Otlp { metrics })))
+}
+
+impl Encoding for Otlp {
+    fn body(&self, g: &Gathered) -> Vec<u8> {
+        request(g, now_ns())
     }
 
-    async fn post(&mut self, g: Gathered) -> Result<(), SinkError> {
-        let body = request(&g, now_ns());
-        let answer = self.delivery.post(body, g.events()).await?;
-        if let Some((rejected, message)) = partial_rejection(&answer) {
-            self.metrics.sink_partial_rejected(&self.delivery.name, rejected);
-            tracing::warn!(sink = %self.delivery.name, rejected, message = %message, "the collector rejected some log records (partial success)");
+    fn answered(&self, sink: &str, answer: &[u8]) {
+        if let Some((rejected, message)) = partial_rejection(answer) {
+            self.metrics.sink_partial_rejected(sink, rejected);
+            tracing::warn!(sink = %sink, rejected, message = %message, "the collector rejected some log records (partial success)");
         }
-        Ok(())
     }
 }
 
@@ -172,43 +165,4 @@ pub fn request(g: &Gathered, observed_ns: u128) -> Vec<u8> {
         }],
     });
     serde_json::to_vec(&body).unwrap_or_default()
-}
-
-impl Sink for OtlpSink {
-    fn name(&self) -> &str {
-        &self.delivery.name
-    }
-
-    fn send(&mut self, batch: Arc<Batch>) -> BoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(async move {
-            for g in self
-                .batcher
-                .add(batch, self.delivery.max_events, self.delivery.max_bytes)
-            {
-                self.post(g).await?;
-            }
-            Ok(())
-        })
-    }
-
-    fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(async move {
-            if let Some(g) = self.batcher.take() {
-                self.post(g).await?;
-            }
-            Ok(())
-        })
-    }
-
-    fn oldest_pending(&self) -> Option<u64> {
-        self.batcher.oldest()
-    }
-
-    fn max_delay(&self) -> Duration {
-        self.delivery.timeout
-    }
-
-    fn reset(&mut self) {
-        self.batcher.take();
-    }
 }
