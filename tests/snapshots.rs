@@ -144,3 +144,85 @@ fn gzip_and_plain_json_give_the_same_events() {
     };
     assert_eq!(strip(plain), strip(gz));
 }
+
+/// Every file under `dir` that may hold CloudTrail records (`.json`, `.json.gz`), recursively.
+fn log_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.to_string_lossy();
+        if path.is_dir() {
+            log_files(&path, out);
+        } else if name.ends_with(".json") || name.ends_with(".json.gz") {
+            out.push(path);
+        }
+    }
+}
+
+/// A file's output lines and how its reading ended, through one of the plugin's two paths.
+fn read_both_ways(runtime: &PluginRuntime, path: &Path) -> [(Vec<u8>, String); 2] {
+    let bytes = std::fs::read(path).expect("reading a log file");
+    let key = path.display().to_string();
+    let meta = ObjectMeta {
+        key: key.clone(),
+        size: bytes.len() as u64,
+        last_modified_ms: None,
+    };
+    let ended = |r: Result<_, (_, trailwatch::runtime::FileFailure)>| match r {
+        Ok(_) => "complete".to_owned(),
+        Err((_, e)) => e.to_string(),
+    };
+    let mut typed = Vec::new();
+    let read = runtime.read_file(Box::new(std::io::Cursor::new(bytes.clone())), &meta, |batch| {
+        for e in batch {
+            ndjson::write_event(&mut typed, e, &key)?;
+        }
+        Ok(())
+    });
+    let typed_end = ended(read);
+    let mut rendered = Vec::new();
+    let read = runtime.read_batches(Box::new(std::io::Cursor::new(bytes)), &meta, |batch| {
+        match batch {
+            trailwatch::runtime::Batch::Documents(d) => rendered.extend_from_slice(&d.text),
+            trailwatch::runtime::Batch::Typed(_) => panic!("the core plugin renders documents"),
+        }
+        Ok(())
+    });
+    [(typed, typed_end), (rendered, ended(read))]
+}
+
+/// The plugin's rendered documents are those the host renders from its typed events, byte for
+/// byte, over every fixture and the shared corpus of real CloudTrail files (odd shapes, broken
+/// records and files included), and a file that fails fails the same way after the same events.
+#[test]
+fn rendered_documents_are_the_typed_events_rendered_by_the_host() {
+    let runtime = runtime();
+    assert!(runtime.renders_documents());
+    let mut files = Vec::new();
+    log_files(&common::root().join("tests/fixtures/logs"), &mut files);
+    log_files(&common::root().join("../shared/corpus"), &mut files);
+    assert!(files.len() > 60, "{} files", files.len());
+    let mut lines = 0;
+    for path in &files {
+        let [(typed, typed_end), (rendered, rendered_end)] = read_both_ways(&runtime, path);
+        assert_eq!(typed_end, rendered_end, "{}", path.display());
+        if typed != rendered {
+            let typed = String::from_utf8_lossy(&typed);
+            let rendered = String::from_utf8_lossy(&rendered);
+            for (i, (a, b)) in typed.lines().zip(rendered.lines()).enumerate() {
+                assert_eq!(a, b, "{} line {i}", path.display());
+            }
+            panic!(
+                "{}: {} typed lines, {} rendered",
+                path.display(),
+                typed.lines().count(),
+                rendered.lines().count()
+            );
+        }
+        lines += typed.iter().filter(|&&b| b == b'\n').count();
+    }
+    assert!(lines > 500, "{lines} documents compared");
+}

@@ -163,6 +163,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "using {} {} (contract {}) {from} sha256:{}",
                 p.name, p.version, p.contract_version, p.sha256
             );
+            for m in &p.missing {
+                println!("the plugin does not export {}: {}", m.interface, m.effect);
+            }
             println!("plugin directories: {}", search.describe());
             for r in &rejected {
                 println!("not using {}: {}", r.path.display(), r.reason);

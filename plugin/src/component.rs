@@ -1,5 +1,6 @@
 //! The WIT exports: moves values between the bindings and the plain Rust model.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Once;
 
@@ -11,7 +12,7 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
-use exports::trailwatch::plugin::{meta, parser};
+use exports::trailwatch::plugin::{documents, meta, parser};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
 
@@ -67,8 +68,10 @@ impl std::io::Read for HostInput {
     }
 }
 
-/// The `log-file` resource: the reader behind a `RefCell`, as resource methods take `&self`.
-struct LogFile(RefCell<crate::reader::LogFile>);
+/// The `log-file` resource: the reader behind a `RefCell`, as resource methods take `&self`,
+/// and the size of the last rendered batch (the next one's buffer is allocated once at about
+/// that size rather than grown by doubling).
+struct LogFile(RefCell<crate::reader::LogFile>, std::cell::Cell<usize>);
 
 impl parser::Guest for Plugin {
     type LogFile = LogFile;
@@ -85,7 +88,7 @@ impl parser::GuestLogFile for LogFile {
             max_depth: options.max_depth,
         };
         crate::reader::LogFile::open_reader(Box::new(HostInput), &meta.key, options)
-            .map(|f| parser::LogFile::new(LogFile(RefCell::new(f))))
+            .map(|f| parser::LogFile::new(LogFile(RefCell::new(f), std::cell::Cell::new(0))))
             .map_err(file_error)
     }
 
@@ -109,6 +112,49 @@ impl parser::GuestLogFile for LogFile {
     fn next_batch(&self, max: u32) -> Result<Vec<wit::Event>, wit::FileError> {
         let batch = self.0.borrow_mut().next_batch(max).map_err(file_error)?;
         Ok(batch.into_iter().map(event).collect())
+    }
+}
+
+impl documents::Guest for Plugin {
+    fn next_documents(file: parser::LogFileBorrow<'_>, max: u32) -> Result<documents::Batch, wit::FileError> {
+        let file = file.get::<LogFile>();
+        let mut batch = crate::documents::Batch {
+            text: Vec::with_capacity(file.1.get() + file.1.get() / 4),
+            ..Default::default()
+        };
+        file.0
+            .borrow_mut()
+            .next_documents(max, &mut batch)
+            .map_err(file_error)?;
+        file.1.set(batch.text.len());
+        let events = batch
+            .events
+            .iter()
+            .map(|s| documents::Summary {
+                index: s.index,
+                head_end: s.head_end,
+                end: s.end,
+                event_time_ms: s.event_time_ms,
+                read_only: s.read_only,
+                metric: s.metric,
+                flags: event_flags(s.flags),
+                outcome: outcome(s.outcome),
+                flagged: s.flagged,
+            })
+            .collect();
+        Ok(documents::Batch {
+            text: batch.text,
+            metrics: batch.metrics,
+            events,
+        })
+    }
+}
+
+fn outcome(o: model::Outcome) -> wit::Outcome {
+    match o {
+        model::Outcome::Success => wit::Outcome::Success,
+        model::Outcome::Failure => wit::Outcome::Failure,
+        model::Outcome::Denied => wit::Outcome::Denied,
     }
 }
 
@@ -142,22 +188,25 @@ fn action(a: Action) -> wit::ActionType {
     }
 }
 
+/// The flags from the document's numbering (bit `i` is `FLAG_NAMES[i]`).
+fn event_flags(bits: u8) -> wit::EventFlags {
+    [
+        wit::EventFlags::AUTHENTICATION,
+        wit::EventFlags::PERMISSION_CHANGE,
+        wit::EventFlags::LOGGING_TAMPERING,
+        wit::EventFlags::NETWORK_EXPOSURE,
+        wit::EventFlags::CREDENTIAL_CREATION,
+        wit::EventFlags::FAILED,
+        wit::EventFlags::DENIED,
+    ]
+    .into_iter()
+    .enumerate()
+    .filter(|(i, _)| bits & (1 << i) != 0)
+    .fold(wit::EventFlags::empty(), |all, (_, flag)| all | flag)
+}
+
 fn category(c: Category) -> wit::Category {
-    let f = c.flags;
-    let mut flags = wit::EventFlags::empty();
-    for (on, flag) in [
-        (f.authentication, wit::EventFlags::AUTHENTICATION),
-        (f.permission_change, wit::EventFlags::PERMISSION_CHANGE),
-        (f.logging_tampering, wit::EventFlags::LOGGING_TAMPERING),
-        (f.network_exposure, wit::EventFlags::NETWORK_EXPOSURE),
-        (f.credential_creation, wit::EventFlags::CREDENTIAL_CREATION),
-        (f.failed, wit::EventFlags::FAILED),
-        (f.denied, wit::EventFlags::DENIED),
-    ] {
-        if on {
-            flags = flags | flag;
-        }
-    }
+    let flags = event_flags(crate::documents::flag_bits(c.flags));
     wit::Category {
         service: c.service,
         action: action(c.action),
@@ -166,15 +215,19 @@ fn category(c: Category) -> wit::Category {
     }
 }
 
-fn event(e: model::Event) -> wit::Event {
+fn text(t: Option<model::Text<'_>>) -> Option<String> {
+    t.map(Cow::into_owned)
+}
+
+fn event(e: model::Event<'_>) -> wit::Event {
     wit::Event {
         index: e.index,
-        event_id: e.event_id,
+        event_id: text(e.event_id),
         event_time_ms: e.event_time_ms,
-        event_time: e.event_time,
-        event_version: e.event_version,
-        event_source: e.event_source,
-        event_name: e.event_name,
+        event_time: text(e.event_time),
+        event_version: text(e.event_version),
+        event_source: text(e.event_source),
+        event_name: text(e.event_name),
         category: category(e.category),
         read_only: e.read_only,
         read_only_derived: e.read_only_derived,
@@ -185,21 +238,21 @@ fn event(e: model::Event) -> wit::Event {
             model::EventCategory::NetworkActivity => wit::EventCategory::NetworkActivity,
             model::EventCategory::Other => wit::EventCategory::Other,
         },
-        event_type: e.event_type,
-        region: e.region,
-        recipient_account_id: e.recipient_account_id,
+        event_type: text(e.event_type),
+        region: text(e.region),
+        recipient_account_id: text(e.recipient_account_id),
         principal: e.principal.map(|p| wit::Principal {
-            identity_type: p.identity_type,
-            principal_id: p.principal_id,
-            arn: p.arn,
-            account_id: p.account_id,
-            user_name: p.user_name,
-            access_key_id: p.access_key_id,
-            session_issuer_arn: p.session_issuer_arn,
+            identity_type: text(p.identity_type),
+            principal_id: text(p.principal_id),
+            arn: text(p.arn),
+            account_id: text(p.account_id),
+            user_name: text(p.user_name),
+            access_key_id: text(p.access_key_id),
+            session_issuer_arn: text(p.session_issuer_arn),
             mfa_authenticated: p.mfa_authenticated,
-            invoked_by: p.invoked_by,
+            invoked_by: text(p.invoked_by),
         }),
-        source_address: e.source_address,
+        source_address: text(e.source_address),
         source_kind: match e.source_kind {
             model::SourceKind::Ip => wit::SourceKind::Ip,
             model::SourceKind::Service => wit::SourceKind::Service,
@@ -207,24 +260,20 @@ fn event(e: model::Event) -> wit::Event {
             model::SourceKind::None => wit::SourceKind::None,
             model::SourceKind::Other => wit::SourceKind::Other,
         },
-        user_agent: e.user_agent,
-        error_code: e.error_code,
-        error_message: e.error_message,
-        outcome: match e.outcome {
-            model::Outcome::Success => wit::Outcome::Success,
-            model::Outcome::Failure => wit::Outcome::Failure,
-            model::Outcome::Denied => wit::Outcome::Denied,
-        },
-        request_id: e.request_id,
-        shared_event_id: e.shared_event_id,
-        resources: e.resources,
+        user_agent: text(e.user_agent),
+        error_code: text(e.error_code),
+        error_message: text(e.error_message),
+        outcome: outcome(e.outcome),
+        request_id: text(e.request_id),
+        shared_event_id: text(e.shared_event_id),
+        resources: e.resources.into_iter().map(Cow::into_owned).collect(),
         tls: e.tls.map(|t| wit::TlsDetails {
-            tls_version: t.tls_version,
-            cipher_suite: t.cipher_suite,
-            client_provided_host_header: t.client_provided_host_header,
+            tls_version: text(t.tls_version),
+            cipher_suite: text(t.cipher_suite),
+            client_provided_host_header: text(t.client_provided_host_header),
         }),
         problems: e.problems,
-        raw: e.raw,
+        raw: e.raw.into_owned(),
     }
 }
 

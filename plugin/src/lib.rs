@@ -4,8 +4,10 @@
 //! - `reader`: opens a CloudTrail object (gzip or plain JSON) and reads it in bounded batches.
 //! - `scan`: finds where each JSON value ends in the decompressed stream, with bounded memory.
 //! - `record`: tolerant typed reading of one record (odd types, `null`, lowercase keys).
+//! - `fast`: a strict one-pass reader of ordinary records into the same `Record`, borrowing.
 //! - `normalize`: a record to a normalized `model::Event`, naming what was wrong.
 //! - `categorize`: service, action type, metric name and cross-cutting flags.
+//! - `documents`: events rendered as their output documents, one buffer per batch.
 //! - `time`: `eventTime` in the formats producers write.
 //! - `text`: substring search for short texts.
 //! - `component` (wasm32 only): the WIT exports, a thin layer over the above.
@@ -14,6 +16,8 @@
 //! code builds natively, which the tests and the native benchmark use.
 
 pub mod categorize;
+pub mod documents;
+pub mod fast;
 pub mod model;
 pub mod normalize;
 pub mod reader;

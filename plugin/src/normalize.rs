@@ -3,8 +3,10 @@
 //! Every field that can be used is used; everything that was wrong is named in `problems` with
 //! its JSON path, so a record with a bad field is flagged rather than dropped.
 
+use std::borrow::Cow;
+
 use crate::categorize::{self, Action};
-use crate::model::{Event, EventCategory, Outcome, Principal, SourceKind, Tls};
+use crate::model::{Event, EventCategory, Outcome, Principal, SourceKind, Text, Tls};
 use crate::record::{Many, Record, Scalar, Shape};
 
 /// Collects what was wrong with a record.
@@ -16,7 +18,7 @@ impl Problems {
     }
 
     /// A field that should hold text. Numbers and booleans are kept as text and noted.
-    fn text(&mut self, path: &str, value: Scalar) -> Option<String> {
+    fn text<'a>(&mut self, path: &str, value: Scalar<'a>) -> Option<Text<'a>> {
         match value {
             Scalar::Str(s) if s.is_empty() => None,
             Scalar::Str(s) => Some(s),
@@ -25,11 +27,11 @@ impl Problems {
                 self.note(format!(
                     "{path}: expected a string, found the number {n} (kept as text)"
                 ));
-                Some(n)
+                Some(Cow::Owned(n))
             }
             Scalar::Bool(b) => {
                 self.note(format!("{path}: expected a string, found {b} (kept as text)"));
-                Some(b.to_string())
+                Some(Cow::Owned(b.to_string()))
             }
             other => {
                 self.note(format!("{path}: expected a string, found {} (ignored)", other.kind()));
@@ -39,7 +41,7 @@ impl Problems {
     }
 
     /// A field that should hold a boolean. `"true"`/`"True"`/`"false"` are read and noted.
-    fn boolean(&mut self, path: &str, value: Scalar) -> Option<bool> {
+    fn boolean(&mut self, path: &str, value: Scalar<'_>) -> Option<bool> {
         match value {
             Scalar::Bool(b) => Some(b),
             Scalar::Absent | Scalar::Null => None,
@@ -83,7 +85,7 @@ fn parse_bool_text(s: &str) -> Option<bool> {
 }
 
 /// A record that could not be read as an object at all, flagged with why.
-pub fn flagged(index: u32, raw: String, problem: String) -> Event {
+pub fn flagged(index: u32, raw: Text<'_>, problem: String) -> Event<'_> {
     let category = categorize::categorize(&categorize::Input::default());
     Event {
         index,
@@ -118,9 +120,9 @@ pub fn flagged(index: u32, raw: String, problem: String) -> Event {
 
 /// Normalizes one parsed record. The record borrows from its JSON text, so the event's `raw` is
 /// left empty for the caller to fill with that text.
-pub fn normalize(index: u32, record: Record<'_>) -> Event {
+pub fn normalize(index: u32, record: Record<'_>) -> Event<'_> {
     if let Shape::Wrong(kind) = record.shape {
-        return flagged(index, String::new(), format!("record is {kind}, not an object"));
+        return flagged(index, Cow::Borrowed(""), format!("record is {kind}, not an object"));
     }
     let mut p = Problems(Vec::new());
 
@@ -293,11 +295,11 @@ pub fn normalize(index: u32, record: Record<'_>) -> Event {
         resources,
         tls,
         problems: p.0,
-        raw: String::new(),
+        raw: Cow::Borrowed(""),
     }
 }
 
-fn principal(u: crate::record::UserIdentity<'_>, console_mfa: Option<bool>, p: &mut Problems) -> Principal {
+fn principal<'a>(u: crate::record::UserIdentity<'a>, console_mfa: Option<bool>, p: &mut Problems) -> Principal<'a> {
     let identity_type = p.text("userIdentity.type", u.identity_type);
     let arn = p.text("userIdentity.arn", u.arn);
     let mut session_issuer_arn = None;
@@ -318,9 +320,13 @@ fn principal(u: crate::record::UserIdentity<'_>, console_mfa: Option<bool>, p: &
     let mut user_name = p.text("userIdentity.userName", u.user_name);
     if user_name.is_none() {
         // Assumed roles and federated users carry their session name only in the ARN.
-        if let Some(a) = arn.as_deref() {
+        if let Some(a) = &arn {
             if crate::text::has(a, ":assumed-role/") || crate::text::has(a, ":federated-user/") {
-                user_name = a.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_owned);
+                let last = |a: &str| a.rsplit('/').next().filter(|s| !s.is_empty()).map(|s| s.len());
+                user_name = match a {
+                    Cow::Borrowed(a) => last(a).map(|n| Cow::Borrowed(&a[a.len() - n..])),
+                    Cow::Owned(a) => last(a).map(|n| Cow::Owned(a[a.len() - n..].to_owned())),
+                };
             }
         }
     }

@@ -13,11 +13,13 @@
 //! ways give the same event for the same record; a test reads records split across every
 //! possible read boundary to hold them to that.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Cursor, Read};
 
 use flate2::read::MultiGzDecoder;
 
+use crate::fast::{self, Fast};
 use crate::model::{DigestInfo, Event, FileError, FileKind, OpenOptions};
 use crate::normalize;
 use crate::record::{Record, Scalar};
@@ -68,9 +70,9 @@ enum State {
 /// A record that is not valid UTF-8. Valid JSON may still hide invalid UTF-8 inside strings the
 /// typed parse skips: such a record is read, and its raw text shows the bad bytes replaced
 /// (U+FFFD) rather than passing them on.
-fn invalid_utf8(index: u32, bytes: &[u8]) -> Event {
+fn invalid_utf8(index: u32, bytes: &[u8]) -> Event<'_> {
     const REPLACED: &str = "raw shows it with U+FFFD replacements";
-    let raw = String::from_utf8_lossy(bytes).into_owned();
+    let raw = String::from_utf8_lossy(bytes);
     match serde_json::from_slice::<Record>(bytes).map(|r| normalize::normalize(index, r)) {
         Ok(mut event) => {
             event.raw = raw;
@@ -111,9 +113,11 @@ pub struct LogFile {
     state: State,
     next_index: u32,
     /// A record read ahead by `open` to tell an Insight file from a log file.
-    pending: Option<Event>,
+    pending: Option<Event<'static>>,
     /// An error met while filling a batch that already had events; returned on the next call.
     pending_error: Option<FileError>,
+    /// The object's key or path, as given to `open`.
+    key: String,
 }
 
 /// How often `read_fast` reads more for one record before it leaves the record to the scanner,
@@ -161,6 +165,7 @@ impl LogFile {
             next_index: 0,
             pending: None,
             pending_error: None,
+            key: key.to_owned(),
         };
         if let Some(e) = file.not_an_object() {
             return Err(e);
@@ -173,7 +178,7 @@ impl LogFile {
         if key.contains("CloudTrail-Insight") {
             file.kind = FileKind::Insight;
         }
-        match file.read_one() {
+        match file.read_one_with(|event| event.into_owned()) {
             Ok(Some(first)) => {
                 if first.event_type.as_deref() == Some("AwsCloudTrailInsight") {
                     file.kind = FileKind::Insight;
@@ -219,6 +224,11 @@ impl LogFile {
         }
     }
 
+    /// The object's key or path, as given to `open`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// What kind of file this is.
     pub fn kind(&self) -> FileKind {
         self.kind
@@ -230,7 +240,16 @@ impl LogFile {
     }
 
     /// Up to `max` further events; empty at the clean end of the file.
-    pub fn next_batch(&mut self, max: u32) -> Result<Vec<Event>, FileError> {
+    pub fn next_batch(&mut self, max: u32) -> Result<Vec<Event<'static>>, FileError> {
+        let mut batch = Vec::with_capacity(max.clamp(1, 1024) as usize);
+        self.next_with(max, |event| batch.push(event.into_owned()))?;
+        Ok(batch)
+    }
+
+    /// Hands up to `max` further events to `each`, in order, each borrowing the buffered text
+    /// until `each` returns; the count is 0 at the clean end of the file. An error met after some
+    /// events is returned by the next call, as `next_batch` does.
+    pub fn next_with(&mut self, max: u32, mut each: impl FnMut(Event<'_>)) -> Result<usize, FileError> {
         if let Some(e) = self.pending_error.take() {
             if self.pending.is_none() {
                 self.state = State::Failed;
@@ -242,24 +261,30 @@ impl LogFile {
             return Err(FileError::Closed);
         }
         let max = max.max(1) as usize;
-        let mut batch = Vec::with_capacity(max.min(1024));
+        let (mut count, mut held) = (0, 0);
         if let Some(first) = self.pending.take() {
-            batch.push(first);
+            held += first.raw.len();
+            count += 1;
+            each(first);
         }
         if self.pending_error.is_some() {
-            return Ok(batch);
+            return Ok(count);
         }
         // A batch also ends at a byte budget, so that a few large (but legal) records cannot
         // make one batch outgrow the sandbox's memory.
-        let mut held: usize = batch.iter().map(|e| e.raw.len()).sum();
-        while batch.len() < max && held < BATCH_BYTES {
-            match self.read_one() {
-                Ok(Some(event)) => {
-                    held += event.raw.len();
-                    batch.push(event);
+        while count < max && held < BATCH_BYTES {
+            let read = self.read_one_with(|event| {
+                let len = event.raw.len();
+                each(event);
+                len
+            });
+            match read {
+                Ok(Some(len)) => {
+                    held += len;
+                    count += 1;
                 }
                 Ok(None) => break,
-                Err(e) if batch.is_empty() => {
+                Err(e) if count == 0 => {
                     self.state = State::Failed;
                     return Err(e);
                 }
@@ -269,7 +294,7 @@ impl LogFile {
                 }
             }
         }
-        Ok(batch)
+        Ok(count)
     }
 
     /// Reads the document up to the start of `Records`. Returns false for a document without
@@ -308,7 +333,7 @@ impl LogFile {
                 .scan_value(self.options.max_record_bytes as usize, self.options.max_depth)?;
             if let Scanned::Kept { too_deep: false, .. } = scanned {
                 let text = |w: &Window<Source>| match serde_json::from_slice::<Scalar>(w.kept()) {
-                    Ok(Scalar::Str(s)) => Some(s),
+                    Ok(Scalar::Str(s)) => Some(s.into_owned()),
                     _ => None,
                 };
                 match key.as_str() {
@@ -407,8 +432,9 @@ impl LogFile {
         }
     }
 
-    /// The next event, or `None` at the clean end of the file.
-    fn read_one(&mut self) -> Result<Option<Event>, FileError> {
+    /// Hands the next event to `f` and returns what `f` made of it, or `None` at the clean end
+    /// of the file. The event borrows the buffered text: `f` sees it before the window moves on.
+    fn read_one_with<T>(&mut self, f: impl FnOnce(Event<'_>) -> T) -> Result<Option<T>, FileError> {
         loop {
             match self.state {
                 State::Done => return Ok(None),
@@ -444,64 +470,42 @@ impl LogFile {
                         Err(e) => return Err(self.fail(e)),
                     }
                     let index = self.next_index;
-                    if let Some(event) = self.read_fast(index).map_err(|e| self.fail(e))? {
-                        self.next_index += 1;
-                        self.state = State::AfterElement;
-                        return Ok(Some(event));
+                    let max_bytes = self.options.max_record_bytes as usize;
+                    let mut serde_only = false;
+                    for _ in 0..FAST_READS {
+                        let (text, whole) = self.window.text_ahead();
+                        match attempt(text, whole, &mut serde_only, index, &self.options) {
+                            Attempt::Done(event, len) => {
+                                let out = f(event);
+                                self.window.advance(len);
+                                self.next_index += 1;
+                                self.state = State::AfterElement;
+                                return Ok(Some(out));
+                            }
+                            Attempt::More => {}
+                            Attempt::No => break,
+                        }
+                        if !self.window.read_more(max_bytes).map_err(|e| self.fail(e))? {
+                            break;
+                        }
                     }
                     let scanned = self
                         .window
-                        .scan_value(self.options.max_record_bytes as usize, self.options.max_depth)
+                        .scan_value(max_bytes, self.options.max_depth)
                         .map_err(|e| self.fail(e))?;
-                    let index = self.next_index;
                     self.next_index += 1;
                     self.state = State::AfterElement;
-                    return Ok(Some(self.event_from(index, scanned)));
+                    return Ok(Some(f(self.event_from(index, scanned))));
                 }
             }
         }
     }
 
-    /// The common case, in one pass: the next record is UTF-8 text already buffered (or after a
-    /// few more reads), valid JSON, within the size limit and plainly not too deep. serde_json
-    /// then finds its end while parsing it, and the scanner is not needed. Anything else
-    /// (`None`) goes to `scan_value`, which handles every case and says what was wrong.
-    fn read_fast(&mut self, index: u32) -> Result<Option<Event>, ScanError> {
-        let max_bytes = self.options.max_record_bytes as usize;
-        for _ in 0..FAST_READS {
-            let (text, whole) = self.window.text_ahead();
-            let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Record>();
-            // An object, array or string is complete at its closing byte; a number or a literal
-            // that ends where the buffered text does might go on.
-            let closed = matches!(text.as_bytes().first(), Some(b'{' | b'[' | b'"'));
-            let read_more = match stream.next() {
-                Some(Ok(_)) if stream.byte_offset() >= text.len() && !closed => whole,
-                Some(Ok(record)) => {
-                    let len = stream.byte_offset();
-                    let bytes = &text.as_bytes()[..len];
-                    if len > max_bytes || !scan::brackets_at_most(bytes, self.options.max_depth) {
-                        return Ok(None);
-                    }
-                    let mut event = normalize::normalize(index, record);
-                    event.raw = text[..len].to_owned();
-                    self.window.advance(len);
-                    return Ok(Some(event));
-                }
-                Some(Err(e)) => e.is_eof() && whole && text.len() < FAST_MAX_BYTES,
-                None => whole,
-            };
-            if !read_more || !self.window.read_more(max_bytes)? {
-                return Ok(None);
-            }
-        }
-        Ok(None)
-    }
-
-    fn event_from(&self, index: u32, scanned: Scanned) -> Event {
+    fn event_from(&self, index: u32, scanned: Scanned) -> Event<'_> {
         match scanned {
             Scanned::Skipped { len } => normalize::flagged(
                 index,
-                String::new(),
+                Cow::Borrowed(""),
                 format!(
                     "record is {len} bytes, over the limit of {} bytes; skipped",
                     self.options.max_record_bytes
@@ -509,7 +513,7 @@ impl LogFile {
             ),
             Scanned::Kept { too_deep: true, .. } => normalize::flagged(
                 index,
-                String::from_utf8_lossy(self.window.kept()).into_owned(),
+                String::from_utf8_lossy(self.window.kept()),
                 format!(
                     "record is nested deeper than {} levels; not parsed",
                     self.options.max_depth
@@ -520,18 +524,20 @@ impl LogFile {
                 let text = if ascii {
                     debug_assert!(bytes.is_ascii());
                     // SAFETY: ASCII bytes are valid UTF-8; the scanner saw every byte of the record.
-                    Some(unsafe { String::from_utf8_unchecked(bytes.to_vec()) })
+                    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
                 } else {
-                    std::str::from_utf8(bytes).ok().map(str::to_owned)
+                    std::str::from_utf8(bytes).ok()
                 };
                 match text {
                     // Parsing from text spares serde_json a UTF-8 check of every string.
-                    Some(raw) => match serde_json::from_str::<Record>(&raw).map(|r| normalize::normalize(index, r)) {
+                    Some(raw) => match serde_json::from_str::<Record>(raw).map(|r| normalize::normalize(index, r)) {
                         Ok(mut event) => {
-                            event.raw = raw;
+                            event.raw = Cow::Borrowed(raw);
                             event
                         }
-                        Err(e) => normalize::flagged(index, raw, format!("record is not valid JSON: {e}")),
+                        Err(e) => {
+                            normalize::flagged(index, Cow::Borrowed(raw), format!("record is not valid JSON: {e}"))
+                        }
                     },
                     None => invalid_utf8(index, bytes),
                 }
@@ -569,6 +575,57 @@ impl LogFile {
                 FileError::NotJson(format!("expected {expected} at byte {at}, found {found}{record}"))
             }
         }
+    }
+}
+
+/// What one look at the buffered text gave for the record at its start.
+enum Attempt<'a> {
+    /// The record's event, and the length of its text.
+    Done(Event<'a>, usize),
+    /// The record may end in text not yet read: read more and look again.
+    More,
+    /// Neither one-pass parse can read it: the scanner must.
+    No,
+}
+
+/// The common case, in one pass: the next record is UTF-8 text already buffered (or after a few
+/// more reads), valid JSON, within the size limit and not too deep. The fast reader takes it
+/// first; what it declines (`serde_only` remembers that for the record) serde_json reads, and
+/// finds the record's end while parsing it. Anything else (`No`) goes to `scan_value`, which
+/// handles every case and says what was wrong.
+fn attempt<'a>(text: &'a str, whole: bool, serde_only: &mut bool, index: u32, options: &OpenOptions) -> Attempt<'a> {
+    let max_bytes = options.max_record_bytes as usize;
+    let more = |more: bool| if more { Attempt::More } else { Attempt::No };
+    if !*serde_only {
+        match fast::read(text, options.max_depth) {
+            Fast::Read(_, len) if len > max_bytes => return Attempt::No,
+            Fast::Read(record, len) => {
+                let mut event = normalize::normalize(index, record);
+                event.raw = Cow::Borrowed(&text[..len]);
+                return Attempt::Done(event, len);
+            }
+            Fast::More => return more(whole && text.len() < FAST_MAX_BYTES),
+            Fast::Declined => *serde_only = true,
+        }
+    }
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Record>();
+    // An object, array or string is complete at its closing byte; a number or a literal that
+    // ends where the buffered text does might go on.
+    let closed = matches!(text.as_bytes().first(), Some(b'{' | b'[' | b'"'));
+    match stream.next() {
+        Some(Ok(_)) if stream.byte_offset() >= text.len() && !closed => more(whole),
+        Some(Ok(record)) => {
+            let len = stream.byte_offset();
+            let bytes = &text.as_bytes()[..len];
+            if len > max_bytes || !scan::brackets_at_most(bytes, options.max_depth) {
+                return Attempt::No;
+            }
+            let mut event = normalize::normalize(index, record);
+            event.raw = Cow::Borrowed(&text[..len]);
+            Attempt::Done(event, len)
+        }
+        Some(Err(e)) => more(e.is_eof() && whole && text.len() < FAST_MAX_BYTES),
+        None => more(whole),
     }
 }
 

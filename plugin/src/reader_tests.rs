@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn read_all(bytes: &[u8]) -> Vec<Event> {
+fn read_all(bytes: &[u8]) -> Vec<Event<'static>> {
     let mut file = LogFile::open(bytes.to_vec(), "t.json", OpenOptions::default()).unwrap();
     let mut all = Vec::new();
     loop {
@@ -56,7 +56,7 @@ fn batches_of_any_size_give_every_record_in_order() {
     let doc = format!(r#"{{"Records":[{}]}}"#, records.join(","));
     let ids: Vec<String> = read_all(doc.as_bytes())
         .into_iter()
-        .map(|e| e.event_id.unwrap())
+        .map(|e| e.event_id.unwrap().into_owned())
         .collect();
     assert_eq!(ids, (0..50).map(|i| format!("e{i}")).collect::<Vec<_>>());
 }
@@ -92,7 +92,7 @@ impl Read for Trickle {
     }
 }
 
-fn read_trickled(bytes: &[u8], step: usize) -> Vec<Event> {
+fn read_trickled(bytes: &[u8], step: usize) -> Vec<Event<'static>> {
     let input = Trickle {
         bytes: bytes.to_vec(),
         at: 0,
@@ -189,7 +189,7 @@ fn a_record_that_ends_where_the_data_fails_is_still_returned() {
         .next_batch(512)
         .unwrap()
         .into_iter()
-        .map(|e| e.event_id.unwrap())
+        .map(|e| e.event_id.unwrap().into_owned())
         .collect();
     assert_eq!(
         ids,

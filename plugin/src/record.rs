@@ -13,14 +13,14 @@ use serde_json::value::RawValue;
 
 /// A value read where a scalar was expected, whatever its JSON type turned out to be.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub enum Scalar {
+pub enum Scalar<'a> {
     /// The key was not there.
     #[default]
     Absent,
     /// `null`.
     Null,
-    /// A string.
-    Str(String),
+    /// A string, borrowed from the record's text when it holds no escapes.
+    Str(Cow<'a, str>),
     /// `true` or `false`.
     Bool(bool),
     /// A number, as text.
@@ -31,7 +31,7 @@ pub enum Scalar {
     Array,
 }
 
-impl Scalar {
+impl Scalar<'_> {
     /// JSON type name for messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -49,45 +49,48 @@ impl Scalar {
 struct ScalarVisitor;
 
 impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar;
+    type Value = Scalar<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-        Ok(Scalar::Str(v.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-        Ok(Scalar::Str(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Num(v.to_string()))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Num(v.to_string()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Num(v.to_string()))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Null)
     }
-    fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Null)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Scalar::Object)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Scalar::Array)
     }
 }
 
-impl<'de> Deserialize<'de> for Scalar {
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ScalarVisitor)
     }
@@ -164,7 +167,7 @@ macro_rules! not_an_object {
 macro_rules! tolerant_object {
     ($(#[$meta:meta])* $name:ident<$lt:lifetime> { $($(#[$fmeta:meta])* $field:ident : $ty:ty = $key:literal),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Default)]
+        #[derive(Debug, Default, PartialEq)]
         pub struct $name<$lt> {
             /// What stood where the object was expected.
             pub shape: Shape,
@@ -173,7 +176,7 @@ macro_rules! tolerant_object {
         }
 
         impl<$lt> $name<$lt> {
-            fn with_shape(shape: Shape) -> Self {
+            pub(crate) fn with_shape(shape: Shape) -> Self {
                 Self { shape, ..Default::default() }
             }
         }
@@ -210,8 +213,25 @@ macro_rules! tolerant_object {
     };
 }
 
+/// A value's JSON text as written, unparsed (validated while it was skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a>(pub &'a str);
+
+impl<'a> Raw<'a> {
+    /// The text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(d).map(|raw| Raw(raw.get()))
+    }
+}
+
 /// A list that may turn out to be something else.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub enum Many<T> {
     /// The key was not there, or `null`.
     #[default]
@@ -271,9 +291,9 @@ tolerant_object! {
     /// `userIdentity.sessionContext.sessionIssuer`.
     SessionIssuer<'a> {
         /// `arn`.
-        arn: Scalar = "arn",
+        arn: Scalar<'a> = "arn",
         /// `userName` (the role name).
-        user_name: Scalar = "userName",
+        user_name: Scalar<'a> = "userName",
     }
 }
 
@@ -281,7 +301,7 @@ tolerant_object! {
     /// `userIdentity.sessionContext.attributes`.
     Attributes<'a> {
         /// `mfaAuthenticated`, usually the string "true" or "false".
-        mfa_authenticated: Scalar = "mfaAuthenticated",
+        mfa_authenticated: Scalar<'a> = "mfaAuthenticated",
     }
 }
 
@@ -299,19 +319,19 @@ tolerant_object! {
     /// `userIdentity`.
     UserIdentity<'a> {
         /// `type`.
-        identity_type: Scalar = "type",
+        identity_type: Scalar<'a> = "type",
         /// `principalId`.
-        principal_id: Scalar = "principalId",
+        principal_id: Scalar<'a> = "principalId",
         /// `arn`.
-        arn: Scalar = "arn",
+        arn: Scalar<'a> = "arn",
         /// `accountId`.
-        account_id: Scalar = "accountId",
+        account_id: Scalar<'a> = "accountId",
         /// `accessKeyId`.
-        access_key_id: Scalar = "accessKeyId",
+        access_key_id: Scalar<'a> = "accessKeyId",
         /// `userName`.
-        user_name: Scalar = "userName",
+        user_name: Scalar<'a> = "userName",
         /// `invokedBy`.
-        invoked_by: Scalar = "invokedBy",
+        invoked_by: Scalar<'a> = "invokedBy",
         /// `sessionContext`.
         session_context: SessionContext<'a> = "sessionContext",
     }
@@ -321,7 +341,7 @@ tolerant_object! {
     /// One entry of `resources`.
     Resource<'a> {
         /// `ARN`.
-        arn: Scalar = "ARN",
+        arn: Scalar<'a> = "ARN",
     }
 }
 
@@ -329,11 +349,11 @@ tolerant_object! {
     /// `tlsDetails`.
     TlsDetails<'a> {
         /// `tlsVersion`.
-        tls_version: Scalar = "tlsVersion",
+        tls_version: Scalar<'a> = "tlsVersion",
         /// `cipherSuite`.
-        cipher_suite: Scalar = "cipherSuite",
+        cipher_suite: Scalar<'a> = "cipherSuite",
         /// `clientProvidedHostHeader`.
-        host_header: Scalar = "clientProvidedHostHeader",
+        host_header: Scalar<'a> = "clientProvidedHostHeader",
     }
 }
 
@@ -341,9 +361,9 @@ tolerant_object! {
     /// `insightDetails` of an Insight event.
     InsightDetails<'a> {
         /// The service the insight is about.
-        event_source: Scalar = "eventSource",
+        event_source: Scalar<'a> = "eventSource",
         /// The API the insight is about.
-        event_name: Scalar = "eventName",
+        event_name: Scalar<'a> = "eventName",
     }
 }
 
@@ -351,7 +371,7 @@ tolerant_object! {
     /// `additionalEventData`, the part of it that matters for console sign-ins.
     AdditionalEventData<'a> {
         /// `MFAUsed`: "Yes" or "No".
-        mfa_used: Scalar = "MFAUsed",
+        mfa_used: Scalar<'a> = "MFAUsed",
     }
 }
 
@@ -359,47 +379,47 @@ tolerant_object! {
     /// One CloudTrail record as written, every field tolerant.
     Record<'a> {
         /// `eventVersion`.
-        event_version: Scalar = "eventVersion",
+        event_version: Scalar<'a> = "eventVersion",
         /// `userIdentity`.
         user_identity: UserIdentity<'a> = "userIdentity",
         /// `eventTime`.
-        event_time: Scalar = "eventTime",
+        event_time: Scalar<'a> = "eventTime",
         /// `eventSource`.
-        event_source: Scalar = "eventSource",
+        event_source: Scalar<'a> = "eventSource",
         /// `eventName`.
-        event_name: Scalar = "eventName",
+        event_name: Scalar<'a> = "eventName",
         /// `awsRegion`.
-        aws_region: Scalar = "awsRegion",
+        aws_region: Scalar<'a> = "awsRegion",
         /// `sourceIPAddress`.
-        source_ip_address: Scalar = "sourceIPAddress",
+        source_ip_address: Scalar<'a> = "sourceIPAddress",
         /// `userAgent`.
-        user_agent: Scalar = "userAgent",
+        user_agent: Scalar<'a> = "userAgent",
         /// `errorCode`.
-        error_code: Scalar = "errorCode",
+        error_code: Scalar<'a> = "errorCode",
         /// `errorMessage`.
-        error_message: Scalar = "errorMessage",
+        error_message: Scalar<'a> = "errorMessage",
         /// `requestParameters`, unparsed (an object, a string, or null).
-        request_parameters: Option<&'a RawValue> = "requestParameters",
+        request_parameters: Option<Raw<'a>> = "requestParameters",
         /// `responseElements`, unparsed.
-        response_elements: Option<&'a RawValue> = "responseElements",
+        response_elements: Option<Raw<'a>> = "responseElements",
         /// `additionalEventData`.
         additional_event_data: AdditionalEventData<'a> = "additionalEventData",
         /// `requestID`.
-        request_id: Scalar = "requestID",
+        request_id: Scalar<'a> = "requestID",
         /// `eventID`.
-        event_id: Scalar = "eventID",
+        event_id: Scalar<'a> = "eventID",
         /// `readOnly`.
-        read_only: Scalar = "readOnly",
+        read_only: Scalar<'a> = "readOnly",
         /// `resources`.
         resources: Many<Resource<'a>> = "resources",
         /// `eventType`.
-        event_type: Scalar = "eventType",
+        event_type: Scalar<'a> = "eventType",
         /// `recipientAccountId`.
-        recipient_account_id: Scalar = "recipientAccountId",
+        recipient_account_id: Scalar<'a> = "recipientAccountId",
         /// `sharedEventID`.
-        shared_event_id: Scalar = "sharedEventID",
+        shared_event_id: Scalar<'a> = "sharedEventID",
         /// `eventCategory`.
-        event_category: Scalar = "eventCategory",
+        event_category: Scalar<'a> = "eventCategory",
         /// `tlsDetails`.
         tls_details: TlsDetails<'a> = "tlsDetails",
         /// `insightDetails`.

@@ -8,7 +8,7 @@
 //! Markdown tables go to stdout, progress to stderr. Numbers compare only within one run.
 //!
 //! `TRAILWATCH_BENCH_EVENTS` sets the size of the file set (default 100 000 events); the big
-//! file holds twice as many.
+//! file holds twice as many. `TRAILWATCH_BENCH_KEEP=DIR` keeps the generated files in DIR.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,45 @@ fn parse_native(inputs: &Inputs) -> anyhow::Result<(u64, u64)> {
         }
     }
     Ok((events, flagged))
+}
+
+/// The same parser built natively, rendering each event's document as the plugin's `documents`
+/// interface does (what `replay` uses).
+fn render_native(inputs: &Inputs) -> Counted {
+    let mut events = 0;
+    let mut batch = trailwatch_plugin::documents::Batch::default();
+    for (key, bytes) in inputs {
+        let opened = LogFile::open(bytes.clone(), key, OpenOptions::default());
+        let mut file = opened.map_err(|e| anyhow!("{key}: {e}"))?;
+        loop {
+            let n = file
+                .next_documents(128, &mut batch)
+                .map_err(|e| anyhow!("{key}: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            events += n as u64;
+        }
+    }
+    Ok(events)
+}
+
+/// The plugin in wasmtime through its `documents` interface: rendered batches copied out.
+fn render_wasm(runtime: &PluginRuntime, inputs: &Inputs) -> Counted {
+    if !runtime.renders_documents() {
+        bail!("the plugin does not export the documents interface");
+    }
+    let mut events = 0;
+    for (key, bytes) in inputs {
+        let meta = ObjectMeta {
+            key: key.clone(),
+            size: bytes.len() as u64,
+            last_modified_ms: None,
+        };
+        let read = runtime.read_batches(Box::new(std::io::Cursor::new(bytes.clone())), &meta, |_| Ok(()));
+        events += read.map_err(|(_, failure)| anyhow!("{}: {failure}", meta.key))?.events;
+    }
+    Ok(events)
 }
 
 fn parse_wasm(runtime: &PluginRuntime, inputs: &Inputs) -> Counted {
@@ -211,19 +250,84 @@ fn jq_baseline(corpus: &Corpus) -> Counted {
     Ok(corpus.events)
 }
 
+/// What a user would write: gunzip, parse, a service and verb-prefix category per record, NDJSON
+/// out. `{LOAD}` and `{DUMP}` are filled in for `json` and for `orjson`.
 const PYTHON: &str = r#"
-import gzip, json, sys
+import gzip, sys
+{IMPORT}
+VERBS = (("Describe", "read"), ("Get", "read"), ("List", "read"), ("Head", "read"),
+         ("Create", "create"), ("Run", "create"), ("Put", "modify"), ("Update", "modify"),
+         ("Delete", "delete"), ("Terminate", "delete"))
+def category(record):
+    name = record.get("eventName") or ""
+    service = (record.get("eventSource") or "unknown").split(".")[0]
+    for prefix, action in VERBS:
+        if name.startswith(prefix):
+            return f"aws.{service}.{action}"
+    return f"aws.{service}.other"
 count = 0
-with open(sys.argv[1]) as paths, open("/dev/null", "w") as out:
+with open(sys.argv[1]) as paths, open("/dev/null", "{MODE}") as out:
     for path in paths:
         with gzip.open(path.rstrip("\n"), "rb") as f:
-            doc = json.load(f)
+            doc = {LOAD}
         for record in doc["Records"]:
-            out.write(json.dumps(record))
-            out.write("\n")
+            record["metric"] = category(record)
+            out.write({DUMP})
+            out.write({NEWLINE})
             count += 1
 print(count)
 "#;
+
+/// The script with `json` from the standard library.
+fn python_json() -> String {
+    PYTHON
+        .replace("{IMPORT}", "import json")
+        .replace("{MODE}", "w")
+        .replace("{LOAD}", "json.load(f)")
+        .replace("{DUMP}", "json.dumps(record)")
+        .replace("{NEWLINE}", "\"\\n\"")
+}
+
+/// The script with `orjson`, the fastest JSON library for Python.
+fn python_orjson() -> String {
+    PYTHON
+        .replace("{IMPORT}", "import orjson")
+        .replace("{MODE}", "wb")
+        .replace("{LOAD}", "orjson.loads(f.read())")
+        .replace("{DUMP}", "orjson.dumps(record)")
+        .replace("{NEWLINE}", "b\"\\n\"")
+}
+
+/// orjson's version, installed from PyPI when it is missing (the bench's own set-up).
+fn ensure_orjson() -> anyhow::Result<String> {
+    let version = || {
+        Command::new("python3")
+            .args(["-c", "import orjson; print(orjson.__version__)"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    if let Some(v) = version() {
+        return Ok(v);
+    }
+    eprintln!("installing orjson from PyPI for the Python baseline");
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "orjson",
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("pip install orjson failed ({status})");
+    }
+    version().context("orjson does not import after installing it")
+}
 
 /// The Python script over the files listed in `list`; returns the records it wrote.
 fn python_baseline(script: &Path, list: &Path) -> Counted {
@@ -239,25 +343,32 @@ fn python_baseline(script: &Path, list: &Path) -> Counted {
 }
 
 /// The stages of the throughput table, in the order they run; `N` is the number of cores.
-const STAGES: [&str; 7] = [
+const STAGES: [&str; 10] = [
     "gunzip only (flate2, native)",
-    "plugin parser built natively (`LogFile::next_batch`)",
-    "plugin in wasmtime, in-process (`PluginRuntime::read_file`)",
+    "plugin parser built natively, typed events (`LogFile::next_batch`)",
+    "plugin parser built natively, rendered documents (`LogFile::next_documents`)",
+    "plugin in wasmtime, typed events (`PluginRuntime::read_file`)",
+    "plugin in wasmtime, rendered documents (`PluginRuntime::read_batches`)",
     "`trailwatch replay --jobs 1`, NDJSON to /dev/null",
     "`trailwatch replay --jobs N`, NDJSON to /dev/null",
     "`zcat FILES \\| jq -c '.Records[]'` (two processes)",
-    "Python: `gzip.open`, `json.load`, `json.dumps` per record",
+    "Python: `gzip`, `json`, a verb-prefix category, NDJSON out",
+    "Python: `gzip`, `orjson`, a verb-prefix category, NDJSON out",
 ];
+const GUNZIP: usize = 0;
 const NATIVE: usize = 1;
-const WASM: usize = 2;
-const JOBS_1: usize = 3;
-const JOBS_N: usize = 4;
-const JQ: usize = 5;
-const PYTHON_STAGE: usize = 6;
+const NATIVE_DOCS: usize = 2;
+const WASM: usize = 3;
+const WASM_DOCS: usize = 4;
+const JOBS_1: usize = 5;
+const JOBS_N: usize = 6;
+const JQ: usize = 7;
+const PYTHON_JSON: usize = 8;
+const PYTHON_ORJSON: usize = 9;
 
 /// Timings of the stages in `STAGES` (`None`: the tool is not installed), and the peak RSS in
 /// KiB of `replay --jobs 1` and `--jobs N` over the file set.
-type Throughput = ([Option<Timing>; 7], [u64; 2]);
+type Throughput = ([Option<Timing>; 10], [u64; 2]);
 
 /// Measures every stage over the file set.
 fn throughput(set: &Corpus, cli: &Cli, plugin: &Path, cores: usize) -> anyhow::Result<Throughput> {
@@ -267,10 +378,16 @@ fn throughput(set: &Corpus, cli: &Cli, plugin: &Path, cores: usize) -> anyhow::R
     if flagged > 0 {
         bail!("the parser flagged {flagged} generated records: the generator writes what it should not");
     }
+    let orjson = ensure_orjson()?;
+    eprintln!("  orjson {orjson}");
     let gunzip = measure("gunzip", set.json_bytes, || gunzip(&inputs))?;
     let native = measure("native parser", set.events, || Ok(parse_native(&inputs)?.0))?;
+    let native_docs = measure("native parser, documents", set.events, || render_native(&inputs))?;
     let runtime = PluginRuntime::from_file(plugin, &CompileCache::disabled(), Limits::default())?;
     let wasm = measure("plugin in wasmtime", set.events, || parse_wasm(&runtime, &inputs))?;
+    let wasm_docs = measure("plugin in wasmtime, documents", set.events, || {
+        render_wasm(&runtime, &inputs)
+    })?;
     drop((runtime, inputs));
 
     let mut peaks = [0; 2];
@@ -287,19 +404,26 @@ fn throughput(set: &Corpus, cli: &Cli, plugin: &Path, cores: usize) -> anyhow::R
     } else {
         None
     };
-    let (script, list) = (cli.scratch.join("baseline.py"), cli.scratch.join("files.txt"));
-    std::fs::write(&script, PYTHON)?;
+    let list = cli.scratch.join("files.txt");
     let names: String = set.files.iter().map(|p| format!("{}\n", p.display())).collect();
     std::fs::write(&list, names)?;
-    let python = measure("python", set.events, || python_baseline(&script, &list))?;
+    let python = |name: &str, script: String| {
+        let path = cli.scratch.join(format!("baseline_{name}.py"));
+        std::fs::write(&path, script)?;
+        measure(&format!("python {name}"), set.events, || python_baseline(&path, &list))
+    };
+    let (json, orjson) = (python("json", python_json())?, python("orjson", python_orjson())?);
     let timings = [
         Some(gunzip),
         Some(native),
+        Some(native_docs),
         Some(wasm),
+        Some(wasm_docs),
         Some(one),
         Some(all),
         jq,
-        Some(python),
+        Some(json),
+        Some(orjson),
     ];
     Ok((timings, peaks))
 }
@@ -308,7 +432,7 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-fn print_throughput(set: &Corpus, timings: &[Option<Timing>; 7], cores: usize) {
+fn print_throughput(set: &Corpus, timings: &[Option<Timing>; 10], cores: usize) {
     let (n, files, gz, json) = (set.events, set.files.len(), mb(set.gz_bytes), mb(set.json_bytes));
     let per_record = set.json_bytes / n.max(1);
     println!("File set: {n} events in {files} files, {gz:.1} MB gzip, {json:.1} MB JSON ({per_record} B/record);");
@@ -318,7 +442,13 @@ fn print_throughput(set: &Corpus, timings: &[Option<Timing>; 7], cores: usize) {
     for (i, timing) in timings.iter().enumerate() {
         let stage = STAGES[i].replace("--jobs N", &format!("--jobs {cores}"));
         // `zcat | jq` is two processes.
-        let threads = [1, 1, 1, 1, cores, 2, 1][i];
+        let threads = if i == JOBS_N {
+            cores
+        } else if i == JQ {
+            2
+        } else {
+            1
+        };
         match timing {
             Some(t) => {
                 let (best, median, rate) = (t.best(), t.median(), n as f64 / t.best());
@@ -334,13 +464,28 @@ fn print_throughput(set: &Corpus, timings: &[Option<Timing>; 7], cores: usize) {
         _ => "–".into(),
     };
     println!();
-    println!("- wasm / native, same parser: {}", ratio(WASM, NATIVE));
+    println!(
+        "- `replay --jobs 1` / Python with orjson: {} (target ≥ 2)",
+        ratio(JOBS_1, PYTHON_ORJSON)
+    );
+    println!(
+        "- `replay --jobs 1` / Python with json: {} (target ≥ 4)",
+        ratio(JOBS_1, PYTHON_JSON)
+    );
+    println!(
+        "- wasm / native, the same parser rendering documents: {} (target ≥ 0.7); typed events: {}",
+        ratio(WASM_DOCS, NATIVE_DOCS),
+        ratio(WASM, NATIVE)
+    );
+    println!(
+        "- `replay --jobs 1` / gunzip alone (the ceiling per core): {}",
+        ratio(JOBS_1, GUNZIP)
+    );
     println!(
         "- `replay --jobs {cores}` / `replay --jobs 1`: {}",
         ratio(JOBS_N, JOBS_1)
     );
     println!("- `replay --jobs 1` / `zcat | jq`: {}", ratio(JOBS_1, JQ));
-    println!("- `replay --jobs 1` / Python: {}", ratio(JOBS_1, PYTHON_STAGE));
 }
 
 /// A line of the memory table.
@@ -372,7 +517,9 @@ fn main() -> anyhow::Result<ExitCode> {
         );
     }
     let tmp = tempfile::tempdir()?;
-    let scratch = tmp.path().to_owned();
+    // `TRAILWATCH_BENCH_KEEP=DIR` writes the generated files there and keeps them (for profiling).
+    let root = std::env::var_os("TRAILWATCH_BENCH_KEEP").map_or_else(|| tmp.path().to_owned(), PathBuf::from);
+    let scratch = root.clone();
     let cli = Cli {
         bin: env!("CARGO_BIN_EXE_trailwatch").into(),
         plugin_dir,
@@ -382,12 +529,12 @@ fn main() -> anyhow::Result<ExitCode> {
     eprintln!(
         "generating {events} events and a file of {} in {}",
         2 * events,
-        tmp.path().display()
+        root.display()
     );
     let mut rng = Rng(SEED);
-    let set = generate_bucket(&tmp.path().join("bucket"), events, &mut rng)?;
-    let small = generate_single(&tmp.path().join("small"), "small", SMALL_EVENTS, &mut rng)?;
-    let big = generate_single(&tmp.path().join("big"), "big", 2 * events, &mut rng)?;
+    let set = generate_bucket(&root.join("bucket"), events, &mut rng)?;
+    let small = generate_single(&root.join("small"), "small", SMALL_EVENTS, &mut rng)?;
+    let big = generate_single(&root.join("big"), "big", 2 * events, &mut rng)?;
 
     // The first run compiles the plugin into the cache, as a user's first run does.
     let (cold_start, _) = cli.replay(&small, 1)?;

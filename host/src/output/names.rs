@@ -22,20 +22,26 @@ pub fn action_name(a: ActionType) -> &'static str {
     }
 }
 
-/// Stable names of the flags that are set.
-pub fn flag_names(f: EventFlags) -> impl Iterator<Item = &'static str> {
+/// The flags as the document numbers them (bit `i` is `trailwatch_document::FLAG_NAMES[i]`).
+pub fn flag_bits(f: EventFlags) -> u8 {
     [
-        (EventFlags::AUTHENTICATION, "authentication"),
-        (EventFlags::PERMISSION_CHANGE, "permission_change"),
-        (EventFlags::LOGGING_TAMPERING, "logging_tampering"),
-        (EventFlags::NETWORK_EXPOSURE, "network_exposure"),
-        (EventFlags::CREDENTIAL_CREATION, "credential_creation"),
-        (EventFlags::FAILED, "failed"),
-        (EventFlags::DENIED, "denied"),
+        EventFlags::AUTHENTICATION,
+        EventFlags::PERMISSION_CHANGE,
+        EventFlags::LOGGING_TAMPERING,
+        EventFlags::NETWORK_EXPOSURE,
+        EventFlags::CREDENTIAL_CREATION,
+        EventFlags::FAILED,
+        EventFlags::DENIED,
     ]
     .into_iter()
-    .filter(move |(flag, _)| f.contains(*flag))
-    .map(|(_, name)| name)
+    .enumerate()
+    .filter(|(_, flag)| f.contains(*flag))
+    .fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
+/// Stable names of the flags that are set.
+pub fn flag_names(f: EventFlags) -> impl Iterator<Item = &'static str> {
+    trailwatch_document::flag_names(flag_bits(f))
 }
 
 pub fn event_category_name(c: EventCategory) -> &'static str {

@@ -6,130 +6,67 @@
 //! whitespace become spaces so that each event stays on one line.
 
 use serde::Serialize;
+use trailwatch_document as document;
 
-use super::names::{action_name, event_category_name, flag_names, outcome_name, source_kind_name};
+use super::names::{action_name, event_category_name, flag_bits, outcome_name, source_kind_name};
 use crate::runtime::bindings::types::{Event, Principal, TlsDetails};
 
-/// Appends `text` as a JSON string. Most texts need no escaping and are copied as they are;
-/// the rest go through serde_json's escaping, so the output is the same either way.
-fn push_str(out: &mut Vec<u8>, text: &str) {
-    if needs_escape(text.as_bytes()) {
-        // Writing to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, text);
-    } else {
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
+fn principal(p: &Principal) -> document::Principal<'_> {
+    document::Principal {
+        identity_type: p.identity_type.as_deref(),
+        principal_id: p.principal_id.as_deref(),
+        arn: p.arn.as_deref(),
+        account_id: p.account_id.as_deref(),
+        user_name: p.user_name.as_deref(),
+        access_key_id: p.access_key_id.as_deref(),
+        session_issuer_arn: p.session_issuer_arn.as_deref(),
+        mfa_authenticated: p.mfa_authenticated,
+        invoked_by: p.invoked_by.as_deref(),
     }
 }
 
-/// Whether `bytes` holds a quote, a backslash or a control character, eight bytes at a time.
-fn needs_escape(bytes: &[u8]) -> bool {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero_in = |x: u64| x.wrapping_sub(LOW) & !x & HIGH;
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        // A byte below 0x20, or equal to '"' or '\\'.
-        let control = w.wrapping_sub(LOW * 0x20) & !w & HIGH;
-        if control | zero_in(w ^ (LOW * u64::from(b'"'))) | zero_in(w ^ (LOW * u64::from(b'\\'))) != 0 {
-            return true;
-        }
-    }
-    words.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-}
-
-/// Writes one JSON object member by member, leaving out absent values.
-struct Object<'a> {
-    out: &'a mut Vec<u8>,
-    empty: bool,
-}
-
-impl<'a> Object<'a> {
-    fn start(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Object { out, empty: true }
-    }
-
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
-        self.out
-    }
-
-    fn str(&mut self, key: &str, value: &str) {
-        push_str(self.key(key), value);
-    }
-
-    fn opt_str(&mut self, key: &str, value: Option<&str>) {
-        if let Some(value) = value {
-            self.str(key, value);
-        }
-    }
-
-    fn bool(&mut self, key: &str, value: bool) {
-        let text: &[u8] = if value { b"true" } else { b"false" };
-        self.key(key).extend_from_slice(text);
-    }
-
-    fn opt_bool(&mut self, key: &str, value: Option<bool>) {
-        if let Some(value) = value {
-            self.bool(key, value);
-        }
-    }
-
-    fn int(&mut self, key: &str, value: impl itoa::Integer) {
-        let mut digits = itoa::Buffer::new();
-        let text = digits.format(value);
-        self.key(key).extend_from_slice(text.as_bytes());
-    }
-
-    fn strs<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) {
-        let out = self.key(key);
-        out.push(b'[');
-        for (i, value) in values.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            push_str(out, value);
-        }
-        out.push(b']');
-    }
-
-    fn object(&mut self, key: &str) -> Object<'_> {
-        Object::start(self.key(key))
-    }
-
-    fn end(self) {
-        self.out.push(b'}');
+fn tls(t: &TlsDetails) -> document::Tls<'_> {
+    document::Tls {
+        tls_version: t.tls_version.as_deref(),
+        cipher_suite: t.cipher_suite.as_deref(),
+        client_provided_host_header: t.client_provided_host_header.as_deref(),
     }
 }
 
-fn write_principal(p: &Principal, mut o: Object<'_>) {
-    o.opt_str("identity_type", p.identity_type.as_deref());
-    o.opt_str("principal_id", p.principal_id.as_deref());
-    o.opt_str("arn", p.arn.as_deref());
-    o.opt_str("account_id", p.account_id.as_deref());
-    o.opt_str("user_name", p.user_name.as_deref());
-    o.opt_str("access_key_id", p.access_key_id.as_deref());
-    o.opt_str("session_issuer_arn", p.session_issuer_arn.as_deref());
-    o.opt_bool("mfa_authenticated", p.mfa_authenticated);
-    o.opt_str("invoked_by", p.invoked_by.as_deref());
-    o.end();
-}
-
-fn write_tls(t: &TlsDetails, mut o: Object<'_>) {
-    o.opt_str("tls_version", t.tls_version.as_deref());
-    o.opt_str("cipher_suite", t.cipher_suite.as_deref());
-    o.opt_str("client_provided_host_header", t.client_provided_host_header.as_deref());
-    o.end();
+/// The document's view of a typed event.
+fn view(event: &Event) -> document::Event<'_, String> {
+    document::Event {
+        index: event.index,
+        event_id: event.event_id.as_deref(),
+        event_time: event.event_time.as_deref(),
+        event_time_ms: event.event_time_ms,
+        event_version: event.event_version.as_deref(),
+        event_source: event.event_source.as_deref(),
+        event_name: event.event_name.as_deref(),
+        service: &event.category.service,
+        action: action_name(event.category.action),
+        metric: &event.category.metric,
+        flags: flag_bits(event.category.flags),
+        read_only: event.read_only,
+        read_only_derived: event.read_only_derived,
+        event_category: event_category_name(event.event_category),
+        event_type: event.event_type.as_deref(),
+        region: event.region.as_deref(),
+        recipient_account_id: event.recipient_account_id.as_deref(),
+        principal: event.principal.as_ref().map(principal),
+        source_address: event.source_address.as_deref(),
+        source_kind: source_kind_name(event.source_kind),
+        user_agent: event.user_agent.as_deref(),
+        error_code: event.error_code.as_deref(),
+        error_message: event.error_message.as_deref(),
+        outcome: outcome_name(event.outcome),
+        request_id: event.request_id.as_deref(),
+        shared_event_id: event.shared_event_id.as_deref(),
+        resources: &event.resources,
+        tls: event.tls.as_ref().map(tls),
+        problems: &event.problems,
+        raw: &event.raw,
+    }
 }
 
 /// When and how a log file reached trailwatch (the `run` path; `replay` has no such times).
@@ -171,35 +108,7 @@ impl<'a> Delivery<'a> {
     }
 }
 
-/// Appends the raw record as the `raw` member: embedded as JSON when it is valid JSON, as a
-/// string otherwise. `out` ends with the line object's closing brace, which this replaces.
-fn append_raw(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
-    let raw = event.raw.as_str();
-    if raw.is_empty() {
-        return Ok(());
-    }
-    // A record the plugin parsed without problems is valid JSON (serde_json validated it inside
-    // the plugin); one with problems may not be, so only those are checked again here, with the
-    // nesting limit a downstream JSON parser would have: a record too deep to parse is written
-    // as a string rather than handed to every consumer as a nesting bomb.
-    let valid = event.problems.is_empty() || serde_json::from_str::<serde_json::Value>(raw).is_ok();
-    out.pop();
-    out.extend_from_slice(b",\"raw\":");
-    if !valid {
-        serde_json::to_writer(&mut *out, raw)?;
-    } else if memchr::memchr2(b'\n', b'\r', raw.as_bytes()).is_some() {
-        // In valid JSON a newline can only be whitespace between tokens.
-        out.extend(raw.bytes().map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
-    } else {
-        out.extend_from_slice(raw.as_bytes());
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-/// The version of the event document (`schema/event.schema.json`); it changes only when a
-/// member is removed, renamed or changes meaning (new optional members keep it).
-pub const SCHEMA_VERSION: u32 = 1;
+pub use document::SCHEMA_VERSION;
 
 /// Appends one event as a JSON line to `out`.
 pub fn write_event(out: &mut Vec<u8>, event: &Event, key: &str) -> serde_json::Result<()> {
@@ -213,59 +122,18 @@ pub fn write_event_with(
     key: &str,
     delivery: Option<&Delivery<'_>>,
 ) -> serde_json::Result<()> {
-    out.reserve(event.raw.len() + 1024);
-    let mut o = Object::start(out);
-    o.str("kind", "event");
-    o.int("schema_version", SCHEMA_VERSION);
-    o.opt_str("event_id", event.event_id.as_deref());
-    o.opt_str("event_time", event.event_time.as_deref());
-    if let Some(ms) = event.event_time_ms {
-        o.int("event_time_ms", ms);
-    }
-    o.opt_str("event_version", event.event_version.as_deref());
-    o.opt_str("event_source", event.event_source.as_deref());
-    o.opt_str("event_name", event.event_name.as_deref());
-    o.str("service", &event.category.service);
-    o.str("action", action_name(event.category.action));
-    o.str("metric", &event.category.metric);
-    o.strs("flags", flag_names(event.category.flags));
-    o.bool("read_only", event.read_only);
-    o.bool("read_only_derived", event.read_only_derived);
-    o.str("event_category", event_category_name(event.event_category));
-    o.opt_str("event_type", event.event_type.as_deref());
-    o.opt_str("region", event.region.as_deref());
-    o.opt_str("recipient_account_id", event.recipient_account_id.as_deref());
-    if let Some(p) = &event.principal {
-        write_principal(p, o.object("principal"));
-    }
-    o.opt_str("source_address", event.source_address.as_deref());
-    o.str("source_kind", source_kind_name(event.source_kind));
-    o.opt_str("user_agent", event.user_agent.as_deref());
-    o.opt_str("error_code", event.error_code.as_deref());
-    o.opt_str("error_message", event.error_message.as_deref());
-    o.str("outcome", outcome_name(event.outcome));
-    o.opt_str("request_id", event.request_id.as_deref());
-    o.opt_str("shared_event_id", event.shared_event_id.as_deref());
-    if !event.resources.is_empty() {
-        o.strs("resources", event.resources.iter().map(String::as_str));
-    }
-    if let Some(t) = &event.tls {
-        write_tls(t, o.object("tls"));
-    }
-    if !event.problems.is_empty() {
-        o.strs("problems", event.problems.iter().map(String::as_str));
-    }
-    let mut origin = o.object("origin");
-    origin.str("key", key);
-    origin.int("index", event.index);
-    origin.end();
+    document::write_head(out, &view(event), key);
     if let Some(d) = delivery {
-        serde_json::to_writer(o.key("delivery"), d)?;
+        write_delivery(out, d)?;
     }
-    o.end();
-    append_raw(out, event)?;
-    out.push(b'\n');
+    document::write_tail(out, &event.raw, !event.problems.is_empty());
     Ok(())
+}
+
+/// Appends the `delivery` member to a document's head.
+pub fn write_delivery(out: &mut Vec<u8>, delivery: &Delivery<'_>) -> serde_json::Result<()> {
+    out.extend_from_slice(b",\"delivery\":");
+    serde_json::to_writer(&mut *out, delivery)
 }
 
 #[cfg(test)]
@@ -417,7 +285,7 @@ mod tests {
             service: &event.category.service,
             action: action_name(event.category.action),
             metric: &event.category.metric,
-            flags: flag_names(event.category.flags).collect(),
+            flags: document::flag_names(flag_bits(event.category.flags)).collect(),
             read_only: event.read_only,
             read_only_derived: event.read_only_derived,
             event_category: event_category_name(event.event_category),
@@ -443,8 +311,8 @@ mod tests {
             delivery,
         };
         serde_json::to_writer(&mut *out, &line)?;
-        super::append_raw(out, event)?;
-        out.push(b'\n');
+        out.pop();
+        document::write_tail(out, &event.raw, !event.problems.is_empty());
         Ok(())
     }
 

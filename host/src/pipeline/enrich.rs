@@ -17,6 +17,11 @@ pub struct FileContext {
 }
 
 impl FileContext {
+    /// Whether events of this file get delivery records (it came from a bucket).
+    pub fn adds_delivery(&self) -> bool {
+        self.bucket.is_some() && self.last_modified_ms.is_some()
+    }
+
     /// The delivery record of an event of `event_time_ms`, when the file came from a bucket.
     pub fn delivery(&self, event_time_ms: Option<i64>) -> Option<Delivery<'_>> {
         Some(Delivery::new(

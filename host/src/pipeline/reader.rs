@@ -11,8 +11,9 @@ use super::work::{Input, Retry};
 use crate::metrics::Metrics;
 use crate::output::names;
 use crate::output::ndjson;
-use crate::runtime::bindings::types::{FileError, ObjectMeta};
-use crate::runtime::{FileFailure, PluginRuntime};
+use crate::runtime::bindings::documents;
+use crate::runtime::bindings::types::{FileError, ObjectMeta, Outcome};
+use crate::runtime::{Batch, FileFailure, PluginRuntime};
 
 /// What a reader hands the writer, in order.
 pub enum FileMsg {
@@ -112,6 +113,63 @@ fn send(
     }
 }
 
+/// Which events of a file are handed over.
+struct Filter {
+    /// Events below this index were handed over by an earlier attempt.
+    skip_below: u32,
+    /// Read-only events are dropped (write-only mode).
+    drop_read_only: bool,
+    /// The end of the unbroken run of records handed over from the first.
+    done_below: u32,
+}
+
+impl Filter {
+    /// Whether the event at `index` is handed over; counts it in `stats` when it is not.
+    fn keep(&mut self, stats: &mut FileStats, index: u32, read_only: bool) -> bool {
+        if index < self.skip_below {
+            stats.not_repeated += 1;
+            return false;
+        }
+        // Only an unbroken run of records from the first counts as done: a plugin that
+        // skipped or reordered indexes must not make a retry skip records never written.
+        if index == self.done_below {
+            self.done_below += 1;
+        }
+        if self.drop_read_only && read_only {
+            stats.dropped_read_only += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Whether `keep` would hand every one of these events over.
+    fn keeps_all(&self, events: &[documents::Summary]) -> bool {
+        events
+            .iter()
+            .all(|s| s.index >= self.skip_below && !(self.drop_read_only && s.read_only))
+    }
+}
+
+impl FileStats {
+    /// Counts an event handed over.
+    fn count(&mut self, metric: &str, flags: u8, outcome: Outcome, flagged: bool) {
+        self.events += 1;
+        match self.metrics.get_mut(metric) {
+            Some(n) => *n += 1,
+            None => {
+                self.metrics.insert(metric.to_owned(), 1);
+            }
+        }
+        for flag in trailwatch_document::flag_names(flags) {
+            *self.flags.entry(flag).or_default() += 1;
+        }
+        *self.outcomes.entry(names::outcome_name(outcome)).or_default() += 1;
+        if flagged {
+            self.flagged += 1;
+        }
+    }
+}
+
 /// Reads `job` through `runtime` and sends its batches to `tx`, then `Done`. Runs on a blocking
 /// thread holding `cpu`, one of the reading slots.
 pub fn read(
@@ -132,43 +190,68 @@ pub fn read(
         context,
     } = job;
     let mut stats = FileStats::default();
-    let mut done_below = skip_below;
-    let result = runtime.read_file(input, &meta, |batch| {
-        let mut bytes = Vec::with_capacity(batch.iter().map(|e| e.raw.len() + 1024).sum());
-        let mut ends = Vec::with_capacity(batch.len());
-        for event in batch {
-            if event.index < skip_below {
-                stats.not_repeated += 1;
-                continue;
-            }
-            // Only an unbroken run of records from the first counts as done: a plugin that
-            // skipped or reordered indexes must not make a retry skip records never written.
-            if event.index == done_below {
-                done_below += 1;
-            }
-            if drop_read_only && event.read_only {
-                stats.dropped_read_only += 1;
-                continue;
-            }
-            let delivery = context.delivery(event.event_time_ms);
-            if let Some(d) = &delivery {
-                metrics.observe_delivery(d.delivery_delay_ms, d.processing_delay_ms);
-            }
-            ndjson::write_event_with(&mut bytes, event, &meta.key, delivery.as_ref())?;
-            ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);
-            stats.events += 1;
-            match stats.metrics.get_mut(event.category.metric.as_str()) {
-                Some(n) => *n += 1,
-                None => {
-                    stats.metrics.insert(event.category.metric.clone(), 1);
+    let mut filter = Filter {
+        skip_below,
+        drop_read_only,
+        done_below: skip_below,
+    };
+    let result = runtime.read_batches(input, &meta, |batch| {
+        let mut bytes;
+        let mut ends;
+        match batch {
+            Batch::Typed(batch) => {
+                bytes = Vec::with_capacity(batch.iter().map(|e| e.raw.len() + 1024).sum());
+                ends = Vec::with_capacity(batch.len());
+                for event in batch {
+                    if !filter.keep(&mut stats, event.index, event.read_only) {
+                        continue;
+                    }
+                    let delivery = context.delivery(event.event_time_ms);
+                    if let Some(d) = &delivery {
+                        metrics.observe_delivery(d.delivery_delay_ms, d.processing_delay_ms);
+                    }
+                    ndjson::write_event_with(&mut bytes, event, &meta.key, delivery.as_ref())?;
+                    ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);
+                    stats.count(
+                        &event.category.metric,
+                        names::flag_bits(event.category.flags),
+                        event.outcome,
+                        !event.problems.is_empty(),
+                    );
                 }
             }
-            for flag in names::flag_names(event.category.flags) {
-                *stats.flags.entry(flag).or_default() += 1;
-            }
-            *stats.outcomes.entry(names::outcome_name(event.outcome)).or_default() += 1;
-            if !event.problems.is_empty() {
-                stats.flagged += 1;
+            Batch::Documents(batch) => {
+                let as_rendered = !context.adds_delivery() && filter.keeps_all(&batch.events);
+                ends = Vec::with_capacity(batch.events.len());
+                if as_rendered {
+                    // Nothing to drop or add: the plugin's text is the batch.
+                    for s in &batch.events {
+                        filter.keep(&mut stats, s.index, s.read_only);
+                        ends.push(s.end);
+                        let flags = names::flag_bits(s.flags);
+                        stats.count(&batch.metrics[s.metric as usize], flags, s.outcome, s.flagged);
+                    }
+                    bytes = batch.text;
+                } else {
+                    bytes = Vec::with_capacity(batch.text.len() + 256 * batch.events.len());
+                    let mut start = 0;
+                    for s in &batch.events {
+                        let (line, head) = (start..s.end as usize, s.head_end as usize);
+                        start = s.end as usize;
+                        if !filter.keep(&mut stats, s.index, s.read_only) {
+                            continue;
+                        }
+                        bytes.extend_from_slice(&batch.text[line.start..head]);
+                        if let Some(d) = context.delivery(s.event_time_ms) {
+                            metrics.observe_delivery(d.delivery_delay_ms, d.processing_delay_ms);
+                            ndjson::write_delivery(&mut bytes, &d)?;
+                        }
+                        bytes.extend_from_slice(&batch.text[head..line.end]);
+                        ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);
+                        let flags = names::flag_bits(s.flags);
+                        stats.count(&batch.metrics[s.metric as usize], flags, s.outcome, s.flagged);
+                    }
+                }
             }
         }
         if ends.is_empty() {
@@ -186,19 +269,19 @@ pub fn read(
                 f @ FileFailure::Input(FileError::ReadFailed(_)) => ReadEnd::Failed {
                     reason: f.to_string(),
                     retry: Retry::Always,
-                    records_done: done_below,
+                    records_done: filter.done_below,
                 },
                 // The file's contents are bad: reading it again gives the same answer.
                 f @ FileFailure::Input(_) => ReadEnd::Failed {
                     reason: f.to_string(),
                     retry: Retry::Never,
-                    records_done: done_below,
+                    records_done: filter.done_below,
                 },
                 // A limit or a plugin fault: worth a few more tries (a later plugin may do better).
                 f @ FileFailure::Trap(_) => ReadEnd::Failed {
                     reason: f.to_string(),
                     retry: Retry::Limited,
-                    records_done: done_below,
+                    records_done: filter.done_below,
                 },
             };
             (report, end)

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::Linker;
+use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::PluginPre;
+use super::bindings::{documents, parser};
 use super::cache::CompileCache;
 use super::limits::{EpochTicker, Limits};
 use super::loader::{self, LoadError, LoadedPlugin, PluginSearch, Rejected};
@@ -20,6 +20,9 @@ pub use super::store::{engine, linker, plugin_info, StoreState};
 
 /// Events handed to the caller per plugin call.
 pub const BATCH: u32 = 512;
+/// Events rendered per plugin call: ~2.8 KB of document each, so a batch of about 360 KB stays
+/// in the core's cache while the plugin writes it and the host copies it out (512 were slower).
+pub const DOCUMENTS_BATCH: u32 = 128;
 /// Why the plugin stopped with a trap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrapReason {
@@ -84,11 +87,37 @@ pub struct FileReport {
     pub events: u64,
 }
 
+/// The plugin's exports the host reads files through, found once per plugin.
+struct Exports {
+    pre: InstancePre<StoreState>,
+    parser: parser::GuestIndices,
+    /// `None` for a plugin without the optional `documents` interface.
+    documents: Option<documents::GuestIndices>,
+}
+
+impl Exports {
+    fn new(linker: &Linker<StoreState>, plugin: &LoadedPlugin) -> anyhow::Result<Self> {
+        let pre = linker.instantiate_pre(&plugin.component)?;
+        let parser = parser::GuestIndices::new(&pre)?;
+        let documents = documents::GuestIndices::new(&pre).ok();
+        Ok(Exports { pre, parser, documents })
+    }
+}
+
+/// One batch of a file, in the form the plugin gave it.
+pub enum Batch<'a> {
+    /// Typed events (`parser.next-batch`): the host renders their documents.
+    Typed(&'a [Event]),
+    /// Events rendered by the plugin (`documents.next-documents`), checked to be framed as
+    /// their summaries say.
+    Documents(documents::Batch),
+}
+
 /// The engine, the chosen plugin and the limits: everything needed to read files.
 pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<StoreState>,
-    pre: PluginPre<StoreState>,
+    exports: Exports,
     plugin: LoadedPlugin,
     limits: Limits,
     /// Shared by the runtimes of one engine: a second ticker would halve every time limit.
@@ -125,12 +154,12 @@ impl PluginRuntime {
         plugin: LoadedPlugin,
         limits: Limits,
     ) -> anyhow::Result<Self> {
-        let pre = PluginPre::new(linker.instantiate_pre(&plugin.component)?)?;
+        let exports = Exports::new(linker, &plugin)?;
         let ticker = Arc::new(EpochTicker::start(&engine)?);
         Ok(PluginRuntime {
             engine,
             linker: linker.clone(),
-            pre,
+            exports,
             plugin,
             limits,
             ticker,
@@ -150,11 +179,11 @@ impl PluginRuntime {
         if plugin.sha256 == self.plugin.sha256 {
             return Ok((None, rejected));
         }
-        let pre = PluginPre::new(self.linker.instantiate_pre(&plugin.component)?)?;
+        let exports = Exports::new(&self.linker, &plugin)?;
         let runtime = PluginRuntime {
             engine: self.engine.clone(),
             linker: self.linker.clone(),
-            pre,
+            exports,
             plugin,
             limits: self.limits,
             ticker: self.ticker.clone(),
@@ -172,13 +201,42 @@ impl PluginRuntime {
         &self.limits
     }
 
-    /// Reads one object through the plugin. `on_batch` gets the events in order; events handed
-    /// over before a failure stay handed over (nothing already read is lost).
+    /// Whether the plugin renders documents itself (the optional `documents` interface).
+    pub fn renders_documents(&self) -> bool {
+        self.exports.documents.is_some()
+    }
+
+    /// Reads one object through the plugin as typed events. `on_batch` gets the events in order;
+    /// events handed over before a failure stay handed over (nothing already read is lost).
     pub fn read_file(
         &self,
         input: Box<dyn std::io::Read + Send>,
         meta: &ObjectMeta,
         mut on_batch: impl FnMut(&[Event]) -> anyhow::Result<()>,
+    ) -> Result<FileReport, (FileReport, FileFailure)> {
+        self.read(input, meta, false, |batch| match batch {
+            Batch::Typed(events) => on_batch(events),
+            Batch::Documents(_) => unreachable!("documents were not asked for"),
+        })
+    }
+
+    /// Reads one object through the plugin, as rendered documents when the plugin can render
+    /// them and as typed events otherwise; like [`read_file`](Self::read_file) otherwise.
+    pub fn read_batches(
+        &self,
+        input: Box<dyn std::io::Read + Send>,
+        meta: &ObjectMeta,
+        on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
+    ) -> Result<FileReport, (FileReport, FileFailure)> {
+        self.read(input, meta, self.renders_documents(), on_batch)
+    }
+
+    fn read(
+        &self,
+        input: Box<dyn std::io::Read + Send>,
+        meta: &ObjectMeta,
+        rendered: bool,
+        mut on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
         let mut report = FileReport {
             kind: None,
@@ -191,11 +249,19 @@ impl PluginRuntime {
         store.limiter(|s| &mut s.limiter);
         set_deadline(&mut store, self.limits.time_per_file);
         let started = Instant::now();
-        let plugin = match self.pre.instantiate(&mut store) {
+        let loaded = self.exports.pre.instantiate(&mut store).and_then(|instance| {
+            let parser = self.exports.parser.load(&mut store, &instance)?;
+            let documents = match (&self.exports.documents, rendered) {
+                (Some(d), true) => Some(d.load(&mut store, &instance)?),
+                _ => None,
+            };
+            Ok((parser, documents))
+        });
+        let (parser, documents) = match loaded {
             Ok(p) => p,
             Err(e) => return Err((report, FileFailure::Trap(self.trap_reason(&store, e)))),
         };
-        let log_file = plugin.trailwatch_plugin_parser().log_file();
+        let log_file = parser.log_file();
         let options = OpenOptions {
             max_decompressed_bytes: self.limits.max_decompressed_bytes,
             max_record_bytes: self.limits.max_record_bytes,
@@ -223,18 +289,29 @@ impl PluginRuntime {
             let left = self.limits.time_per_file.saturating_sub(used);
             set_deadline(&mut store, left);
             let call_started = Instant::now();
-            let result = log_file.call_next_batch(&mut store, handle, BATCH);
+            let result = match &documents {
+                Some(d) => next_documents(d, &mut store, handle),
+                None => log_file
+                    .call_next_batch(&mut store, handle, BATCH)
+                    .map(|r| r.map(Fetched::Typed)),
+            };
             used += call_started.elapsed().saturating_sub(store.data().input_waited);
-            match result {
-                Ok(Ok(batch)) if batch.is_empty() => return Ok(report),
-                Ok(Ok(batch)) => {
-                    report.events += batch.len() as u64;
-                    if let Err(e) = on_batch(&batch) {
-                        return Err((report, FileFailure::Output(e)));
-                    }
-                }
+            let batch = match result {
+                Ok(Ok(batch)) => batch,
                 Ok(Err(e)) => return Err((report, FileFailure::Input(e))),
                 Err(e) => return Err((report, FileFailure::Trap(self.trap_reason(&store, e)))),
+            };
+            let (events, handed) = match batch {
+                Fetched::Typed(events) => (events.len(), on_batch(Batch::Typed(&events))),
+                Fetched::Documents(d) if d.events.is_empty() => (0, Ok(())),
+                Fetched::Documents(d) => (d.events.len(), on_batch(Batch::Documents(d))),
+            };
+            if events == 0 {
+                return Ok(report);
+            }
+            report.events += events as u64;
+            if let Err(e) = handed {
+                return Err((report, FileFailure::Output(e)));
             }
         }
     }
@@ -261,4 +338,60 @@ impl PluginRuntime {
             message: format!("{error:#}"),
         }
     }
+}
+
+/// A batch as it came from the plugin.
+enum Fetched {
+    Typed(Vec<Event>),
+    Documents(documents::Batch),
+}
+
+/// The next rendered batch, checked: a plugin that broke the framing its summaries describe
+/// (offsets out of order or past the text, lines that do not end where they say, text that is not
+/// UTF-8) would hand every sink a corrupt stream, so that is a fault of the plugin, not of the file.
+fn next_documents(
+    documents: &documents::Guest,
+    store: &mut Store<StoreState>,
+    handle: ResourceAny,
+) -> wasmtime::Result<Result<Fetched, FileError>> {
+    let batch = match documents.call_next_documents(&mut *store, handle, DOCUMENTS_BATCH)? {
+        Ok(batch) => batch,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Err(problem) = check_framing(&batch) {
+        wasmtime::bail!("the plugin's rendered batch is malformed: {problem}");
+    }
+    Ok(Ok(Fetched::Documents(batch)))
+}
+
+/// Whether the summaries of `batch` describe its text: consecutive lines, each ending in its one
+/// newline, heads inside their lines, metrics that exist, and UTF-8 throughout.
+pub fn check_framing(batch: &documents::Batch) -> Result<(), String> {
+    let text = &batch.text;
+    std::str::from_utf8(text).map_err(|e| format!("the text is not UTF-8: {e}"))?;
+    let mut start = 0usize;
+    for (i, s) in batch.events.iter().enumerate() {
+        let (head, end) = (s.head_end as usize, s.end as usize);
+        if !(start < head && head < end && end <= text.len()) {
+            return Err(format!(
+                "document {i} has offsets {head}/{end} after {start} in {} bytes",
+                text.len()
+            ));
+        }
+        if s.metric as usize >= batch.metrics.len() {
+            return Err(format!(
+                "document {i} names metric {} of {}",
+                s.metric,
+                batch.metrics.len()
+            ));
+        }
+        if memchr::memchr(b'\n', &text[start..end]) != Some(end - start - 1) {
+            return Err(format!("document {i} is not one line ending at byte {end}"));
+        }
+        start = end;
+    }
+    if start != text.len() {
+        return Err(format!("{} bytes follow the last document", text.len() - start));
+    }
+    Ok(())
 }

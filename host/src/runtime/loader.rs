@@ -60,8 +60,45 @@ pub struct LoadedPlugin {
     pub version: String,
     /// The contract version it implements.
     pub contract_version: String,
+    /// The optional interfaces of the contract it does not export, each with what that means.
+    pub missing: Vec<Missing>,
     /// The compiled component.
     pub component: Component,
+}
+
+/// An optional interface of the contract that a plugin does not export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// The interface, as `trailwatch:plugin/<name>`.
+    pub interface: String,
+    /// What the host does without it.
+    pub effect: &'static str,
+}
+
+/// The optional interfaces, and what the host does when a plugin lacks one.
+const OPTIONAL: [(&str, &str); 1] = [(
+    "documents",
+    "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
+)];
+
+/// The optional interfaces `component` does not export.
+fn missing_interfaces(engine: &Engine, component: &Component) -> Vec<Missing> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    OPTIONAL
+        .iter()
+        .filter(|(name, _)| {
+            let prefix = format!("trailwatch:plugin/{name}@");
+            !exports.iter().any(|e| e.starts_with(&prefix))
+        })
+        .map(|(name, effect)| Missing {
+            interface: format!("trailwatch:plugin/{name}"),
+            effect,
+        })
+        .collect()
 }
 
 /// A `.wasm` file in the plugin directory that was not used, and why.
@@ -267,6 +304,7 @@ pub fn load_bytes(
         name: info.name,
         version: info.version,
         contract_version: info.contract_version,
+        missing: missing_interfaces(engine, &component),
         component,
     })
 }

@@ -150,7 +150,46 @@ pub fn engine() -> wasmtime::Result<Engine> {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    Engine::new(&config)
+    // `TRAILWATCH_PERFMAP=1` writes /tmp/perf-<pid>.map, which gives `perf` the plugin's function
+    // names (for profiling; README, "Benchmark").
+    if std::env::var_os("TRAILWATCH_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    // Every file gets a fresh instance. From a pool, its memory is a slot used before and reset
+    // with `memset` rather than mapped anew and faulted in page by page: measured, the page
+    // faults and unmapping of a fresh memory per file took about a fifth of `replay`'s time.
+    let mut pooled = config.clone();
+    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool()));
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok(engine),
+        // The pool reserves its address space up front; where that is refused (a ulimit on
+        // virtual memory), instances are allocated on demand as before.
+        Err(e) => {
+            tracing::warn!("plugin instances are allocated one by one (no pool: {e:#})");
+            Engine::new(&config)
+        }
+    }
+}
+
+/// Plugin stores that may exist at once: two runtimes (during a plugin upgrade) of up to 256
+/// readers each (`pipeline.max_concurrent_files`), and the stores that load plugins.
+const POOL_STORES: u32 = 2 * 256 + 16;
+
+/// Memory of an instance reset with `memset` when it is given back (beyond it, `madvise`). A
+/// file's instance uses a few MiB: its read window, the decompressor and one rendered batch.
+const KEEP_RESIDENT: usize = 2 << 20;
+
+fn pool() -> wasmtime::PoolingAllocationConfig {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    // A component instance of the plugin holds its main module and the adapter modules the
+    // component encoding adds, each with a table.
+    pool.total_component_instances(POOL_STORES)
+        .total_core_instances(4 * POOL_STORES)
+        .total_memories(POOL_STORES)
+        .total_tables(4 * POOL_STORES)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 << 10);
+    pool
 }
 
 /// A linker with the host's imports (`host-log` and `input`).
@@ -171,6 +210,9 @@ pub fn plugin_info(
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(limits.deadline_ticks());
     store.epoch_deadline_trap();
-    let plugin = Plugin::instantiate(&mut store, component, linker)?;
-    plugin.trailwatch_plugin_meta().call_info(&mut store)
+    // Through the one interface it needs: a plugin without an optional interface must load.
+    let pre = linker.instantiate_pre(component)?;
+    let meta = super::bindings::meta::GuestIndices::new(&pre)?;
+    let instance = pre.instantiate(&mut store)?;
+    meta.load(&mut store, &instance)?.call_info(&mut store)
 }
