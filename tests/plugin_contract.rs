@@ -209,3 +209,54 @@ fn an_installed_binary_works_from_any_directory_without_a_plugin_directory() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
 }
+
+/// A plugin of the contract as it was before the optional `documents` interface.
+fn parser_only_dir() -> std::path::PathBuf {
+    let dir = common::root().join("target/fixture-plugins/parser-only");
+    assert!(
+        dir.join("trailwatch-core-parser-only.wasm").exists(),
+        "the fixture plugins are not built: run `cargo run -p xtask -- plugins`"
+    );
+    dir
+}
+
+#[test]
+fn a_plugin_without_the_documents_interface_is_used_and_the_host_renders_the_same_documents() {
+    let dir = parser_only_dir();
+    let out = common::run_with_plugins(&dir, &["--no-builtin-plugin", "plugin"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("trailwatch-core-parser-only.wasm"), "{said}");
+    assert!(
+        said.contains("does not export trailwatch:plugin/documents: events cross the sandbox as typed records"),
+        "{said}"
+    );
+    // The core plugin says nothing is missing.
+    let core = common::run_with_plugins(&common::plugin_dir(), &["--no-builtin-plugin", "plugin"]);
+    assert!(!String::from_utf8_lossy(&core.stdout).contains("does not export"));
+
+    let fixtures = common::root().join("tests/fixtures/logs");
+    let fixtures = fixtures.to_str().unwrap();
+    let replay = |dir: &std::path::Path| {
+        let out = common::run_with_plugins(
+            dir,
+            &[
+                "--no-builtin-plugin",
+                "replay",
+                "--no-progress",
+                "--jobs",
+                "1",
+                fixtures,
+            ],
+        );
+        (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (typed, typed_said) = replay(&dir);
+    let (rendered, rendered_said) = replay(&common::plugin_dir());
+    assert!(typed.len() > 10_000, "{typed_said}");
+    // The summaries agree but for the time taken.
+    let counts = |said: &str| said.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(counts(&typed_said), counts(&rendered_said));
+    assert!(typed_said.starts_with("replay: 16 files"), "{typed_said}");
+    assert!(typed == rendered, "the documents differ between the two paths");
+}

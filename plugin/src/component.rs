@@ -7,12 +7,31 @@ use std::sync::Once;
 use crate::categorize::{Action, Category};
 use crate::model;
 
+#[cfg(not(feature = "parser-only-fixture"))]
 wit_bindgen::generate!({
     world: "plugin",
     path: "../wit",
 });
 
-use exports::trailwatch::plugin::{documents, meta, parser};
+// A plugin of the contract as it was before the optional `documents` interface: the host must
+// load it and render the documents itself (test fixture only).
+#[cfg(feature = "parser-only-fixture")]
+wit_bindgen::generate!({
+    inline: "package trailwatch:fixture;
+        world parser-only {
+            import trailwatch:plugin/host-log@0.1.0;
+            import trailwatch:plugin/input@0.1.0;
+            export trailwatch:plugin/meta@0.1.0;
+            export trailwatch:plugin/parser@0.1.0;
+        }",
+    path: "../wit",
+    world: "trailwatch:fixture/parser-only",
+    generate_all,
+});
+
+#[cfg(not(feature = "parser-only-fixture"))]
+use exports::trailwatch::plugin::documents;
+use exports::trailwatch::plugin::{meta, parser};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
 
@@ -71,6 +90,7 @@ impl std::io::Read for HostInput {
 /// The `log-file` resource: the reader behind a `RefCell`, as resource methods take `&self`,
 /// and the size of the last rendered batch (the next one's buffer is allocated once at about
 /// that size rather than grown by doubling).
+#[cfg_attr(feature = "parser-only-fixture", allow(dead_code))]
 struct LogFile(RefCell<crate::reader::LogFile>, std::cell::Cell<usize>);
 
 impl parser::Guest for Plugin {
@@ -115,6 +135,7 @@ impl parser::GuestLogFile for LogFile {
     }
 }
 
+#[cfg(not(feature = "parser-only-fixture"))]
 impl documents::Guest for Plugin {
     fn next_documents(file: parser::LogFileBorrow<'_>, max: u32) -> Result<documents::Batch, wit::FileError> {
         let file = file.get::<LogFile>();

@@ -47,7 +47,7 @@ fn main() -> Result<()> {
     }
 }
 
-/// Builds the shipped plugin and the sandbox test fixture plugin.
+/// Builds the shipped plugin and the test fixture plugins (sandbox misbehaviour; no `documents`).
 fn build_plugins(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     let version = plugin_version(root)?;
@@ -58,6 +58,11 @@ fn build_plugins(root: &Path) -> Result<()> {
     )?;
     let fixture = cargo_build(root, &["--features", "sandbox-fixture"])?;
     encode(&fixture, &root.join("target/fixture-plugins/sandbox-fixture.wasm"))?;
+    let parser_only = cargo_build(root, &["--features", "parser-only-fixture"])?;
+    encode(
+        &parser_only,
+        &root.join("target/fixture-plugins/parser-only/trailwatch-core-parser-only.wasm"),
+    )?;
     Ok(())
 }
 
