@@ -39,10 +39,6 @@ pub fn flag_bits(f: EventFlags) -> u8 {
     .fold(0, |bits, (i, _)| bits | 1 << i)
 }
 
-/// Stable names of the flags that are set.
-pub fn flag_names(f: EventFlags) -> impl Iterator<Item = &'static str> {
-    trailwatch_document::flag_names(flag_bits(f))
-}
 
 pub fn event_category_name(c: EventCategory) -> &'static str {
     match c {
