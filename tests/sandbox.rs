@@ -29,7 +29,10 @@ fn runtime() -> PluginRuntime {
 }
 
 fn read(runtime: &PluginRuntime, key: &str) -> Result<u64, FileFailure> {
-    let bytes = common::good_log(key, 3).into_bytes();
+    read_bytes(runtime, key, common::good_log(key, 3).into_bytes())
+}
+
+fn read_bytes(runtime: &PluginRuntime, key: &str, bytes: Vec<u8>) -> Result<u64, FileFailure> {
     let meta = ObjectMeta {
         key: key.into(),
         size: bytes.len() as u64,
@@ -39,6 +42,61 @@ fn read(runtime: &PluginRuntime, key: &str) -> Result<u64, FileFailure> {
         .read_file(Box::new(std::io::Cursor::new(bytes)), &meta, |_| Ok(()))
         .map(|r| r.events)
         .map_err(|(_, e)| e)
+}
+
+#[test]
+fn instances_are_reused_only_after_a_clean_end_and_keep_every_limit() {
+    let runtime = runtime();
+    assert_eq!(runtime.idle_instances(), 0);
+    assert_eq!(read(&runtime, "ok-1.json").unwrap(), 3);
+    assert_eq!(
+        runtime.idle_instances(),
+        1,
+        "a file read to its end leaves its instance idle"
+    );
+    assert_eq!(read(&runtime, "ok-2.json").unwrap(), 3);
+    assert_eq!(
+        runtime.idle_instances(),
+        1,
+        "the next file took the idle instance and gave it back"
+    );
+    // A bad file is the plugin's answer, not a fault: the instance stays usable.
+    match read_bytes(&runtime, "bad.json", b"{\"Records\": [ {\"eventVersion\": ".to_vec()) {
+        Err(FileFailure::Input(_)) => {}
+        other => panic!("expected a bad-file error, got {other:?}"),
+    }
+    assert_eq!(runtime.idle_instances(), 1);
+    assert_eq!(
+        read(&runtime, "ok-3.json").unwrap(),
+        3,
+        "an instance reused after a bad file reads as a fresh one"
+    );
+    // A reused instance still has its whole time limit, and trapping retires it.
+    let started = std::time::Instant::now();
+    match read(&runtime, "infinite-loop.json") {
+        Err(FileFailure::Trap(TrapReason::Time { .. })) => {}
+        other => panic!("expected a time-limit trap, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the deadline, not something else, ended it"
+    );
+    assert_eq!(runtime.idle_instances(), 0, "a trapped instance is never reused");
+    assert_eq!(read(&runtime, "ok-4.json").unwrap(), 3);
+    assert_eq!(runtime.idle_instances(), 1);
+    match read(&runtime, "memory-bomb.json") {
+        Err(FileFailure::Trap(TrapReason::Memory { .. })) => {}
+        other => panic!("expected a memory trap, got {other:?}"),
+    }
+    assert_eq!(runtime.idle_instances(), 0);
+    assert_eq!(read(&runtime, "ok-5.json").unwrap(), 3);
+    match read(&runtime, "panic.json") {
+        Err(FileFailure::Trap(TrapReason::Panic { .. })) => {}
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert_eq!(runtime.idle_instances(), 0);
+    assert_eq!(read(&runtime, "ok-6.json").unwrap(), 3);
+    assert_eq!(runtime.idle_instances(), 1);
 }
 
 #[test]

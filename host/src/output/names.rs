@@ -39,7 +39,6 @@ pub fn flag_bits(f: EventFlags) -> u8 {
     .fold(0, |bits, (i, _)| bits | 1 << i)
 }
 
-
 pub fn event_category_name(c: EventCategory) -> &'static str {
     match c {
         EventCategory::Management => "management",

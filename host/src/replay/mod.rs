@@ -1,8 +1,9 @@
 //! `trailwatch replay`: local CloudTrail files through the plugin, NDJSON out.
 //!
-//! Files are read in parallel by `jobs` workers, each with its own store per file; the output is
-//! written in file order (the order `walk::collect` gives), each file's events in record order,
-//! so the same input always gives the same output. Each worker hands its events over through a
+//! Files are read in parallel by `jobs` workers, each file by a plugin instance of its own (one
+//! that read an earlier file to its end, or a fresh one); the output is written in file order
+//! (the order `walk::collect` gives), each file's events in record order, so the same input
+//! always gives the same output. Each worker hands its events over through a
 //! small bounded channel, so memory stays bounded whatever the number or size of the files.
 
 pub mod summary;

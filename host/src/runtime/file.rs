@@ -1,10 +1,13 @@
-//! Reading one object through the plugin, in a fresh limited store.
+//! Reading one object through the plugin, in a limited store.
 //!
-//! A trapped instance cannot be entered again, so every file gets its own `Store` from the
-//! shared `InstancePre` (~15 µs). A trap costs that file only: the report says which limit
-//! tripped (memory, time) or what the plugin said when it panicked.
+//! A file gets an instance that read an earlier file to its end, when one is idle, or a fresh
+//! one from the shared `InstancePre`. A trapped instance cannot be entered again and is never
+//! reused: a trap costs that file only, and the report says which limit tripped (memory, time)
+//! or what the plugin said when it panicked. Reusing instances saves the reset and the page
+//! faults of a fresh memory per file (measured: about a tenth of `replay` over files of ~500
+//! events; README, "Benchmark").
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{InstancePre, Linker, ResourceAny};
@@ -23,6 +26,12 @@ pub const BATCH: u32 = 512;
 /// Events rendered per plugin call: ~2.8 KB of document each, so a batch of about 360 KB stays
 /// in the core's cache while the plugin writes it and the host copies it out (512 were slower).
 pub const DOCUMENTS_BATCH: u32 = 128;
+/// Idle instances a runtime keeps for the next files (more readers than this get fresh ones).
+const MAX_IDLE: usize = 16;
+/// An instance whose memory grew past this is let go rather than kept: a file that needed much
+/// memory must not leave a later file less room than a fresh instance would have.
+const MAX_IDLE_MEMORY: u64 = 32 << 20;
+
 /// Why the plugin stopped with a trap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrapReason {
@@ -104,6 +113,13 @@ impl Exports {
     }
 }
 
+/// An instance with its exports, reading a file or idle between two.
+struct Instance {
+    store: Store<StoreState>,
+    parser: parser::Guest,
+    documents: Option<documents::Guest>,
+}
+
 /// One batch of a file, in the form the plugin gave it.
 pub enum Batch<'a> {
     /// Typed events (`parser.next-batch`): the host renders their documents.
@@ -122,6 +138,8 @@ pub struct PluginRuntime {
     limits: Limits,
     /// Shared by the runtimes of one engine: a second ticker would halve every time limit.
     ticker: Arc<EpochTicker>,
+    /// Instances that read a file to its end, for the next files.
+    idle: Mutex<Vec<Instance>>,
 }
 
 impl PluginRuntime {
@@ -163,6 +181,7 @@ impl PluginRuntime {
             plugin,
             limits,
             ticker,
+            idle: Mutex::new(Vec::new()),
         })
     }
 
@@ -187,6 +206,7 @@ impl PluginRuntime {
             plugin,
             limits: self.limits,
             ticker: self.ticker.clone(),
+            idle: Mutex::new(Vec::new()),
         };
         Ok((Some(runtime), rejected))
     }
@@ -199,6 +219,11 @@ impl PluginRuntime {
     /// The limits every store gets.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Instances kept idle for the next files (each read a file to its end without a trap).
+    pub fn idle_instances(&self) -> usize {
+        self.idle.lock().map_or(0, |idle| idle.len())
     }
 
     /// Whether the plugin renders documents itself (the optional `documents` interface).
@@ -236,49 +261,120 @@ impl PluginRuntime {
         input: Box<dyn std::io::Read + Send>,
         meta: &ObjectMeta,
         rendered: bool,
-        mut on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
+        on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
+        let started = Instant::now();
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut instance = match idle {
+            Some(mut instance) => {
+                instance.store.data_mut().next_file(meta.key.clone());
+                instance
+            }
+            None => {
+                let mut store = Store::new(
+                    &self.engine,
+                    StoreState::new(self.limits.memory_bytes, meta.key.clone()),
+                );
+                store.limiter(|s| &mut s.limiter);
+                set_deadline(&mut store, self.limits.time_per_file);
+                let loaded = self.exports.pre.instantiate(&mut store).and_then(|instance| {
+                    let parser = self.exports.parser.load(&mut store, &instance)?;
+                    let documents = match &self.exports.documents {
+                        Some(d) => Some(d.load(&mut store, &instance)?),
+                        None => None,
+                    };
+                    Ok((parser, documents))
+                });
+                match loaded {
+                    Ok((parser, documents)) => Instance {
+                        store,
+                        parser,
+                        documents,
+                    },
+                    Err(e) => {
+                        let report = FileReport {
+                            kind: None,
+                            digest: None,
+                            events: 0,
+                        };
+                        return Err((report, FileFailure::Trap(self.trap_reason(&store, e))));
+                    }
+                }
+            }
+        };
+        instance.store.data_mut().input = Some(input);
+        let (result, handle) = self.read_with(&mut instance, started, meta, rendered, on_batch);
+        // An instance goes back idle only when the file ended as the plugin meant it to (its
+        // end, or a bad file) and its log file was dropped in the guest. After a trap it cannot
+        // be entered again; after an output failure the file stopped half way.
+        let clean = match &result {
+            Ok(_) | Err((_, FileFailure::Input(_))) => true,
+            Err((_, FileFailure::Trap(_) | FileFailure::Output(_))) => false,
+        };
+        if clean {
+            let dropped = match handle {
+                Some(handle) => {
+                    set_deadline(&mut instance.store, self.limits.time_per_file);
+                    handle.resource_drop(&mut instance.store).is_ok()
+                }
+                None => true,
+            };
+            let state = instance.store.data_mut();
+            state.input = None;
+            if dropped && state.limiter.granted <= MAX_IDLE_MEMORY {
+                if let Ok(mut idle) = self.idle.lock() {
+                    if idle.len() < MAX_IDLE {
+                        idle.push(instance);
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// Reads one file with `instance`. Gives back the file's handle in the guest, when it was
+    /// opened, for the caller to drop.
+    fn read_with(
+        &self,
+        instance: &mut Instance,
+        started: Instant,
+        meta: &ObjectMeta,
+        rendered: bool,
+        mut on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
+    ) -> (Result<FileReport, (FileReport, FileFailure)>, Option<ResourceAny>) {
         let mut report = FileReport {
             kind: None,
             digest: None,
             events: 0,
         };
-        let mut state = StoreState::new(self.limits.memory_bytes, meta.key.clone());
-        state.input = Some(input);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        set_deadline(&mut store, self.limits.time_per_file);
-        let started = Instant::now();
-        let loaded = self.exports.pre.instantiate(&mut store).and_then(|instance| {
-            let parser = self.exports.parser.load(&mut store, &instance)?;
-            let documents = match (&self.exports.documents, rendered) {
-                (Some(d), true) => Some(d.load(&mut store, &instance)?),
-                _ => None,
-            };
-            Ok((parser, documents))
-        });
-        let (parser, documents) = match loaded {
-            Ok(p) => p,
-            Err(e) => return Err((report, FileFailure::Trap(self.trap_reason(&store, e)))),
-        };
+        let Instance {
+            store,
+            parser,
+            documents,
+        } = instance;
+        let documents = documents.as_ref().filter(|_| rendered);
+        set_deadline(store, self.limits.time_per_file.saturating_sub(started.elapsed()));
         let log_file = parser.log_file();
         let options = OpenOptions {
             max_decompressed_bytes: self.limits.max_decompressed_bytes,
             max_record_bytes: self.limits.max_record_bytes,
             max_depth: self.limits.max_depth,
         };
-        let handle = match log_file.call_open(&mut store, meta, options) {
+        let handle = match log_file.call_open(&mut *store, meta, options) {
             Ok(Ok(h)) => h,
-            Ok(Err(e)) => return Err((report, FileFailure::Input(e))),
-            Err(e) => return Err((report, FileFailure::Trap(self.trap_reason(&store, e)))),
+            Ok(Err(e)) => return (Err((report, FileFailure::Input(e))), None),
+            Err(e) => return (Err((report, FileFailure::Trap(self.trap_reason(store, e)))), None),
         };
         let calls = (|| -> wasmtime::Result<()> {
-            report.kind = Some(log_file.call_kind(&mut store, handle)?);
-            report.digest = log_file.call_digest(&mut store, handle)?;
+            report.kind = Some(log_file.call_kind(&mut *store, handle)?);
+            report.digest = log_file.call_digest(&mut *store, handle)?;
             Ok(())
         })();
         if let Err(e) = calls {
-            return Err((report, FileFailure::Trap(self.trap_reason(&store, e))));
+            return (
+                Err((report, FileFailure::Trap(self.trap_reason(store, e)))),
+                Some(handle),
+            );
         }
         // The time limit is on the plugin's own time: neither the consumer of each batch (an
         // output that pushes back, an ordered writer waiting for an earlier file) nor the host
@@ -287,19 +383,24 @@ impl PluginRuntime {
         let mut used = started.elapsed().saturating_sub(store.data().input_waited);
         loop {
             let left = self.limits.time_per_file.saturating_sub(used);
-            set_deadline(&mut store, left);
+            set_deadline(store, left);
             let call_started = Instant::now();
-            let result = match &documents {
-                Some(d) => next_documents(d, &mut store, handle),
+            let result = match documents {
+                Some(d) => next_documents(d, store, handle),
                 None => log_file
-                    .call_next_batch(&mut store, handle, BATCH)
+                    .call_next_batch(&mut *store, handle, BATCH)
                     .map(|r| r.map(Fetched::Typed)),
             };
             used += call_started.elapsed().saturating_sub(store.data().input_waited);
             let batch = match result {
                 Ok(Ok(batch)) => batch,
-                Ok(Err(e)) => return Err((report, FileFailure::Input(e))),
-                Err(e) => return Err((report, FileFailure::Trap(self.trap_reason(&store, e)))),
+                Ok(Err(e)) => return (Err((report, FileFailure::Input(e))), Some(handle)),
+                Err(e) => {
+                    return (
+                        Err((report, FileFailure::Trap(self.trap_reason(store, e)))),
+                        Some(handle),
+                    )
+                }
             };
             let (events, handed) = match batch {
                 Fetched::Typed(events) => (events.len(), on_batch(Batch::Typed(&events))),
@@ -307,11 +408,11 @@ impl PluginRuntime {
                 Fetched::Documents(d) => (d.events.len(), on_batch(Batch::Documents(d))),
             };
             if events == 0 {
-                return Ok(report);
+                return (Ok(report), Some(handle));
             }
             report.events += events as u64;
             if let Err(e) = handed {
-                return Err((report, FileFailure::Output(e)));
+                return (Err((report, FileFailure::Output(e))), Some(handle));
             }
         }
     }

@@ -54,12 +54,18 @@ pub struct MemoryLimiter {
     cap: u64,
     /// The size a refused growth asked for, when one was refused.
     pub refused: Option<u64>,
+    /// The largest memory size granted so far.
+    pub granted: u64,
 }
 
 impl MemoryLimiter {
     /// A limiter that refuses memory beyond `cap` bytes.
     pub fn new(cap: u64) -> Self {
-        MemoryLimiter { cap, refused: None }
+        MemoryLimiter {
+            cap,
+            refused: None,
+            granted: 0,
+        }
     }
 }
 
@@ -74,6 +80,7 @@ impl ResourceLimiter for MemoryLimiter {
                 self.cap
             );
         }
+        self.granted = self.granted.max(desired as u64);
         Ok(true)
     }
 

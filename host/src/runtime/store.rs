@@ -43,6 +43,18 @@ pub struct StoreState {
 }
 
 impl StoreState {
+    /// Readies the state of an instance that read a file to its end for the next file: nothing
+    /// of the last file's input or messages is kept.
+    pub(super) fn next_file(&mut self, key: String) {
+        self.input = None;
+        self.errors.clear();
+        self.panic = None;
+        self.dropped_messages = 0;
+        self.key = key;
+        self.input_waited = Duration::ZERO;
+        self.input_failed = None;
+    }
+
     pub(super) fn new(memory_bytes: u64, key: String) -> Self {
         StoreState {
             limiter: MemoryLimiter::new(memory_bytes),
@@ -155,9 +167,10 @@ pub fn engine() -> wasmtime::Result<Engine> {
     if std::env::var_os("TRAILWATCH_PERFMAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
-    // Every file gets a fresh instance. From a pool, its memory is a slot used before and reset
-    // with `memset` rather than mapped anew and faulted in page by page: measured, the page
-    // faults and unmapping of a fresh memory per file took about a fifth of `replay`'s time.
+    // A file gets an idle instance when one read a file to its end, a fresh one otherwise. From
+    // a pool, a fresh instance's memory is a slot used before and reset with `memset` rather
+    // than mapped anew and faulted in page by page: measured, the page faults and unmapping of a
+    // fresh memory per file took about a fifth of `replay`'s time.
     let mut pooled = config.clone();
     pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool()));
     match Engine::new(&pooled) {

@@ -1,5 +1,6 @@
-//! Standard output: NDJSON through a 1 MiB buffer, flushed at each acknowledgement; what reads
-//! the pipe (the agent) takes over from there.
+//! Standard output: NDJSON through a 64 KiB buffer, flushed at each acknowledgement; what reads
+//! the pipe (the agent) takes over from there. A batch larger than the buffer (a rendered batch
+//! is ~360 KB) is written from its own memory rather than copied into the buffer first.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ impl StdoutSink {
     pub fn new(name: String) -> Self {
         StdoutSink {
             name,
-            out: std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()),
+            out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout()),
             pending: None,
         }
     }
