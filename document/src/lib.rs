@@ -118,16 +118,26 @@ fn needs_escape(bytes: &[u8]) -> bool {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_in = |x: u64| x.wrapping_sub(LOW) & !x & HIGH;
+    // A byte below 0x20, or equal to '"' or '\\'.
+    let hit = |w: u64| {
+        let control = w.wrapping_sub(LOW * 0x20) & !w & HIGH;
+        control | zero_in(w ^ (LOW * u64::from(b'"'))) | zero_in(w ^ (LOW * u64::from(b'\\'))) != 0
+    };
     let mut words = bytes.chunks_exact(8);
     for chunk in &mut words {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        // A byte below 0x20, or equal to '"' or '\\'.
-        let control = w.wrapping_sub(LOW * 0x20) & !w & HIGH;
-        if control | zero_in(w ^ (LOW * u64::from(b'"'))) | zero_in(w ^ (LOW * u64::from(b'\\'))) != 0 {
+        if hit(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]))) {
             return true;
         }
     }
-    words.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    // The last one to seven bytes as one word, padded with a byte that needs no escape: a loop
+    // over single bytes costs more inside wasmtime, whose time limit checks every loop turn.
+    let rest = words.remainder();
+    if rest.is_empty() {
+        return false;
+    }
+    let mut last = [b'a'; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    hit(u64::from_le_bytes(last))
 }
 
 /// Writes one JSON object member by member, leaving out absent values.
@@ -297,4 +307,25 @@ pub fn write_tail(out: &mut Vec<u8>, raw: &str, flagged: bool) {
         }
     }
     out.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_escape;
+
+    #[test]
+    fn needs_escape_is_the_byte_definition_at_every_length_and_position() {
+        let by_byte = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        for len in 0..40 {
+            let plain = vec![b'x'; len];
+            assert!(!needs_escape(&plain), "len {len}");
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x1f, 0x20, b'a', 0x7f, 0x80, 0xff] {
+                    let mut text = plain.clone();
+                    text[at] = special;
+                    assert_eq!(needs_escape(&text), by_byte(&text), "len {len}, {special:#x} at {at}");
+                }
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! - `documents`: events rendered as their output documents, one buffer per batch.
 //! - `time`: `eventTime` in the formats producers write.
 //! - `text`: substring search for short texts.
+//! - `mem`: `memcmp` and `bcmp` a word at a time (wasm32 has them a byte at a time).
 //! - `component` (wasm32 only): the WIT exports, a thin layer over the above.
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: same input, same output. The same
@@ -18,6 +19,7 @@
 pub mod categorize;
 pub mod documents;
 pub mod fast;
+pub mod mem;
 pub mod model;
 pub mod normalize;
 pub mod reader;

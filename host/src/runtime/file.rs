@@ -86,7 +86,7 @@ pub fn describe_file_error(e: &FileError) -> String {
 }
 
 /// What reading a file produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FileReport {
     /// The file's kind, once the plugin could tell.
     pub kind: Option<FileKind>,
@@ -270,37 +270,10 @@ impl PluginRuntime {
                 instance.store.data_mut().next_file(meta.key.clone());
                 instance
             }
-            None => {
-                let mut store = Store::new(
-                    &self.engine,
-                    StoreState::new(self.limits.memory_bytes, meta.key.clone()),
-                );
-                store.limiter(|s| &mut s.limiter);
-                set_deadline(&mut store, self.limits.time_per_file);
-                let loaded = self.exports.pre.instantiate(&mut store).and_then(|instance| {
-                    let parser = self.exports.parser.load(&mut store, &instance)?;
-                    let documents = match &self.exports.documents {
-                        Some(d) => Some(d.load(&mut store, &instance)?),
-                        None => None,
-                    };
-                    Ok((parser, documents))
-                });
-                match loaded {
-                    Ok((parser, documents)) => Instance {
-                        store,
-                        parser,
-                        documents,
-                    },
-                    Err(e) => {
-                        let report = FileReport {
-                            kind: None,
-                            digest: None,
-                            events: 0,
-                        };
-                        return Err((report, FileFailure::Trap(self.trap_reason(&store, e))));
-                    }
-                }
-            }
+            None => match self.fresh_instance(&meta.key) {
+                Ok(instance) => instance,
+                Err(reason) => return Err((FileReport::default(), FileFailure::Trap(reason))),
+            },
         };
         instance.store.data_mut().input = Some(input);
         let (result, handle) = self.read_with(&mut instance, started, meta, rendered, on_batch);
@@ -332,6 +305,30 @@ impl PluginRuntime {
         result
     }
 
+    /// A new instance of the plugin for the file `key`, with the memory limit and the whole time
+    /// budget.
+    fn fresh_instance(&self, key: &str) -> Result<Instance, TrapReason> {
+        let mut store = Store::new(&self.engine, StoreState::new(self.limits.memory_bytes, key.to_owned()));
+        store.limiter(|s| &mut s.limiter);
+        set_deadline(&mut store, self.limits.time_per_file);
+        let loaded = self.exports.pre.instantiate(&mut store).and_then(|instance| {
+            let parser = self.exports.parser.load(&mut store, &instance)?;
+            let documents = match &self.exports.documents {
+                Some(d) => Some(d.load(&mut store, &instance)?),
+                None => None,
+            };
+            Ok((parser, documents))
+        });
+        match loaded {
+            Ok((parser, documents)) => Ok(Instance {
+                store,
+                parser,
+                documents,
+            }),
+            Err(e) => Err(self.trap_reason(&store, e)),
+        }
+    }
+
     /// Reads one file with `instance`. Gives back the file's handle in the guest, when it was
     /// opened, for the caller to drop.
     fn read_with(
@@ -342,11 +339,7 @@ impl PluginRuntime {
         rendered: bool,
         mut on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> (Result<FileReport, (FileReport, FileFailure)>, Option<ResourceAny>) {
-        let mut report = FileReport {
-            kind: None,
-            digest: None,
-            events: 0,
-        };
+        let mut report = FileReport::default();
         let Instance {
             store,
             parser,
