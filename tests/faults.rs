@@ -343,3 +343,161 @@ async fn a_download_that_stalls_midway_fails_its_file_after_the_request_timeout(
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert!(report.failed[0].1.contains("no bytes for 1s"), "{:?}", report.failed);
 }
+
+/// A 503 asking, with `Retry-After`, for two seconds' pause.
+fn slow_down_with_retry_after(n: u64, _head: &str) -> Option<Fault> {
+    (n == 0).then(|| {
+        let body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+        Fault::Answer(
+            format!(
+                "HTTP/1.1 503 Slow Down\r\nRetry-After: 2\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_answer_is_waited_for_before_the_next_attempt() {
+    let moto = Moto::start();
+    let direct = moto.client("AKIDTEST", "secret");
+    moto::seed(&direct, "trail-bucket", &[]).await;
+    let proxy = Proxy::start(&moto.url, slow_down_with_retry_after).await;
+    // The client's own back-off is 5-50 ms: only the header can make it wait two seconds.
+    let client = moto::client_for(&proxy.url, "AKIDTEST", "secret");
+    let started = std::time::Instant::now();
+    let page = S3::new(&client, "trail-bucket").list_all("", None, None).await.unwrap();
+    assert!(page.objects.is_empty());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(2), "waited only {waited:?}");
+    assert_eq!(client.counts().retries.get("s3:ListObjectsV2"), Some(&1));
+}
+
+/// AWS's time in these tests: an hour ahead of this machine's.
+fn aws_now() -> std::time::SystemTime {
+    std::time::SystemTime::now() + Duration::from_secs(3600)
+}
+
+/// The request's signing time, from its `x-amz-date` header (`20261202T215800Z`).
+fn signed_at(head: &str) -> Option<std::time::SystemTime> {
+    let v = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("x-amz-date:")
+            .map(|v| v.trim().to_owned())
+    })?;
+    let b = v.as_bytes();
+    if b.len() != 16 {
+        return None;
+    }
+    let text = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &v[0..4],
+        &v[4..6],
+        &v[6..8],
+        &v[9..11],
+        &v[11..13],
+        &v[13..15]
+    );
+    humantime::parse_rfc3339(&text).ok()
+}
+
+/// Whether a request was signed more than five minutes away from AWS's time.
+fn skewed(head: &str) -> bool {
+    signed_at(head).is_none_or(|t| {
+        let now = aws_now();
+        let off = now
+            .duration_since(t)
+            .or_else(|_| t.duration_since(now))
+            .unwrap_or_default();
+        off > Duration::from_secs(300)
+    })
+}
+
+/// An answer refusing the request's time as S3 (XML, `ServerTime`) or a JSON-protocol service
+/// (`InvalidSignatureException`, only the `Date` header says AWS's time) gives it.
+fn time_refusal(head: &str) -> Fault {
+    let date = httpdate::fmt_http_date(aws_now());
+    let (kind, body) = if head.contains("x-amz-target") || head.contains("X-Amz-Target") {
+        (
+            "application/x-amz-json-1.1",
+            r#"{"__type":"InvalidSignatureException","message":"Signature expired: the request's time is earlier than AWS's time minus 5 minutes"}"#.to_owned(),
+        )
+    } else {
+        (
+            "application/xml",
+            format!(
+                "<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message><ServerTime>{}</ServerTime></Error>",
+                humantime::format_rfc3339_seconds(aws_now())
+            ),
+        )
+    };
+    let status = if kind == "application/xml" {
+        "403 Forbidden"
+    } else {
+        "400 Bad Request"
+    };
+    Fault::Answer(
+        format!(
+            "HTTP/1.1 {status}\r\nDate: {date}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+/// AWS an hour ahead: a request signed with this machine's time is refused.
+fn clock_an_hour_ahead(_n: u64, head: &str) -> Option<Fault> {
+    skewed(head).then(|| time_refusal(head))
+}
+
+/// A request is refused for its time whatever time it was signed with.
+fn always_too_skewed(_n: u64, head: &str) -> Option<Fault> {
+    Some(time_refusal(head))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_clock_is_corrected_from_aws_time_not_taken_for_refused_credentials() {
+    let moto = Moto::start();
+    let direct = moto.client("AKIDTEST", "secret");
+    moto::seed(&direct, "trail-bucket", &[]).await;
+    let proxy = Proxy::start(&moto.url, clock_an_hour_ahead).await;
+
+    // S3, which says `RequestTimeTooSkewed` and its `ServerTime`.
+    let client = moto::client_for(&proxy.url, "AKIDTEST", "secret");
+    let s3 = S3::new(&client, "trail-bucket");
+    s3.list_all("", None, None).await.unwrap();
+    let skew = client.clock_skew_ms();
+    assert!((3_590_000..=3_610_000).contains(&skew), "learned skew {skew} ms");
+    // Once learned, requests are signed with AWS's time and pass at the first attempt.
+    s3.list_all("", None, None).await.unwrap();
+    s3.list_all("AWSLogs/", None, None).await.unwrap();
+    assert_eq!(proxy.faults.load(Ordering::Relaxed), 1);
+    assert_eq!(client.counts().retries.get("s3:ListObjectsV2"), Some(&1));
+
+    // CloudTrail's JSON protocol, which refuses the signature and says its time in `Date`.
+    let client = moto::client_for(&proxy.url, "AKIDTEST", "secret");
+    trailwatch::aws::cloudtrail::describe_trails(&client).await.unwrap();
+    assert!((3_590_000..=3_610_000).contains(&client.clock_skew_ms()));
+    assert_eq!(proxy.faults.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_refusal_that_correction_does_not_cure_is_reported_as_clock_skew() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url, always_too_skewed).await;
+    let client = moto::client_for(&proxy.url, "AKIDTEST", "secret");
+    let err = S3::new(&client, "trail-bucket")
+        .list_all("", None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AwsError::ClockSkew { .. }), "{err:?}");
+    assert!(!err.is_auth());
+    let text = err.to_string();
+    assert!(
+        text.contains("RequestTimeTooSkewed") && text.contains("clock is off AWS's by"),
+        "{text}"
+    );
+    // One attempt with this machine's time, one with AWS's: no credential reload, no back-off loop.
+    assert_eq!(client.counts().requests.get("s3:ListObjectsV2"), Some(&2));
+}

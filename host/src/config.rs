@@ -252,6 +252,11 @@ pub struct AwsConfig {
     pub region: Option<String>,
     /// Custom endpoint for S3-compatible stores (path-style addressing).
     pub endpoint_url: Option<String>,
+    /// FIPS 140 endpoints (`s3-fips.…`, `cloudtrail-fips.…`). Default: `$AWS_USE_FIPS_ENDPOINT`,
+    /// else false.
+    pub use_fips: Option<bool>,
+    /// Dual-stack (IPv6) endpoints. Default: `$AWS_USE_DUALSTACK_ENDPOINT`, else false.
+    pub use_dualstack: Option<bool>,
     /// Access key id of a dedicated IAM user; with `secret_access_key`. Default: the AWS chain.
     pub access_key_id: Option<String>,
     /// Its secret (never logged).

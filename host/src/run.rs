@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 
 use crate::aws::cloudtrail::{self, Trail};
 use crate::aws::credentials::CredentialSource;
+use crate::aws::endpoint::{self, Variant};
 use crate::aws::{AwsClient, ClientSettings};
 use crate::config::{Config, Mode};
 use crate::layout::Day;
@@ -32,14 +33,36 @@ const MAX_BACKOFF: Duration = Duration::from_secs(900);
 pub fn client(config: &Config, region: Option<&str>) -> anyhow::Result<AwsClient> {
     let a = &config.aws;
     let defaults = ClientSettings::default();
+    let region = region
+        .map(str::to_owned)
+        .or_else(|| a.region.clone())
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".into());
+    let flag = |set: Option<bool>, var: &str, key: &str| -> anyhow::Result<bool> {
+        match set {
+            Some(b) => Ok(b),
+            None => match std::env::var(var) {
+                Err(_) => Ok(false),
+                Ok(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+                Ok(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+                Ok(v) => bail!("${var} is {v:?}; expected true or false (or set aws.{key})"),
+            },
+        }
+    };
+    let variant = Variant {
+        fips: flag(a.use_fips, "AWS_USE_FIPS_ENDPOINT", "use_fips")?,
+        dual_stack: flag(a.use_dualstack, "AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack")?,
+    };
+    if a.endpoint_url.is_none() {
+        if let Some(why) = endpoint::unsupported(&region, variant) {
+            bail!("aws.use_fips / aws.use_dualstack: {why}");
+        }
+    }
     let settings = ClientSettings {
-        region: region
-            .map(str::to_owned)
-            .or_else(|| a.region.clone())
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .unwrap_or_else(|| "us-east-1".into()),
+        region,
         endpoint_url: a.endpoint_url.clone(),
+        variant,
         connect_timeout: a
             .connect_timeout_secs
             .map(Duration::from_secs)

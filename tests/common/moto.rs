@@ -258,10 +258,26 @@ pub async fn iam_user(client: &AwsClient, url: &str, name: &str, policy: &str) -
         )))
         .await
         .unwrap();
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Response {
+        create_access_key_result: CreateResult,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct CreateResult {
+        access_key: AccessKey,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct AccessKey {
+        access_key_id: String,
+        secret_access_key: String,
+    }
     let text = String::from_utf8_lossy(&resp.body).into_owned();
-    let key = trailwatch::aws::client::xml_text(&text, "AccessKeyId").unwrap();
-    let secret = trailwatch::aws::client::xml_text(&text, "SecretAccessKey").unwrap();
-    (key, secret)
+    let key: Response = quick_xml::de::from_str(&text).unwrap();
+    let key = key.create_access_key_result.access_key;
+    (key.access_key_id, key.secret_access_key)
 }
 
 /// Where the test binary writes its state.

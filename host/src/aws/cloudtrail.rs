@@ -48,11 +48,7 @@ struct DescribeTrailsResponse {
 
 /// DescribeTrails for the client's region (shadow trails of other regions included).
 pub async fn describe_trails(client: &AwsClient) -> Result<Vec<Trail>, AwsError> {
-    let s = client.settings();
-    let url = match &s.endpoint_url {
-        Some(e) => format!("{}/", e.trim_end_matches('/')),
-        None => format!("https://cloudtrail.{}.amazonaws.com/", s.region),
-    };
+    let url = format!("{}/", client.service_url("cloudtrail"));
     let resp = client
         .send(Request {
             operation: "cloudtrail:DescribeTrails",

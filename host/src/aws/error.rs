@@ -11,11 +11,24 @@ pub enum AwsError {
         message: String,
     },
     /// The credentials are valid but lack a permission.
-    #[error("{operation}: access denied ({code}): {message}; check the IAM policy (README, \"IAM permissions\")")]
+    #[error(
+        "{operation}: access denied ({code}): {message}; the IAM policy must allow {} (README, \"IAM permissions\")",
+        iam_action(operation)
+    )]
     Denied {
         operation: &'static str,
         code: String,
         message: String,
+    },
+    /// The machine's clock is so far from AWS's that requests are refused, and signing with the
+    /// time AWS answered with did not help either.
+    #[error("{operation}: AWS refused the request's time ({code}): {message}; this machine's clock is off AWS's by {skew} (fix its time sync)")]
+    ClockSkew {
+        operation: &'static str,
+        code: String,
+        message: String,
+        /// AWS's time minus this machine's (`3600 s`), as far as known.
+        skew: String,
     },
     /// The bucket, key or trail does not exist.
     #[error("{operation}: not found ({code}): {message}")]
@@ -72,8 +85,19 @@ pub fn is_credentials_code(code: &str) -> bool {
             | "IncompleteSignature"
             | "MissingAuthenticationToken"
             | "AuthFailure"
-            | "RequestTimeTooSkewed"
     )
+}
+
+/// The IAM action that allows `operation`. Most are named as the API call; these are not.
+pub fn iam_action(operation: &str) -> &str {
+    match operation {
+        "s3:ListObjectsV2" => "s3:ListBucket",
+        "s3:DeleteObjects" => "s3:DeleteObject",
+        "s3:HeadObject" => "s3:GetObject",
+        "s3:HeadBucket" => "s3:ListBucket",
+        "s3:GetPublicAccessBlock" => "s3:GetBucketPublicAccessBlock",
+        other => other,
+    }
 }
 
 /// Error codes that mean a permission is missing.
@@ -99,4 +123,26 @@ pub fn is_retryable_code(code: &str) -> bool {
             | "RequestThrottled"
             | "RequestTimeoutException"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_iam_action_to_grant() {
+        let denied = |operation| {
+            AwsError::Denied {
+                operation,
+                code: "AccessDenied".into(),
+                message: "Access Denied".into(),
+            }
+            .to_string()
+        };
+        assert!(denied("s3:ListObjectsV2").contains("must allow s3:ListBucket"));
+        assert!(denied("s3:HeadBucket").contains("must allow s3:ListBucket"));
+        assert!(denied("s3:DeleteObjects").contains("must allow s3:DeleteObject"));
+        assert!(denied("s3:GetPublicAccessBlock").contains("must allow s3:GetBucketPublicAccessBlock"));
+        assert!(denied("cloudtrail:DescribeTrails").contains("must allow cloudtrail:DescribeTrails"));
+    }
 }

@@ -6,6 +6,8 @@
 //! - `credentials`: keys from the config file, or the standard chain through `aws-config`.
 //! - `client`: signing, timeouts, retries with capped exponential backoff and jitter, and a count
 //!   of every request by operation (they cost money).
+//! - `endpoint`: service URLs for every partition (`aws`, `aws-cn`, `aws-us-gov`, …), FIPS and
+//!   dual-stack as options.
 //! - `error`: typed AWS errors; callers branch on the kind, never on message text.
 //! - `s3`: ListObjectsV2, GetObject, DeleteObjects.
 //! - `cloudtrail`: DescribeTrails.
@@ -13,6 +15,7 @@
 pub mod client;
 pub mod cloudtrail;
 pub mod credentials;
+pub mod endpoint;
 pub mod error;
 pub mod s3;
 pub mod secret;

@@ -106,7 +106,8 @@ impl<'a> S3<'a> {
         }
     }
 
-    /// The bucket's base URL: path-style with a custom endpoint, virtual-hosted on AWS.
+    /// The bucket's base URL: path-style with a custom endpoint, virtual-hosted on AWS (in the
+    /// region's partition, FIPS or dual-stack as configured).
     fn base(&self) -> String {
         let s = self.client.settings();
         match &s.endpoint_url {
@@ -115,9 +116,7 @@ impl<'a> S3<'a> {
                 e.trim_end_matches('/'),
                 utf8_percent_encode(&self.bucket, UNRESERVED)
             ),
-            // A bucket name with dots would not match the wildcard certificate as a host name.
-            None if self.bucket.contains('.') => format!("https://s3.{}.amazonaws.com/{}", s.region, self.bucket),
-            None => format!("https://{}.s3.{}.amazonaws.com", self.bucket, s.region),
+            None => super::endpoint::s3_bucket_url(&self.bucket, &s.region, s.variant),
         }
     }
 
