@@ -231,6 +231,28 @@ fn a_plugin_without_the_documents_interface_is_used_and_the_host_renders_the_sam
         said.contains("does not export trailwatch:plugin/documents: events cross the sandbox as typed records"),
         "{said}"
     );
+    assert!(
+        said.contains("does not export trailwatch:plugin/trail-check: the trail's configuration is not checked"),
+        "{said}"
+    );
+    // Without the interface, `check` cannot run, and says why.
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "mode = \"restricted\"\n[source]\nbucket = \"b\"\n").unwrap();
+    let out = common::run_with_plugins(
+        &dir,
+        &[
+            "--no-builtin-plugin",
+            "--config",
+            config.path().to_str().unwrap(),
+            "check",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("has no trail-check interface, so the trail cannot be checked"),
+        "{stderr}"
+    );
     // The core plugin says nothing is missing.
     let core = common::run_with_plugins(&common::plugin_dir(), &["--no-builtin-plugin", "plugin"]);
     assert!(!String::from_utf8_lossy(&core.stdout).contains("does not export"));

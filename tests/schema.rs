@@ -5,23 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::moto::{self, Moto};
 
 fn validate(file: &Path) {
-    let out = Command::new("python3")
-        .arg(common::root().join("tests/receivers/validate_schema.py"))
-        .arg(common::root().join("schema/event.schema.json"))
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::validate_schema("event.schema.json", file);
 }
 
 #[test]

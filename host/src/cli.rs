@@ -86,6 +86,17 @@ pub enum Command {
     },
     /// Show which plugin would be used, and why others would not.
     Plugin,
+    /// Check the trail's configuration once and print the findings. Exit 0 when clean (or
+    /// information only), 1 with warnings, 2 with errors or when the check could not run.
+    Check {
+        /// `table` for people, `json` for one finding document per line.
+        #[arg(long, value_enum, default_value_t = crate::trail::Format::Table)]
+        format: crate::trail::Format,
+        /// Apply the fixes the findings offer (never in restricted mode), print each change
+        /// before and after, and check again.
+        #[arg(long)]
+        fix: bool,
+    },
 }
 
 /// Runs the command line; the exit code is 0 on success, 1 when some input failed, 2 when
@@ -152,6 +163,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json_logs: cli.log_format == LogFormat::Json,
             },
         ),
+        Command::Check { format, fix } => {
+            let code = crate::trail::run_check(&config, &runtime, format, fix)?;
+            Ok(ExitCode::from(code))
+        }
         Command::Plugin => {
             let p = runtime.plugin();
             let from = if p.builtin {

@@ -29,6 +29,9 @@ pub struct Config {
     /// Deletion of processed log files.
     #[serde(default)]
     pub delete: DeleteConfig,
+    /// The trail check.
+    #[serde(default)]
+    pub trail: TrailConfig,
     /// Where the checkpoint is kept.
     #[serde(default)]
     pub state: StateConfig,
@@ -345,6 +348,36 @@ fn default_discovery_interval_secs() -> u64 {
 }
 fn default_delayed_after_secs() -> u64 {
     900
+}
+
+/// `[trail]`: what the trail check wants of the trail (README, "Trail check").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrailConfig {
+    /// Check the trail at start-up (default and write-only modes). Default true.
+    #[serde(default = "yes")]
+    pub check: bool,
+    /// In write-only mode, have the trail itself log write management events only (applied by
+    /// `check --fix`). Default false.
+    #[serde(default)]
+    pub write_event_filter: bool,
+    /// A last delivery older than this is reported. Default 60 minutes.
+    #[serde(default = "default_max_delivery_age_minutes")]
+    pub max_delivery_age_minutes: u32,
+}
+
+impl Default for TrailConfig {
+    fn default() -> Self {
+        TrailConfig {
+            check: true,
+            write_event_filter: false,
+            max_delivery_age_minutes: default_max_delivery_age_minutes(),
+        }
+    }
+}
+
+fn default_max_delivery_age_minutes() -> u32 {
+    60
 }
 
 /// `[delete]`.

@@ -14,6 +14,8 @@
 //! - `metrics`: Prometheus metrics, health and readiness.
 //! - `output`: the NDJSON event format and its names.
 //! - `replay`, `run`: the two commands, each a source wired to the pipeline.
+//! - `trail`: the trail check (`check`, and `run` at start-up): reads the trail, asks the plugin,
+//!   applies fixes.
 //! - `aws`: SigV4-signed S3 and CloudTrail requests.
 
 pub mod aws;
@@ -30,3 +32,4 @@ pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod trail;

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::aws::cloudtrail::{self, Trail};
 use crate::aws::credentials::CredentialSource;
 use crate::aws::endpoint::{self, Variant};
 use crate::aws::{AwsClient, ClientSettings};
@@ -20,11 +19,13 @@ use crate::config::{Config, Mode};
 use crate::layout::Day;
 use crate::metrics::Metrics;
 use crate::pipeline::{Clock, CycleError, Ledger, Pipeline, PipelineSettings, SystemClock};
+use crate::runtime::bindings::trail_check as tc;
 use crate::runtime::cache::CompileCache;
 use crate::runtime::watch::PluginWatch;
 use crate::runtime::{PluginRuntime, PluginSearch};
 use crate::source::s3_poll::{PollSettings, S3Source, Start};
 use crate::state::checkpoint::CheckpointStore;
+use crate::trail;
 
 /// Longest pause after repeated errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(900);
@@ -88,33 +89,86 @@ pub fn client(config: &Config, region: Option<&str>) -> anyhow::Result<AwsClient
     Ok(AwsClient::new(settings, source, seed)?)
 }
 
-/// Picks the trail to follow from DescribeTrails.
-fn choose_trail(trails: Vec<Trail>, wanted: Option<&str>) -> anyhow::Result<Trail> {
-    let names: Vec<String> = trails.iter().map(|t| t.name.clone()).collect();
-    let candidates: Vec<Trail> = trails
-        .into_iter()
-        .filter(|t| wanted.is_none_or(|w| t.name == w || t.trail_arn.as_deref() == Some(w)))
-        .collect();
-    let trail = match (candidates.len(), wanted) {
-        (1, _) => candidates.into_iter().next().expect("one candidate"),
-        (0, Some(w)) => bail!("no trail named {w} (trails: {})", names.join(", ")),
-        (0, None) => bail!("no CloudTrail trail in this account and region; create one or set source.bucket"),
-        (_, _) => bail!(
-            "several trails ({}); set source.trail_name or source.bucket",
-            names.join(", ")
-        ),
+/// Logs a finding of the start-up check at its severity.
+fn log_finding(f: &tc::Finding) {
+    let evidence: Vec<String> = f.evidence.iter().map(|e| format!("{}={}", e.field, e.value)).collect();
+    let evidence = evidence.join(", ");
+    match f.severity {
+        tc::Severity::Error => {
+            tracing::error!(code = %f.code, trail = ?f.trail, evidence = %evidence, "trail check: {}", f.message)
+        }
+        tc::Severity::Warning => {
+            tracing::warn!(code = %f.code, trail = ?f.trail, evidence = %evidence, "trail check: {}", f.message)
+        }
+        tc::Severity::Info => {
+            tracing::info!(code = %f.code, trail = ?f.trail, evidence = %evidence, "trail check: {}", f.message)
+        }
+    }
+}
+
+/// The bucket and prefix to read: the configured bucket as it is, or the trail the check
+/// chose. The check runs at start-up in default and write-only modes (`[trail] check`); its
+/// findings are logged. Without a configured bucket, a check that chose no trail stops the
+/// start, naming why.
+async fn locate(config: &Config, client: &AwsClient, runtime: &PluginRuntime) -> anyhow::Result<(String, String)> {
+    let configured = config.source.bucket.clone();
+    if config.mode == Mode::Restricted {
+        let bucket = configured.context("source.bucket is required in restricted mode")?;
+        return Ok((bucket, config.source.prefix.clone().unwrap_or_default()));
+    }
+    if configured.is_some() && !config.trail.check {
+        return Ok((
+            configured.unwrap_or_default(),
+            config.source.prefix.clone().unwrap_or_default(),
+        ));
+    }
+    let checked = async {
+        let snap = trail::snapshot(config, client, SystemClock.now_ms()).await?;
+        let report = trail::check(runtime, &snap)?;
+        anyhow::Ok((snap, report))
+    }
+    .await;
+    let (snap, report) = match (checked, &configured) {
+        (Ok(r), _) => r,
+        (Err(e), Some(bucket)) => {
+            tracing::warn!(error = %format!("{e:#}"), "the trail could not be checked; reading source.bucket as configured");
+            return Ok((bucket.clone(), config.source.prefix.clone().unwrap_or_default()));
+        }
+        (Err(e), None) => return Err(e.context("finding the trail's bucket")),
     };
-    if trail.is_control_tower() {
-        bail!(
-            "trail {} is managed by AWS Control Tower, which trailwatch does not support: its logs live in the \
-             log-archive account and it must not be reconfigured",
-            trail.name
-        );
+    for f in &report.findings {
+        log_finding(f);
     }
-    if trail.s3_bucket_name.is_none() {
-        bail!("trail {} has no S3 bucket", trail.name);
+    if let Some(bucket) = configured {
+        return Ok((bucket, config.source.prefix.clone().unwrap_or_default()));
     }
-    Ok(trail)
+    let Some(name) = &report.chosen else {
+        let errors: Vec<&str> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == tc::Severity::Error)
+            .map(|f| f.message.as_str())
+            .collect();
+        bail!("no trail to follow ({}): {}", report.reason, errors.join("; "));
+    };
+    let trail = snap
+        .trails
+        .iter()
+        .find(|t| &t.trail.name == name)
+        .with_context(|| format!("the check chose trail {name}, which DescribeTrails did not list"))?;
+    let bucket = trail
+        .trail
+        .bucket
+        .clone()
+        .with_context(|| format!("trail {name} has no S3 bucket"))?;
+    let prefix = config
+        .source
+        .prefix
+        .clone()
+        .or(report.prefix.clone())
+        .unwrap_or_default();
+    tracing::info!(trail = %name, bucket = %bucket, prefix = %prefix, reason = %report.reason, "following trail");
+    Ok((bucket, prefix))
 }
 
 /// Log files larger than this (compressed) are read from the connection as they are used: at
@@ -203,24 +257,7 @@ async fn run_async(
     let once = options.once;
     announce_mode(&config);
     let client = Arc::new(client(&config, None)?);
-    let (bucket, prefix) = match (&config.source.bucket, config.mode) {
-        (Some(b), _) => (b.clone(), config.source.prefix.clone().unwrap_or_default()),
-        (None, Mode::Restricted) => bail!("source.bucket is required in restricted mode"),
-        (None, _) => {
-            let trails = cloudtrail::describe_trails(&client)
-                .await
-                .context("finding the trail's bucket")?;
-            let trail = choose_trail(trails, config.source.trail_name.as_deref())?;
-            tracing::info!(trail = %trail.name, bucket = ?trail.s3_bucket_name, prefix = ?trail.s3_key_prefix, "following trail");
-            let prefix = config
-                .source
-                .prefix
-                .clone()
-                .or(trail.s3_key_prefix.clone())
-                .unwrap_or_default();
-            (trail.s3_bucket_name.clone().expect("checked by choose_trail"), prefix)
-        }
-    };
+    let (bucket, prefix) = locate(&config, &client, &runtime).await?;
     // A central log bucket often lives in another region than the account's API calls: sign
     // S3 requests for the bucket's own region.
     let client = match crate::aws::s3::S3::new(&client, &bucket).region().await {

@@ -30,7 +30,7 @@ wit_bindgen::generate!({
 });
 
 #[cfg(not(feature = "parser-only-fixture"))]
-use exports::trailwatch::plugin::documents;
+use exports::trailwatch::plugin::{documents, trail_check};
 use exports::trailwatch::plugin::{meta, parser};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
@@ -295,6 +295,221 @@ fn event(e: model::Event<'_>) -> wit::Event {
         }),
         problems: e.problems,
         raw: e.raw.into_owned(),
+    }
+}
+
+/// The trail check: the contract's records to the plain model and back.
+#[cfg(not(feature = "parser-only-fixture"))]
+mod trail_check_export {
+    use super::trail_check as tc;
+    use crate::check::model as m;
+
+    fn mode(v: tc::Mode) -> m::Mode {
+        match v {
+            tc::Mode::Default => m::Mode::Default,
+            tc::Mode::WriteOnly => m::Mode::WriteOnly,
+            tc::Mode::Restricted => m::Mode::Restricted,
+        }
+    }
+
+    fn read_write(v: tc::ReadWrite) -> m::ReadWrite {
+        match v {
+            tc::ReadWrite::All => m::ReadWrite::All,
+            tc::ReadWrite::ReadOnly => m::ReadWrite::ReadOnly,
+            tc::ReadWrite::WriteOnly => m::ReadWrite::WriteOnly,
+        }
+    }
+
+    fn read_write_out(v: m::ReadWrite) -> tc::ReadWrite {
+        match v {
+            m::ReadWrite::All => tc::ReadWrite::All,
+            m::ReadWrite::ReadOnly => tc::ReadWrite::ReadOnly,
+            m::ReadWrite::WriteOnly => tc::ReadWrite::WriteOnly,
+        }
+    }
+
+    fn trail(t: tc::Trail) -> m::Trail {
+        m::Trail {
+            name: t.name,
+            arn: t.arn,
+            home_region: t.home_region,
+            bucket: t.bucket,
+            prefix: t.prefix,
+            multi_region: t.multi_region,
+            organization: t.organization,
+            include_global_service_events: t.include_global_service_events,
+            log_file_validation: t.log_file_validation,
+            kms_key_id: t.kms_key_id,
+            cloud_watch_logs_log_group_arn: t.cloud_watch_logs_log_group_arn,
+            sns_topic_arn: t.sns_topic_arn,
+        }
+    }
+
+    fn status(s: tc::TrailStatus) -> m::TrailStatus {
+        m::TrailStatus {
+            is_logging: s.is_logging,
+            latest_delivery_error: s.latest_delivery_error,
+            latest_notification_error: s.latest_notification_error,
+            latest_digest_delivery_error: s.latest_digest_delivery_error,
+            latest_cloud_watch_logs_delivery_error: s.latest_cloud_watch_logs_delivery_error,
+            latest_delivery_time_ms: s.latest_delivery_time_ms,
+            stop_logging_time_ms: s.stop_logging_time_ms,
+        }
+    }
+
+    fn bucket(b: tc::BucketSettings) -> m::BucketSettings {
+        m::BucketSettings {
+            name: b.name,
+            policy: b.policy,
+            acl: b
+                .acl
+                .into_iter()
+                .map(|g| m::Grant {
+                    group_uri: g.group_uri,
+                    user_id: g.user_id,
+                    permission: g.permission,
+                })
+                .collect(),
+            public_access_block: b.public_access_block.map(|p| m::PublicAccessBlock {
+                block_public_acls: p.block_public_acls,
+                ignore_public_acls: p.ignore_public_acls,
+                block_public_policy: p.block_public_policy,
+                restrict_public_buckets: p.restrict_public_buckets,
+            }),
+            logging_target: b.logging_target,
+            versioning: b.versioning,
+            mfa_delete: b.mfa_delete,
+        }
+    }
+
+    fn trail_snapshot(t: tc::TrailSnapshot) -> m::TrailSnapshot {
+        m::TrailSnapshot {
+            trail: trail(t.trail),
+            status: t.status.map(status),
+            event_selectors: t
+                .event_selectors
+                .into_iter()
+                .map(|s| m::EventSelector {
+                    read_write: read_write(s.read_write),
+                    include_management_events: s.include_management_events,
+                    exclude_management_event_sources: s.exclude_management_event_sources,
+                    data_resources: s
+                        .data_resources
+                        .into_iter()
+                        .map(|d| m::DataResource {
+                            kind: d.kind,
+                            values: d.values,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            advanced_event_selectors: t
+                .advanced_event_selectors
+                .into_iter()
+                .map(|s| m::AdvancedEventSelector {
+                    name: s.name,
+                    field_selectors: s
+                        .field_selectors
+                        .into_iter()
+                        .map(|f| m::FieldSelector {
+                            field: f.field,
+                            equals: f.equals,
+                            starts_with: f.starts_with,
+                            ends_with: f.ends_with,
+                            not_equals: f.not_equals,
+                            not_starts_with: f.not_starts_with,
+                            not_ends_with: f.not_ends_with,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            insight_types: t.insight_types,
+            tags: t
+                .tags
+                .into_iter()
+                .map(|t| m::Tag {
+                    key: t.key,
+                    value: t.value,
+                })
+                .collect(),
+            bucket: t.bucket.map(bucket),
+        }
+    }
+
+    fn snapshot(s: tc::Snapshot) -> m::Snapshot {
+        let d = s.desired;
+        m::Snapshot {
+            region: s.region,
+            trails: s.trails.into_iter().map(trail_snapshot).collect(),
+            unread: s
+                .unread
+                .into_iter()
+                .map(|u| m::Unread {
+                    operation: u.operation,
+                    target: u.target,
+                    code: u.code,
+                    message: u.message,
+                })
+                .collect(),
+            desired: m::Desired {
+                mode: mode(d.mode),
+                bucket: d.bucket,
+                prefix: d.prefix,
+                trail_name: d.trail_name,
+                write_event_filter: d.write_event_filter,
+                max_delivery_age_minutes: d.max_delivery_age_minutes,
+            },
+            now_ms: s.now_ms,
+        }
+    }
+
+    fn fix(f: m::Fix) -> tc::Fix {
+        match f {
+            m::Fix::StartLogging(t) => tc::Fix::StartLogging(t),
+            m::Fix::MakeMultiRegion(t) => tc::Fix::MakeMultiRegion(t),
+            m::Fix::IncludeGlobalServiceEvents(t) => tc::Fix::IncludeGlobalServiceEvents(t),
+            m::Fix::SetManagementEvents { trail, read_write } => tc::Fix::SetManagementEvents(tc::ManagementEvents {
+                trail,
+                read_write: read_write_out(read_write),
+            }),
+        }
+    }
+
+    fn finding(f: m::Finding) -> tc::Finding {
+        tc::Finding {
+            code: f.code.into(),
+            severity: match f.severity {
+                m::Severity::Info => tc::Severity::Info,
+                m::Severity::Warning => tc::Severity::Warning,
+                m::Severity::Error => tc::Severity::Error,
+            },
+            trail: f.trail,
+            message: f.message,
+            evidence: f
+                .evidence
+                .into_iter()
+                .map(|e| tc::Evidence {
+                    field: e.field,
+                    value: e.value,
+                })
+                .collect(),
+            controls: f.controls.into_iter().map(str::to_owned).collect(),
+            fix: f.fix.map(fix),
+        }
+    }
+
+    impl tc::Guest for super::Plugin {
+        fn check(snap: tc::Snapshot) -> tc::Report {
+            super::install_panic_hook();
+            let r = crate::check::check(&snapshot(snap));
+            tc::Report {
+                chosen: r.chosen,
+                reason: r.reason,
+                prefix: r.prefix,
+                organization: r.organization,
+                findings: r.findings.into_iter().map(finding).collect(),
+            }
+        }
     }
 }
 

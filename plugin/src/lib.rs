@@ -7,6 +7,7 @@
 //! - `fast`: a strict one-pass reader of ordinary records into the same `Record`, borrowing.
 //! - `normalize`: a record to a normalized `model::Event`, naming what was wrong.
 //! - `categorize`: service, action type, metric name and cross-cutting flags.
+//! - `check`: the trail check: which trail to read and what is wrong with its configuration.
 //! - `documents`: events rendered as their output documents, one buffer per batch.
 //! - `time`: `eventTime` in the formats producers write.
 //! - `text`: substring search for short texts.
@@ -17,6 +18,7 @@
 //! code builds natively, which the tests and the native benchmark use.
 
 pub mod categorize;
+pub mod check;
 pub mod documents;
 pub mod fast;
 pub mod mem;

@@ -90,6 +90,28 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
+/// `ms` since the Unix epoch as `2024-01-01T00:00:00Z` (whole seconds, UTC).
+pub fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (the inverse of `days_from_civil`), proleptic Gregorian.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -103,7 +125,19 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_epoch_ms;
+    use super::{format_ms, parse_epoch_ms};
+
+    #[test]
+    fn format_ms_is_the_inverse_of_parsing_whole_seconds() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_ms(1_704_067_200_999), "2024-01-01T00:00:00Z");
+        assert_eq!(format_ms(-1000), "1969-12-31T23:59:59Z");
+        // Every third day from year 1 to 9999 (leap years and century rules), every field set.
+        for day in (-719_162i64..2_932_896).step_by(3) {
+            let ms = day * 86_400_000 + 13 * 3_600_000 + 7 * 60_000 + 9_000;
+            assert_eq!(parse_epoch_ms(&format_ms(ms)), Some(ms), "day {day}");
+        }
+    }
 
     #[test]
     fn cloudtrail_format_is_read_as_utc() {

@@ -104,3 +104,20 @@ pub fn good_log(tag: &str, n: usize) -> String {
         .collect();
     format!(r#"{{"Records":[{}]}}"#, records.join(","))
 }
+
+/// Every line of the NDJSON `file` against `schema/<schema>` with a real validator (Python's
+/// `jsonschema`, draft 2020-12; `tests/receivers/validate_schema.py`).
+pub fn validate_schema(schema: &str, file: &Path) {
+    let out = Command::new("python3")
+        .arg(root().join("tests/receivers/validate_schema.py"))
+        .arg(root().join("schema").join(schema))
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

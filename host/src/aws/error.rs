@@ -60,6 +60,35 @@ pub enum AwsError {
 }
 
 impl AwsError {
+    /// The API call that failed, when one did.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            AwsError::Credentials { operation, .. }
+            | AwsError::Denied { operation, .. }
+            | AwsError::ClockSkew { operation, .. }
+            | AwsError::NotFound { operation, .. }
+            | AwsError::Service { operation, .. }
+            | AwsError::Transport { operation, .. }
+            | AwsError::Parse { operation, .. } => Some(operation),
+            AwsError::NoCredentials(_) | AwsError::TooLarge { .. } => None,
+        }
+    }
+
+    /// The AWS error code, or a name for an error without one (`Transport`, `Parse`).
+    pub fn code(&self) -> &str {
+        match self {
+            AwsError::Credentials { code, .. }
+            | AwsError::Denied { code, .. }
+            | AwsError::ClockSkew { code, .. }
+            | AwsError::NotFound { code, .. }
+            | AwsError::Service { code, .. } => code,
+            AwsError::Transport { .. } => "Transport",
+            AwsError::Parse { .. } => "Parse",
+            AwsError::NoCredentials(_) => "NoCredentials",
+            AwsError::TooLarge { .. } => "TooLarge",
+        }
+    }
+
     /// Whether waiting and trying the same thing again may help (used by the poll loop's
     /// back-off; the client has already retried transient errors itself).
     pub fn is_auth(&self) -> bool {

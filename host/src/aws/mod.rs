@@ -10,8 +10,11 @@
 //!   dual-stack as options.
 //! - `error`: typed AWS errors; callers branch on the kind, never on message text.
 //! - `s3`: ListObjectsV2, GetObject, DeleteObjects.
-//! - `cloudtrail`: DescribeTrails.
+//! - `bucket`: the bucket settings the trail check reads (policy, ACL, public access block, …).
+//! - `cloudtrail`: reading a trail (DescribeTrails, GetTrailStatus, selectors, tags) and the
+//!   changes fixes and `setup` make (PutEventSelectors, UpdateTrail, StartLogging, CreateTrail).
 
+pub mod bucket;
 pub mod client;
 pub mod cloudtrail;
 pub mod credentials;

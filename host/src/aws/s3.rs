@@ -108,7 +108,17 @@ impl<'a> S3<'a> {
 
     /// The bucket's base URL: path-style with a custom endpoint, virtual-hosted on AWS (in the
     /// region's partition, FIPS or dual-stack as configured).
-    fn base(&self) -> String {
+    /// The client requests go through.
+    pub(super) fn client(&self) -> &'a AwsClient {
+        self.client
+    }
+
+    /// The bucket's name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub(super) fn base(&self) -> String {
         let s = self.client.settings();
         match &s.endpoint_url {
             Some(e) => format!(

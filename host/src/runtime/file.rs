@@ -14,7 +14,7 @@ use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::{documents, parser};
+use super::bindings::{documents, parser, trail_check};
 use super::cache::CompileCache;
 use super::limits::{EpochTicker, Limits};
 use super::loader::{self, LoadError, LoadedPlugin, PluginSearch, Rejected};
@@ -102,6 +102,8 @@ struct Exports {
     parser: parser::GuestIndices,
     /// `None` for a plugin without the optional `documents` interface.
     documents: Option<documents::GuestIndices>,
+    /// `None` for a plugin without the optional `trail-check` interface.
+    trail_check: Option<trail_check::GuestIndices>,
 }
 
 impl Exports {
@@ -109,7 +111,13 @@ impl Exports {
         let pre = linker.instantiate_pre(&plugin.component)?;
         let parser = parser::GuestIndices::new(&pre)?;
         let documents = documents::GuestIndices::new(&pre).ok();
-        Ok(Exports { pre, parser, documents })
+        let trail_check = trail_check::GuestIndices::new(&pre).ok();
+        Ok(Exports {
+            pre,
+            parser,
+            documents,
+            trail_check,
+        })
     }
 }
 
@@ -224,6 +232,30 @@ impl PluginRuntime {
     /// Instances kept idle for the next files (each read a file to its end without a trap).
     pub fn idle_instances(&self) -> usize {
         self.idle.lock().map_or(0, |idle| idle.len())
+    }
+
+    /// Checks a trail snapshot with the plugin's `trail-check` interface, in a fresh instance
+    /// with the per-file limits. `Ok(None)` when the plugin lacks the interface.
+    pub fn check_trail(&self, snapshot: &trail_check::Snapshot) -> Result<Option<trail_check::Report>, TrapReason> {
+        let Some(indices) = &self.exports.trail_check else {
+            return Ok(None);
+        };
+        let mut store = Store::new(
+            &self.engine,
+            StoreState::new(self.limits.memory_bytes, "(trail check)".into()),
+        );
+        store.limiter(|s| &mut s.limiter);
+        set_deadline(&mut store, self.limits.time_per_file);
+        let result = self
+            .exports
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| indices.load(&mut store, &instance))
+            .and_then(|guest| guest.call_check(&mut store, snapshot));
+        match result {
+            Ok(report) => Ok(Some(report)),
+            Err(e) => Err(self.trap_reason(&store, e)),
+        }
     }
 
     /// Whether the plugin renders documents itself (the optional `documents` interface).

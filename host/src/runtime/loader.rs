@@ -76,10 +76,16 @@ pub struct Missing {
 }
 
 /// The optional interfaces, and what the host does when a plugin lacks one.
-const OPTIONAL: [(&str, &str); 1] = [(
-    "documents",
-    "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
-)];
+const OPTIONAL: [(&str, &str); 2] = [
+    (
+        "documents",
+        "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
+    ),
+    (
+        "trail-check",
+        "the trail's configuration is not checked: `trailwatch check` fails and `run` reads the configured bucket as it is",
+    ),
+];
 
 /// The optional interfaces `component` does not export.
 fn missing_interfaces(engine: &Engine, component: &Component) -> Vec<Missing> {

@@ -1,0 +1,268 @@
+//! `trailwatch check` as an operator runs it, against moto on 127.0.0.1: a misconfigured trail
+//! is reported finding by finding, `--fix` cures what it may and the next check agrees, a
+//! Control Tower trail is refused while the user's own is read, a missing permission becomes a
+//! finding that names it, and restricted mode makes no CloudTrail call.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::moto::{self, Moto};
+use serde_json::Value;
+use trailwatch::aws::cloudtrail::{self, DataResource, EventSelector, NewTrail};
+use trailwatch::aws::AwsClient;
+
+const BUCKET: &str = "trail-bucket";
+
+fn write_config(dir: &Path, url: &str, key: &str, secret: &str, mode: &str, source: &str) -> PathBuf {
+    let path = dir.join("trailwatch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "mode = \"{mode}\"\n\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{url}\"\naccess_key_id = \"{key}\"\n\
+             secret_access_key = \"{secret}\"\nmax_attempts = 2\n\n[source]\n{source}\n\n[state]\ndir = \"{}\"\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `trailwatch check <args>`: exit code, stdout, stderr.
+fn check(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = common::bin()
+        .arg("--config")
+        .arg(config)
+        .arg("--plugin-dir")
+        .arg(common::plugin_dir())
+        .arg("--cache-dir")
+        .arg(common::cache_dir())
+        .arg("check")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every line of `ndjson` against `schema/finding.schema.json`.
+fn validate(ndjson: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), ndjson).unwrap();
+    common::validate_schema("finding.schema.json", file.path());
+}
+
+fn findings(stdout: &str) -> Vec<Value> {
+    common::lines(stdout.as_bytes())
+}
+
+fn codes(findings: &[Value]) -> Vec<String> {
+    findings
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn finding<'a>(findings: &'a [Value], code: &str) -> &'a Value {
+    findings
+        .iter()
+        .find(|f| f["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {findings:#?}"))
+}
+
+async fn new_trail(admin: &AwsClient, name: &str, multi_region: bool) {
+    cloudtrail::create_trail(
+        admin,
+        &NewTrail {
+            name: name.into(),
+            s3_bucket_name: BUCKET.into(),
+            s3_key_prefix: None,
+            is_multi_region_trail: multi_region,
+            include_global_service_events: true,
+            enable_log_file_validation: false,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_trail_is_reported_and_fix_cures_what_it_may() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    moto::seed(&admin, BUCKET, &[]).await;
+    new_trail(&admin, "main", false).await;
+    // Read management events only, and S3 data events of one bucket (which the fix must keep).
+    let data = vec![DataResource {
+        kind: "AWS::S3::Object".into(),
+        values: vec!["arn:aws:s3:::secrets/".into()],
+    }];
+    let selectors = vec![EventSelector {
+        read_write_type: Some("ReadOnly".into()),
+        include_management_events: Some(true),
+        data_resources: data.clone(),
+        exclude_management_event_sources: vec![],
+    }];
+    cloudtrail::put_event_selectors(&admin, "main", &selectors)
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &moto.url, "AKIDADMIN", "s", "default", "");
+    let (code, out, err) = check(&config, &["--format", "json"]);
+    assert_eq!(code, 2, "errors found: {err}");
+    validate(&out);
+    let found = findings(&out);
+    let got = codes(&found);
+    for expected in [
+        "trail-not-logging",
+        "not-multi-region",
+        "write-events-not-logged",
+        "log-file-validation-off",
+        "no-kms-encryption",
+        "no-cloudwatch-logs",
+        "public-access-block-off",
+        "no-bucket-access-logging",
+        "bucket-versioning-off",
+    ] {
+        assert!(got.iter().any(|c| c == expected), "{expected} missing from {got:?}");
+    }
+    let stopped = finding(&found, "trail-not-logging");
+    assert_eq!(stopped["severity"], "error");
+    assert_eq!(stopped["kind"], "finding");
+    assert_eq!(stopped["trail"], "main");
+    assert_eq!(stopped["chosen_trail"], "main");
+    assert_eq!(
+        stopped["evidence"][0],
+        serde_json::json!({"field": "GetTrailStatus.IsLogging", "value": "false"})
+    );
+    assert_eq!(stopped["controls"], serde_json::json!(["CIS 3.1", "CloudTrail.1"]));
+    assert_eq!(
+        stopped["fix"],
+        serde_json::json!({"action": "start-logging", "trail": "main"})
+    );
+    assert_eq!(
+        finding(&found, "write-events-not-logged")["fix"],
+        serde_json::json!({"action": "set-management-events", "trail": "main", "read_write": "All"})
+    );
+    assert_eq!(
+        finding(&found, "log-file-validation-off")["fix"],
+        Value::Null,
+        "advice has no fix"
+    );
+
+    let (code, table, _) = check(&config, &[]);
+    assert_eq!(code, 2);
+    assert!(table.starts_with("trail: main: the only trail\n"), "{table}");
+    assert!(table.contains("fix (--fix): StartLogging main"), "{table}");
+    assert!(table.contains("GetTrailStatus.IsLogging = false"), "{table}");
+
+    let (code, out, err) = check(&config, &["--fix", "--format", "json"]);
+    assert!(err.contains("fixed: StartLogging main"), "{err}");
+    assert!(err.contains("fixed: UpdateTrail main IsMultiRegionTrail=true"), "{err}");
+    assert!(err.contains("before: {\"IsLogging\":false}"), "{err}");
+    assert!(err.contains("checked again after the fixes"), "{err}");
+    assert_eq!(code, 1, "only advice is left: {out}");
+
+    // What AWS now says.
+    let status = cloudtrail::trail_status(&admin, "main").await.unwrap();
+    assert_eq!(status.is_logging, Some(true));
+    let trail = cloudtrail::describe_trails(&admin).await.unwrap().remove(0);
+    assert_eq!(trail.is_multi_region_trail, Some(true));
+    let now = cloudtrail::event_selectors(&admin, "main")
+        .await
+        .unwrap()
+        .event_selectors;
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert_eq!(now[0].read_write_type.as_deref(), Some("All"));
+    assert_eq!(now[0].include_management_events, Some(true));
+    assert_eq!(
+        (now[1].read_write_type.as_deref(), &now[1].data_resources),
+        (Some("ReadOnly"), &data)
+    );
+    assert_eq!(now[1].include_management_events, Some(false));
+
+    let (code, out, _) = check(&config, &["--format", "json"]);
+    assert_eq!(code, 1);
+    let left = findings(&out);
+    assert!(
+        left.iter().all(|f| f["severity"] != "error" && f["fix"].is_null()),
+        "{left:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_tower_trails_are_refused_and_a_missing_permission_is_named() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    moto::seed(&admin, BUCKET, &[]).await;
+    new_trail(&admin, "aws-controltower-BaselineCloudTrail", true).await;
+    new_trail(&admin, "own", true).await;
+    cloudtrail::start_logging(&admin, "own").await.unwrap();
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":["cloudtrail:*","s3:*"],"Resource":"*"},
+        {"Effect":"Deny","Action":"s3:GetBucketPolicy","Resource":"*"}]}"#;
+    let (key, secret) = moto::iam_user(&admin, &moto.url, "checker", policy).await;
+    moto.enforce_auth();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &moto.url, &key, &secret, "default", "");
+    let (code, out, err) = check(&config, &["--format", "json"]);
+    assert_eq!(code, 2, "{err}");
+    validate(&out);
+    let found = findings(&out);
+    let tower = finding(&found, "control-tower-trail");
+    assert_eq!(tower["trail"], "aws-controltower-BaselineCloudTrail");
+    assert!(tower["message"].as_str().unwrap().contains("does not support"));
+    assert_eq!(tower["chosen_trail"], "own");
+    // The Control Tower trail is no candidate: the user's own trail is the only one left.
+    assert!(!codes(&found).contains(&"several-trails".to_owned()), "{found:#?}");
+    let denied = finding(&found, "could-not-read");
+    let message = denied["message"].as_str().unwrap();
+    assert!(
+        message.contains("s3:GetBucketPolicy for trail-bucket failed (AccessDenied)")
+            && message.contains("must allow s3:GetBucketPolicy"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_mode_makes_no_cloudtrail_call_and_says_what_is_off() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    moto::seed(&admin, BUCKET, &[]).await;
+    new_trail(&admin, "main", true).await;
+    moto.start_recording();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &moto.url,
+        "AKIDADMIN",
+        "s",
+        "restricted",
+        &format!("bucket = \"{BUCKET}\""),
+    );
+    let (code, out, err) = check(&config, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("check-off") && out.contains("automatic configuration"),
+        "{out}"
+    );
+    let (code, _, err) = check(&config, &["--fix"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("restricted mode never changes the trail"), "{err}");
+    // One call of the test's own, so that the recorder is seen to record.
+    trailwatch::aws::s3::S3::new(&admin, BUCKET)
+        .list_all("", None, None)
+        .await
+        .unwrap();
+    let calls = moto.recording();
+    assert!(calls.iter().any(|(method, _, _)| method == "GET"), "{calls:?}");
+    assert!(
+        calls.iter().all(|(_, _, target)| !target.contains("CloudTrail")),
+        "no CloudTrail call in restricted mode: {calls:?}"
+    );
+}
