@@ -86,16 +86,23 @@ fn count(ids: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
     seen
 }
 
+/// The event ids an NDJSON receiver got (the trail check's finding documents left out).
 fn ndjson_ids(r: &Receiver) -> BTreeMap<String, usize> {
-    count(r.received().iter().map(|e| e["event_id"].as_str().unwrap().to_owned()))
+    count(
+        r.received()
+            .iter()
+            .filter(|e| e["kind"] == "event")
+            .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+    )
 }
 
 /// The event ids the OTLP receiver decoded, from each record's body.
+/// (The trail check's findings, which have no `event_id`, left out.)
 fn otlp_ids(r: &Receiver) -> BTreeMap<String, usize> {
-    count(r.received().iter().map(|rec| {
+    count(r.received().iter().filter_map(|rec| {
         let values = rec["record"]["body"]["kvlistValue"]["values"].as_array().unwrap();
-        let id = values.iter().find(|kv| kv["key"] == "event_id").unwrap();
-        id["value"]["stringValue"].as_str().unwrap().to_owned()
+        let id = values.iter().find(|kv| kv["key"] == "event_id")?;
+        Some(id["value"]["stringValue"].as_str().unwrap().to_owned())
     }))
 }
 
@@ -210,11 +217,16 @@ type = "stdout"
         "",
         "every OTLP request decodes with the protobuf JSON mapping"
     );
-    let file_events = common::lines(&std::fs::read(dir.path().join("events.ndjson")).unwrap());
+    let file_docs = common::lines(&std::fs::read(dir.path().join("events.ndjson")).unwrap());
+    let (findings, file_events): (Vec<_>, Vec<_>) = file_docs.clone().into_iter().partition(|d| d["kind"] == "finding");
     assert_eq!(
         count(file_events.iter().map(|e| e["event_id"].as_str().unwrap().to_owned())),
         want
     );
+    // The start-up trail check's finding (moto has no trail), ahead of the events, once.
+    assert_eq!(file_docs[0]["kind"], "finding");
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0]["code"], "no-trail");
 
     let stats = http.stats();
     assert!(stats["failed_requests"].as_u64().unwrap() >= 5, "{stats}");
@@ -228,7 +240,13 @@ type = "stdout"
     assert!(stats["max_request_lines"].as_u64().unwrap() <= 40, "{stats}");
 
     // The OTLP records: event time, severity, resource and attributes.
-    let rec = &otlp.received()[0];
+    let received = otlp.received();
+    let has_event_id = |r: &&serde_json::Value| {
+        r["record"]["body"]["kvlistValue"]["values"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|kv| kv["key"] == "event_id"))
+    };
+    let rec = received.iter().find(has_event_id).unwrap();
     assert_eq!(rec["resource"]["service.name"], "trailwatch");
     assert_eq!(rec["scope"]["name"], "trailwatch");
     let body = rec["record"]["body"]["kvlistValue"]["values"].as_array().unwrap();
@@ -248,7 +266,12 @@ type = "stdout"
     );
     let from_stdout = common::lines(&out.stdout);
     assert_eq!(
-        count(from_stdout.iter().map(|e| e["event_id"].as_str().unwrap().to_owned())),
+        count(
+            from_stdout
+                .iter()
+                .filter(|e| e["kind"] == "event")
+                .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        ),
         want,
         "stdout: every event exactly once"
     );
@@ -442,6 +465,16 @@ async fn metrics_and_health_endpoints_say_what_the_run_did() {
     assert_eq!(
         sample(&m, "trailwatch_events", "trailwatch_events_total", &[]),
         total as f64
+    );
+    // The start-up trail check: moto has no trail at all.
+    assert_eq!(
+        sample(
+            &m,
+            "trailwatch_trail_findings",
+            "trailwatch_trail_findings",
+            &[("code", "no-trail"), ("severity", "error")]
+        ),
+        1.0
     );
     assert_eq!(
         sample(

@@ -110,20 +110,23 @@ fn log_finding(f: &tc::Finding) {
 /// chose. The check runs at start-up in default and write-only modes (`[trail] check`); its
 /// findings are logged. Without a configured bucket, a check that chose no trail stops the
 /// start, naming why.
-async fn locate(config: &Config, client: &AwsClient, runtime: &PluginRuntime) -> anyhow::Result<(String, String)> {
+async fn locate(config: &Config, client: &AwsClient, runtime: &PluginRuntime) -> anyhow::Result<Located> {
     let configured = config.source.bucket.clone();
+    let as_configured = |bucket: String, check: Option<Checked>| Located {
+        bucket,
+        prefix: config.source.prefix.clone().unwrap_or_default(),
+        check,
+    };
     if config.mode == Mode::Restricted {
         let bucket = configured.context("source.bucket is required in restricted mode")?;
-        return Ok((bucket, config.source.prefix.clone().unwrap_or_default()));
+        return Ok(as_configured(bucket, None));
     }
     if configured.is_some() && !config.trail.check {
-        return Ok((
-            configured.unwrap_or_default(),
-            config.source.prefix.clone().unwrap_or_default(),
-        ));
+        return Ok(as_configured(configured.unwrap_or_default(), None));
     }
+    let checked_at_ms = SystemClock.now_ms();
     let checked = async {
-        let snap = trail::snapshot(config, client, SystemClock.now_ms()).await?;
+        let snap = trail::snapshot(config, client, checked_at_ms).await?;
         let report = trail::check(runtime, &snap)?;
         anyhow::Ok((snap, report))
     }
@@ -132,15 +135,20 @@ async fn locate(config: &Config, client: &AwsClient, runtime: &PluginRuntime) ->
         (Ok(r), _) => r,
         (Err(e), Some(bucket)) => {
             tracing::warn!(error = %format!("{e:#}"), "the trail could not be checked; reading source.bucket as configured");
-            return Ok((bucket.clone(), config.source.prefix.clone().unwrap_or_default()));
+            return Ok(as_configured(bucket.clone(), None));
         }
         (Err(e), None) => return Err(e.context("finding the trail's bucket")),
     };
     for f in &report.findings {
         log_finding(f);
     }
+    let check = Checked {
+        region: snap.region.clone(),
+        checked_at_ms,
+        report: report.clone(),
+    };
     if let Some(bucket) = configured {
-        return Ok((bucket, config.source.prefix.clone().unwrap_or_default()));
+        return Ok(as_configured(bucket, Some(check)));
     }
     let Some(name) = &report.chosen else {
         let errors: Vec<&str> = report
@@ -168,7 +176,44 @@ async fn locate(config: &Config, client: &AwsClient, runtime: &PluginRuntime) ->
         .or(report.prefix.clone())
         .unwrap_or_default();
     tracing::info!(trail = %name, bucket = %bucket, prefix = %prefix, reason = %report.reason, "following trail");
-    Ok((bucket, prefix))
+    Ok(Located {
+        bucket,
+        prefix,
+        check: Some(check),
+    })
+}
+
+/// Where `run` reads, and the start-up check's verdict when there was one.
+struct Located {
+    bucket: String,
+    prefix: String,
+    check: Option<Checked>,
+}
+
+/// A trail check's verdict, for the sinks and the metrics.
+struct Checked {
+    region: String,
+    checked_at_ms: i64,
+    report: tc::Report,
+}
+
+/// Queues the check's findings for every sink as documents (`kind` = `finding`), ahead of the
+/// first cycle's events, and sets the findings metric.
+fn report_findings(check: &Checked, pipeline: &mut Pipeline, metrics: &Metrics) {
+    let findings = &check.report.findings;
+    metrics.trail_findings(
+        findings
+            .iter()
+            .map(|f| (f.code.as_str(), trail::severity_name(f.severity))),
+    );
+    let mut bytes = Vec::new();
+    let mut ends = Vec::new();
+    for f in findings {
+        bytes.extend_from_slice(trail::document(&check.report, f, &check.region, check.checked_at_ms).as_bytes());
+        bytes.push(b'\n');
+        ends.push(bytes.len() as u32);
+    }
+    pipeline.queue_documents(bytes, ends);
 }
 
 /// Log files larger than this (compressed) are read from the connection as they are used: at
@@ -257,7 +302,7 @@ async fn run_async(
     let once = options.once;
     announce_mode(&config);
     let client = Arc::new(client(&config, None)?);
-    let (bucket, prefix) = locate(&config, &client, &runtime).await?;
+    let Located { bucket, prefix, check } = locate(&config, &client, &runtime).await?;
     // A central log bucket often lives in another region than the account's API calls: sign
     // S3 requests for the bucket's own region.
     let client = match crate::aws::s3::S3::new(&client, &bucket).region().await {
@@ -301,6 +346,9 @@ async fn run_async(
         metrics.clone(),
         clock.clone(),
     );
+    if let Some(check) = &check {
+        report_findings(check, &mut pipeline, &metrics);
+    }
     let mut source = S3Source::new(client.clone(), poll_settings(&config, bucket, prefix));
     let mut plugin = runtime;
     let cache = match &config.plugin.cache_dir {

@@ -280,21 +280,50 @@ pub fn fix_json(fix: &tc::Fix) -> serde_json::Value {
 }
 
 /// A finding as a document for the sinks and `check --format json` (`kind` = `finding`;
-/// `schema/finding.schema.json`).
-pub fn document(report: &tc::Report, finding: &tc::Finding, region: &str, checked_at_ms: i64) -> serde_json::Value {
-    json!({
-        "kind": "finding",
-        "code": finding.code,
-        "severity": severity_name(finding.severity),
-        "trail": finding.trail,
-        "message": finding.message,
-        "evidence": finding.evidence.iter().map(|e| json!({"field": e.field, "value": e.value})).collect::<Vec<_>>(),
-        "controls": finding.controls,
-        "fix": finding.fix.as_ref().map(fix_json),
-        "region": region,
-        "chosen_trail": report.chosen,
-        "checked_at_ms": checked_at_ms,
-    })
+/// `schema/finding.schema.json`): one JSON line without its newline, members in the schema's
+/// order.
+pub fn document(report: &tc::Report, finding: &tc::Finding, region: &str, checked_at_ms: i64) -> String {
+    #[derive(serde::Serialize)]
+    struct Evidence<'a> {
+        field: &'a str,
+        value: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        kind: &'static str,
+        code: &'a str,
+        severity: &'static str,
+        trail: Option<&'a str>,
+        message: &'a str,
+        evidence: Vec<Evidence<'a>>,
+        controls: &'a [String],
+        fix: Option<serde_json::Value>,
+        region: &'a str,
+        chosen_trail: Option<&'a str>,
+        checked_at_ms: i64,
+    }
+    let doc = Document {
+        kind: "finding",
+        code: &finding.code,
+        severity: severity_name(finding.severity),
+        trail: finding.trail.as_deref(),
+        message: &finding.message,
+        evidence: finding
+            .evidence
+            .iter()
+            .map(|e| Evidence {
+                field: &e.field,
+                value: &e.value,
+            })
+            .collect(),
+        controls: &finding.controls,
+        fix: finding.fix.as_ref().map(fix_json),
+        region,
+        chosen_trail: report.chosen.as_deref(),
+        checked_at_ms,
+    };
+    // Plain data: serializing it cannot fail.
+    serde_json::to_string(&doc).unwrap_or_default()
 }
 
 /// The report as a table for people.

@@ -41,6 +41,7 @@ pub struct Metrics {
     polls: Family<Labels, Counter>,
     last_poll: Gauge<f64, AtomicU64>,
     plugin: Family<Labels, Gauge>,
+    trail_findings: Family<Labels, Gauge>,
     /// When the last poll succeeded, ms since the Unix epoch (0: never), for `/readyz`.
     last_poll_ms: AtomicI64,
     /// Sinks whose last delivery failed, for `/readyz`.
@@ -85,6 +86,7 @@ impl Metrics {
             polls: Family::default(),
             last_poll: Gauge::default(),
             plugin: Family::default(),
+            trail_findings: Family::default(),
             last_poll_ms: AtomicI64::new(0),
             failing: Mutex::default(),
             inflight_source: Mutex::default(),
@@ -169,6 +171,11 @@ impl Metrics {
             m.last_poll.clone(),
         );
         registry.register("plugin_info", "The plugin in use (value 1)", m.plugin.clone());
+        registry.register(
+            "trail_findings",
+            "Findings of the last trail check, by code and severity (README, \"Trail check\")",
+            m.trail_findings.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -312,6 +319,16 @@ impl Metrics {
     /// When the last poll succeeded (ms since the Unix epoch), if one did.
     pub fn last_poll_ms(&self) -> Option<i64> {
         Some(self.last_poll_ms.load(Ordering::Relaxed)).filter(|&t| t > 0)
+    }
+
+    /// The findings of the last trail check, as (code, severity) pairs: earlier ones are gone.
+    pub fn trail_findings<'a>(&self, findings: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        self.trail_findings.clear();
+        for (code, severity) in findings {
+            self.trail_findings
+                .get_or_create(&vec![("code", code.to_owned()), ("severity", severity.to_owned())])
+                .inc();
+        }
     }
 
     /// The plugin now in use.

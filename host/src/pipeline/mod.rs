@@ -206,6 +206,9 @@ pub struct Pipeline {
     next_batch: u64,
     /// Called with every file's record as it is committed (replay's summary).
     on_file: Option<Box<dyn FnMut(FileRecord) + Send>>,
+    /// Documents that are no file's events (the trail check's findings), for every sink at
+    /// the start of the next cycle: NDJSON lines and the end offset of each.
+    documents: Vec<(Vec<u8>, Vec<u32>)>,
 }
 
 impl Pipeline {
@@ -233,6 +236,7 @@ impl Pipeline {
             next_file: 0,
             next_batch: 0,
             on_file: None,
+            documents: Vec::new(),
             settings,
         }
     }
@@ -240,6 +244,17 @@ impl Pipeline {
     /// Calls `f` with every file's record as it is committed, in submission order.
     pub fn on_file(&mut self, f: impl FnMut(FileRecord) + Send + 'static) {
         self.on_file = Some(Box::new(f));
+    }
+
+    /// Sends NDJSON `lines` (each ending in a newline; `ends` the end offset of each) to every
+    /// sink at the start of the next cycle, ahead of its files, through the same in-flight cap
+    /// and queues. They belong to no file: nothing is committed for them, and a cycle that
+    /// fails does not send them again (the trail check makes its findings again at the next
+    /// start).
+    pub fn queue_documents(&mut self, lines: Vec<u8>, ends: Vec<u32>) {
+        if !ends.is_empty() {
+            self.documents.push((lines, ends));
+        }
     }
 
     /// Reads the next files with `runtime` (a plugin upgraded without a restart).
@@ -287,6 +302,9 @@ impl Pipeline {
         }
         drop(events_tx);
         let (slot_tx, slot_rx) = mpsc::unbounded_channel();
+        for (bytes, ends) in self.documents.drain(..) {
+            slot_tx.send(Slot::Documents { bytes, ends }).ok();
+        }
         let (written_tx, written_rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(writer::run(
             slot_rx,
@@ -333,6 +351,8 @@ pub enum Slot {
     },
     /// Changes a source wants made once every file submitted before is settled.
     Marker(Box<dyn FnOnce(&Checkpoint) -> Vec<Change> + Send>),
+    /// Lines for every sink that are no file's events ([`Pipeline::queue_documents`]).
+    Documents { bytes: Vec<u8>, ends: Vec<u32> },
 }
 
 /// A slot the writer is done with.

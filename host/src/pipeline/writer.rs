@@ -26,6 +26,23 @@ pub async fn run(
                 written.send(Written::Marker(m)).ok();
                 continue;
             }
+            Slot::Documents { bytes, ends } => {
+                let want = bytes.len().clamp(1, cap);
+                let Ok(permit) = inflight.clone().acquire_many_owned(want as u32).await else {
+                    continue;
+                };
+                next_batch += 1;
+                let batch = Arc::new(Batch {
+                    seq: next_batch,
+                    bytes,
+                    ends,
+                    permit: Some(permit),
+                });
+                for sink in &sinks {
+                    sink.send(Message::Events(batch.clone())).await.ok();
+                }
+                continue;
+            }
             Slot::File {
                 seq,
                 key,
