@@ -30,22 +30,7 @@ fn write_config(dir: &Path, url: &str, key: &str, secret: &str, mode: &str, sour
 
 /// Runs `trailwatch check <args>`: exit code, stdout, stderr.
 fn check(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = common::bin()
-        .arg("--config")
-        .arg(config)
-        .arg("--plugin-dir")
-        .arg(common::plugin_dir())
-        .arg("--cache-dir")
-        .arg(common::cache_dir())
-        .arg("check")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(common::with_config(config).arg("check").args(args))
 }
 
 /// Every line of `ndjson` against `schema/finding.schema.json`.
@@ -83,6 +68,7 @@ async fn new_trail(admin: &AwsClient, name: &str, multi_region: bool) {
             is_multi_region_trail: multi_region,
             include_global_service_events: true,
             enable_log_file_validation: false,
+            is_organization_trail: false,
         },
     )
     .await

@@ -86,6 +86,58 @@ pub enum Command {
     },
     /// Show which plugin would be used, and why others would not.
     Plugin,
+    /// Print the least-privilege IAM policy (JSON) this configuration needs, ready for
+    /// `aws iam put-user-policy --policy-document file://…`.
+    Policy {
+        /// The mode the module runs in.
+        #[arg(long, value_enum, default_value_t = crate::config::Mode::Default)]
+        mode: crate::config::Mode,
+        /// The trail's bucket.
+        #[arg(long)]
+        bucket: String,
+        /// The key prefix before `AWSLogs/`, when the trail has one.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// The trail (name or ARN): CloudTrail actions are scoped to it [default: any trail].
+        #[arg(long)]
+        trail: Option<String>,
+        /// The KMS key the log files are encrypted with (adds `kms:Decrypt` on it).
+        #[arg(long)]
+        kms_key: Option<String>,
+        /// Allow `check --fix` to change the trail (StartLogging, UpdateTrail, PutEventSelectors).
+        #[arg(long)]
+        auto_configure: bool,
+        /// Processed log files are not deleted (`[delete] enabled = false`): no `s3:DeleteObject`.
+        #[arg(long)]
+        no_delete: bool,
+        /// The region, for the partition of the ARNs [default: the config's, else us-east-1].
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Create what the module needs, where missing: the bucket, the bucket policy CloudTrail
+    /// delivers with, a trail (all regions, global service events, log file validation),
+    /// logging on; print the IAM policy for the module's user. Running it again changes nothing.
+    Setup {
+        /// The bucket the trail delivers to (created when missing).
+        #[arg(long)]
+        bucket: String,
+        /// The trail's name.
+        #[arg(long, default_value = "trailwatch")]
+        trail: String,
+        /// A key prefix before `AWSLogs/`.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// The region of the trail and the bucket [default: the config's, else $AWS_REGION, else us-east-1].
+        #[arg(long)]
+        region: Option<String>,
+        /// Also write a working configuration to this file (never over a different one).
+        #[arg(long)]
+        write_config: Option<PathBuf>,
+        /// Make an organization trail (run from the management account): the bucket policy
+        /// also lets CloudTrail write under `AWSLogs/<this id>/`.
+        #[arg(long, value_name = "o-…")]
+        organization_id: Option<String>,
+    },
     /// Check the trail's configuration once and print the findings. Exit 0 when clean (or
     /// information only), 1 with warnings, 2 with errors or when the check could not run.
     Check {
@@ -163,6 +215,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json_logs: cli.log_format == LogFormat::Json,
             },
         ),
+        Command::Policy {
+            mode,
+            bucket,
+            prefix,
+            trail,
+            kms_key,
+            auto_configure,
+            no_delete,
+            region,
+        } => {
+            let options = crate::policy::PolicyOptions {
+                mode,
+                bucket,
+                prefix,
+                trail,
+                kms_key,
+                auto_configure,
+                delete: !no_delete,
+                region: region
+                    .or_else(|| config.aws.region.clone())
+                    .unwrap_or_else(|| "us-east-1".into()),
+            };
+            print!("{}", crate::policy::render(&crate::policy::policy(&options)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Setup {
+            bucket,
+            trail,
+            prefix,
+            region,
+            write_config,
+            organization_id,
+        } => {
+            let options = crate::setup::SetupOptions {
+                bucket,
+                trail,
+                prefix,
+                write_config,
+                organization_id,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                let client = crate::run::client(&config, region.as_deref())?;
+                crate::setup::setup(&config, &client, &options).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { format, fix } => {
             let code = crate::trail::run_check(&config, &runtime, format, fix)?;
             Ok(ExitCode::from(code))

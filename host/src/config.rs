@@ -235,7 +235,7 @@ fn default_ready_within_polls() -> u32 {
 }
 
 /// The operating mode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// CloudTrail read for discovery; S3 list, get and delete.

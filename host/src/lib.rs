@@ -14,6 +14,8 @@
 //! - `metrics`: Prometheus metrics, health and readiness.
 //! - `output`: the NDJSON event format and its names.
 //! - `replay`, `run`: the two commands, each a source wired to the pipeline.
+//! - `setup`: creates what the module needs (bucket, its delivery policy, the trail), idempotent.
+//! - `policy`: the least-privilege IAM policy of a configuration (`trailwatch policy`).
 //! - `trail`: the trail check (`check`, and `run` at start-up): reads the trail, asks the plugin,
 //!   applies fixes.
 //! - `aws`: SigV4-signed S3 and CloudTrail requests.
@@ -26,9 +28,11 @@ pub mod layout;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod policy;
 pub mod replay;
 pub mod run;
 pub mod runtime;
+pub mod setup;
 pub mod sink;
 pub mod source;
 pub mod state;

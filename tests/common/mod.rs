@@ -57,6 +57,29 @@ pub fn bin() -> Command {
     c
 }
 
+/// `trailwatch --config <config>` with the shipped plugin and the shared compile cache; the
+/// caller adds the command.
+pub fn with_config(config: &Path) -> Command {
+    let mut c = bin();
+    c.arg("--config")
+        .arg(config)
+        .arg("--plugin-dir")
+        .arg(plugin_dir())
+        .arg("--cache-dir")
+        .arg(cache_dir());
+    c
+}
+
+/// Runs `command`: its exit code, stdout and stderr.
+pub fn outcome(command: &mut Command) -> (i32, String, String) {
+    let out = command.output().expect("running trailwatch");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs `trailwatch --plugin-dir <dir> <args>` and returns its output.
 pub fn run_with_plugins(dir: &Path, args: &[&str]) -> Output {
     bin()

@@ -134,6 +134,23 @@ impl S3<'_> {
         Ok(body.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
+    /// PutBucketPolicy: replaces the bucket's policy with `policy` (JSON text).
+    pub async fn put_policy(&self, policy: &str) -> Result<(), AwsError> {
+        self.client()
+            .send(Request {
+                operation: "s3:PutBucketPolicy",
+                service: "s3",
+                method: reqwest::Method::PUT,
+                url: format!("{}/?policy", self.base()),
+                headers: vec![("content-type", "application/json".into())],
+                body: Bytes::from(policy.to_owned()),
+                key: None,
+                any_status: false,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// The grants of the bucket's ACL.
     pub async fn acl(&self) -> Result<Vec<Grant>, AwsError> {
         let acl: Option<AccessControlPolicy> = self.xml("s3:GetBucketAcl", "acl").await?;

@@ -139,6 +139,9 @@ pub struct NewTrail {
     pub is_multi_region_trail: bool,
     pub include_global_service_events: bool,
     pub enable_log_file_validation: bool,
+    /// An organization trail (CreateTrail from the management account).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_organization_trail: bool,
 }
 
 /// JSON timestamps: epoch seconds (a number, as AWS sends them) or an RFC 3339 text.

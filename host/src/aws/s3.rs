@@ -320,6 +320,15 @@ impl<'a> S3<'a> {
 
     /// Creates the bucket (tests and tools).
     pub async fn create_bucket(&self) -> Result<(), AwsError> {
+        // Outside us-east-1 the bucket's region is named in the body.
+        let region = &self.client.settings().region;
+        let body = if region == "us-east-1" {
+            Bytes::new()
+        } else {
+            Bytes::from(format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
+            ))
+        };
         self.client
             .send(Request {
                 operation: "s3:CreateBucket",
@@ -327,7 +336,7 @@ impl<'a> S3<'a> {
                 method: reqwest::Method::PUT,
                 url: self.base(),
                 headers: vec![],
-                body: Bytes::new(),
+                body,
                 key: None,
                 any_status: false,
             })

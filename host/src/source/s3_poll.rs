@@ -358,12 +358,21 @@ impl S3Source {
                 e.0 += 1;
             }
             for (code, (n, message)) in by_code {
-                tracing::warn!(
-                    code,
-                    files = n,
-                    message,
-                    "could not delete processed log files; will retry"
-                );
+                if crate::aws::error::is_denied_code(code) {
+                    tracing::warn!(
+                        code,
+                        files = n,
+                        message,
+                        "could not delete processed log files: the IAM policy must allow s3:DeleteObject; will retry"
+                    );
+                } else {
+                    tracing::warn!(
+                        code,
+                        files = n,
+                        message,
+                        "could not delete processed log files; will retry"
+                    );
+                }
             }
             for p in chunk {
                 if !failed_keys.contains(p.key.as_str()) {
