@@ -235,6 +235,12 @@ fn a_plugin_without_the_documents_interface_is_used_and_the_host_renders_the_sam
         said.contains("does not export trailwatch:plugin/trail-check: the trail's configuration is not checked"),
         "{said}"
     );
+    assert!(
+        said.contains(
+            "does not export trailwatch:plugin/selection: write-only mode drops every read-only event in the host"
+        ),
+        "{said}"
+    );
     // Without the interface, `check` cannot run, and says why.
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), "mode = \"restricted\"\n[source]\nbucket = \"b\"\n").unwrap();

@@ -255,30 +255,99 @@ async fn nothing_is_deleted_when_deletion_is_off() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_only_mode_drops_read_only_events_at_ingestion() {
-    let moto = Moto::start();
+/// A record of `name` from `source`, with `readOnly` and an error code as given.
+fn api_record(id: &str, source: &str, name: &str, read_only: bool, error: Option<&str>) -> String {
+    let error = error.map(|e| format!(r#","errorCode":"{e}""#)).unwrap_or_default();
+    format!(
+        r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/ops","accountId":"111122223333"}},"eventTime":"2024-03-03T01:00:00Z","eventSource":"{source}","eventName":"{name}","awsRegion":"us-east-1","eventID":"{id}","readOnly":{read_only},"eventType":"AwsApiCall","eventCategory":"Management"{error}}}"#
+    )
+}
+
+/// Reads the bucket once in write-only mode with the plugin at `plugin`: the report and the
+/// event ids handed over.
+async fn write_only_poll(moto: &Moto, plugin: &std::path::Path) -> (CycleReport, Vec<String>) {
     let client = Arc::new(moto.client("AKIDTEST", "secret"));
-    let file = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "0100", "wo", 6);
-    moto::seed(&client, BUCKET, std::slice::from_ref(&file)).await;
     let state = tempfile::tempdir().unwrap();
     let s = settings(Start::Day(Day::parse("2024-03-03").unwrap()), None);
     let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 12))));
     let mut p = pipeline_settings();
     p.drop_read_only = true;
+    let runtime =
+        PluginRuntime::from_file(plugin, &CompileCache::in_dir(common::cache_dir()), Limits::default()).unwrap();
     let mut poller = Poller::new(
         client,
-        runtime(),
+        Arc::new(runtime),
         s,
         p,
         CheckpointStore::open(state.path()).unwrap(),
         clock,
     );
     let (report, events) = poll(&mut poller).await;
-    assert_eq!((report.events, report.dropped_read_only), (3, 3));
-    assert!(events
+    let mut ids: Vec<String> = events
         .iter()
-        .all(|e| e["read_only"] == false && e["event_name"] == "RunInstances"));
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    (report, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_only_mode_keeps_writes_insights_and_the_reads_that_matter() {
+    let moto = Moto::start();
+    let client = moto.client("AKIDTEST", "secret");
+    let plain = moto::log_file("", "111122223333", "us-east-1", "2024-03-03", "0100", "wo", 6);
+    let records = [
+        api_record("r1-describe", "ec2.amazonaws.com", "DescribeVpcs", true, None),
+        api_record("r2-assume", "sts.amazonaws.com", "AssumeRole", true, None),
+        api_record(
+            "r3-denied",
+            "s3.amazonaws.com",
+            "ListBuckets",
+            true,
+            Some("AccessDenied"),
+        ),
+        api_record(
+            "r4-secret",
+            "secretsmanager.amazonaws.com",
+            "GetSecretValue",
+            true,
+            None,
+        ),
+        api_record("r5-parameter", "ssm.amazonaws.com", "GetParameter", true, None),
+        api_record("r6-write", "iam.amazonaws.com", "CreateUser", false, None),
+        api_record("r7-describe", "ec2.amazonaws.com", "DescribeSubnets", true, None),
+    ];
+    let mixed = moto::LogFile {
+        key: plain.key.replace("_wo.json.gz", "_mixed.json.gz"),
+        body: common::gzip(format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes()),
+        ids: vec![],
+    };
+    let insight_record = r#"{"eventVersion":"1.08","eventTime":"2024-03-03T01:00:00Z","awsRegion":"us-east-1","eventID":"i1-insight","eventType":"AwsCloudTrailInsight","recipientAccountId":"111122223333","sharedEventID":"s1","insightDetails":{"state":"Start","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","insightType":"ApiCallRateInsight"},"eventCategory":"Insight"}"#;
+    let insight = moto::LogFile {
+        key: "AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2024/03/03/111122223333_CloudTrail-Insight_us-east-1_20240303T0100Z_ins.json.gz".into(),
+        body: common::gzip(format!(r#"{{"Records":[{insight_record}]}}"#).as_bytes()),
+        ids: vec![],
+    };
+    moto::seed(&client, BUCKET, &[plain.clone(), mixed, insight]).await;
+
+    // The plugin decides: writes, the Insight event, the sign-in, the denied read and the
+    // secret read are kept; plain reads (the Parameter Store read included) are left out.
+    let (report, ids) = write_only_poll(&moto, &common::plugin_path()).await;
+    let mut want: Vec<String> = plain.ids.iter().skip(1).step_by(2).cloned().collect();
+    want.extend(["i1-insight", "r2-assume", "r3-denied", "r4-secret", "r6-write"].map(String::from));
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!((report.events, report.dropped_read_only), (8, 6));
+
+    // A plugin without the selection interface: the host drops every read-only event itself,
+    // the Insight event included (the loader says so when it loads such a plugin).
+    let parser_only = common::root().join("target/fixture-plugins/parser-only/trailwatch-core-parser-only.wasm");
+    let (report, ids) = write_only_poll(&moto, &parser_only).await;
+    let mut want: Vec<String> = plain.ids.iter().skip(1).step_by(2).cloned().collect();
+    want.push("r6-write".into());
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!((report.events, report.dropped_read_only), (4, 10));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,7 +30,7 @@ wit_bindgen::generate!({
 });
 
 #[cfg(not(feature = "parser-only-fixture"))]
-use exports::trailwatch::plugin::{documents, trail_check};
+use exports::trailwatch::plugin::{documents, selection, trail_check};
 use exports::trailwatch::plugin::{meta, parser};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
@@ -93,23 +93,54 @@ impl std::io::Read for HostInput {
 #[cfg_attr(feature = "parser-only-fixture", allow(dead_code))]
 struct LogFile(RefCell<crate::reader::LogFile>, std::cell::Cell<usize>);
 
+/// Opens the file the host streams through `input`, keeping what `keep` keeps.
+fn open(
+    meta: wit::ObjectMeta,
+    options: wit::OpenOptions,
+    keep: crate::select::Keep,
+) -> Result<parser::LogFile, wit::FileError> {
+    install_panic_hook();
+    #[cfg(feature = "sandbox-fixture")]
+    sandbox_fixture::misbehave(&meta.key);
+    let options = model::OpenOptions {
+        max_decompressed_bytes: options.max_decompressed_bytes,
+        max_record_bytes: options.max_record_bytes,
+        max_depth: options.max_depth,
+    };
+    let mut file = crate::reader::LogFile::open_reader(Box::new(HostInput), &meta.key, options).map_err(file_error)?;
+    file.select(keep);
+    Ok(parser::LogFile::new(LogFile(
+        RefCell::new(file),
+        std::cell::Cell::new(0),
+    )))
+}
+
+#[cfg(not(feature = "parser-only-fixture"))]
+impl selection::Guest for Plugin {
+    fn open_selected(
+        meta: wit::ObjectMeta,
+        options: wit::OpenOptions,
+        keep: selection::Keep,
+    ) -> Result<parser::LogFile, wit::FileError> {
+        let keep = match keep {
+            selection::Keep::All => crate::select::Keep::All,
+            selection::Keep::WriteOnly => crate::select::Keep::WriteOnly,
+        };
+        open(meta, options, keep)
+    }
+
+    fn left_out(file: parser::LogFileBorrow<'_>) -> u64 {
+        file.get::<LogFile>().0.borrow().left_out()
+    }
+}
+
 impl parser::Guest for Plugin {
     type LogFile = LogFile;
 }
 
 impl parser::GuestLogFile for LogFile {
     fn open(meta: wit::ObjectMeta, options: wit::OpenOptions) -> Result<parser::LogFile, wit::FileError> {
-        install_panic_hook();
-        #[cfg(feature = "sandbox-fixture")]
-        sandbox_fixture::misbehave(&meta.key);
-        let options = model::OpenOptions {
-            max_decompressed_bytes: options.max_decompressed_bytes,
-            max_record_bytes: options.max_record_bytes,
-            max_depth: options.max_depth,
-        };
-        crate::reader::LogFile::open_reader(Box::new(HostInput), &meta.key, options)
-            .map(|f| parser::LogFile::new(LogFile(RefCell::new(f), std::cell::Cell::new(0))))
-            .map_err(file_error)
+        open(meta, options, crate::select::Keep::All)
     }
 
     fn kind(&self) -> wit::FileKind {

@@ -7,6 +7,7 @@
 //! - `fast`: a strict one-pass reader of ordinary records into the same `Record`, borrowing.
 //! - `normalize`: a record to a normalized `model::Event`, naming what was wrong.
 //! - `categorize`: service, action type, metric name and cross-cutting flags.
+//! - `select`: which events the module's mode keeps (write-only mode's rules).
 //! - `check`: the trail check: which trail to read and what is wrong with its configuration.
 //! - `documents`: events rendered as their output documents, one buffer per batch.
 //! - `time`: `eventTime` in the formats producers write.
@@ -27,6 +28,7 @@ pub mod normalize;
 pub mod reader;
 pub mod record;
 pub mod scan;
+pub mod select;
 pub mod text;
 pub mod time;
 

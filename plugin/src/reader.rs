@@ -24,6 +24,7 @@ use crate::model::{DigestInfo, Event, FileError, FileKind, OpenOptions};
 use crate::normalize;
 use crate::record::{Record, Scalar};
 use crate::scan::{self, ScanError, Scanned, Window};
+use crate::select::{self, Keep};
 
 /// Where the stored bytes come from, with the bytes read to sniff the format put back in front.
 type Stored = io::Chain<Cursor<Vec<u8>>, Box<dyn Read>>;
@@ -118,6 +119,10 @@ pub struct LogFile {
     pending_error: Option<FileError>,
     /// The object's key or path, as given to `open`.
     key: String,
+    /// Which events are handed over.
+    keep: Keep,
+    /// Records `keep` left out so far.
+    left_out: u64,
 }
 
 /// How often `read_fast` reads more for one record before it leaves the record to the scanner,
@@ -166,6 +171,8 @@ impl LogFile {
             pending: None,
             pending_error: None,
             key: key.to_owned(),
+            keep: Keep::All,
+            left_out: 0,
         };
         if let Some(e) = file.not_an_object() {
             return Err(e);
@@ -229,6 +236,17 @@ impl LogFile {
         &self.key
     }
 
+    /// From now on, hands over only the events `keep` keeps (`select::keeps`); a left-out
+    /// record leaves a gap in the indexes.
+    pub fn select(&mut self, keep: Keep) {
+        self.keep = keep;
+    }
+
+    /// How many records were left out so far.
+    pub fn left_out(&self) -> u64 {
+        self.left_out
+    }
+
     /// What kind of file this is.
     pub fn kind(&self) -> FileKind {
         self.kind
@@ -262,27 +280,43 @@ impl LogFile {
         }
         let max = max.max(1) as usize;
         let (mut count, mut held) = (0, 0);
+        let keep = self.keep;
         if let Some(first) = self.pending.take() {
-            held += first.raw.len();
-            count += 1;
-            each(first);
+            if select::keeps(keep, &first) {
+                held += first.raw.len();
+                count += 1;
+                each(first);
+            } else {
+                self.left_out += 1;
+            }
         }
-        if self.pending_error.is_some() {
+        if let Some(e) = self.pending_error.take() {
+            if count == 0 {
+                // The record read ahead was left out: nothing to return before the error.
+                self.state = State::Failed;
+                return Err(e);
+            }
+            self.pending_error = Some(e);
             return Ok(count);
         }
         // A batch also ends at a byte budget, so that a few large (but legal) records cannot
         // make one batch outgrow the sandbox's memory.
         while count < max && held < BATCH_BYTES {
+            // A left-out record is not held: only the handed-over ones count to the budget,
+            // and a batch ends early only with something in it (empty means the file's end).
             let read = self.read_one_with(|event| {
-                let len = event.raw.len();
-                each(event);
-                len
+                select::keeps(keep, &event).then(|| {
+                    let len = event.raw.len();
+                    each(event);
+                    len
+                })
             });
             match read {
-                Ok(Some(len)) => {
+                Ok(Some(Some(len))) => {
                     held += len;
                     count += 1;
                 }
+                Ok(Some(None)) => self.left_out += 1,
                 Ok(None) => break,
                 Err(e) if count == 0 => {
                     self.state = State::Failed;

@@ -194,6 +194,7 @@ pub fn record(id: &str, time: &str, read_only: bool) -> String {
 }
 
 /// A trail bucket layout: (key, gzipped body, event ids).
+#[derive(Clone)]
 pub struct LogFile {
     pub key: String,
     pub body: Vec<u8>,

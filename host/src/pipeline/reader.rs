@@ -13,7 +13,7 @@ use crate::output::names;
 use crate::output::ndjson;
 use crate::runtime::bindings::documents;
 use crate::runtime::bindings::types::{FileError, ObjectMeta, Outcome};
-use crate::runtime::{Batch, FileFailure, PluginRuntime};
+use crate::runtime::{Batch, FileFailure, Keep, PluginRuntime};
 
 /// What a reader hands the writer, in order.
 pub enum FileMsg {
@@ -117,8 +117,11 @@ fn send(
 struct Filter {
     /// Events below this index were handed over by an earlier attempt.
     skip_below: u32,
-    /// Read-only events are dropped (write-only mode).
+    /// Read-only events are dropped here (write-only mode with a plugin that does not select).
     drop_read_only: bool,
+    /// The plugin leaves out what write-only mode does not keep: a gap in the indexes is a
+    /// record it left out, not one lost.
+    selected: bool,
     /// The end of the unbroken run of records handed over from the first.
     done_below: u32,
 }
@@ -132,8 +135,8 @@ impl Filter {
         }
         // Only an unbroken run of records from the first counts as done: a plugin that
         // skipped or reordered indexes must not make a retry skip records never written.
-        if index == self.done_below {
-            self.done_below += 1;
+        if index == self.done_below || (self.selected && index > self.done_below) {
+            self.done_below = index + 1;
         }
         if self.drop_read_only && read_only {
             stats.dropped_read_only += 1;
@@ -190,12 +193,15 @@ pub fn read(
         context,
     } = job;
     let mut stats = FileStats::default();
+    let selected = drop_read_only && runtime.selects();
     let mut filter = Filter {
         skip_below,
-        drop_read_only,
+        drop_read_only: drop_read_only && !selected,
+        selected,
         done_below: skip_below,
     };
-    let result = runtime.read_batches(input, &meta, |batch| {
+    let keep = if drop_read_only { Keep::WriteOnly } else { Keep::All };
+    let result = runtime.read_batches_keeping(input, &meta, keep, |batch| {
         let mut bytes;
         let mut ends;
         match batch {
@@ -287,6 +293,7 @@ pub fn read(
             (report, end)
         }
     };
+    stats.dropped_read_only += report.left_out;
     stats.kind = report.kind.map(names::kind_name);
     stats.digest_log_files = report.digest.map(|d| d.log_file_count);
     drop(cpu);

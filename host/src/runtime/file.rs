@@ -14,7 +14,7 @@ use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::{documents, parser, trail_check};
+use super::bindings::{documents, parser, selection, trail_check};
 use super::cache::CompileCache;
 use super::limits::{EpochTicker, Limits};
 use super::loader::{self, LoadError, LoadedPlugin, PluginSearch, Rejected};
@@ -94,6 +94,19 @@ pub struct FileReport {
     pub digest: Option<DigestInfo>,
     /// Events handed to the consumer.
     pub events: u64,
+    /// Records the plugin's selection left out (write-only mode).
+    pub left_out: u64,
+}
+
+/// Which events of a file are read (write-only mode's rules are the plugin's; see the
+/// contract's `selection` interface).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Keep {
+    /// Every event.
+    #[default]
+    All,
+    /// Write-only mode.
+    WriteOnly,
 }
 
 /// The plugin's exports the host reads files through, found once per plugin.
@@ -104,6 +117,8 @@ struct Exports {
     documents: Option<documents::GuestIndices>,
     /// `None` for a plugin without the optional `trail-check` interface.
     trail_check: Option<trail_check::GuestIndices>,
+    /// `None` for a plugin without the optional `selection` interface.
+    selection: Option<selection::GuestIndices>,
 }
 
 impl Exports {
@@ -112,11 +127,13 @@ impl Exports {
         let parser = parser::GuestIndices::new(&pre)?;
         let documents = documents::GuestIndices::new(&pre).ok();
         let trail_check = trail_check::GuestIndices::new(&pre).ok();
+        let selection = selection::GuestIndices::new(&pre).ok();
         Ok(Exports {
             pre,
             parser,
             documents,
             trail_check,
+            selection,
         })
     }
 }
@@ -126,6 +143,7 @@ struct Instance {
     store: Store<StoreState>,
     parser: parser::Guest,
     documents: Option<documents::Guest>,
+    selection: Option<selection::Guest>,
 }
 
 /// One batch of a file, in the form the plugin gave it.
@@ -258,6 +276,12 @@ impl PluginRuntime {
         }
     }
 
+    /// Whether the plugin decides which events write-only mode keeps (the optional `selection`
+    /// interface). Without it, the caller drops read-only events itself.
+    pub fn selects(&self) -> bool {
+        self.exports.selection.is_some()
+    }
+
     /// Whether the plugin renders documents itself (the optional `documents` interface).
     pub fn renders_documents(&self) -> bool {
         self.exports.documents.is_some()
@@ -271,7 +295,7 @@ impl PluginRuntime {
         meta: &ObjectMeta,
         mut on_batch: impl FnMut(&[Event]) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
-        self.read(input, meta, false, |batch| match batch {
+        self.read(input, meta, false, Keep::All, |batch| match batch {
             Batch::Typed(events) => on_batch(events),
             Batch::Documents(_) => unreachable!("documents were not asked for"),
         })
@@ -285,7 +309,20 @@ impl PluginRuntime {
         meta: &ObjectMeta,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
-        self.read(input, meta, self.renders_documents(), on_batch)
+        self.read(input, meta, self.renders_documents(), Keep::All, on_batch)
+    }
+
+    /// [`read_batches`](Self::read_batches) keeping only what `keep` keeps, when the plugin
+    /// decides that (see [`selects`](Self::selects)); every event otherwise. Event indexes stay
+    /// those of the file: a left-out record leaves a gap, counted in `FileReport::left_out`.
+    pub fn read_batches_keeping(
+        &self,
+        input: Box<dyn std::io::Read + Send>,
+        meta: &ObjectMeta,
+        keep: Keep,
+        on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
+    ) -> Result<FileReport, (FileReport, FileFailure)> {
+        self.read(input, meta, self.renders_documents(), keep, on_batch)
     }
 
     fn read(
@@ -293,6 +330,7 @@ impl PluginRuntime {
         input: Box<dyn std::io::Read + Send>,
         meta: &ObjectMeta,
         rendered: bool,
+        keep: Keep,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
         let started = Instant::now();
@@ -308,7 +346,7 @@ impl PluginRuntime {
             },
         };
         instance.store.data_mut().input = Some(input);
-        let (result, handle) = self.read_with(&mut instance, started, meta, rendered, on_batch);
+        let (result, handle) = self.read_with(&mut instance, started, meta, rendered, keep, on_batch);
         // An instance goes back idle only when the file ended as the plugin meant it to (its
         // end, or a bad file) and its log file was dropped in the guest. After a trap it cannot
         // be entered again; after an output failure the file stopped half way.
@@ -349,13 +387,18 @@ impl PluginRuntime {
                 Some(d) => Some(d.load(&mut store, &instance)?),
                 None => None,
             };
-            Ok((parser, documents))
+            let selection = match &self.exports.selection {
+                Some(s) => Some(s.load(&mut store, &instance)?),
+                None => None,
+            };
+            Ok((parser, documents, selection))
         });
         match loaded {
-            Ok((parser, documents)) => Ok(Instance {
+            Ok((parser, documents, selection)) => Ok(Instance {
                 store,
                 parser,
                 documents,
+                selection,
             }),
             Err(e) => Err(self.trap_reason(&store, e)),
         }
@@ -369,6 +412,33 @@ impl PluginRuntime {
         started: Instant,
         meta: &ObjectMeta,
         rendered: bool,
+        keep: Keep,
+        on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
+    ) -> (Result<FileReport, (FileReport, FileFailure)>, Option<ResourceAny>) {
+        let (mut result, handle) = self.read_open(instance, started, meta, rendered, keep, on_batch);
+        // What the selection left out, once per file, whatever the ending.
+        let selection = instance.selection.as_ref().filter(|_| keep != Keep::All);
+        if let (Some(selection), Some(handle)) = (selection, handle) {
+            let store = &mut instance.store;
+            set_deadline(store, self.limits.time_per_file);
+            if let Ok(n) = selection.call_left_out(&mut *store, handle) {
+                match &mut result {
+                    Ok(report) | Err((report, _)) => report.left_out = n,
+                }
+            }
+        }
+        (result, handle)
+    }
+
+    /// Opens the file (selected, when `keep` asks and the plugin can) and reads it to its end
+    /// or its first failure.
+    fn read_open(
+        &self,
+        instance: &mut Instance,
+        started: Instant,
+        meta: &ObjectMeta,
+        rendered: bool,
+        keep: Keep,
         mut on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> (Result<FileReport, (FileReport, FileFailure)>, Option<ResourceAny>) {
         let mut report = FileReport::default();
@@ -376,6 +446,7 @@ impl PluginRuntime {
             store,
             parser,
             documents,
+            selection,
         } = instance;
         let documents = documents.as_ref().filter(|_| rendered);
         set_deadline(store, self.limits.time_per_file.saturating_sub(started.elapsed()));
@@ -385,7 +456,11 @@ impl PluginRuntime {
             max_record_bytes: self.limits.max_record_bytes,
             max_depth: self.limits.max_depth,
         };
-        let handle = match log_file.call_open(&mut *store, meta, options) {
+        let opened = match selection.as_ref().filter(|_| keep != Keep::All) {
+            Some(selection) => selection.call_open_selected(&mut *store, meta, options, selection::Keep::WriteOnly),
+            None => log_file.call_open(&mut *store, meta, options),
+        };
+        let handle = match opened {
             Ok(Ok(h)) => h,
             Ok(Err(e)) => return (Err((report, FileFailure::Input(e))), None),
             Err(e) => return (Err((report, FileFailure::Trap(self.trap_reason(store, e)))), None),

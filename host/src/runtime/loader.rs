@@ -76,10 +76,14 @@ pub struct Missing {
 }
 
 /// The optional interfaces, and what the host does when a plugin lacks one.
-const OPTIONAL: [(&str, &str); 2] = [
+const OPTIONAL: [(&str, &str); 3] = [
     (
         "documents",
         "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
+    ),
+    (
+        "selection",
+        "write-only mode drops every read-only event in the host: Insight events, sign-ins, denied calls and secret reads included",
     ),
     (
         "trail-check",

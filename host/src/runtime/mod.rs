@@ -18,7 +18,7 @@ pub mod loader;
 pub mod store;
 pub mod watch;
 
-pub use file::{Batch, FileFailure, FileReport, PluginRuntime, TrapReason};
+pub use file::{Batch, FileFailure, FileReport, Keep, PluginRuntime, TrapReason};
 pub use limits::Limits;
 pub use loader::{LoadError, LoadedPlugin, PluginSearch};
 
