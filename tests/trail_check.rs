@@ -252,3 +252,159 @@ async fn restricted_mode_makes_no_cloudtrail_call_and_says_what_is_off() {
         "no CloudTrail call in restricted mode: {calls:?}"
     );
 }
+
+/// Waits up to 60 s for `done` to hold; says whether it did.
+async fn wait_for(mut done: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..120 {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    false
+}
+
+/// The management selector's read/write type of `trail`.
+async fn management_read_write(admin: &AwsClient, trail: &str) -> Option<String> {
+    let selectors = cloudtrail::event_selectors(admin, trail).await.unwrap().event_selectors;
+    selectors
+        .iter()
+        .find(|s| s.include_management_events == Some(true))
+        .and_then(|s| s.read_write_type.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_configure_repairs_the_trail_follows_a_setting_changed_on_sighup_and_repairs_drift() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    moto::seed(&admin, BUCKET, &[]).await;
+    new_trail(&admin, "main", false).await;
+    new_trail(&admin, "other", false).await;
+    cloudtrail::update_trail(
+        &admin,
+        &cloudtrail::TrailUpdate {
+            name: "other".into(),
+            is_multi_region_trail: None,
+            include_global_service_events: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.ndjson");
+    let settings = |filter: bool, interval: u32| {
+        format!(
+            "\n[trail]\nauto_configure = true\nwrite_event_filter = {filter}\nconfig_check_interval_secs = {interval}\n\n\
+             [[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
+            out.display()
+        )
+    };
+    let source = "trail_name = \"main\"\npoll_interval_secs = 1";
+    let config = write_config(dir.path(), &moto.url, "AKIDADMIN", "s", "write-only", source);
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{base}{}", settings(true, 3600))).unwrap();
+    let mut daemon = common::Daemon::spawn(common::with_config(&config).arg("run"));
+    let documents = || -> Vec<Value> {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        common::lines(complete.as_bytes())
+    };
+    let changed = |docs: &[Value]| -> Vec<String> {
+        docs.iter()
+            .filter(|d| d["code"] == "trail-changed")
+            .map(|d| d["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // At start-up: started, made multi-region, set to write events only; the other trail is
+    // left as it was.
+    assert!(
+        wait_for(async || changed(&documents()).len() >= 3).await,
+        "the start-up repair: {:#?}",
+        documents()
+    );
+    let status = cloudtrail::trail_status(&admin, "main").await.unwrap();
+    assert_eq!(status.is_logging, Some(true));
+    let trails = cloudtrail::describe_trails(&admin).await.unwrap();
+    let main = trails.iter().find(|t| t.name == "main").unwrap();
+    assert_eq!(main.is_multi_region_trail, Some(true));
+    assert_eq!(
+        management_read_write(&admin, "main").await.as_deref(),
+        Some("WriteOnly")
+    );
+    let other = trails.iter().find(|t| t.name == "other").unwrap();
+    assert_eq!(
+        other.is_multi_region_trail,
+        Some(false),
+        "a trail the module does not read is not touched"
+    );
+    assert_ne!(
+        cloudtrail::trail_status(&admin, "other").await.unwrap().is_logging,
+        Some(true)
+    );
+    let docs = documents();
+    let messages = changed(&docs);
+    assert!(messages.iter().any(|m| m.contains("StartLogging main")), "{messages:?}");
+    let selectors = docs
+        .iter()
+        .find(|d| d["code"] == "trail-changed" && d["message"].as_str().unwrap().contains("PutEventSelectors"))
+        .unwrap();
+    assert_eq!(selectors["evidence"][0]["field"], "before");
+    assert!(
+        selectors["evidence"][1]["value"]
+            .as_str()
+            .unwrap()
+            .contains("WriteOnly"),
+        "{selectors}"
+    );
+    assert!(
+        docs.iter().all(|d| d["code"] != "trail-not-logging"),
+        "the findings sent are those of the check after the repair"
+    );
+    validate(&std::fs::read_to_string(&out).unwrap());
+
+    // The write-event filter turned off in the file: on SIGHUP the trail goes back to All.
+    std::fs::write(&config, format!("{base}{}", settings(false, 10))).unwrap();
+    daemon.signal("HUP");
+    assert!(
+        wait_for(async || management_read_write(&admin, "main").await.as_deref() == Some("All")).await,
+        "the selectors back to All: {:?}",
+        cloudtrail::event_selectors(&admin, "main").await
+    );
+    assert!(
+        wait_for(async || changed(&documents()).len() >= 4).await,
+        "the change reported: {:#?}",
+        changed(&documents())
+    );
+    let last = changed(&documents()).pop().unwrap();
+    assert!(last.contains("PutEventSelectors main"), "{last}");
+
+    // Drift: someone makes the trail single-region again; the next periodic check (every 10 s
+    // now, read on SIGHUP) repairs it.
+    cloudtrail::update_trail(
+        &admin,
+        &cloudtrail::TrailUpdate {
+            name: "main".into(),
+            is_multi_region_trail: Some(false),
+            include_global_service_events: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        wait_for(async || changed(&documents()).len() >= 5).await,
+        "the drift repaired: {:#?}",
+        changed(&documents())
+    );
+    let last = changed(&documents()).pop().unwrap();
+    assert!(last.contains("IsMultiRegionTrail=true"), "{last}");
+    let trails = cloudtrail::describe_trails(&admin).await.unwrap();
+    assert_eq!(
+        trails.iter().find(|t| t.name == "main").unwrap().is_multi_region_trail,
+        Some(true)
+    );
+
+    daemon.signal("TERM");
+    assert!(daemon.wait().success());
+}

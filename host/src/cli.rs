@@ -213,6 +213,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::run::RunOptions {
                 once,
                 json_logs: cli.log_format == LogFormat::Json,
+                config_path: cli.config.clone(),
             },
         ),
         Command::Policy {

@@ -364,6 +364,17 @@ pub struct TrailConfig {
     /// A last delivery older than this is reported. Default 60 minutes.
     #[serde(default = "default_max_delivery_age_minutes")]
     pub max_delivery_age_minutes: u32,
+    /// `run` applies the check's fixes itself (never in restricted mode). Default false.
+    #[serde(default)]
+    pub auto_configure: bool,
+    /// How often `run` checks the trail again (and, with auto_configure, repairs it), in
+    /// seconds. Default 600.
+    #[serde(default = "default_config_check_interval_secs")]
+    pub config_check_interval_secs: u64,
+}
+
+fn default_config_check_interval_secs() -> u64 {
+    600
 }
 
 impl Default for TrailConfig {
@@ -372,6 +383,8 @@ impl Default for TrailConfig {
             check: true,
             write_event_filter: false,
             max_delivery_age_minutes: default_max_delivery_age_minutes(),
+            auto_configure: false,
+            config_check_interval_secs: default_config_check_interval_secs(),
         }
     }
 }
@@ -594,6 +607,20 @@ impl Config {
                     expected: "an http:// or https:// URL",
                 });
             }
+        }
+        if self.mode == Mode::Restricted && self.trail.auto_configure {
+            return Err(ConfigError::Value {
+                key: "trail.auto_configure",
+                value: "true".into(),
+                expected: "false in restricted mode, which never calls CloudTrail",
+            });
+        }
+        if self.trail.config_check_interval_secs < 10 {
+            return Err(ConfigError::Value {
+                key: "trail.config_check_interval_secs",
+                value: self.trail.config_check_interval_secs.to_string(),
+                expected: "at least 10 (seconds)",
+            });
         }
         let s = &self.source;
         if self.mode == Mode::Restricted && s.bucket.is_none() {
@@ -941,6 +968,16 @@ mod tests {
                 && !debug.contains("wJalr")
                 && !debug.contains("tok-")
         );
+    }
+
+    #[test]
+    fn auto_configure_is_refused_in_restricted_mode() {
+        let e = Config::parse(
+            "mode = \"restricted\"\n[source]\nbucket = \"b\"\n[trail]\nauto_configure = true\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("trail.auto_configure"), "{e}");
     }
 
     #[test]

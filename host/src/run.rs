@@ -124,29 +124,18 @@ async fn locate(config: &Config, client: &AwsClient, runtime: &PluginRuntime) ->
     if configured.is_some() && !config.trail.check {
         return Ok(as_configured(configured.unwrap_or_default(), None));
     }
-    let checked_at_ms = SystemClock.now_ms();
-    let checked = async {
-        let snap = trail::snapshot(config, client, checked_at_ms).await?;
-        let report = trail::check(runtime, &snap)?;
-        anyhow::Ok((snap, report))
-    }
-    .await;
-    let (snap, report) = match (checked, &configured) {
-        (Ok(r), _) => r,
+    let check = match (check_trail(config, client, runtime).await, &configured) {
+        (Ok(c), _) => c,
         (Err(e), Some(bucket)) => {
             tracing::warn!(error = %format!("{e:#}"), "the trail could not be checked; reading source.bucket as configured");
             return Ok(as_configured(bucket.clone(), None));
         }
         (Err(e), None) => return Err(e.context("finding the trail's bucket")),
     };
-    for f in &report.findings {
+    for f in &check.report.findings {
         log_finding(f);
     }
-    let check = Checked {
-        region: snap.region.clone(),
-        checked_at_ms,
-        report: report.clone(),
-    };
+    let (snap, report) = (&check.snapshot, &check.report);
     if let Some(bucket) = configured {
         return Ok(as_configured(bucket, Some(check)));
     }
@@ -190,11 +179,62 @@ struct Located {
     check: Option<Checked>,
 }
 
-/// A trail check's verdict, for the sinks and the metrics.
+/// A trail check's verdict, for the sinks and the metrics, and the changes auto-configure made
+/// before it.
 struct Checked {
     region: String,
     checked_at_ms: i64,
+    snapshot: tc::Snapshot,
     report: tc::Report,
+    changes: Vec<(String, trail::Change)>,
+}
+
+/// Checks the trail; with `[trail] auto_configure`, applies the fixes for the trail the module
+/// reads and checks again. Every change is logged before and after (`trail::apply`).
+async fn check_trail(config: &Config, client: &AwsClient, runtime: &PluginRuntime) -> anyhow::Result<Checked> {
+    let checked = check_trail_once(config, client, runtime).await?;
+    auto_configure(config, client, runtime, checked).await
+}
+
+/// Applies `checked`'s fixes when auto-configure is on, and checks again after a change.
+async fn auto_configure(
+    config: &Config,
+    client: &AwsClient,
+    runtime: &PluginRuntime,
+    checked: Checked,
+) -> anyhow::Result<Checked> {
+    if !config.trail.auto_configure || config.mode == Mode::Restricted {
+        return Ok(checked);
+    }
+    let mut changes = Vec::new();
+    for a in trail::apply_all(config, client, &checked.snapshot, &checked.report, true).await {
+        match a.result {
+            Ok(change) => changes.push((a.trail, change)),
+            Err(e) => {
+                tracing::warn!(trail = %a.trail, fix = %a.fix, error = %format!("{e:#}"), "auto-configure could not change the trail")
+            }
+        }
+    }
+    if changes.is_empty() {
+        return Ok(checked);
+    }
+    let mut again = check_trail_once(config, client, runtime).await?;
+    again.changes = changes;
+    Ok(again)
+}
+
+/// One check, without auto-configure.
+async fn check_trail_once(config: &Config, client: &AwsClient, runtime: &PluginRuntime) -> anyhow::Result<Checked> {
+    let checked_at_ms = SystemClock.now_ms();
+    let snapshot = trail::snapshot(config, client, checked_at_ms).await?;
+    let report = trail::check(runtime, &snapshot)?;
+    Ok(Checked {
+        region: snapshot.region.clone(),
+        checked_at_ms,
+        snapshot,
+        report,
+        changes: Vec::new(),
+    })
 }
 
 /// Queues the check's findings for every sink as documents (`kind` = `finding`), ahead of the
@@ -208,7 +248,8 @@ fn report_findings(check: &Checked, pipeline: &mut Pipeline, metrics: &Metrics) 
     );
     let mut bytes = Vec::new();
     let mut ends = Vec::new();
-    for f in findings {
+    let changes: Vec<tc::Finding> = check.changes.iter().map(|(t, c)| trail::change_finding(t, c)).collect();
+    for f in changes.iter().chain(findings) {
         bytes.extend_from_slice(trail::document(&check.report, f, &check.region, check.checked_at_ms).as_bytes());
         bytes.push(b'\n');
         ends.push(bytes.len() as u32);
@@ -271,12 +312,14 @@ fn announce_mode(config: &Config) {
 }
 
 /// How `run` was asked to run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// One poll cycle, then exit.
     pub once: bool,
     /// Logs are JSON lines: stderr carries nothing else.
     pub json_logs: bool,
+    /// The configuration file, read again on SIGHUP for its `[trail]` settings.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Runs the daemon (or one cycle with `once`).
@@ -300,8 +343,11 @@ async fn run_async(
     options: RunOptions,
 ) -> anyhow::Result<ExitCode> {
     let once = options.once;
+    let mut config = config;
     announce_mode(&config);
     let client = Arc::new(client(&config, None)?);
+    // CloudTrail is called in aws.region, whatever region the bucket is in.
+    let trail_client = client.clone();
     let Located { bucket, prefix, check } = locate(&config, &client, &runtime).await?;
     // A central log bucket often lives in another region than the account's API calls: sign
     // S3 requests for the bucket's own region.
@@ -346,6 +392,12 @@ async fn run_async(
         metrics.clone(),
         clock.clone(),
     );
+    // The trail is checked again every config_check_interval_secs and on SIGHUP (after the
+    // configuration's [trail] settings were read again); findings go to the sinks when they
+    // differ from the last ones sent, changes always.
+    let rechecks = config.mode != Mode::Restricted && config.trail.check && check.is_some();
+    let mut last_findings = check.as_ref().map(finding_keys);
+    let mut next_check = tokio::time::Instant::now() + Duration::from_secs(config.trail.config_check_interval_secs);
     if let Some(check) = &check {
         report_findings(check, &mut pipeline, &metrics);
     }
@@ -360,6 +412,8 @@ async fn run_async(
     let shutdown = Arc::new(AtomicBool::new(false));
     let notify = Arc::new(tokio::sync::Notify::new());
     spawn_signal_listener(shutdown.clone(), notify.clone())?;
+    let hangup = Arc::new(AtomicBool::new(false));
+    spawn_hangup_listener(hangup.clone(), notify.clone())?;
 
     let mut failures: u32 = 0;
     let mut last_error: Option<String> = None;
@@ -370,6 +424,26 @@ async fn run_async(
             let p = plugin.plugin();
             metrics.plugin(&p.name, &p.version, &p.sha256);
             pipeline.set_runtime(plugin.clone());
+        }
+        let reload = hangup.swap(false, Ordering::Relaxed);
+        if reload {
+            reload_trail_settings(&mut config, options.config_path.as_deref());
+        }
+        if rechecks && (reload || tokio::time::Instant::now() >= next_check) {
+            next_check = tokio::time::Instant::now() + Duration::from_secs(config.trail.config_check_interval_secs);
+            match check_trail(&config, &trail_client, &plugin).await {
+                Ok(checked) => {
+                    let keys = finding_keys(&checked);
+                    if !checked.changes.is_empty() || last_findings.as_ref() != Some(&keys) {
+                        for f in &checked.report.findings {
+                            log_finding(f);
+                        }
+                        report_findings(&checked, &mut pipeline, &metrics);
+                    }
+                    last_findings = Some(keys);
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "the trail could not be checked again"),
+            }
         }
         let result = source.poll_once(&mut pipeline, shutdown.clone()).await;
         metrics.s3_requests(&client.counts().requests);
@@ -411,6 +485,11 @@ async fn run_async(
         if once || shutdown.load(Ordering::Relaxed) {
             break;
         }
+        let wait = if rechecks {
+            wait.min(next_check.saturating_duration_since(tokio::time::Instant::now()))
+        } else {
+            wait
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = notify.notified() => {}
@@ -434,6 +513,55 @@ async fn run_async(
         }
     );
     Ok(exit)
+}
+
+/// What a check found, to tell whether the next one says something new.
+fn finding_keys(check: &Checked) -> Vec<(String, Option<String>)> {
+    check
+        .report
+        .findings
+        .iter()
+        .map(|f| (f.code.clone(), f.trail.clone()))
+        .collect()
+}
+
+/// Reads the configuration file again and takes its `[trail]` settings; a file that no longer
+/// loads is reported and the settings in use stay. Other sections take effect at the next start.
+fn reload_trail_settings(config: &mut Config, path: Option<&std::path::Path>) {
+    let Some(path) = path else {
+        tracing::info!("SIGHUP: no configuration file to read again; checking the trail");
+        return;
+    };
+    match Config::load(path) {
+        Ok(new) => {
+            if new.mode != config.mode {
+                tracing::warn!(file = %path.display(), "SIGHUP: a change of mode takes effect at the next start");
+            }
+            tracing::info!(
+                file = %path.display(),
+                auto_configure = new.trail.auto_configure,
+                write_event_filter = new.trail.write_event_filter,
+                "SIGHUP: [trail] settings read again; other sections take effect at the next start"
+            );
+            config.trail = new.trail;
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "SIGHUP: the configuration does not load; the settings in use stay")
+        }
+    }
+}
+
+/// Sets `flag` and wakes the loop on each SIGHUP.
+fn spawn_hangup_listener(flag: Arc<AtomicBool>, notify: Arc<tokio::sync::Notify>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            flag.store(true, Ordering::Relaxed);
+            notify.notify_waiters();
+        }
+    });
+    Ok(())
 }
 
 fn spawn_signal_listener(flag: Arc<AtomicBool>, notify: Arc<tokio::sync::Notify>) -> anyhow::Result<()> {

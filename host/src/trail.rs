@@ -404,14 +404,11 @@ pub async fn apply(
     if config.mode == Mode::Restricted {
         bail!("restricted mode never changes the trail");
     }
-    let name = match fix {
-        tc::Fix::StartLogging(t) | tc::Fix::MakeMultiRegion(t) | tc::Fix::IncludeGlobalServiceEvents(t) => t,
-        tc::Fix::SetManagementEvents(m) => &m.trail,
-    };
-    let Some(t) = snapshot.trails.iter().find(|t| &t.trail.name == name) else {
+    let name = fix_trail(fix);
+    let Some(t) = snapshot.trails.iter().find(|t| t.trail.name == name) else {
         bail!("the fix is for trail {name}, which the snapshot does not hold");
     };
-    let id = t.trail.arn.clone().unwrap_or_else(|| name.clone());
+    let id = t.trail.arn.clone().unwrap_or_else(|| name.to_owned());
     let what = describe_fix(fix);
     let change = match fix {
         tc::Fix::StartLogging(_) => {
@@ -465,6 +462,68 @@ pub async fn apply(
     };
     tracing::info!(fix = %change.fix, before = %change.before, after = %change.after, "changed the trail");
     Ok(change)
+}
+
+/// The trail a fix is for.
+pub fn fix_trail(fix: &tc::Fix) -> &str {
+    match fix {
+        tc::Fix::StartLogging(t) | tc::Fix::MakeMultiRegion(t) | tc::Fix::IncludeGlobalServiceEvents(t) => t,
+        tc::Fix::SetManagementEvents(m) => &m.trail,
+    }
+}
+
+/// What applying one fix gave.
+pub struct Applied {
+    pub trail: String,
+    pub fix: String,
+    pub result: anyhow::Result<Change>,
+}
+
+/// Applies the fixes `report` offers, in order. With `chosen_only`, only those for the trail
+/// the module reads (auto-configure never touches another).
+pub async fn apply_all(
+    config: &Config,
+    client: &AwsClient,
+    snapshot: &tc::Snapshot,
+    report: &tc::Report,
+    chosen_only: bool,
+) -> Vec<Applied> {
+    let mut applied = Vec::new();
+    for fix in report.findings.iter().filter_map(|f| f.fix.as_ref()) {
+        let trail = fix_trail(fix);
+        if chosen_only && report.chosen.as_deref() != Some(trail) {
+            continue;
+        }
+        applied.push(Applied {
+            trail: trail.to_owned(),
+            fix: describe_fix(fix),
+            result: apply(config, client, snapshot, fix).await,
+        });
+    }
+    applied
+}
+
+/// A change auto-configure made, as a finding (`trail-changed`): the before and after are its
+/// evidence.
+pub fn change_finding(trail: &str, change: &Change) -> tc::Finding {
+    tc::Finding {
+        code: "trail-changed".into(),
+        severity: tc::Severity::Info,
+        trail: Some(trail.to_owned()),
+        message: format!("auto-configure changed trail {trail}: {}", change.fix),
+        evidence: vec![
+            tc::Evidence {
+                field: "before".into(),
+                value: change.before.to_string(),
+            },
+            tc::Evidence {
+                field: "after".into(),
+                value: change.after.to_string(),
+            },
+        ],
+        controls: Vec::new(),
+        fix: None,
+    }
 }
 
 fn selectors_json(selectors: &[tc::EventSelector]) -> serde_json::Value {
@@ -564,15 +623,15 @@ pub fn run_check(config: &Config, runtime: &PluginRuntime, format: Format, fix: 
         let mut report = check(runtime, &snap)?;
         print_report(&report, &snap, format, now());
         if fix {
-            let fixes: Vec<tc::Fix> = report.findings.iter().filter_map(|f| f.fix.clone()).collect();
-            if fixes.is_empty() {
+            let applied = apply_all(config, &client, &snap, &report, false).await;
+            if applied.is_empty() {
                 eprintln!("nothing to fix");
                 return Ok(exit_code(&report));
             }
-            for f in &fixes {
-                match apply(config, &client, &snap, f).await {
+            for a in &applied {
+                match &a.result {
                     Ok(c) => eprintln!("fixed: {}\n  before: {}\n  after:  {}", c.fix, c.before, c.after),
-                    Err(e) => eprintln!("could not fix ({}): {e:#}", describe_fix(f)),
+                    Err(e) => eprintln!("could not fix ({}): {e:#}", a.fix),
                 }
             }
             let again = snapshot(config, &client, now()).await?;

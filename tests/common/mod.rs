@@ -80,6 +80,39 @@ pub fn outcome(command: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// A daemon started by a test, killed when the test ends however it ends (a failed assertion
+/// must not leave it polling).
+pub struct Daemon(pub std::process::Child);
+
+impl Daemon {
+    pub fn spawn(command: &mut Command) -> Self {
+        Daemon(command.spawn().expect("starting trailwatch"))
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, …).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), self.0.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -{signal}");
+    }
+
+    /// Waits for the exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.0.wait().expect("waiting for trailwatch")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            self.0.kill().ok();
+            self.0.wait().ok();
+        }
+    }
+}
+
 /// Runs `trailwatch --plugin-dir <dir> <args>` and returns its output.
 pub fn run_with_plugins(dir: &Path, args: &[&str]) -> Output {
     bin()

@@ -27,7 +27,7 @@ const SEED: u64 = 0x7472_6169_6c77_6174;
 const RUNS: usize = 3;
 
 #[path = "../../../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 mod pipeline;
 mod trail;

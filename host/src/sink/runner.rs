@@ -74,7 +74,9 @@ pub async fn run(
                 ack(index, &mut waiting, sink.as_ref(), &events);
             }
         }
-        if !waiting.is_empty() {
+        // The queue closed: hand over what is held, a file's batches or documents that belong
+        // to no file (a cycle of findings and no files ends here).
+        if !waiting.is_empty() || holding_since.is_some() || sink.oldest_pending().is_some() {
             sink.flush().await?;
             ack(index, &mut waiting, sink.as_ref(), &events);
         }

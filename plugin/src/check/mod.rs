@@ -205,6 +205,13 @@ pub const CODES: &[Code] = &[
         &[],
         "restricted mode: the trail is not checked",
     ),
+    // Reported by the host, not by the check: the change auto-configure made.
+    code(
+        "trail-changed",
+        Severity::Info,
+        &[],
+        "auto-configure changed the trail; the evidence holds the setting before and after",
+    ),
 ];
 
 const fn code(
