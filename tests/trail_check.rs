@@ -408,3 +408,62 @@ async fn auto_configure_repairs_the_trail_follows_a_setting_changed_on_sighup_an
     daemon.signal("TERM");
     assert!(daemon.wait().success());
 }
+
+/// The check over recorded trail snapshots (`tests/fixtures/trail-snapshots/`): AWS's answers for
+/// what moto cannot produce, in the shapes of CloudTrail's and S3's API references, served over
+/// HTTP; `trailwatch check --format json` against each, its exit code and findings kept as insta
+/// snapshots. Every request must find its recorded answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_trail_snapshots_give_the_findings_on_record() {
+    let dir = common::root().join("tests/fixtures/trail-snapshots");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 4, "{names:?}");
+    for path in names {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let scenario: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let aws = common::recorded::Recorded::start(&scenario["answers"]).await;
+        let work = tempfile::tempdir().unwrap();
+        let config = write_config(
+            work.path(),
+            &aws.url,
+            "AKIDRECORDED",
+            "s",
+            scenario["mode"].as_str().unwrap(),
+            scenario["source"].as_str().unwrap(),
+        );
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        if let Some(region) = scenario["region"].as_str() {
+            text = text.replace("region = \"us-east-1\"", &format!("region = \"{region}\""));
+        }
+        if let Some(trail) = scenario["trail"].as_str() {
+            text.push_str(&format!("\n[trail]\n{trail}\n"));
+        }
+        std::fs::write(&config, text).unwrap();
+        let (code, stdout, stderr) = tokio::task::spawn_blocking(move || check(&config, &["--format", "json"]))
+            .await
+            .unwrap();
+        assert!(
+            aws.unanswered().is_empty(),
+            "{name}: not on record: {:#?}",
+            aws.unanswered()
+        );
+        if !stdout.is_empty() {
+            validate(&stdout);
+        }
+        let mut docs = findings(&stdout);
+        for d in &mut docs {
+            let at = d["checked_at_ms"].take();
+            assert!(at.as_i64().is_some_and(|t| t > 0), "{name}: {d}");
+        }
+        insta::assert_json_snapshot!(
+            format!("trail_snapshot_{name}"),
+            serde_json::json!({ "exit": code, "findings": docs }),
+        );
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    }
+}

@@ -5,6 +5,7 @@ pub mod moto;
 pub mod poller;
 pub mod proxy;
 pub mod receiver;
+pub mod recorded;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

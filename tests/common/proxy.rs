@@ -62,7 +62,7 @@ pub fn error_response(status: &str, code: &str) -> Vec<u8> {
 }
 
 /// Reads one HTTP/1.1 request (head and Content-Length body); `None` at EOF.
-async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
+pub async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {

@@ -322,10 +322,26 @@ pub fn check(snapshot: &Snapshot) -> Report {
             findings: f.list,
         };
     }
-    for u in &snapshot.unread {
+    let mut choosing = Findings { list: Vec::new() };
+    let (chosen, reason) = choose(snapshot, &mut choosing);
+    // A read that failed matters when it was about the trail read or its bucket; about another
+    // trail (another account's Control Tower bucket, most often) it changes nothing. With no
+    // trail chosen, every one is said (it may be why) but those about Control Tower trails,
+    // which are never read.
+    let matters = |u: &&Unread| match chosen {
+        Some(t) => is_about(u, t),
+        None => !snapshot
+            .trails
+            .iter()
+            .any(|t| is_about(u, t) && is_control_tower(t).is_some()),
+    };
+    for u in snapshot.unread.iter().filter(matters) {
+        let trail = chosen
+            .filter(|t| t.trail.name == u.target)
+            .map(|t| t.trail.name.as_str());
         f.add(
             "could-not-read",
-            None,
+            trail,
             format!(
                 "{} for {} failed ({}), so what it says is not checked: {}",
                 u.operation, u.target, u.code, u.message
@@ -334,7 +350,7 @@ pub fn check(snapshot: &Snapshot) -> Report {
             None,
         );
     }
-    let (chosen, reason) = choose(snapshot, &mut f);
+    f.list.extend(choosing.list);
     let Some(t) = chosen else {
         return Report {
             chosen: None,
@@ -352,6 +368,13 @@ pub fn check(snapshot: &Snapshot) -> Report {
         organization: t.trail.organization,
         findings: f.list,
     }
+}
+
+/// Whether a failed read was about trail `t`: the trail itself, its ARN, or its bucket.
+fn is_about(u: &Unread, t: &TrailSnapshot) -> bool {
+    u.target == t.trail.name
+        || t.trail.arn.as_deref() == Some(&u.target)
+        || t.trail.bucket.as_deref() == Some(&u.target)
 }
 
 /// Whether AWS Control Tower manages the trail: by its name, its tags or its bucket's name.

@@ -388,6 +388,39 @@ fn restricted_mode_checks_nothing_and_says_what_that_removes() {
 }
 
 #[test]
+fn a_failed_read_about_another_trails_bucket_is_left_out() {
+    let mut other = healthy("aws-controltower-BaselineCloudTrail");
+    other.trail.bucket = Some("aws-controltower-logs-999988887777-us-east-1".into());
+    other.bucket = None;
+    let mut s = snapshot(vec![healthy("main"), other]);
+    for target in ["aws-controltower-logs-999988887777-us-east-1", "trail-bucket", "main"] {
+        s.unread.push(Unread {
+            operation: "s3:GetBucketAcl".into(),
+            target: target.into(),
+            code: "AccessDenied".into(),
+            message: "denied".into(),
+        });
+    }
+    let r = check(&s);
+    assert_eq!(r.chosen.as_deref(), Some("main"));
+    let about: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.code == "could-not-read")
+        .map(|f| f.message.split(' ').nth(2).unwrap())
+        .collect();
+    assert_eq!(about, ["trail-bucket", "main"]);
+    assert_eq!(r.findings[1].trail.as_deref(), Some("main"));
+    // No trail chosen: every failed read is said, but those about a Control Tower trail.
+    s.trails.remove(0);
+    let r = check(&s);
+    assert_eq!(r.chosen, None);
+    assert_eq!(codes(&r), ["could-not-read", "could-not-read", "control-tower-trail"]);
+    s.trails.clear();
+    assert_eq!(codes(&check(&s)).iter().filter(|c| **c == "could-not-read").count(), 3);
+}
+
+#[test]
 fn calls_that_failed_are_findings_and_the_rest_is_still_checked() {
     let mut t = healthy("main");
     t.bucket.as_mut().unwrap().logging_target = None;
