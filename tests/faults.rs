@@ -59,6 +59,7 @@ fn streaming_poller_with(
         include_insight: false,
         start: Start::Day(Day::parse("2024-03-02").unwrap()),
         relist_days: 2,
+        relist_interval: Duration::ZERO,
         max_object_bytes: 64 << 20,
         stream_above_bytes: 0,
         delete_after: None,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::moto::{self, Moto};
 use common::poller::{pipeline_settings, Poller};
+use common::proxy::{Fault, Proxy};
 use trailwatch::aws::s3::S3;
 use trailwatch::layout::Day;
 use trailwatch::pipeline::{Clock, CycleReport};
@@ -54,6 +55,7 @@ fn settings(start: Start, delete_after: Option<Duration>) -> PollSettings {
         include_insight: true,
         start,
         relist_days: 2,
+        relist_interval: Duration::ZERO,
         max_object_bytes: 64 << 20,
         stream_above_bytes: trailwatch::run::STREAM_ABOVE_BYTES,
         delete_after,
@@ -162,6 +164,172 @@ async fn every_event_comes_out_exactly_once_including_a_late_file_with_an_older_
         lists,
         4 * 2,
         "an idle poll lists today and yesterday of each of the 4 streams"
+    );
+}
+
+/// ListObjectsV2 requests `client` has made so far.
+fn lists(client: &trailwatch::aws::AwsClient) -> u64 {
+    client.counts().requests.get("s3:ListObjectsV2").copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_of_years_walks_each_stream_once_instead_of_listing_every_day() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    // One stream: files on days spread over three and a half years, with long empty gaps,
+    // the first and last of a month, and two in the days still open.
+    let days = [
+        ("2020-09-01", "0005"),
+        ("2021-02-28", "2355"),
+        ("2021-03-01", "0000"),
+        ("2022-07-14", "1200"),
+        ("2024-03-01", "0000"),
+        ("2024-03-02", "0100"),
+        ("2024-03-03", "0100"),
+    ];
+    let files: Vec<moto::LogFile> = days
+        .iter()
+        .enumerate()
+        .map(|(i, (day, hhmm))| moto::log_file("", "111122223333", "us-east-1", day, hhmm, &format!("f{i}"), 2))
+        .collect();
+    moto::seed(&client, BUCKET, &files).await;
+    let clock = || Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 23))));
+
+    // What discovery and the open days cost, from a poller that starts now.
+    let now_state = tempfile::tempdir().unwrap();
+    let mut now = poller(client.clone(), settings(Start::Now, None), now_state.path(), clock());
+    let before = lists(&client);
+    poll(&mut now).await;
+    let discovery_and_open_days = lists(&client) - before;
+
+    let state = tempfile::tempdir().unwrap();
+    let start = Day::parse("2020-09-01").unwrap();
+    let mut poller = poller(client.clone(), settings(Start::Day(start), None), state.path(), clock());
+    let before = lists(&client);
+    let (report, events) = poll(&mut poller).await;
+    let backfill = lists(&client) - before;
+    assert_eq!(report.files, days.len() as u64);
+    let seen = count_ids(&events);
+    assert_eq!(seen.len(), 2 * days.len());
+    assert!(files
+        .iter()
+        .flat_map(|f| &f.ids)
+        .all(|id| seen.get(id.as_str()) == Some(&1)));
+    assert_eq!(
+        backfill,
+        discovery_and_open_days + 1,
+        "1 270 closed days of one stream under 1 000 keys: one listing (one per day would be 1 270)"
+    );
+    let stream = "AWSLogs/111122223333/CloudTrail/us-east-1/";
+    assert_eq!(
+        poller.checkpoint().cursor(stream),
+        Some("AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/02/"),
+        "every closed day is closed: the cursor stands at the oldest open day"
+    );
+
+    // Then an idle poll lists the two open days only, and a late file in an open day is found.
+    let before = lists(&client);
+    let (report, _) = poll(&mut poller).await;
+    assert_eq!((report.files, lists(&client) - before), (0, 2));
+    let late = moto::log_file("", "111122223333", "us-east-1", "2024-03-02", "0000", "late", 1);
+    moto::seed(&client, BUCKET, std::slice::from_ref(&late)).await;
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!(report.files, 1);
+    assert_eq!(events[0]["event_id"], late.ids[0].as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yesterday_is_listed_every_relist_interval_and_once_more_when_it_closes() {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let file = |day: &str, hhmm: &str, tag: &str| moto::log_file("", "111122223333", "us-east-1", day, hhmm, tag, 1);
+    moto::seed(
+        &client,
+        BUCKET,
+        &[file("2024-03-02", "2350", "a"), file("2024-03-03", "0010", "b")],
+    )
+    .await;
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 1))));
+    let state = tempfile::tempdir().unwrap();
+    let mut s = settings(Start::Day(Day::parse("2024-03-02").unwrap()), None);
+    s.relist_interval = Duration::from_secs(300);
+    let mut poller = poller(client.clone(), s, state.path(), clock.clone());
+    let (report, _) = poll(&mut poller).await;
+    assert_eq!(report.files, 2);
+
+    // Within the interval: today only (1 listing for the one stream); a late file for
+    // yesterday waits.
+    let late = file("2024-03-02", "2355", "late");
+    moto::seed(&client, BUCKET, std::slice::from_ref(&late)).await;
+    clock.0.fetch_add(60_000, Ordering::Relaxed);
+    let before = lists(&client);
+    let (report, _) = poll(&mut poller).await;
+    assert_eq!((report.files, lists(&client) - before), (0, 1));
+    // The interval passed: yesterday is listed again and the late file found.
+    clock.0.fetch_add(300_000, Ordering::Relaxed);
+    let before = lists(&client);
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!((report.files, lists(&client) - before), (1, 2));
+    assert_eq!(events[0]["event_id"], late.ids[0].as_str());
+
+    // A late file for yesterday just before midnight, then the day turns: yesterday closes
+    // without waiting for the interval, and the walk of closed days finds the file.
+    let later = file("2024-03-02", "2358", "later");
+    moto::seed(&client, BUCKET, std::slice::from_ref(&later)).await;
+    clock.0.store(ms("2024-03-04", 0) + 30_000, Ordering::Relaxed);
+    let (report, events) = poll(&mut poller).await;
+    assert_eq!(report.files, 1);
+    assert_eq!(events[0]["event_id"], later.ids[0].as_str());
+    assert_eq!(
+        poller.checkpoint().cursor("AWSLogs/111122223333/CloudTrail/us-east-1/"),
+        Some("AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/03/")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_day_with_a_file_not_done_stays_open_and_holds_the_days_after_it() {
+    let moto = Moto::start();
+    let direct = moto.client("AKIDTEST", "secret");
+    let first = moto::log_file("", "111122223333", "us-east-1", "2023-06-01", "0100", "first", 2);
+    let later = moto::log_file("", "111122223333", "us-east-1", "2023-09-01", "0100", "later", 2);
+    moto::seed(&direct, BUCKET, &[first.clone(), later.clone()]).await;
+    // The first day's file cannot be had while BLOCKED (every attempt reset): it is not done.
+    static BLOCKED: AtomicBool = AtomicBool::new(true);
+    fn reset_first(_: u64, head: &str) -> Option<Fault> {
+        (BLOCKED.load(Ordering::Relaxed) && head.starts_with("GET ") && head.contains("_first.json.gz"))
+            .then_some(Fault::Reset)
+    }
+    let proxy = Proxy::start(&moto.url, reset_first).await;
+    let client = Arc::new(moto::client_for(&proxy.url, "AKIDTEST", "secret"));
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2024-03-03", 23))));
+    let mut poller = poller(
+        client.clone(),
+        settings(Start::Day(Day::parse("2023-06-01").unwrap()), None),
+        state.path(),
+        clock,
+    );
+    // The walk goes on past it and the later file is read, but no day closes while the first
+    // is not done.
+    let (_, events) = poll(&mut poller).await;
+    let ids: Vec<&str> = events.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, later.ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let stream = "AWSLogs/111122223333/CloudTrail/us-east-1/";
+    assert_eq!(
+        poller.checkpoint().cursor(stream),
+        Some("AWSLogs/111122223333/CloudTrail/us-east-1/2023/06/01/")
+    );
+    BLOCKED.store(false, Ordering::Relaxed);
+    let (_, events) = poll(&mut poller).await;
+    let ids: Vec<&str> = events.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        first.ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the first file is read; the later one is not read again"
+    );
+    assert_eq!(
+        poller.checkpoint().cursor(stream),
+        Some("AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/02/")
     );
 }
 

@@ -305,6 +305,10 @@ pub struct SourceConfig {
     /// Days listed whole at each poll for late files (today counts). Default 2.
     #[serde(default = "default_relist_days")]
     pub relist_days: u32,
+    /// Seconds between listings of the open days before today (today is listed at every poll;
+    /// a day is listed once more when it closes). 0: at every poll. Default 300.
+    #[serde(default = "default_relist_interval_secs")]
+    pub relist_interval_secs: u64,
     /// Objects fetched at once. Default 4.
     #[serde(default = "default_max_concurrent_fetches")]
     pub max_concurrent_fetches: usize,
@@ -336,6 +340,9 @@ fn default_start() -> String {
 }
 fn default_relist_days() -> u32 {
     2
+}
+fn default_relist_interval_secs() -> u64 {
+    300
 }
 fn default_max_concurrent_fetches() -> usize {
     4

@@ -275,6 +275,7 @@ pub fn poll_settings(config: &Config, bucket: String, prefix: String) -> PollSet
             None => Start::Now,
         },
         relist_days: i64::from(s.relist_days),
+        relist_interval: Duration::from_secs(s.relist_interval_secs),
         max_object_bytes: s.max_object_mib << 20,
         stream_above_bytes: STREAM_ABOVE_BYTES,
         delete_after: (config.mode != Mode::Restricted && config.delete.enabled)

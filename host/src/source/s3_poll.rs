@@ -1,14 +1,15 @@
 //! Following a trail bucket: find the streams, list the recent days, hand what is new to the
 //! pipeline, and delete what is done once it is due.
 //!
-//! Costs little: streams are found with delimiter listings (never a scan of the bucket), and
-//! each poll lists only the day prefixes still open. Misses nothing: a file delivered late under
+//! Costs little: streams are found with delimiter listings (never a scan of the bucket), each
+//! poll lists only the day prefixes still open, and the closed days of a backfill are read in
+//! one walk of the keys after the stream's cursor (a listing per 1000 files, not per day). Misses nothing: a file delivered late under
 //! an older key than the newest seen is still found, because the current and previous days are
 //! listed whole and compared with the keys already done (trusting StartAfter alone would skip it).
 //! A day is closed (the stream's cursor moves past it) only once every file listed in it is done
 //! or quarantined, after the files submitted before are settled.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,8 +45,11 @@ pub struct PollSettings {
     pub include_insight: bool,
     /// Where a first run starts.
     pub start: Start,
-    /// Days listed whole at each poll (today and the days before it), for late files.
+    /// Days listed whole (today and the days before it), for late files.
     pub relist_days: i64,
+    /// The open days before today are listed at most this often per stream (today at every
+    /// poll); a day is listed once more when it closes, in the walk of closed days.
+    pub relist_interval: Duration,
     /// Objects larger than this are refused.
     pub max_object_bytes: u64,
     /// Objects larger than this are read from the connection as they are used rather than
@@ -63,6 +67,8 @@ pub struct S3Source {
     settings: PollSettings,
     streams: Vec<String>,
     discovered_at_ms: Option<i64>,
+    /// When each stream's open days before today were last listed.
+    older_listed_ms: HashMap<String, i64>,
 }
 
 /// A stream's cursor key for `day`: every key before it is done.
@@ -80,6 +86,35 @@ fn cursor_day(cp: &Checkpoint, stream: &str) -> Option<Day> {
         it.next()?.parse().ok()?,
     );
     Day::from_ymd(y, m, d)
+}
+
+/// The day in a log file's key under `stream` (`<stream>YYYY/MM/DD/…`).
+fn key_day(stream: &str, key: &str) -> Option<Day> {
+    let mut it = key.strip_prefix(stream)?.splitn(4, '/');
+    let (y, m, d) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
+    it.next()?;
+    Day::from_ymd(y, m, d)
+}
+
+/// Moves `stream`'s cursor from `from` to `to` once every file of `keys` is done, when the
+/// cursor still stands at `from` (the days before closed).
+fn close_days(cycle: &mut Cycle<'_>, stream: &str, from: Day, to: Day, keys: Vec<String>) {
+    let stream = stream.to_owned();
+    cycle.marker(move |cp| {
+        let at = cp.cursor(&stream) == Some(cursor_key(&stream, from).as_str());
+        if at && keys.iter().all(|k| cp.is_done(k)) {
+            vec![Change::Cursor {
+                before: cursor_key(&stream, to),
+                prefix: stream,
+            }]
+        } else {
+            Vec::new()
+        }
+    });
 }
 
 /// An object's bytes, fetched whole or read from the connection as the plugin uses them.
@@ -134,6 +169,7 @@ impl S3Source {
             settings,
             streams: Vec::new(),
             discovered_at_ms: None,
+            older_listed_ms: HashMap::new(),
         }
     }
 
@@ -275,60 +311,133 @@ impl S3Source {
             Start::Day(_) => None,
         };
         let mut day = cursor_day(cycle.checkpoint(), stream).unwrap_or(oldest_open);
+        if day < oldest_open {
+            if !self
+                .walk_closed_days(cycle, stream, day, oldest_open, skip_before, shutdown)
+                .await?
+            {
+                return Ok(());
+            }
+            day = oldest_open;
+        }
+        // The open days, each listed whole: a late file under an older key is found. Those
+        // before today, every relist_interval: a late file there waits at most that long, and
+        // the walk lists its day once more when it closes.
+        let now = cycle.now_ms();
+        let interval = i64::try_from(self.settings.relist_interval.as_millis()).unwrap_or(i64::MAX);
+        let older_due = self.older_listed_ms.get(stream).is_none_or(|&t| now - t >= interval);
         while day <= today {
+            if day < today && !older_due {
+                day = day.next();
+                continue;
+            }
             let day_prefix = format!("{stream}{}", day.key_part());
             let s3 = S3::new(&self.client, &self.settings.bucket);
             let Some(listed) = unless_stopped(shutdown, s3.list_all(&day_prefix, None, None)).await else {
                 cycle.report().interrupted = true;
                 return Ok(());
             };
-            let listed = listed?;
-            let keys: Vec<String> = listed.objects.iter().map(|o| o.key.clone()).collect();
-            for o in listed.objects {
-                if cycle.checkpoint().is_done(&o.key) {
-                    continue;
-                }
-                if skip_before.is_some_and(|t| file_time_ms(&o.key).unwrap_or(o.last_modified_ms) < t) {
-                    cycle.report().skipped_existing += 1;
-                    cycle.change(Change::Done { key: o.key });
-                    continue;
-                }
-                let mut item = fetch(
-                    self.client.clone(),
-                    self.settings.bucket.clone(),
-                    &o,
-                    self.settings.max_object_bytes,
-                    self.settings.stream_above_bytes,
-                );
-                item.bucket = Some(self.settings.bucket.clone());
-                item.delete_due_ms = self.settings.delete_after.map(|after| {
-                    let born = file_time_ms(&o.key).unwrap_or(o.last_modified_ms);
-                    born.saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
-                });
-                if !cycle.submit(item).await? {
+            for o in listed?.objects {
+                if !self.submit_object(cycle, o, skip_before).await? {
                     return Ok(());
                 }
             }
-            // A day old enough not to be listed again is closed once every file listed in it
-            // is done (read, or quarantined): not while one is still to be retried, or was
-            // left unacknowledged by a sink.
-            if day < oldest_open {
-                let stream = stream.to_owned();
-                cycle.marker(move |cp| {
-                    let open = cp.cursor(&stream) == Some(cursor_key(&stream, day).as_str());
-                    if open && keys.iter().all(|k| cp.is_done(k)) {
-                        vec![Change::Cursor {
-                            before: cursor_key(&stream, day.next()),
-                            prefix: stream,
-                        }]
-                    } else {
-                        Vec::new()
-                    }
-                });
-            }
             day = day.next();
         }
+        if older_due {
+            self.older_listed_ms.insert(stream.to_owned(), now);
+        }
         Ok(())
+    }
+
+    /// Reads the closed days of `stream`, from `from` up to `open` (not included), in one walk
+    /// of the keys after the cursor, 1000 to a page, across days: a backfill of years costs a
+    /// listing per 1000 files instead of one per calendar day. Each day is closed in turn once
+    /// every file listed in it is done (read, or quarantined), after the files submitted before
+    /// are settled; a day left open stops the days after it from closing, and the next poll
+    /// walks again from it (what is done is skipped). False when the cycle stopped.
+    async fn walk_closed_days(
+        &self,
+        cycle: &mut Cycle<'_>,
+        stream: &str,
+        from: Day,
+        open: Day,
+        skip_before: Option<i64>,
+        shutdown: &AtomicBool,
+    ) -> Result<bool, CycleError> {
+        let s3 = S3::new(&self.client, &self.settings.bucket);
+        let start_after = cursor_key(stream, from);
+        let end = cursor_key(stream, open);
+        let mut token: Option<String> = None;
+        // The day being gathered with its keys, and the cursor its closing expects to find.
+        let mut day: Option<(Day, Vec<String>)> = None;
+        let mut cursor = from;
+        'pages: loop {
+            let listing = s3.list(stream, None, Some(&start_after), token.as_deref());
+            let Some(page) = unless_stopped(shutdown, listing).await else {
+                cycle.report().interrupted = true;
+                return Ok(false);
+            };
+            let page = page?;
+            for o in page.objects {
+                if o.key >= end {
+                    break 'pages;
+                }
+                // Not a log file's key (nothing CloudTrail writes): a day listing would not see it.
+                let Some(d) = key_day(stream, &o.key) else { continue };
+                if let Some((gathered, keys)) = day.take_if(|(g, _)| *g != d) {
+                    close_days(cycle, stream, cursor, gathered.next(), keys);
+                    cursor = gathered.next();
+                }
+                day.get_or_insert_with(|| (d, Vec::new())).1.push(o.key.clone());
+                if !self.submit_object(cycle, o, skip_before).await? {
+                    return Ok(false);
+                }
+            }
+            match page.next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        if let Some((gathered, keys)) = day.take() {
+            close_days(cycle, stream, cursor, gathered.next(), keys);
+            cursor = gathered.next();
+        }
+        if cursor < open {
+            close_days(cycle, stream, cursor, open, Vec::new());
+        }
+        Ok(true)
+    }
+
+    /// Hands `o` to the pipeline unless it is done or older than `skip_before` (start = "now");
+    /// false when the cycle stopped.
+    async fn submit_object(
+        &self,
+        cycle: &mut Cycle<'_>,
+        o: ObjectInfo,
+        skip_before: Option<i64>,
+    ) -> Result<bool, CycleError> {
+        if cycle.checkpoint().is_done(&o.key) {
+            return Ok(true);
+        }
+        if skip_before.is_some_and(|t| file_time_ms(&o.key).unwrap_or(o.last_modified_ms) < t) {
+            cycle.report().skipped_existing += 1;
+            cycle.change(Change::Done { key: o.key });
+            return Ok(true);
+        }
+        let mut item = fetch(
+            self.client.clone(),
+            self.settings.bucket.clone(),
+            &o,
+            self.settings.max_object_bytes,
+            self.settings.stream_above_bytes,
+        );
+        item.bucket = Some(self.settings.bucket.clone());
+        item.delete_due_ms = self.settings.delete_after.map(|after| {
+            let born = file_time_ms(&o.key).unwrap_or(o.last_modified_ms);
+            born.saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
+        });
+        cycle.submit(item).await
     }
 
     /// Deletes processed files whose time has come, in batches of up to 1000.
