@@ -238,6 +238,72 @@ async fn a_backfill_of_years_walks_each_stream_once_instead_of_listing_every_day
     assert_eq!(events[0]["event_id"], late.ids[0].as_str());
 }
 
+/// The listings of one poller over `accounts` × `regions` streams with a file on four days of
+/// a 31-day backfill: (streams, discovery, first poll, idle poll, idle poll with yesterday).
+async fn listing_costs(accounts: usize, regions: usize) -> [u64; 5] {
+    let moto = Moto::start();
+    let client = Arc::new(moto.client("AKIDTEST", "secret"));
+    let mut files = Vec::new();
+    for a in 0..accounts {
+        let account = format!("{:012}", 111_122_220_000u64 + a as u64);
+        for r in 0..regions {
+            let region = format!("test-region-{r}");
+            for day in ["2024-03-01", "2024-03-15", "2024-03-30", "2024-03-31"] {
+                files.push(moto::log_file("", &account, &region, day, "0100", "f", 1));
+            }
+        }
+    }
+    moto::seed(&client, BUCKET, &files).await;
+    let n = (accounts * regions) as u64;
+    let t0 = ms("2024-03-31", 12);
+    let clock = Arc::new(TestClock(AtomicI64::new(t0)));
+    let state = tempfile::tempdir().unwrap();
+    let mut s = settings(Start::Day(Day::parse("2024-03-01").unwrap()), None);
+    s.relist_interval = Duration::from_secs(300);
+    let mut poller = poller(client.clone(), s, state.path(), clock.clone());
+    let mut step = async |at_s: i64| {
+        clock.0.store(t0 + at_s * 1000, Ordering::Relaxed);
+        let before = lists(&client);
+        let (report, events) = poll(&mut poller).await;
+        (lists(&client) - before, report.files, events.len())
+    };
+    let first = step(0).await;
+    assert_eq!((first.1, first.2), (4 * n, 4 * n as usize), "every file read once");
+    let idle = step(60).await.0;
+    let idle_yesterday = step(360).await.0;
+    // Discovery is due again (600 s) while yesterday is not (260 s since its listing).
+    let discovery = step(620).await.0 - n;
+    assert_eq!(idle, n, "an idle poll lists today of each stream");
+    assert_eq!(idle_yesterday, 2 * n, "and yesterday every relist interval");
+    assert_eq!(
+        first.0,
+        discovery + 3 * n,
+        "a 29-day backfill walks each stream once, then lists its two open days"
+    );
+    [n, discovery, first.0, idle, idle_yesterday]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_costs_for_1_10_and_100_streams_are_those_in_the_readme() {
+    let mut table = String::from(
+        "| streams | discovery | first poll: 29 closed days + 2 open (one listing per day, for comparison) | idle poll | idle poll listing yesterday (every `relist_interval_secs`) | a day of idle polls at 60 s, discovery included |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (accounts, regions) in [(1, 1), (2, 5), (10, 10)] {
+        let [n, discovery, first, idle, yesterday] = listing_costs(accounts, regions).await;
+        // Discovery every 10 minutes, today at each poll, yesterday every 5 minutes, and the
+        // walk that closes a day.
+        let per_day = |idle: u64, yesterday: u64| 144 * discovery + 1440 * idle + 288 * (yesterday - idle) + n;
+        table.push_str(&format!(
+            "| {n} ({accounts} × {regions}) | {discovery} | {first} ({}) | {idle} | {yesterday} | {} ({} listing yesterday at every poll) |\n",
+            discovery + 31 * n,
+            per_day(idle, yesterday),
+            144 * discovery + 1440 * 2 * n
+        ));
+    }
+    common::readme_block("listing-costs", &table);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yesterday_is_listed_every_relist_interval_and_once_more_when_it_closes() {
     let moto = Moto::start();

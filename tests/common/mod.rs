@@ -178,3 +178,25 @@ pub fn validate_schema(schema: &str, file: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Keeps the README's generated block `<!-- name -->…<!-- /name -->` equal to `content`;
+/// with `TRAILWATCH_BLESS=1`, writes it instead.
+pub fn readme_block(name: &str, content: &str) {
+    let path = root().join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (open, close) = (format!("<!-- {name} -->\n"), format!("<!-- /{name} -->"));
+    let start = readme
+        .find(&open)
+        .unwrap_or_else(|| panic!("README.md has no {open:?} block"))
+        + open.len();
+    let end = readme[start..].find(&close).expect("the block's end") + start;
+    if std::env::var_os("TRAILWATCH_BLESS").is_some() {
+        std::fs::write(&path, format!("{}{content}{}", &readme[..start], &readme[end..])).unwrap();
+        return;
+    }
+    assert_eq!(
+        &readme[start..end],
+        content,
+        "README.md's {name} block differs: run the test with TRAILWATCH_BLESS=1"
+    );
+}
