@@ -302,7 +302,8 @@ pub struct SourceConfig {
     /// First run: `"now"` (only new files) or a day `"YYYY-MM-DD"` to read from.
     #[serde(default = "default_start")]
     pub start: String,
-    /// Days listed whole at each poll for late files (today counts). Default 2.
+    /// Days listed whole for late files (today counts): today at each poll, the others every
+    /// `relist_interval_secs`. Default 2.
     #[serde(default = "default_relist_days")]
     pub relist_days: u32,
     /// Seconds between listings of the open days before today (today is listed at every poll;

@@ -395,8 +395,10 @@ async fn run_async(
     );
     // The trail is checked again every config_check_interval_secs and on SIGHUP (after the
     // configuration's [trail] settings were read again); findings go to the sinks when they
-    // differ from the last ones sent, changes always.
-    let rechecks = config.mode != Mode::Restricted && config.trail.check && check.is_some();
+    // differ from the last ones sent, changes always. The trail chosen at start-up stays the
+    // one checked (and repaired): the module reads its bucket, and another trail ranking first
+    // later (this one stopped, say) must not be changed in its place.
+    let pinned = check.as_ref().and_then(|c| c.report.chosen.clone());
     let mut last_findings = check.as_ref().map(finding_keys);
     let mut next_check = tokio::time::Instant::now() + Duration::from_secs(config.trail.config_check_interval_secs);
     if let Some(check) = &check {
@@ -430,9 +432,16 @@ async fn run_async(
         if reload {
             reload_trail_settings(&mut config, options.config_path.as_deref());
         }
+        let rechecks = config.mode != Mode::Restricted && config.trail.check;
         if rechecks && (reload || tokio::time::Instant::now() >= next_check) {
             next_check = tokio::time::Instant::now() + Duration::from_secs(config.trail.config_check_interval_secs);
-            match check_trail(&config, &trail_client, &plugin).await {
+            let named = config.source.trail_name.clone();
+            if named.is_none() {
+                config.source.trail_name.clone_from(&pinned);
+            }
+            let checked = check_trail(&config, &trail_client, &plugin).await;
+            config.source.trail_name = named;
+            match checked {
                 Ok(checked) => {
                     let keys = finding_keys(&checked);
                     if !checked.changes.is_empty() || last_findings.as_ref() != Some(&keys) {
@@ -486,7 +495,7 @@ async fn run_async(
         if once || shutdown.load(Ordering::Relaxed) {
             break;
         }
-        let wait = if rechecks {
+        let wait = if config.mode != Mode::Restricted && config.trail.check {
             wait.min(next_check.saturating_duration_since(tokio::time::Instant::now()))
         } else {
             wait
@@ -559,7 +568,8 @@ fn spawn_hangup_listener(flag: Arc<AtomicBool>, notify: Arc<tokio::sync::Notify>
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             flag.store(true, Ordering::Relaxed);
-            notify.notify_waiters();
+            // Stored when the loop is not waiting (a poll under way): the next wait ends at once.
+            notify.notify_one();
         }
     });
     Ok(())

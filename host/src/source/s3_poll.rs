@@ -5,7 +5,9 @@
 //! poll lists only the day prefixes still open, and the closed days of a backfill are read in
 //! one walk of the keys after the stream's cursor (a listing per 1000 files, not per day). Misses nothing: a file delivered late under
 //! an older key than the newest seen is still found, because the current and previous days are
-//! listed whole and compared with the keys already done (trusting StartAfter alone would skip it).
+//! listed whole and compared with the keys already done (trusting StartAfter alone would skip it):
+//! today at every poll, the open days before it every `relist_interval`, and each day once more
+//! by the walk that closes it.
 //! A day is closed (the stream's cursor moves past it) only once every file listed in it is done
 //! or quarantined, after the files submitted before are settled.
 
@@ -97,7 +99,8 @@ fn key_day(stream: &str, key: &str) -> Option<Day> {
         it.next()?.parse().ok()?,
     );
     it.next()?;
-    Day::from_ymd(y, m, d)
+    // Only the layout CloudTrail writes (zero-padded): keys then sort by day, as the walk needs.
+    Day::from_ymd(y, m, d).filter(|&day| key.starts_with(&cursor_key(stream, day)))
 }
 
 /// Moves `stream`'s cursor from `from` to `to` once every file of `keys` is done, when the

@@ -324,16 +324,17 @@ pub fn check(snapshot: &Snapshot) -> Report {
     }
     let mut choosing = Findings { list: Vec::new() };
     let (chosen, reason) = choose(snapshot, &mut choosing);
-    // A read that failed matters when it was about the trail read or its bucket; about another
-    // trail (another account's Control Tower bucket, most often) it changes nothing. With no
-    // trail chosen, every one is said (it may be why) but those about Control Tower trails,
-    // which are never read.
-    let matters = |u: &&Unread| match chosen {
-        Some(t) => is_about(u, t),
-        None => !snapshot
-            .trails
-            .iter()
-            .any(|t| is_about(u, t) && is_control_tower(t).is_some()),
+    // A read that failed is said, since it may be why a trail was or was not chosen, but
+    // those about Control Tower trails only (another account's log-archive bucket, most
+    // often): such trails are never read. A bucket shared with another trail still counts.
+    let matters = |u: &&Unread| {
+        let about = |tower: bool| {
+            snapshot
+                .trails
+                .iter()
+                .any(|t| is_about(u, t) && is_control_tower(t).is_some() == tower)
+        };
+        about(false) || !about(true)
     };
     for u in snapshot.unread.iter().filter(matters) {
         let trail = chosen

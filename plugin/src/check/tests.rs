@@ -388,7 +388,7 @@ fn restricted_mode_checks_nothing_and_says_what_that_removes() {
 }
 
 #[test]
-fn a_failed_read_about_another_trails_bucket_is_left_out() {
+fn a_failed_read_about_a_control_tower_trails_bucket_is_left_out() {
     let mut other = healthy("aws-controltower-BaselineCloudTrail");
     other.trail.bucket = Some("aws-controltower-logs-999988887777-us-east-1".into());
     other.bucket = None;
@@ -411,6 +411,10 @@ fn a_failed_read_about_another_trails_bucket_is_left_out() {
         .collect();
     assert_eq!(about, ["trail-bucket", "main"]);
     assert_eq!(r.findings[1].trail.as_deref(), Some("main"));
+    // A bucket shared by the Control Tower trail and the one read counts.
+    s.trails[1].trail.bucket = Some("trail-bucket".into());
+    assert_eq!(codes(&check(&s)).iter().filter(|c| **c == "could-not-read").count(), 3);
+    s.trails[1].trail.bucket = Some("aws-controltower-logs-999988887777-us-east-1".into());
     // No trail chosen: every failed read is said, but those about a Control Tower trail.
     s.trails.remove(0);
     let r = check(&s);
