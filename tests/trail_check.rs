@@ -467,3 +467,77 @@ async fn recorded_trail_snapshots_give_the_findings_on_record() {
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_checks_stay_on_the_trail_chosen_at_start_up() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "s");
+    moto::seed(&admin, BUCKET, &[]).await;
+    // Two healthy trails delivering to the bucket: a-main is chosen (by name).
+    for name in ["a-main", "b-other"] {
+        new_trail(&admin, name, true).await;
+        cloudtrail::start_logging(&admin, name).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.ndjson");
+    let source = format!("bucket = \"{BUCKET}\"\npoll_interval_secs = 1");
+    let config = write_config(dir.path(), &moto.url, "AKIDADMIN", "s", "default", &source);
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[trail]\nauto_configure = true\nconfig_check_interval_secs = 10\n\n[[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = common::Daemon::spawn(common::with_config(&config).arg("run"));
+    let documents = || -> Vec<Value> {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        common::lines(text[..text.rfind('\n').map_or(0, |i| i + 1)].as_bytes())
+    };
+    assert!(
+        wait_for(async || documents().iter().any(|d| d["code"] == "several-trails")).await,
+        "{:#?}",
+        documents()
+    );
+    assert!(documents().iter().all(|d| d["chosen_trail"] == "a-main"));
+    // a-main turns single-region: b-other now ranks first, but the module reads a-main's
+    // files, so a-main is the one checked again and repaired.
+    cloudtrail::update_trail(
+        &admin,
+        &cloudtrail::TrailUpdate {
+            name: "a-main".into(),
+            is_multi_region_trail: Some(false),
+            include_global_service_events: None,
+        },
+    )
+    .await
+    .unwrap();
+    let repaired = async || {
+        documents().iter().any(|d| {
+            d["code"] == "trail-changed"
+                && d["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("UpdateTrail a-main IsMultiRegionTrail=true")
+        })
+    };
+    assert!(wait_for(repaired).await, "{:#?}", documents());
+    let trails = cloudtrail::describe_trails(&admin).await.unwrap();
+    assert_eq!(
+        trails
+            .iter()
+            .find(|t| t.name == "a-main")
+            .unwrap()
+            .is_multi_region_trail,
+        Some(true)
+    );
+    assert!(
+        documents().iter().all(|d| d["chosen_trail"] == "a-main"),
+        "{:#?}",
+        documents()
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait().success());
+}
