@@ -494,7 +494,7 @@ async fn re_checks_stay_on_the_trail_chosen_at_start_up() {
     let mut daemon = common::Daemon::spawn(common::with_config(&config).arg("run"));
     let documents = || -> Vec<Value> {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
-        common::lines(text[..text.rfind('\n').map_or(0, |i| i + 1)].as_bytes())
+        common::lines(&text.as_bytes()[..text.rfind('\n').map_or(0, |i| i + 1)])
     };
     assert!(
         wait_for(async || documents().iter().any(|d| d["code"] == "several-trails")).await,
