@@ -113,6 +113,10 @@ pub enum Command {
         /// The region, for the partition of the ARNs [default: the config's, else us-east-1].
         #[arg(long)]
         region: Option<String>,
+        /// Read through this SQS queue (`[source] type = "sqs"`): the queue's actions instead of
+        /// listing the bucket [default: the config's queue_url when its type is sqs].
+        #[arg(long)]
+        queue_url: Option<String>,
     },
     /// Create what the module needs, where missing: the bucket, the bucket policy CloudTrail
     /// delivers with, a trail (all regions, global service events, log file validation),
@@ -225,8 +229,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             auto_configure,
             no_delete,
             region,
+            queue_url,
         } => {
+            let queue_url = queue_url.or_else(|| {
+                (config.source.kind == crate::config::SourceKind::Sqs)
+                    .then(|| config.source.queue_url.clone())
+                    .flatten()
+            });
+            let region = region
+                .or_else(|| queue_url.as_deref().and_then(crate::aws::sqs::queue_region))
+                .or_else(|| config.aws.region.clone())
+                .unwrap_or_else(|| "us-east-1".into());
             let options = crate::policy::PolicyOptions {
+                queue: match &queue_url {
+                    Some(u) => Some(crate::aws::sqs::queue_arn(u, &region).ok_or_else(|| {
+                        anyhow::anyhow!("--queue-url {u}: expected https://sqs.<region>.amazonaws.com/<account>/<name>")
+                    })?),
+                    None => None,
+                },
                 mode,
                 bucket,
                 prefix,
@@ -234,9 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 kms_key,
                 auto_configure,
                 delete: !no_delete,
-                region: region
-                    .or_else(|| config.aws.region.clone())
-                    .unwrap_or_else(|| "us-east-1".into()),
+                region,
             };
             print!("{}", crate::policy::render(&crate::policy::policy(&options)));
             Ok(ExitCode::SUCCESS)

@@ -280,6 +280,28 @@ pub struct AwsConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
+    /// How new log files are found: `"s3"` (polling the bucket, the default) or `"sqs"` (S3
+    /// event notifications on a queue, `queue_url`).
+    #[serde(rename = "type", default)]
+    pub kind: SourceKind,
+    /// The queue's URL (`type = "sqs"`).
+    pub queue_url: Option<String>,
+    /// Seconds a receive waits for messages (long polling, 1 to 20). Default 20.
+    #[serde(default = "default_wait_time_secs")]
+    pub wait_time_secs: u64,
+    /// A message received this many times is poison: its last attempt is not extended, and a
+    /// failure is reported for the dead-letter queue. Default: the queue's redrive
+    /// `maxReceiveCount`, else 10.
+    pub max_receives: Option<u32>,
+    /// The visibility timeout messages are extended by, seconds. Default: the queue's.
+    pub visibility_timeout_secs: Option<u64>,
+    /// Events an earlier file delivered within this many seconds are left out (by `eventID`).
+    /// 0: off. Default 3600 with `type = "sqs"`, 0 when polling (each key is read once there).
+    pub dedup_window_secs: Option<u64>,
+    /// At most this many event ids are remembered for de-duplication (~50 bytes each).
+    /// Default 500000.
+    #[serde(default = "default_dedup_max_events")]
+    pub dedup_max_events: usize,
     /// The trail's bucket. Required in restricted mode; otherwise found with DescribeTrails.
     pub bucket: Option<String>,
     /// Key prefix before `AWSLogs/`.
@@ -328,6 +350,35 @@ impl Default for SourceConfig {
     fn default() -> Self {
         toml::from_str("").expect("defaults parse")
     }
+}
+
+/// `[source] type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Polling the bucket.
+    #[default]
+    S3,
+    /// S3 event notifications on an SQS queue.
+    Sqs,
+}
+
+impl SourceConfig {
+    /// The de-duplication window, when on.
+    pub fn dedup_window(&self) -> Option<std::time::Duration> {
+        let secs = self.dedup_window_secs.unwrap_or(match self.kind {
+            SourceKind::Sqs => 3600,
+            SourceKind::S3 => 0,
+        });
+        (secs > 0).then(|| std::time::Duration::from_secs(secs))
+    }
+}
+
+fn default_wait_time_secs() -> u64 {
+    20
+}
+fn default_dedup_max_events() -> usize {
+    500_000
 }
 
 fn yes() -> bool {
@@ -636,6 +687,67 @@ impl Config {
                 key: "source.bucket",
                 value: "unset".into(),
                 expected: "a bucket name: restricted mode never calls CloudTrail, so the bucket cannot be discovered",
+            });
+        }
+        if s.kind == SourceKind::Sqs {
+            match &s.queue_url {
+                None => {
+                    return Err(ConfigError::Value {
+                        key: "source.queue_url",
+                        value: "unset".into(),
+                        expected: "the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>) with type = \"sqs\"",
+                    })
+                }
+                Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+                    return Err(ConfigError::Value {
+                        key: "source.queue_url",
+                        value: u.clone(),
+                        expected: "an http:// or https:// URL",
+                    })
+                }
+                Some(_) => {}
+            }
+            let timeout = a.request_timeout_secs.unwrap_or(60);
+            if timeout <= s.wait_time_secs + 5 {
+                return Err(ConfigError::Value {
+                    key: "aws.request_timeout_secs",
+                    value: timeout.to_string(),
+                    expected: "more than source.wait_time_secs + 5 (a long poll must end before the request times out)",
+                });
+            }
+        } else if s.queue_url.is_some() {
+            return Err(ConfigError::Value {
+                key: "source.queue_url",
+                value: "set".into(),
+                expected: "unset unless type = \"sqs\"",
+            });
+        }
+        if !(1..=20).contains(&s.wait_time_secs) {
+            return Err(ConfigError::Value {
+                key: "source.wait_time_secs",
+                value: s.wait_time_secs.to_string(),
+                expected: "1 to 20 (seconds; SQS's longest long poll)",
+            });
+        }
+        if let Some(v) = s.visibility_timeout_secs.filter(|v| !(2..=43_200).contains(v)) {
+            return Err(ConfigError::Value {
+                key: "source.visibility_timeout_secs",
+                value: v.to_string(),
+                expected: "2 to 43200 (seconds, as SQS allows)",
+            });
+        }
+        if s.max_receives == Some(0) {
+            return Err(ConfigError::Value {
+                key: "source.max_receives",
+                value: "0".into(),
+                expected: "at least 1",
+            });
+        }
+        if s.dedup_max_events == 0 {
+            return Err(ConfigError::Value {
+                key: "source.dedup_max_events",
+                value: "0".into(),
+                expected: "at least 1; to turn de-duplication off, set dedup_window_secs = 0",
             });
         }
         if s.start != "now" && crate::layout::Day::parse(&s.start).is_none() {
@@ -1001,6 +1113,34 @@ mod tests {
             e.to_string(),
             "config key source.start = yesterday: expected \"now\" or a date YYYY-MM-DD"
         );
+    }
+
+    #[test]
+    fn a_queue_source_is_checked() {
+        let parse = |t: &str| Config::parse(t, Path::new("t.toml"));
+        let e = parse("[source]\ntype = \"sqs\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("config key source.queue_url = unset"), "{e}");
+        let e = parse("[source]\nqueue_url = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\n").unwrap_err();
+        assert!(e.to_string().contains("unset unless type = \"sqs\""), "{e}");
+        let e = parse("[source]\ntype = \"sqs\"\nqueue_url = \"sqs.eu-west-1.amazonaws.com/1/q\"\n").unwrap_err();
+        assert!(e.to_string().contains("an http:// or https:// URL"), "{e}");
+        let e = parse("[source]\ntype = \"kinesis\"\n").unwrap_err();
+        assert!(e.to_string().contains("kinesis"), "{e}");
+        let queue = "[source]\ntype = \"sqs\"\nqueue_url = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\n";
+        let e = parse(&format!("{queue}wait_time_secs = 21\n")).unwrap_err();
+        assert_eq!(e.to_string(), "config key source.wait_time_secs = 21: expected 1 to 20 (seconds; SQS's longest long poll)");
+        let e = parse(&format!("[aws]\nrequest_timeout_secs = 25\n{queue}")).unwrap_err();
+        assert!(e.to_string().starts_with("config key aws.request_timeout_secs = 25"), "{e}");
+        let e = parse(&format!("{queue}visibility_timeout_secs = 1\n")).unwrap_err();
+        assert!(e.to_string().starts_with("config key source.visibility_timeout_secs = 1"), "{e}");
+        let e = parse(&format!("{queue}max_receives = 0\n")).unwrap_err();
+        assert!(e.to_string().starts_with("config key source.max_receives = 0"), "{e}");
+        let c = parse(queue).unwrap();
+        assert_eq!(c.source.kind, SourceKind::Sqs);
+        assert_eq!(c.source.dedup_window(), Some(Duration::from_secs(3600)));
+        let c = parse(&format!("{queue}dedup_window_secs = 0\n")).unwrap();
+        assert_eq!(c.source.dedup_window(), None);
+        assert_eq!(parse("").unwrap().source.dedup_window(), None, "polling reads each key once");
     }
 
     #[test]

@@ -122,6 +122,48 @@ pub fn last_segment(prefix: &str) -> &str {
     prefix.trim_end_matches('/').rsplit('/').next().unwrap_or("")
 }
 
+/// What an object of a trail bucket is, by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind<'k> {
+    /// Under a stream (`AWSLogs/[<org>/]<account>/<folder>/<region>/…`): `folder` is
+    /// `CloudTrail`, `CloudTrail-Insight` or `CloudTrail-Digest`.
+    Stream {
+        account: &'k str,
+        folder: &'k str,
+        region: &'k str,
+    },
+    /// Anything else: not under `<prefix>AWSLogs/`, or not in CloudTrail's layout there.
+    Other,
+}
+
+/// What `key` is in a bucket whose trail writes under `prefix` ("" or ending in `/`).
+pub fn classify<'k>(prefix: &str, key: &'k str) -> KeyKind<'k> {
+    let Some(rest) = key.strip_prefix(prefix).and_then(|r| r.strip_prefix("AWSLogs/")) else {
+        return KeyKind::Other;
+    };
+    let mut parts = rest.splitn(6, '/');
+    let mut account = parts.next().unwrap_or("");
+    if is_org_id(account) {
+        account = parts.next().unwrap_or("");
+    } else {
+        // Without an organization segment the fifth split is the rest: join it back.
+        parts = rest.splitn(5, '/');
+        parts.next();
+    }
+    let (Some(folder), Some(region), Some(tail)) = (parts.next(), parts.next(), parts.next()) else {
+        return KeyKind::Other;
+    };
+    let known = matches!(folder, "CloudTrail" | "CloudTrail-Insight" | "CloudTrail-Digest");
+    if !is_account_id(account) || !known || region.is_empty() || tail.is_empty() {
+        return KeyKind::Other;
+    }
+    KeyKind::Stream {
+        account,
+        folder,
+        region,
+    }
+}
+
 /// The delivery time in a log file's name (`…_20240301T1205Z_…`), ms since the Unix epoch.
 pub fn file_time_ms(key: &str) -> Option<i64> {
     let name = key.rsplit('/').next()?;
@@ -164,6 +206,29 @@ mod tests {
         let digest = "x/111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20240301T120500Z.json.gz";
         assert_eq!(file_time_ms(digest), Some(1_709_294_700_000));
         assert_eq!(file_time_ms("AWSLogs/notes.txt"), None);
+    }
+
+    #[test]
+    fn keys_are_classified_by_the_layout() {
+        let log = "p/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/f.json.gz";
+        assert_eq!(
+            classify("p/", log),
+            KeyKind::Stream {
+                account: "111122223333",
+                folder: "CloudTrail",
+                region: "us-east-1"
+            }
+        );
+        assert_eq!(classify("", log), KeyKind::Other, "the prefix must match");
+        let org = "AWSLogs/o-abcdef1234/111122223333/CloudTrail-Digest/eu-west-1/2024/03/01/d.json.gz";
+        assert!(matches!(
+            classify("", org),
+            KeyKind::Stream { folder: "CloudTrail-Digest", region: "eu-west-1", .. }
+        ));
+        assert_eq!(classify("", "AWSLogs/111122223333/CloudTrail/us-east-1/"), KeyKind::Other);
+        assert_eq!(classify("", "AWSLogs/111122223333/Config/us-east-1/x"), KeyKind::Other);
+        assert_eq!(classify("", "AWSLogs/notes.txt"), KeyKind::Other);
+        assert_eq!(classify("", "elsewhere/file.json.gz"), KeyKind::Other);
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct PolicyOptions {
     pub delete: bool,
     /// The region, for the partition of the ARNs.
     pub region: String,
+    /// The queue's ARN when reading through SQS (`[source] type = "sqs"`): the bucket is never
+    /// listed then.
+    pub queue: Option<String>,
 }
 
 /// An IAM policy document.
@@ -69,11 +72,27 @@ pub fn policy(o: &PolicyOptions) -> Policy {
         Some(x) => format!("{bucket}/{x}/AWSLogs/*"),
         None => format!("{bucket}/AWSLogs/*"),
     };
-    let mut statement = vec![
+    let mut statement = match &o.queue {
+        // ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibilityBatch, GetQueueAttributes.
+        Some(queue) => vec![
+            allow(
+                "ReadTheQueue",
+                &[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                vec![queue.clone()],
+            ),
+            allow("ReadLogFiles", &["s3:GetObject"], vec![logs.clone()]),
+        ],
         // ListObjectsV2 and HeadBucket (the bucket's region).
-        allow("ListTheTrailBucket", &["s3:ListBucket"], vec![bucket.clone()]),
-        allow("ReadLogFiles", &["s3:GetObject"], vec![logs.clone()]),
-    ];
+        None => vec![
+            allow("ListTheTrailBucket", &["s3:ListBucket"], vec![bucket.clone()]),
+            allow("ReadLogFiles", &["s3:GetObject"], vec![logs.clone()]),
+        ],
+    };
     if let Some(key) = &o.kms_key {
         statement.push(allow("DecryptLogFiles", &["kms:Decrypt"], vec![key.clone()]));
     }
@@ -151,6 +170,7 @@ mod tests {
             auto_configure: false,
             delete: true,
             region: "us-east-1".into(),
+            queue: None,
         }
     }
 
@@ -184,6 +204,18 @@ mod tests {
         );
         assert!(text.contains("\"arn:aws-us-gov:cloudtrail:*:*:trail/main\""), "{text}");
         assert!(text.starts_with("{\n  \"Version\": \"2012-10-17\""), "{text}");
+        let mut queued = options(Mode::Restricted);
+        queued.queue = Some("arn:aws:sqs:us-east-1:111122223333:trail-files".into());
+        assert_eq!(
+            actions(&policy(&queued)),
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+                "s3:GetObject"
+            ]
+        );
     }
 
     #[test]
@@ -194,8 +226,11 @@ mod tests {
         auto.auto_configure = true;
         auto.trail = Some("main".into());
         let mut differ = Vec::new();
+        let mut queued = options(Mode::Restricted);
+        queued.queue = Some("arn:aws:sqs:us-east-1:111122223333:TRAIL-QUEUE".into());
         for (name, mut o) in [
             ("restricted", options(Mode::Restricted)),
+            ("restricted-sqs", queued),
             ("default", options(Mode::Default)),
             ("auto-configure", auto),
         ] {

@@ -23,7 +23,9 @@ use crate::runtime::bindings::trail_check as tc;
 use crate::runtime::cache::CompileCache;
 use crate::runtime::watch::PluginWatch;
 use crate::runtime::{PluginRuntime, PluginSearch};
+use crate::config::SourceKind;
 use crate::source::s3_poll::{PollSettings, S3Source, Start};
+use crate::source::sqs::{QueueSettings, SqsSource};
 use crate::state::checkpoint::CheckpointStore;
 use crate::trail;
 
@@ -87,6 +89,22 @@ pub fn client(config: &Config, region: Option<&str>) -> anyhow::Result<AwsClient
     };
     let seed = SystemClock.now_ms() as u64 ^ u64::from(std::process::id());
     Ok(AwsClient::new(settings, source, seed)?)
+}
+
+/// The client for `bucket`'s own region (HeadBucket says which), or `client` when it is the
+/// same or S3 does not say.
+async fn bucket_client(config: &Config, client: Arc<AwsClient>, bucket: &str) -> anyhow::Result<Arc<AwsClient>> {
+    Ok(match crate::aws::s3::S3::new(&client, bucket).region().await {
+        Ok(Some(region)) if region != client.settings().region => {
+            tracing::info!(bucket = %bucket, region = %region, "the bucket is in another region; using it for S3");
+            Arc::new(self::client(config, Some(&region))?)
+        }
+        Ok(_) => client,
+        Err(e) => {
+            tracing::warn!(bucket = %bucket, error = %e, "could not learn the bucket's region; using aws.region");
+            client
+        }
+    })
 }
 
 /// Logs a finding of the start-up check at its severity.
@@ -284,6 +302,65 @@ pub fn poll_settings(config: &Config, bucket: String, prefix: String) -> PollSet
     }
 }
 
+/// A queue cycle receives for at most this long before `run`'s housekeeping.
+pub const QUEUE_CYCLE: Duration = Duration::from_secs(60);
+
+/// The queue settings the configuration asks for; `bucket` and `prefix` resolved.
+pub fn queue_settings(config: &Config, queue_url: String, bucket: String, prefix: String) -> QueueSettings {
+    let s = &config.source;
+    QueueSettings {
+        queue_url,
+        bucket,
+        prefix,
+        accounts: s.accounts.clone(),
+        regions: s.regions.clone(),
+        include_insight: s.include_insight,
+        wait_time: Duration::from_secs(s.wait_time_secs),
+        max_receives: s.max_receives,
+        visibility_timeout: s.visibility_timeout_secs.map(Duration::from_secs),
+        max_object_bytes: s.max_object_mib << 20,
+        stream_above_bytes: STREAM_ABOVE_BYTES,
+        delete_after: (config.mode != Mode::Restricted && config.delete.enabled)
+            .then(|| Duration::from_secs(config.delete.after_hours * 3600)),
+        cycle_length: QUEUE_CYCLE,
+        // Without de-duplication, an hour: notifications sent twice come within seconds.
+        remember_done: s.dedup_window().unwrap_or(Duration::from_secs(3600)),
+    }
+}
+
+/// Where `run` finds new files.
+enum Source {
+    Poll(S3Source),
+    Queue(SqsSource),
+}
+
+impl Source {
+    async fn poll_once(
+        &mut self,
+        pipeline: &mut Pipeline,
+        shutdown: Arc<AtomicBool>,
+    ) -> Result<crate::pipeline::CycleReport, CycleError> {
+        match self {
+            Source::Poll(s) => s.poll_once(pipeline, shutdown).await,
+            Source::Queue(q) => q.poll_once(pipeline, shutdown).await,
+        }
+    }
+}
+
+/// The requests of every client, each counted once however many roles it has.
+fn all_requests(clients: &[&Arc<AwsClient>]) -> std::collections::BTreeMap<&'static str, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, c) in clients.iter().enumerate() {
+        if clients[..i].iter().any(|d| Arc::ptr_eq(c, d)) {
+            continue;
+        }
+        for (op, n) in c.counts().requests {
+            *out.entry(op).or_default() += n;
+        }
+    }
+    out
+}
+
 /// The pipeline settings the configuration asks for.
 pub fn pipeline_settings(config: &Config) -> PipelineSettings {
     let defaults = PipelineSettings::default();
@@ -296,12 +373,21 @@ pub fn pipeline_settings(config: &Config) -> PipelineSettings {
         max_inflight_bytes: config.pipeline.max_inflight_mib << 20,
         drop_read_only: config.mode == Mode::WriteOnly,
         delayed_after: Duration::from_secs(config.source.delayed_after_secs),
+        dedup: config
+            .source
+            .dedup_window()
+            .map(|w| (w, config.source.dedup_max_events)),
     }
 }
 
 /// Says at start-up what the mode leaves out, and why.
 fn announce_mode(config: &Config) {
     match config.mode {
+        Mode::Restricted if config.source.kind == SourceKind::Sqs => tracing::warn!(
+            "restricted mode: only sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility, \
+             sqs:GetQueueAttributes and s3:GetObject are used; the CloudTrail API is never called, so there is no \
+             trail discovery and no misconfiguration detection, and no log file is deleted"
+        ),
         Mode::Restricted => tracing::warn!(
             "restricted mode: only s3:ListBucket and s3:GetObject are used; the CloudTrail API is never called, so \
              there is no trail discovery and no misconfiguration detection, and no log file is deleted"
@@ -350,18 +436,20 @@ async fn run_async(
     // CloudTrail is called in aws.region, whatever region the bucket is in.
     let trail_client = client.clone();
     let Located { bucket, prefix, check } = locate(&config, &client, &runtime).await?;
+    // S3 notifies a queue in the bucket's own region only: the queue's region (its URL names
+    // it) is the bucket's, and both are signed for it; the bucket is never listed.
+    let queue_client = match (&config.source.kind, &config.source.queue_url) {
+        (SourceKind::Sqs, Some(url)) => Some(match crate::aws::sqs::queue_region(url) {
+            Some(region) if region != client.settings().region => Arc::new(self::client(&config, Some(&region))?),
+            _ => client.clone(),
+        }),
+        _ => None,
+    };
     // A central log bucket often lives in another region than the account's API calls: sign
     // S3 requests for the bucket's own region.
-    let client = match crate::aws::s3::S3::new(&client, &bucket).region().await {
-        Ok(Some(region)) if region != client.settings().region => {
-            tracing::info!(bucket = %bucket, region = %region, "the bucket is in another region; using it for S3");
-            Arc::new(self::client(&config, Some(&region))?)
-        }
-        Ok(_) => client,
-        Err(e) => {
-            tracing::warn!(bucket = %bucket, error = %e, "could not learn the bucket's region; using aws.region");
-            client
-        }
+    let client = match &queue_client {
+        Some(q) => q.clone(),
+        None => bucket_client(&config, client, &bucket).await?,
     };
     let store = CheckpointStore::open(&config.state.dir)?;
     let ledger = Ledger::open(store, &bucket)?;
@@ -404,7 +492,24 @@ async fn run_async(
     if let Some(check) = &check {
         report_findings(check, &mut pipeline, &metrics);
     }
-    let mut source = S3Source::new(client.clone(), poll_settings(&config, bucket, prefix));
+    let mut source = match config.source.kind {
+        SourceKind::S3 => Source::Poll(S3Source::new(client.clone(), poll_settings(&config, bucket, prefix))),
+        SourceKind::Sqs => {
+            let url = config
+                .source
+                .queue_url
+                .clone()
+                .context("source.queue_url is required with type = \"sqs\"")?;
+            tracing::info!(queue = %url, bucket = %bucket, "reading the S3 notifications of the queue");
+            Source::Queue(SqsSource::new(
+                client.clone(),
+                client.clone(),
+                queue_settings(&config, url, bucket, prefix),
+                metrics.clone(),
+            ))
+        }
+    };
+    let clients: Vec<&Arc<AwsClient>> = [&client, &trail_client].into_iter().chain(queue_client.as_ref()).collect();
     let mut plugin = runtime;
     let cache = match &config.plugin.cache_dir {
         Some(dir) => CompileCache::in_dir(dir),
@@ -456,7 +561,7 @@ async fn run_async(
             }
         }
         let result = source.poll_once(&mut pipeline, shutdown.clone()).await;
-        metrics.s3_requests(&client.counts().requests);
+        metrics.s3_requests(&all_requests(&clients));
         metrics.poll(result.is_ok(), clock.now_ms());
         let wait = match result {
             Ok(report) => {
@@ -470,12 +575,17 @@ async fn run_async(
                     skipped_existing = report.skipped_existing,
                     dropped_read_only = report.dropped_read_only,
                     not_repeated = report.not_repeated,
+                    duplicates = report.duplicates,
                     "poll done"
                 );
                 if !report.failed.is_empty() && once {
                     exit = ExitCode::from(1);
                 }
-                interval
+                match source {
+                    // The receives wait for messages themselves (long polling).
+                    Source::Queue(_) => Duration::ZERO,
+                    Source::Poll(_) => interval,
+                }
             }
             Err(e) => {
                 failures += 1;
@@ -508,8 +618,10 @@ async fn run_async(
             break;
         }
     }
-    let counts = client.counts();
-    let requests: Vec<String> = counts.requests.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if let Source::Queue(q) = &mut source {
+        q.shutdown().await;
+    }
+    let requests: Vec<String> = all_requests(&clients).iter().map(|(k, v)| format!("{k} {v}")).collect();
     tracing::info!(requests = %requests.join(", "), "AWS requests made");
     if options.json_logs {
         return Ok(exit);

@@ -240,6 +240,7 @@ pub async fn setup(config: &Config, client: &AwsClient, options: &SetupOptions) 
         auto_configure: false,
         delete: true,
         region,
+        queue: None,
     });
     print!("{}", policy::render(&policy));
     println!(

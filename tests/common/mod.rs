@@ -6,6 +6,7 @@ pub mod poller;
 pub mod proxy;
 pub mod receiver;
 pub mod recorded;
+pub mod sqs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -21,6 +21,8 @@ pub enum Fault {
     /// Forwards, then passes on the answer's head and half its body, and sends nothing more
     /// while keeping the connection open (a download that stalls).
     Stall,
+    /// Forwards after this long (a slow answer).
+    Delay(std::time::Duration),
 }
 
 /// Chooses a fault (or none: forward) for the `n`th request (from 0), given its head.
@@ -139,6 +141,10 @@ async fn serve(
                     faults.fetch_add(1, Ordering::Relaxed);
                     truncate = true;
                     stall = true;
+                }
+                Some(Fault::Delay(d)) => {
+                    faults.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(d).await;
                 }
                 None => {}
             }

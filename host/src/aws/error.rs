@@ -125,6 +125,8 @@ pub fn iam_action(operation: &str) -> &str {
         "s3:HeadObject" => "s3:GetObject",
         "s3:HeadBucket" => "s3:ListBucket",
         "s3:GetPublicAccessBlock" => "s3:GetBucketPublicAccessBlock",
+        "sqs:DeleteMessageBatch" => "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibilityBatch" => "sqs:ChangeMessageVisibility",
         other => other,
     }
 }
@@ -172,6 +174,8 @@ mod tests {
         assert!(denied("s3:HeadBucket").contains("must allow s3:ListBucket"));
         assert!(denied("s3:DeleteObjects").contains("must allow s3:DeleteObject"));
         assert!(denied("s3:GetPublicAccessBlock").contains("must allow s3:GetBucketPublicAccessBlock"));
+        assert!(denied("sqs:DeleteMessageBatch").contains("must allow sqs:DeleteMessage;"));
+        assert!(denied("sqs:ChangeMessageVisibilityBatch").contains("must allow sqs:ChangeMessageVisibility;"));
         assert!(denied("cloudtrail:DescribeTrails").contains("must allow cloudtrail:DescribeTrails"));
     }
 }

@@ -11,6 +11,8 @@
 //! - `error`: typed AWS errors; callers branch on the kind, never on message text.
 //! - `s3`: ListObjectsV2, GetObject, DeleteObjects.
 //! - `bucket`: the bucket settings the trail check reads (policy, ACL, public access block, …).
+//! - `sqs`: ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibilityBatch, GetQueueAttributes
+//!   (the queue source).
 //! - `sts`: GetCallerIdentity (the account, for `setup`).
 //! - `cloudtrail`: reading a trail (DescribeTrails, GetTrailStatus, selectors, tags) and the
 //!   changes fixes and `setup` make (PutEventSelectors, UpdateTrail, StartLogging, CreateTrail).
@@ -23,6 +25,7 @@ pub mod endpoint;
 pub mod error;
 pub mod s3;
 pub mod secret;
+pub mod sqs;
 pub mod sts;
 
 pub use client::{AwsClient, ClientSettings, RequestCounts};

@@ -26,6 +26,9 @@ pub struct Metrics {
     outcomes: Family<Labels, Counter>,
     failures: Family<Labels, Counter>,
     dropped_read_only: Counter,
+    duplicates: Counter,
+    queue_messages: Family<Labels, Counter>,
+    queue_extensions: Counter,
     s3_requests: Family<Labels, Counter>,
     s3_seen: Mutex<std::collections::BTreeMap<String, u64>>,
     sink_batches: Family<Labels, Counter>,
@@ -70,6 +73,9 @@ impl Metrics {
             outcomes: Family::default(),
             failures: Family::default(),
             dropped_read_only: Counter::default(),
+            duplicates: Counter::default(),
+            queue_messages: Family::default(),
+            queue_extensions: Counter::default(),
             s3_requests: Family::default(),
             s3_seen: Mutex::default(),
             sink_batches: Family::default(),
@@ -118,8 +124,23 @@ impl Metrics {
             m.dropped_read_only.clone(),
         );
         registry.register(
+            "duplicate_events",
+            "Events left out because an earlier file delivered them within the de-duplication window",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "queue_messages",
+            "Queue messages finished, by result (deleted, returned, poison, not_a_notification, ignored)",
+            m.queue_messages.clone(),
+        );
+        registry.register(
+            "queue_visibility_extensions",
+            "Queue messages whose visibility was extended while their objects were read",
+            m.queue_extensions.clone(),
+        );
+        registry.register(
             "s3_requests",
-            "S3 and CloudTrail requests sent, by operation",
+            "AWS requests sent (S3, SQS, CloudTrail), by operation",
             m.s3_requests.clone(),
         );
         registry.register("sink_batches", "Batches handed over, by sink", m.sink_batches.clone());
@@ -211,6 +232,21 @@ impl Metrics {
     /// `n` events with `outcome` were acknowledged.
     pub fn outcome(&self, outcome: &str, n: u64) {
         self.outcomes.get_or_create(&label("outcome", outcome)).inc_by(n);
+    }
+
+    /// `n` events were left out as duplicates.
+    pub fn duplicates(&self, n: u64) {
+        self.duplicates.inc_by(n);
+    }
+
+    /// A queue message finished with `result` (see the help text).
+    pub fn queue_message(&self, result: &str) {
+        self.queue_messages.get_or_create(&label("result", result)).inc();
+    }
+
+    /// `n` queue messages had their visibility extended.
+    pub fn queue_extensions(&self, n: u64) {
+        self.queue_extensions.inc_by(n);
     }
 
     /// `n` read-only events were dropped.

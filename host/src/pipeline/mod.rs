@@ -11,6 +11,7 @@
 //! # Layout
 //! - `work`: what a source hands over (an object and how to fetch it).
 //! - `reader`: one file through the plugin on a blocking thread, rendered batch by batch.
+//! - `dedup`: events an earlier file delivered within a window, left out (by `eventID`).
 //! - `enrich`: the delivery times the host adds to each event.
 //! - `writer`: takes each file's batches in submission order and sends them to the sinks.
 //! - `mod.rs`: [`Pipeline`] (what lives across cycles) and [`Cycle`] (one pass of a source):
@@ -25,6 +26,7 @@
 //! queues at most `QUEUE_PER_FILE` rendered batches for the writer, and the batches handed to
 //! sinks and not yet acknowledged by all of them hold at most `max_inflight_bytes`.
 
+pub mod dedup;
 pub mod enrich;
 pub mod reader;
 pub mod work;
@@ -71,6 +73,9 @@ pub struct PipelineSettings {
     pub drop_read_only: bool,
     /// Events delivered later than this are flagged as delayed.
     pub delayed_after: Duration,
+    /// Leave out events an earlier file delivered within this window, remembering at most this
+    /// many ids (`None`: no de-duplication).
+    pub dedup: Option<(Duration, usize)>,
 }
 
 impl Default for PipelineSettings {
@@ -81,6 +86,7 @@ impl Default for PipelineSettings {
             max_inflight_bytes: 64 << 20,
             drop_read_only: false,
             delayed_after: Duration::from_secs(900),
+            dedup: None,
         }
     }
 }
@@ -147,6 +153,8 @@ pub struct CycleReport {
     pub dropped_read_only: u64,
     /// Events of a file tried again that an earlier attempt had written, not written again.
     pub not_repeated: u64,
+    /// Events an earlier file delivered within the de-duplication window, left out.
+    pub duplicates: u64,
     /// Files found at the first poll with `start = "now"` and left unread.
     pub skipped_existing: u64,
     /// Files that could not be read, with why (their events before the failure were written).
@@ -209,6 +217,8 @@ pub struct Pipeline {
     /// Documents that are no file's events (the trail check's findings), for every sink at
     /// the start of the next cycle: NDJSON lines and the end offset of each.
     documents: Vec<(Vec<u8>, Vec<u32>)>,
+    /// The ids delivered within the de-duplication window.
+    dedup: Option<Arc<dedup::Dedup>>,
 }
 
 impl Pipeline {
@@ -237,6 +247,7 @@ impl Pipeline {
             next_batch: 0,
             on_file: None,
             documents: Vec::new(),
+            dedup: settings.dedup.map(|(window, max)| Arc::new(dedup::Dedup::new(window, max))),
             settings,
         }
     }
@@ -502,9 +513,27 @@ impl Cycle<'_> {
             delayed_after_ms: p.settings.delayed_after.as_millis() as i64,
             processed_at_ms: p.clock.now_ms(),
             skip_below,
+            dedup: p.dedup.clone(),
         };
         tokio::spawn(job.run(item, tx));
         Ok(true)
+    }
+
+    /// Waits for `work` (a source's request: a long poll of a queue) while committing what is
+    /// acknowledged meanwhile, so that markers run as their files settle rather than after.
+    pub async fn wait_on<T>(&mut self, work: impl std::future::Future<Output = T>) -> Result<T, CycleError> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => {
+                    self.settle().await?;
+                    return Ok(done);
+                }
+                Some(event) = self.events_rx.recv() => self.on_sink_event(event),
+                Some(written) = self.written_rx.recv() => self.pending.push_back(written),
+            }
+            self.commit_ready()?;
+        }
     }
 
     /// Adds changes that `marker` works out once every file submitted so far is settled
@@ -588,12 +617,18 @@ impl Cycle<'_> {
             m.outcome(outcome, *n);
         }
         m.dropped_read_only(stats.dropped_read_only);
+        m.duplicates(stats.duplicates);
+        // Acknowledged by every sink: from now on these events are duplicates within the window.
+        if let Some(d) = &self.p.dedup {
+            d.record(self.p.clock.now_ms(), &stats.delivered_ids);
+        }
         if end != ReadEnd::Interrupted {
             self.report.files += 1;
         }
         self.report.events += stats.events;
         self.report.dropped_read_only += stats.dropped_read_only;
         self.report.not_repeated += stats.not_repeated;
+        self.report.duplicates += stats.duplicates;
         let ledger = &mut self.p.ledger;
         match &end {
             ReadEnd::Complete => {
@@ -776,6 +811,7 @@ struct ReadTask {
     delayed_after_ms: i64,
     processed_at_ms: i64,
     skip_below: u32,
+    dedup: Option<Arc<dedup::Dedup>>,
 }
 
 impl ReadTask {
@@ -825,6 +861,7 @@ impl ReadTask {
                 processed_at_ms: self.processed_at_ms,
                 delayed_after_ms: self.delayed_after_ms,
             },
+            dedup: self.dedup,
         };
         let (runtime, cpus, metrics) = (self.runtime, self.cpus, self.metrics);
         // A panic in the reader drops `tx` without `Done`: the writer reports the file failed.

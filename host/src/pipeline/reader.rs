@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use super::dedup::{document_event_id, Dedup};
 use super::enrich::FileContext;
 use super::work::{Input, Retry};
 use crate::metrics::Metrics;
@@ -53,6 +54,11 @@ pub struct FileStats {
     pub dropped_read_only: u64,
     /// Events of a file tried again that an earlier attempt handed over, not handed over again.
     pub not_repeated: u64,
+    /// Events an earlier file delivered within the de-duplication window, not handed over.
+    pub duplicates: u64,
+    /// The de-duplication keys of the events handed over, remembered once the file is
+    /// acknowledged (empty without de-duplication).
+    pub delivered_ids: Vec<u128>,
     /// Events flagged with problems.
     pub flagged: u64,
     /// Events per metric.
@@ -84,6 +90,8 @@ pub struct ReadJob {
     pub drop_read_only: bool,
     /// For the delivery record.
     pub context: FileContext,
+    /// Events delivered within the window are left out (`None`: no de-duplication).
+    pub dedup: Option<Arc<Dedup>>,
 }
 
 /// Sends `msg`, letting go of the CPU permit while the writer is not taking more: a later file
@@ -154,6 +162,19 @@ impl Filter {
 }
 
 impl FileStats {
+    /// Whether event `i` of a batch was delivered within the de-duplication window (counted);
+    /// otherwise its key is noted for when the file is acknowledged.
+    fn duplicate(&mut self, keys: &[Option<u128>], delivered: &[bool], i: usize) -> bool {
+        if delivered.get(i).copied().unwrap_or(false) {
+            self.duplicates += 1;
+            return true;
+        }
+        if let Some(Some(k)) = keys.get(i) {
+            self.delivered_ids.push(*k);
+        }
+        false
+    }
+
     /// Counts an event handed over.
     fn count(&mut self, metric: &str, flags: u8, outcome: Outcome, flagged: bool) {
         self.events += 1;
@@ -191,6 +212,7 @@ pub fn read(
         skip_below,
         drop_read_only,
         context,
+        dedup,
     } = job;
     let mut stats = FileStats::default();
     let selected = drop_read_only && runtime.selects();
@@ -208,8 +230,16 @@ pub fn read(
             Batch::Typed(batch) => {
                 bytes = Vec::with_capacity(batch.iter().map(|e| e.raw.len() + 1024).sum());
                 ends = Vec::with_capacity(batch.len());
-                for event in batch {
+                let keys: Vec<Option<u128>> = match &dedup {
+                    Some(d) => batch.iter().map(|e| e.event_id.as_deref().map(|id| d.key(id))).collect(),
+                    None => Vec::new(),
+                };
+                let delivered = dedup.as_ref().map(|d| d.delivered(&keys)).unwrap_or_default();
+                for (i, event) in batch.iter().enumerate() {
                     if !filter.keep(&mut stats, event.index, event.read_only) {
+                        continue;
+                    }
+                    if stats.duplicate(&keys, &delivered, i) {
                         continue;
                     }
                     let delivery = context.delivery(event.event_time_ms);
@@ -227,12 +257,30 @@ pub fn read(
                 }
             }
             Batch::Documents(batch) => {
-                let as_rendered = !context.adds_delivery() && filter.keeps_all(&batch.events);
+                let keys: Vec<Option<u128>> = match &dedup {
+                    Some(d) => {
+                        let mut start = 0;
+                        batch
+                            .events
+                            .iter()
+                            .map(|s| {
+                                let line = &batch.text[start..(s.end as usize).min(batch.text.len())];
+                                start = s.end as usize;
+                                document_event_id(line).map(|id| d.key(id))
+                            })
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+                let delivered = dedup.as_ref().map(|d| d.delivered(&keys)).unwrap_or_default();
+                let as_rendered =
+                    !context.adds_delivery() && filter.keeps_all(&batch.events) && !delivered.contains(&true);
                 ends = Vec::with_capacity(batch.events.len());
                 if as_rendered {
                     // Nothing to drop or add: the plugin's text is the batch.
-                    for s in &batch.events {
+                    for (i, s) in batch.events.iter().enumerate() {
                         filter.keep(&mut stats, s.index, s.read_only);
+                        stats.duplicate(&keys, &delivered, i);
                         ends.push(s.end);
                         let flags = names::flag_bits(s.flags);
                         stats.count(&batch.metrics[s.metric as usize], flags, s.outcome, s.flagged);
@@ -241,10 +289,13 @@ pub fn read(
                 } else {
                     bytes = Vec::with_capacity(batch.text.len() + 256 * batch.events.len());
                     let mut start = 0;
-                    for s in &batch.events {
+                    for (i, s) in batch.events.iter().enumerate() {
                         let (line, head) = (start..s.end as usize, s.head_end as usize);
                         start = s.end as usize;
                         if !filter.keep(&mut stats, s.index, s.read_only) {
+                            continue;
+                        }
+                        if stats.duplicate(&keys, &delivered, i) {
                             continue;
                         }
                         bytes.extend_from_slice(&batch.text[line.start..head]);

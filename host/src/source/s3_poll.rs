@@ -122,13 +122,35 @@ fn close_days(cycle: &mut Cycle<'_>, stream: &str, from: Day, to: Day, keys: Vec
 
 /// An object's bytes, fetched whole or read from the connection as the plugin uses them.
 fn fetch(client: Arc<AwsClient>, bucket: String, o: &ObjectInfo, limit: u64, stream_above: u64) -> WorkItem {
-    let (key, size) = (o.key.clone(), o.size);
+    fetch_object(
+        client,
+        bucket,
+        o.key.clone(),
+        Some(o.size),
+        Some(o.last_modified_ms),
+        limit,
+        stream_above,
+    )
+}
+
+/// The work item of object `key` of `bucket`: fetched whole, or read from the connection as the
+/// plugin uses it when it is large or its size is not known (a notification that does not say).
+pub(crate) fn fetch_object(
+    client: Arc<AwsClient>,
+    bucket: String,
+    key: String,
+    size: Option<u64>,
+    last_modified_ms: Option<i64>,
+    limit: u64,
+    stream_above: u64,
+) -> WorkItem {
+    let item_key = key.clone();
     let fetch = Box::pin(async move {
         let s3 = S3::new(&client, &bucket);
         // The listing gives the size: an object over the limit is not even fetched.
-        let got: Result<Input, AwsError> = if size > limit {
+        let got: Result<Input, AwsError> = if let Some(size) = size.filter(|&s| s > limit) {
             Err(AwsError::TooLarge { key, size, limit })
-        } else if size > stream_above {
+        } else if size.is_none_or(|s| s > stream_above) {
             s3.get_stream(&key, limit).await.map(|r| Box::new(r) as Input)
         } else {
             s3.get(&key, limit)
@@ -151,9 +173,9 @@ fn fetch(client: Arc<AwsClient>, bucket: String, o: &ObjectInfo, limit: u64, str
         })
     });
     WorkItem {
-        key: o.key.clone(),
-        size: o.size,
-        last_modified_ms: Some(o.last_modified_ms),
+        key: item_key,
+        size: size.unwrap_or(0),
+        last_modified_ms,
         fetch,
         bucket: None,
         delete_due_ms: None,
@@ -443,57 +465,67 @@ impl S3Source {
         cycle.submit(item).await
     }
 
-    /// Deletes processed files whose time has come, in batches of up to 1000.
+    /// Deletes processed files whose time has come.
     async fn delete_due(&mut self, ledger: &mut Ledger, now: i64, report: &mut CycleReport) -> Result<(), CycleError> {
         if self.settings.delete_after.is_none() {
             return Ok(());
         }
-        let due: Vec<PendingDelete> = ledger
-            .checkpoint()
-            .pending_delete
-            .iter()
-            .take_while(|p| p.due_ms <= now)
-            .cloned()
-            .collect();
-        if due.is_empty() {
-            return Ok(());
-        }
-        let (client, bucket) = (self.client.clone(), self.settings.bucket.clone());
-        let s3 = S3::new(&client, &bucket);
-        for chunk in due.chunks(1000) {
-            let keys: Vec<String> = chunk.iter().map(|p| p.key.clone()).collect();
-            let failed = s3.delete(&keys).await?;
-            let failed_keys: BTreeSet<&str> = failed.iter().map(|f| f.key.as_str()).collect();
-            let mut by_code: std::collections::BTreeMap<&str, (usize, &str)> = Default::default();
-            for f in &failed {
-                let e = by_code.entry(f.code.as_str()).or_insert((0, f.message.as_str()));
-                e.0 += 1;
-            }
-            for (code, (n, message)) in by_code {
-                if crate::aws::error::is_denied_code(code) {
-                    tracing::warn!(
-                        code,
-                        files = n,
-                        message,
-                        "could not delete processed log files: the IAM policy must allow s3:DeleteObject; will retry"
-                    );
-                } else {
-                    tracing::warn!(
-                        code,
-                        files = n,
-                        message,
-                        "could not delete processed log files; will retry"
-                    );
-                }
-            }
-            for p in chunk {
-                if !failed_keys.contains(p.key.as_str()) {
-                    ledger.change(Change::Deleted { entry: p.clone() });
-                    report.deleted += 1;
-                }
-            }
-            ledger.commit()?;
-        }
-        Ok(())
+        delete_due(&self.client, &self.settings.bucket, ledger, now, report).await
     }
+}
+
+/// Deletes the processed files of `bucket` whose time has come, in batches of up to 1000.
+pub(crate) async fn delete_due(
+    client: &AwsClient,
+    bucket: &str,
+    ledger: &mut Ledger,
+    now: i64,
+    report: &mut CycleReport,
+) -> Result<(), CycleError> {
+    let due: Vec<PendingDelete> = ledger
+        .checkpoint()
+        .pending_delete
+        .iter()
+        .take_while(|p| p.due_ms <= now)
+        .cloned()
+        .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    let s3 = S3::new(client, bucket);
+    for chunk in due.chunks(1000) {
+        let keys: Vec<String> = chunk.iter().map(|p| p.key.clone()).collect();
+        let failed = s3.delete(&keys).await?;
+        let failed_keys: BTreeSet<&str> = failed.iter().map(|f| f.key.as_str()).collect();
+        let mut by_code: std::collections::BTreeMap<&str, (usize, &str)> = Default::default();
+        for f in &failed {
+            let e = by_code.entry(f.code.as_str()).or_insert((0, f.message.as_str()));
+            e.0 += 1;
+        }
+        for (code, (n, message)) in by_code {
+            if crate::aws::error::is_denied_code(code) {
+                tracing::warn!(
+                    code,
+                    files = n,
+                    message,
+                    "could not delete processed log files: the IAM policy must allow s3:DeleteObject; will retry"
+                );
+            } else {
+                tracing::warn!(
+                    code,
+                    files = n,
+                    message,
+                    "could not delete processed log files; will retry"
+                );
+            }
+        }
+        for p in chunk {
+            if !failed_keys.contains(p.key.as_str()) {
+                ledger.change(Change::Deleted { entry: p.clone() });
+                report.deleted += 1;
+            }
+        }
+        ledger.commit()?;
+    }
+    Ok(())
 }

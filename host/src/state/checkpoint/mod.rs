@@ -117,6 +117,9 @@ pub enum Change {
     Deleted { entry: PendingDelete },
     /// The first poll ran at `ms`.
     Started { ms: i64 },
+    /// A done key is no longer remembered one by one (the queue source keeps what it read for
+    /// its de-duplication window only).
+    Forget { key: String },
 }
 
 impl Change {
@@ -153,6 +156,9 @@ impl Change {
                 cp.pending_delete.remove(entry);
             }
             Change::Started { ms } => cp.started_ms = Some(*ms),
+            Change::Forget { key } => {
+                cp.done.remove(key);
+            }
         }
     }
 }
