@@ -30,6 +30,7 @@ const RUNS: usize = 3;
 #[allow(unused_imports)]
 mod common;
 mod pipeline;
+mod queue;
 mod trail;
 
 use trail::*;
@@ -536,6 +537,13 @@ fn main() -> anyhow::Result<ExitCode> {
     let small = generate_single(&root.join("small"), "small", SMALL_EVENTS, &mut rng)?;
     let big = generate_single(&root.join("big"), "big", 2 * events, &mut rng)?;
 
+    if std::env::var_os("TRAILWATCH_BENCH_QUEUE_ONLY").is_some() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let (moto, keys) = rt.block_on(pipeline::seed(&set))?;
+        let queue = rt.block_on(queue::measure(&cli, &set, &moto, &keys))?;
+        queue::print(&queue, f64::NAN, set.files.len());
+        return Ok(ExitCode::SUCCESS);
+    }
     // The first run compiles the plugin into the cache, as a user's first run does.
     let (cold_start, _) = cli.replay(&small, 1)?;
     let (timings, peaks) = throughput(&set, &cli, &plugin, cores)?;
@@ -547,8 +555,9 @@ fn main() -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let moto = rt.block_on(pipeline::seed(&set))?;
+    let (moto, keys) = rt.block_on(pipeline::seed(&set))?;
     let run = pipeline::measure(&cli, &set, &moto, cores, RUNS)?;
+    let queue = rt.block_on(queue::measure(&cli, &set, &moto, &keys))?;
     drop(moto);
 
     let env = scale
@@ -570,5 +579,6 @@ fn main() -> anyhow::Result<ExitCode> {
     print_memory_row(&files, cores, &set, None, peaks[1]);
     let replay_one = timings[JOBS_1].as_ref().map_or(f64::NAN, Timing::best);
     pipeline::print(&set, &run, cores, replay_one);
+    queue::print(&queue, run.all.0, set.files.len());
     Ok(ExitCode::SUCCESS)
 }

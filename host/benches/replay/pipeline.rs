@@ -22,10 +22,10 @@ use super::common::moto::{self, Moto};
 use super::trail::Corpus;
 use super::{run_child, Cli};
 
-const BUCKET: &str = "bench-trail";
+pub(crate) const BUCKET: &str = "bench-trail";
 
 /// Today, UTC: `(YYYY, MM, DD)`.
-fn today() -> (i64, u32, u32) {
+pub(crate) fn today() -> (i64, u32, u32) {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -44,8 +44,8 @@ fn restamp(key: &str, (y, m, d): (i64, u32, u32)) -> String {
     )
 }
 
-/// moto holding the file set under today's date.
-pub(crate) async fn seed(set: &Corpus) -> anyhow::Result<Moto> {
+/// moto holding the file set under today's date, and the keys.
+pub(crate) async fn seed(set: &Corpus) -> anyhow::Result<(Moto, Vec<String>)> {
     let moto = Moto::start();
     let client = moto.client("AKIDBENCH", "secret");
     let day = today();
@@ -59,7 +59,7 @@ pub(crate) async fn seed(set: &Corpus) -> anyhow::Result<Moto> {
         });
     }
     moto::seed(&client, BUCKET, &files).await;
-    Ok(moto)
+    Ok((moto, files.into_iter().map(|f| f.key).collect()))
 }
 
 /// A config for a backfill of today from `moto` with `readers` reading at once into `sinks`.
@@ -72,7 +72,7 @@ fn config(dir: &Path, moto: &Moto, readers: usize, sinks: &str, extra: &str) -> 
         format!(
             "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{url}\"\naccess_key_id = \"AKIDBENCH\"\nsecret_access_key = \"secret\"\n\n\
              [source]\nbucket = \"{BUCKET}\"\nstart = \"{y:04}-{m:02}-{d:02}\"\ninclude_insight = false\n\n\
-             [delete]\nenabled = false\n\n[state]\ndir = \"{state}\"\n\n[pipeline]\nmax_concurrent_files = {readers}\n\n{extra}\n{sinks}\n",
+             [trail]\ncheck = false\n\n[delete]\nenabled = false\n\n[state]\ndir = \"{state}\"\n\n[pipeline]\nmax_concurrent_files = {readers}\n\n{extra}\n{sinks}\n",
             url = moto.url,
             state = state.display(),
         ),
@@ -83,7 +83,7 @@ fn config(dir: &Path, moto: &Moto, readers: usize, sinks: &str, extra: &str) -> 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The `events` of the `poll done` log line of a run (its stderr, JSON logs).
-fn events_of(stderr: &str) -> Option<u64> {
+pub(crate) fn events_of(stderr: &str) -> Option<u64> {
     stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -92,7 +92,7 @@ fn events_of(stderr: &str) -> Option<u64> {
 }
 
 impl Cli {
-    fn run_command(&self, config: &Path, once: bool) -> Command {
+    pub(crate) fn run_command(&self, config: &Path, once: bool) -> Command {
         let mut command = Command::new(&self.bin);
         command.arg("--config").arg(config);
         command.arg("--plugin-dir").arg(&self.plugin_dir);
@@ -213,7 +213,7 @@ fn best<T: Copy>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>, wall: im
 }
 
 /// CPU seconds a process has used so far (user + system).
-fn cpu_secs(pid: u32) -> f64 {
+pub(crate) fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // After the command name in parentheses: state is field 3, utime 14, stime 15.
     let fields: Vec<&str> = stat
@@ -228,7 +228,7 @@ fn cpu_secs(pid: u32) -> f64 {
 }
 
 /// Peak resident memory of a process so far (VmHWM), KiB.
-fn peak_kib(pid: u32) -> u64 {
+pub(crate) fn peak_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

@@ -174,8 +174,8 @@ mod tests {
         assert!(denied("s3:HeadBucket").contains("must allow s3:ListBucket"));
         assert!(denied("s3:DeleteObjects").contains("must allow s3:DeleteObject"));
         assert!(denied("s3:GetPublicAccessBlock").contains("must allow s3:GetBucketPublicAccessBlock"));
-        assert!(denied("sqs:DeleteMessageBatch").contains("must allow sqs:DeleteMessage;"));
-        assert!(denied("sqs:ChangeMessageVisibilityBatch").contains("must allow sqs:ChangeMessageVisibility;"));
+        assert!(denied("sqs:DeleteMessageBatch").contains("must allow sqs:DeleteMessage ("));
+        assert!(denied("sqs:ChangeMessageVisibilityBatch").contains("must allow sqs:ChangeMessageVisibility ("));
         assert!(denied("cloudtrail:DescribeTrails").contains("must allow cloudtrail:DescribeTrails"));
     }
 }

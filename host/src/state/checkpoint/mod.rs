@@ -224,6 +224,18 @@ impl CheckpointStore {
                 })
             }
         }
+        // A snapshot being written when a process died is left as a temp file; the directory is
+        // ours now (locked), so no other writer owns one. Never read: the snapshot it was to
+        // replace is still whole, and the journal still holds its changes.
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("checkpoint.json.tmp") {
+                    if let Err(error) = std::fs::remove_file(e.path()) {
+                        tracing::warn!(path = %e.path().display(), %error, "could not remove a checkpoint temp file left by a crash");
+                    }
+                }
+            }
+        }
         Ok(CheckpointStore {
             path: dir.join("checkpoint.json"),
             journal_path: dir.join("journal.ndjson"),
@@ -451,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn commits_survive_a_reload_and_a_torn_temp_file_is_ignored() {
+    fn a_crash_while_the_snapshot_is_written_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = CheckpointStore::open(dir.path()).unwrap();
         let mut cp = store.load("b").unwrap();
@@ -470,12 +482,63 @@ mod tests {
                 file: failed,
             }],
         );
-        std::fs::write(dir.path().join("checkpoint.json.tmp"), b"{\"torn").unwrap();
+        // Compaction died midway through the temp file, before its rename: the name the writer
+        // uses (its pid), half a snapshot in it, the old snapshot and the whole journal beside.
+        let tmp = dir.path().join("checkpoint.json.tmp4242");
+        let whole = serde_json::to_vec(&cp).unwrap();
+        std::fs::write(&tmp, &whole[..whole.len() / 2]).unwrap();
         drop(store);
         let mut store = CheckpointStore::open(dir.path()).unwrap();
-        assert_eq!(store.load("b").unwrap(), cp);
-        assert_eq!(cp.started_ms, Some(7));
-        assert!(cp.is_done("k1"));
+        assert!(!tmp.exists(), "the temp file of the crash is removed");
+        let mut reloaded = store.load("b").unwrap();
+        assert_eq!(reloaded, cp);
+        assert_eq!(reloaded.started_ms, Some(7));
+        assert!(reloaded.is_done("k1"));
+        assert_eq!(reloaded.failed["k2"].records_done, 120);
+        commit(&mut store, &mut reloaded, &[done("k3")]);
+        drop(store);
+        assert!(CheckpointStore::open(dir.path()).unwrap().load("b").unwrap().is_done("k3"));
+    }
+
+    #[test]
+    fn a_crash_after_the_snapshot_before_the_journal_is_emptied_replays_it_harmlessly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        let mut cp = store.load("b").unwrap();
+        let failed = FailedFile {
+            reason: "bad".into(),
+            attempts: 2,
+            quarantined: false,
+            records_done: 5,
+        };
+        commit(
+            &mut store,
+            &mut cp,
+            &[
+                done("k1"),
+                Change::Failed {
+                    key: "k2".into(),
+                    file: failed,
+                },
+                Change::Forget { key: "k1".into() },
+                done("k4"),
+            ],
+        );
+        // Compaction's first step, the snapshot renamed into place; then the crash, so the
+        // journal of the changes it already holds is replayed on top at the next start.
+        store.snapshot(&cp).unwrap();
+        let journal = std::fs::read_to_string(store.journal_path()).unwrap();
+        assert_eq!(journal.lines().count(), 4, "the journal still holds every change");
+        drop(store);
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        let mut reloaded = store.load("b").unwrap();
+        assert_eq!(reloaded, cp, "each change sets a value: replaying it again changes nothing");
+        assert!(!reloaded.is_done("k1") && reloaded.is_done("k4"));
+        assert_eq!(reloaded.failed["k2"].attempts, 2);
+        commit(&mut store, &mut reloaded, &[done("k5")]);
+        drop(store);
+        let again = CheckpointStore::open(dir.path()).unwrap().load("b").unwrap();
+        assert!(again.is_done("k5") && again.is_done("k4") && !again.is_done("k1"));
     }
 
     #[test]
