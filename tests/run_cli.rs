@@ -405,30 +405,15 @@ async fn a_bucket_in_another_region_is_read_with_that_region() {
     assert_eq!(ids_in(&dir.path().join("events.ndjson")).len(), 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() {
-    let moto = Moto::start();
-    let admin = moto.client("AKIDADMIN", "s");
-    // "panic" in a key makes the sandbox fixture plugin panic; the shipped plugin reads it.
-    // Delivered today: the days before are closed once read.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let today = trailwatch::layout::Day::of_ms(now_ms).to_string();
-    let first = moto::log_file("", "111122223333", "us-east-1", &today, "0000", "panic-a", 2);
-    moto::seed(&admin, BUCKET, std::slice::from_ref(&first)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let in_use = plugins.join(common::plugin_path().file_name().unwrap());
-    std::fs::copy(common::plugin_path(), &in_use).unwrap();
-    let config = write_config(dir.path(), &moto, "restricted", "AKIDADMIN", "s", "");
+type Log = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// `trailwatch run` with the plugins of `plugins`, and its log as it is written.
+fn run_with_log(config: &Path, plugins: &Path) -> (Child, Log, std::thread::JoinHandle<()>) {
     let mut child = common::bin()
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .arg("--plugin-dir")
-        .arg(&plugins)
+        .arg(plugins)
         .arg("--cache-dir")
         .arg(common::cache_dir())
         .arg("run")
@@ -437,8 +422,7 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The log, as it is written.
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let log = Log::default();
     let mut stderr = child.stderr.take().unwrap();
     let reader = {
         let log = log.clone();
@@ -449,6 +433,38 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
             }
         })
     };
+    (child, log, reader)
+}
+
+/// Today, as CloudTrail's key layout writes it: its files are read by a running `run`, the
+/// days before are closed once read.
+fn today() -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    trailwatch::layout::Day::of_ms(now_ms).to_string()
+}
+
+/// The admin client, today, and a first file of today seeded. "panic" in its key makes the
+/// sandbox fixture plugin panic; the shipped plugin reads it.
+async fn seed_today(moto: &Moto) -> (trailwatch::aws::AwsClient, String, moto::LogFile) {
+    let admin = moto.client("AKIDADMIN", "s");
+    let today = today();
+    let first = moto::log_file("", "111122223333", "us-east-1", &today, "0000", "panic-a", 2);
+    moto::seed(&admin, BUCKET, std::slice::from_ref(&first)).await;
+    (admin, today, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() {
+    let moto = Moto::start();
+    let (admin, today, first) = seed_today(&moto).await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = common::plugin_path().file_name().unwrap().to_str().unwrap().to_owned();
+    let (plugins, in_use) = common::plugin_copy(dir.path(), &name);
+    let config = write_config(dir.path(), &moto, "restricted", "AKIDADMIN", "s", "");
+    let (mut child, log, reader) = run_with_log(&config, &plugins);
     let logged = |what: &str| log.lock().unwrap().contains(what);
     let events = dir.path().join("events.ndjson");
     wait_for(
@@ -495,6 +511,101 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
     );
     let journal = std::fs::read_to_string(&journal).unwrap();
     assert!(journal.contains("plugin panicked"), "{journal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_require_signature_a_running_run_refuses_unsigned_and_foreign_plugins_and_takes_a_signed_one() {
+    use common::signing::{policy, Key};
+    let moto = Moto::start();
+    let (admin, today, first) = seed_today(&moto).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (plugins, in_use) = common::plugin_copy(dir.path(), "release.wasm");
+    let release = Key::new();
+    let stranger = Key::new();
+    release.sign(&in_use);
+    let config = write_config(
+        dir.path(),
+        &moto,
+        "restricted",
+        "AKIDADMIN",
+        "s",
+        &policy(&[&release], &[]),
+    );
+    let (child, log, reader) = run_with_log(&config, &plugins);
+    let mut child = common::Daemon(child);
+    let logged = |what: &str| log.lock().unwrap().contains(what);
+    let events = dir.path().join("events.ndjson");
+    wait_for(
+        || ids_in_len(&events) == 2,
+        Duration::from_secs(60),
+        "the first file's events",
+    );
+    assert!(!logged("plugin refused"), "{}", log.lock().unwrap());
+
+    // An unsigned plugin dropped in place (the old signature no longer matches): refused, and
+    // the plugin in use reads the next file.
+    let staged = plugins.join("upgrade.wasm.part");
+    std::fs::copy(common::fixture_plugin_path(), &staged).unwrap();
+    std::fs::rename(&staged, &in_use).unwrap();
+    wait_for(
+        || logged("does not match the file") && logged("keeping the plugin in use"),
+        Duration::from_secs(60),
+        "the unsigned plugin's refusal",
+    );
+    let second = moto::log_file("", "111122223333", "us-east-1", &today, "0005", "panic-b", 2);
+    moto::seed(&admin, BUCKET, std::slice::from_ref(&second)).await;
+    wait_for(
+        || ids_in_len(&events) == 4,
+        Duration::from_secs(60),
+        "the second file read by the plugin in use",
+    );
+
+    // Signed, but by a key the policy does not trust: refused.
+    stranger.sign(&in_use);
+    wait_for(
+        || {
+            logged(&format!(
+                "signed by key {}, which is not in [plugin] trusted_keys",
+                stranger.id
+            ))
+        },
+        Duration::from_secs(60),
+        "the foreign signature's refusal",
+    );
+    assert!(!logged("plugin upgraded without a restart"), "{}", log.lock().unwrap());
+
+    // Signed by the release key: taken without a restart, and the next file meets it.
+    release.sign(&in_use);
+    wait_for(
+        || logged("plugin upgraded without a restart"),
+        Duration::from_secs(60),
+        "the signed upgrade",
+    );
+    assert!(
+        logged(&format!("signed by trusted key {}", release.id)),
+        "{}",
+        log.lock().unwrap()
+    );
+    let third = moto::log_file("", "111122223333", "us-east-1", &today, "0010", "panic-c", 2);
+    moto::seed(&admin, BUCKET, std::slice::from_ref(&third)).await;
+    let journal = dir.path().join("state/journal.ndjson");
+    wait_for(
+        || std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"op\":\"failed\"") && j.contains("panic-c")),
+        Duration::from_secs(60),
+        "the third file failing in the new plugin",
+    );
+    child.signal("TERM");
+    let status = child.wait();
+    reader.join().unwrap();
+    let stderr = log.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let mut expected = first.ids.clone();
+    expected.extend(second.ids.iter().cloned());
+    assert_eq!(
+        ids_in(&events),
+        expected,
+        "the third file met the new plugin, the first two the old one"
+    );
 }
 
 /// Downloads of log files never get an answer; everything else goes through.

@@ -200,14 +200,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.plugin.time_limit_secs = t;
     }
     config.plugin.validate()?;
+    let search = config.plugin.search(cli.plugin_dir.as_deref())?;
     let cache = match &config.plugin.cache_dir {
         Some(dir) => CompileCache::in_dir(dir),
         None => CompileCache::disabled(),
     };
-    let search = config.plugin.search(cli.plugin_dir.as_deref());
+    // A compiled plugin in the cache is native code: under a trust policy, a cache directory
+    // others can write would be a way around it.
+    let cache = match (&search.trust, cache.untrusted()) {
+        (Some(_), Some(why)) => {
+            tracing::warn!(reason = %why, "[plugin] require_signature is on: not using the compiled-plugin cache");
+            CompileCache::disabled()
+        }
+        _ => cache,
+    };
     let (runtime, rejected) = PluginRuntime::from_search(&search, &cache, config.plugin.limits())?;
-    for r in &rejected {
-        tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin not used");
+    crate::runtime::watch::log_rejected(&rejected);
+    {
+        let p = runtime.plugin();
+        let trusted = match (&search.trust, &p.trusted) {
+            (_, Some(why)) => why.clone(),
+            (Some(_), None) => "built into this binary".to_owned(),
+            (None, None) => "no trust policy".to_owned(),
+        };
+        tracing::info!(
+            plugin = %format!("{} {} sha256:{}", p.name, p.version, p.sha256),
+            path = %p.path.display(),
+            trusted = %trusted,
+            "plugin loaded"
+        );
     }
     match cli.command {
         Command::Run { once } => crate::run::run(
@@ -298,6 +319,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             for m in &p.missing {
                 println!("the plugin does not export {}: {}", m.interface, m.effect);
+            }
+            match (&search.trust, &p.trusted) {
+                (_, Some(why)) => println!("trusted: {why}"),
+                (Some(_), None) => println!("trusted: built into this binary (the trust policy covers plugin files)"),
+                (None, None) => println!("trust policy: none ([plugin] require_signature is off)"),
             }
             println!("plugin directories: {}", search.describe());
             for r in &rejected {

@@ -539,6 +539,16 @@ pub struct PluginConfig {
     /// A single record larger than this many MiB is skipped and flagged.
     #[serde(default = "default_max_record_mib")]
     pub max_record_mib: u32,
+    /// Use a plugin from a directory only when its SHA-256 is in `pinned_sha256` or
+    /// `<file>.minisig` is a minisign signature of it by one of `trusted_keys`.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// minisign public keys (the base64 line of a `.pub` file, `RW…`).
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// SHA-256 hashes (hex) of plugin files accepted without a signature.
+    #[serde(default)]
+    pub pinned_sha256: Vec<String>,
 }
 
 impl Default for PluginConfig {
@@ -551,6 +561,9 @@ impl Default for PluginConfig {
             time_limit_secs: default_time_limit_secs(),
             max_decompressed_mib: default_max_decompressed_mib(),
             max_record_mib: default_max_record_mib(),
+            require_signature: false,
+            trusted_keys: Vec::new(),
+            pinned_sha256: Vec::new(),
         }
     }
 }
@@ -613,6 +626,9 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+    /// A value that cannot be used, with why.
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
 }
 
 impl Config {
@@ -695,7 +711,8 @@ impl Config {
                     return Err(ConfigError::Value {
                         key: "source.queue_url",
                         value: "unset".into(),
-                        expected: "the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>) with type = \"sqs\"",
+                        expected:
+                            "the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>) with type = \"sqs\"",
                     })
                 }
                 Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
@@ -1022,12 +1039,66 @@ impl PluginConfig {
                 expected: "1 to 1024 (MiB)",
             });
         }
+        self.trust()?;
         Ok(())
     }
 
+    /// The trust policy, `None` without `require_signature`. Keys and hashes without
+    /// `require_signature = true` are an error: they would look like protection and check nothing.
+    pub fn trust(&self) -> Result<Option<crate::runtime::trust::TrustPolicy>, ConfigError> {
+        use crate::runtime::trust::{TrustPolicy, TrustedKey};
+        if !self.require_signature {
+            if !self.trusted_keys.is_empty() || !self.pinned_sha256.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "plugin.require_signature".into(),
+                    message: "trusted_keys or pinned_sha256 is set but require_signature is not true, so plugins \
+                              would not be checked; set require_signature = true"
+                        .into(),
+                });
+            }
+            return Ok(None);
+        }
+        if self.trusted_keys.is_empty() && self.pinned_sha256.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "plugin.require_signature".into(),
+                message: "true, but neither trusted_keys nor pinned_sha256 is set: no plugin file could be used \
+                          (the built-in one could); add a minisign public key or a SHA-256"
+                    .into(),
+            });
+        }
+        let keys = self
+            .trusted_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                TrustedKey::parse(k).map_err(|message| ConfigError::Invalid {
+                    key: format!("plugin.trusted_keys[{i}] = {k:?}"),
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pinned = self
+            .pinned_sha256
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let h = h.trim().to_ascii_lowercase();
+                if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(h)
+                } else {
+                    Err(ConfigError::Invalid {
+                        key: format!("plugin.pinned_sha256[{i}] = {h:?}"),
+                        message: "expected a SHA-256 as 64 hex digits (`sha256sum FILE.wasm`)".into(),
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(TrustPolicy { keys, pinned }))
+    }
+
     /// Where plugins are looked for: `flag_dir` (`--plugin-dir`), else `$TRAILWATCH_PLUGIN_DIR`,
-    /// else `[plugin] dir`, else the default directories.
-    pub fn search(&self, flag_dir: Option<&Path>) -> crate::runtime::PluginSearch {
+    /// else `[plugin] dir`, else the default directories; with the trust policy.
+    pub fn search(&self, flag_dir: Option<&Path>) -> Result<crate::runtime::PluginSearch, ConfigError> {
         let explicit = flag_dir
             .map(Path::to_owned)
             .or_else(|| {
@@ -1036,11 +1107,12 @@ impl PluginConfig {
                     .map(PathBuf::from)
             })
             .or_else(|| self.dir.clone());
-        crate::runtime::PluginSearch {
+        Ok(crate::runtime::PluginSearch {
             explicit: explicit.is_some(),
             dirs: explicit.map_or_else(default_plugin_dirs, |d| vec![d]),
             builtin: self.builtin,
-        }
+            trust: self.trust()?,
+        })
     }
 
     /// The limits every plugin store gets.
@@ -1116,6 +1188,40 @@ mod tests {
     }
 
     #[test]
+    fn the_plugin_trust_policy_is_checked() {
+        let parse = |t: &str| Config::parse(t, Path::new("t.toml"));
+        let e = parse("[plugin]\nrequire_signature = true\n").unwrap_err().to_string();
+        assert!(
+            e.contains("plugin.require_signature") && e.contains("neither trusted_keys nor pinned_sha256"),
+            "{e}"
+        );
+        let e = parse("[plugin]\npinned_sha256 = [\"ab\"]\n").unwrap_err().to_string();
+        assert!(e.contains("require_signature is not true"), "{e}");
+        let e = parse("[plugin]\nrequire_signature = true\npinned_sha256 = [\"ab\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("plugin.pinned_sha256[0]") && e.contains("64 hex digits"),
+            "{e}"
+        );
+        let e = parse("[plugin]\nrequire_signature = true\ntrusted_keys = [\"RWQnope\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("plugin.trusted_keys[0]") && e.contains("not a minisign public key"),
+            "{e}"
+        );
+        let pin = "AB".repeat(32);
+        let c = parse(&format!(
+            "[plugin]\nrequire_signature = true\npinned_sha256 = [\"{pin}\"]\n"
+        ))
+        .unwrap();
+        let trust = c.plugin.search(None).unwrap().trust.unwrap();
+        assert_eq!(trust.pinned, vec!["ab".repeat(32)]);
+        assert!(Config::default().plugin.search(None).unwrap().trust.is_none());
+    }
+
+    #[test]
     fn a_queue_source_is_checked() {
         let parse = |t: &str| Config::parse(t, Path::new("t.toml"));
         let e = parse("[source]\ntype = \"sqs\"\n").unwrap_err();
@@ -1128,11 +1234,21 @@ mod tests {
         assert!(e.to_string().contains("kinesis"), "{e}");
         let queue = "[source]\ntype = \"sqs\"\nqueue_url = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\n";
         let e = parse(&format!("{queue}wait_time_secs = 21\n")).unwrap_err();
-        assert_eq!(e.to_string(), "config key source.wait_time_secs = 21: expected 1 to 20 (seconds; SQS's longest long poll)");
+        assert_eq!(
+            e.to_string(),
+            "config key source.wait_time_secs = 21: expected 1 to 20 (seconds; SQS's longest long poll)"
+        );
         let e = parse(&format!("[aws]\nrequest_timeout_secs = 25\n{queue}")).unwrap_err();
-        assert!(e.to_string().starts_with("config key aws.request_timeout_secs = 25"), "{e}");
+        assert!(
+            e.to_string().starts_with("config key aws.request_timeout_secs = 25"),
+            "{e}"
+        );
         let e = parse(&format!("{queue}visibility_timeout_secs = 1\n")).unwrap_err();
-        assert!(e.to_string().starts_with("config key source.visibility_timeout_secs = 1"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("config key source.visibility_timeout_secs = 1"),
+            "{e}"
+        );
         let e = parse(&format!("{queue}max_receives = 0\n")).unwrap_err();
         assert!(e.to_string().starts_with("config key source.max_receives = 0"), "{e}");
         let c = parse(queue).unwrap();
@@ -1140,7 +1256,11 @@ mod tests {
         assert_eq!(c.source.dedup_window(), Some(Duration::from_secs(3600)));
         let c = parse(&format!("{queue}dedup_window_secs = 0\n")).unwrap();
         assert_eq!(c.source.dedup_window(), None);
-        assert_eq!(parse("").unwrap().source.dedup_window(), None, "polling reads each key once");
+        assert_eq!(
+            parse("").unwrap().source.dedup_window(),
+            None,
+            "polling reads each key once"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod poller;
 pub mod proxy;
 pub mod receiver;
 pub mod recorded;
+pub mod signing;
 pub mod sqs;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,16 @@ pub fn fixture_plugin_path() -> PathBuf {
         "the fixture plugin is not built: run `cargo run -p xtask -- plugins`"
     );
     p
+}
+
+/// A plugin directory `plugins` under `dir` holding a copy of the shipped plugin named `name`:
+/// the directory and the copy.
+pub fn plugin_copy(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let copy = plugins.join(name);
+    std::fs::copy(plugin_path(), &copy).unwrap();
+    (plugins, copy)
 }
 
 /// A compile cache shared by the tests (keeps each test from compiling the plugin again).

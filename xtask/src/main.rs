@@ -7,6 +7,11 @@
 //!
 //! Outputs: `plugins/trailwatch-core-<version>.wasm` (the plugin to ship) and
 //! `target/fixture-plugins/sandbox-fixture.wasm` (for the host's sandbox tests; never shipped).
+//!
+//! `plugins --sign KEY` also writes `plugins/trailwatch-core-<version>.wasm.minisig`, a minisign
+//! signature by the secret key file KEY (its password from `$TRAILWATCH_SIGN_PASSWORD`, else asked
+//! for), for hosts that run with `[plugin] require_signature = true`. `keygen DIR` makes a key
+//! pair (`DIR/trailwatch.key`, `DIR/trailwatch.pub`) in minisign's format.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,7 +25,32 @@ fn main() -> Result<()> {
         .context("xtask has no parent dir")?
         .to_path_buf();
     match args.first().map(String::as_str) {
-        Some("plugins") => build_plugins(&root),
+        Some("plugins") => {
+            let sign = match args.get(1).map(String::as_str) {
+                Some("--sign") => Some(PathBuf::from(args.get(2).context("--sign needs a secret key file")?)),
+                Some(other) => bail!("unknown argument {other:?}; usage: plugins [--sign KEY]"),
+                None => None,
+            };
+            let shipped = build_plugins(&root)?;
+            if let Some(key) = sign {
+                let password = std::env::var("TRAILWATCH_SIGN_PASSWORD").ok();
+                let sig = sign_file(&key, password, &shipped)?;
+                eprintln!("wrote {}", sig.display());
+            }
+            Ok(())
+        }
+        Some("keygen") => {
+            let dir = PathBuf::from(args.get(1).context("usage: keygen DIR [--unencrypted]")?);
+            let unencrypted = args.get(2).is_some_and(|a| a == "--unencrypted");
+            let password = std::env::var("TRAILWATCH_SIGN_PASSWORD").ok();
+            let (public, id) = keygen(&dir, (!unencrypted).then_some(password))?;
+            eprintln!(
+                "wrote {} and {}; key ID {id}. In trailwatch.toml:\n[plugin]\nrequire_signature = true\ntrusted_keys = [\"{public}\"]",
+                dir.join("trailwatch.key").display(),
+                dir.join("trailwatch.pub").display()
+            );
+            Ok(())
+        }
         Some("demo") => {
             build_plugins(&root)?;
             run(&root, "cargo", &["build", "--release", "-p", "trailwatch"])?;
@@ -43,19 +73,23 @@ fn main() -> Result<()> {
             args.extend(extra.iter().map(String::as_str));
             run(&root, "cargo", &args)
         }
-        _ => bail!("usage: cargo run -p xtask -- plugins | demo | test [cargo test args]"),
+        _ => bail!("usage: cargo run -p xtask -- plugins [--sign KEY] | keygen DIR [--unencrypted] | demo | test [cargo test args]"),
     }
 }
 
-/// Builds the shipped plugin and the test fixture plugins (sandbox misbehaviour; no `documents`).
-fn build_plugins(root: &Path) -> Result<()> {
+/// Builds the shipped plugin and the test fixture plugins (sandbox misbehaviour; no
+/// `documents`); returns the shipped plugin's path.
+fn build_plugins(root: &Path) -> Result<PathBuf> {
     ensure_wasm_target()?;
     let version = plugin_version(root)?;
     let core = cargo_build(root, &[])?;
-    encode(
-        &core,
-        &root.join("plugins").join(format!("trailwatch-core-{version}.wasm")),
-    )?;
+    let shipped = root.join("plugins").join(format!("trailwatch-core-{version}.wasm"));
+    encode(&core, &shipped)?;
+    // A signature of an older build would no longer match: never leave one beside new bytes.
+    let stale = signature_path(&shipped);
+    if stale.exists() {
+        std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+    }
     let fixture = cargo_build(root, &["--features", "sandbox-fixture"])?;
     encode(&fixture, &root.join("target/fixture-plugins/sandbox-fixture.wasm"))?;
     let parser_only = cargo_build(root, &["--features", "parser-only-fixture"])?;
@@ -63,7 +97,89 @@ fn build_plugins(root: &Path) -> Result<()> {
         &parser_only,
         &root.join("target/fixture-plugins/parser-only/trailwatch-core-parser-only.wasm"),
     )?;
-    Ok(())
+    Ok(shipped)
+}
+
+/// Where minisign (and trailwatch) look for a file's signature: its name with `.minisig` added.
+fn signature_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".minisig");
+    PathBuf::from(name)
+}
+
+/// Signs `file` with the minisign secret key file `key` (decrypted with `password`, asked for
+/// when it is encrypted and none is given); writes and returns `<file>.minisig`. The trusted
+/// comment names the file and its SHA-256.
+fn sign_file(key: &Path, password: Option<String>, file: &Path) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(key).with_context(|| format!("reading the secret key {}", key.display()))?;
+    let sk_box = || {
+        minisign::SecretKeyBox::from_string(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a minisign secret key: {e}", key.display()))
+    };
+    // An unencrypted key (`keygen --unencrypted`, `minisign -G -W`) needs no password.
+    let sk = match sk_box()?.into_unencrypted_secret_key() {
+        Ok(sk) => sk,
+        Err(_) => sk_box()?
+            .into_secret_key(password)
+            .map_err(|e| anyhow::anyhow!("cannot use the secret key {}: {e}", key.display()))?,
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("plugin");
+    let sha = sha256_hex(&bytes);
+    let comment = format!("file:{name} sha256:{sha}");
+    let signature = minisign::sign(None, &sk, std::io::Cursor::new(&bytes), Some(&comment), None)
+        .map_err(|e| anyhow::anyhow!("signing {}: {e}", file.display()))?;
+    let out = signature_path(file);
+    std::fs::write(&out, signature.into_string()).with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
+
+/// Makes a minisign key pair in `dir`: `trailwatch.key` (encrypted with `password` when given
+/// as `Some`; `Some(None)` asks for one) and `trailwatch.pub`. Returns the public key's base64
+/// line and its key ID.
+fn keygen(dir: &Path, password: Option<Option<String>>) -> Result<(String, String)> {
+    let minisign::KeyPair { pk, sk } = match password {
+        Some(p) => minisign::KeyPair::generate_encrypted_keypair(p),
+        None => minisign::KeyPair::generate_unencrypted_keypair(),
+    }
+    .map_err(|e| anyhow::anyhow!("generating a key pair: {e}"))?;
+    std::fs::create_dir_all(dir)?;
+    let key_path = dir.join("trailwatch.key");
+    if key_path.exists() {
+        bail!("{} exists; not overwriting a secret key", key_path.display());
+    }
+    let sk_text = sk
+        .to_box(None)
+        .map_err(|e| anyhow::anyhow!("encoding the secret key: {e}"))?
+        .into_string();
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)
+            .with_context(|| format!("creating {}", key_path.display()))?;
+        f.write_all(sk_text.as_bytes())?;
+    }
+    let pk_box = pk
+        .to_box()
+        .map_err(|e| anyhow::anyhow!("encoding the public key: {e}"))?;
+    let pk_text = pk_box.into_string();
+    std::fs::write(dir.join("trailwatch.pub"), &pk_text)?;
+    let id = pk_text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("?")
+        .to_owned();
+    Ok((pk.to_base64(), id))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The moto release the end-to-end tests need: earlier 5.2 releases reject correctly signed S3
@@ -204,4 +320,39 @@ fn encode(core: &Path, out: &Path) -> Result<()> {
     std::fs::write(out, &component).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {} ({} bytes)", out.display(), component.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keygen_then_sign_makes_a_signature_minisign_verifies_and_a_changed_file_fails() {
+        let dir = tempfile_dir();
+        let (public, id) = keygen(&dir, Some(Some("pw".into()))).unwrap();
+        assert_eq!(id.len(), 16, "{id}");
+        let file = dir.join("p.wasm");
+        std::fs::write(&file, b"plugin bytes").unwrap();
+        let sig = sign_file(&dir.join("trailwatch.key"), Some("pw".into()), &file).unwrap();
+        assert_eq!(sig, dir.join("p.wasm.minisig"));
+        let pk = minisign::PublicKey::from_base64(&public).unwrap();
+        let sig_box = minisign::SignatureBox::from_file(&sig).unwrap();
+        assert!(sig_box.trusted_comment().unwrap().contains("file:p.wasm sha256:"));
+        minisign::verify(&pk, &sig_box, std::io::Cursor::new(b"plugin bytes"), true, false, false).unwrap();
+        assert!(minisign::verify(&pk, &sig_box, std::io::Cursor::new(b"plugin bytez"), true, false, false).is_err());
+        let wrong = sign_file(&dir.join("trailwatch.key"), Some("not it".into()), &file).unwrap_err();
+        assert!(format!("{wrong:#}").contains("cannot use the secret key"), "{wrong:#}");
+        assert!(keygen(&dir, None).unwrap_err().to_string().contains("not overwriting"));
+        // An unencrypted key signs without a password.
+        let plain = dir.join("plain");
+        keygen(&plain, None).unwrap();
+        sign_file(&plain.join("trailwatch.key"), None, &file).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-keygen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
 }

@@ -187,7 +187,7 @@ impl PluginRuntime {
     pub fn from_file(path: &std::path::Path, cache: &CompileCache, limits: Limits) -> anyhow::Result<Self> {
         let engine = engine()?;
         let linker = linker(&engine)?;
-        let plugin = loader::load_one(&engine, &linker, path, cache)
+        let plugin = loader::load_one(&engine, &linker, path, cache, None)
             .map_err(|reason| anyhow::anyhow!("plugin {}: {reason}", path.display()))?;
         Self::with_plugin(engine, &linker, plugin, limits)
     }

@@ -8,6 +8,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
 use super::cache::{sha256_hex, CompileCache};
+use super::trust::TrustPolicy;
 use super::CONTRACT_VERSION;
 
 /// The core plugin this binary was built with (see `build.rs`).
@@ -26,6 +27,8 @@ pub struct PluginSearch {
     pub explicit: bool,
     /// Also consider the built-in plugin.
     pub builtin: bool,
+    /// `[plugin] require_signature`: plugins from the directories must be pinned or signed.
+    pub trust: Option<TrustPolicy>,
 }
 
 impl PluginSearch {
@@ -35,6 +38,7 @@ impl PluginSearch {
             dirs: vec![dir.to_owned()],
             explicit: true,
             builtin: true,
+            trust: None,
         }
     }
 
@@ -54,6 +58,8 @@ pub struct LoadedPlugin {
     pub builtin: bool,
     /// SHA-256 of its bytes.
     pub sha256: String,
+    /// Why the trust policy let it run (`None`: no policy, or the plugin built into the binary).
+    pub trusted: Option<String>,
     /// Its name, as it reports it.
     pub name: String,
     /// Its own version.
@@ -118,6 +124,9 @@ pub struct Rejected {
     pub path: PathBuf,
     /// Why it cannot be used.
     pub reason: String,
+    /// It can be used, but a newer one (or an equal one in a directory) was chosen: nothing
+    /// wrong with it.
+    pub superseded: bool,
 }
 
 /// Why no plugin could be loaded.
@@ -201,7 +210,13 @@ pub fn load_newest(
     let mut candidates: Vec<Result<LoadedPlugin, Rejected>> = Vec::new();
     for dir in &search.dirs {
         for path in wasm_files(dir, search.explicit)? {
-            candidates.push(load_one(engine, linker, &path, cache).map_err(|reason| Rejected { path, reason }));
+            candidates.push(
+                load_one(engine, linker, &path, cache, search.trust.as_ref()).map_err(|reason| Rejected {
+                    path,
+                    reason,
+                    superseded: false,
+                }),
+            );
         }
     }
     if candidates.is_empty() && !search.builtin {
@@ -223,6 +238,7 @@ pub fn load_newest(
                 .map_err(|reason| Rejected {
                     path: PathBuf::from(BUILTIN_PATH),
                     reason,
+                    superseded: false,
                 }),
         );
     }
@@ -252,6 +268,7 @@ pub fn load_newest(
                             old.name, old.version
                         ),
                         path: old.path,
+                        superseded: true,
                     });
                 }
             }
@@ -267,15 +284,23 @@ pub fn load_newest(
     }
 }
 
-/// Loads and checks one plugin file; the error says why it cannot be used.
+/// Loads and checks one plugin file; the error says why it cannot be used. Under a trust
+/// policy the bytes read are checked before they are compiled, and those same bytes are used.
 pub fn load_one(
     engine: &Engine,
     linker: &Linker<super::store::StoreState>,
     path: &Path,
     cache: &CompileCache,
+    trust: Option<&TrustPolicy>,
 ) -> Result<LoadedPlugin, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    load_bytes(engine, linker, &bytes, path, cache)
+    let trusted = match trust {
+        Some(policy) => Some(policy.check(path, &bytes, &sha256_hex(&bytes))?),
+        None => None,
+    };
+    let mut plugin = load_bytes(engine, linker, &bytes, path, cache)?;
+    plugin.trusted = trusted;
+    Ok(plugin)
 }
 
 /// Loads and checks a plugin's bytes; `path` says where they came from.
@@ -311,6 +336,7 @@ pub fn load_bytes(
         path: path.to_owned(),
         builtin: false,
         sha256: sha256_hex(bytes),
+        trusted: None,
         name: info.name,
         version: info.version,
         contract_version: info.contract_version,

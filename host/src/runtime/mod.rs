@@ -9,6 +9,7 @@
 //! - `store`: one plugin store's data and the host side of the imports; the engine and linker.
 //! - `file`: reads one object through the plugin and says why it failed when it does.
 //! - `watch`: takes a new plugin from the plugin directory without a restart.
+//! - `trust`: `[plugin] require_signature`: pinned hashes and minisign signatures.
 
 pub mod bindings;
 pub mod cache;
@@ -16,6 +17,7 @@ pub mod file;
 pub mod limits;
 pub mod loader;
 pub mod store;
+pub mod trust;
 pub mod watch;
 
 pub use file::{Batch, FileFailure, FileReport, Keep, PluginRuntime, TrapReason};

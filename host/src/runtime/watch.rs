@@ -2,13 +2,14 @@
 //! when it changed, loads the newest compatible plugin there, as at start-up. A plugin that does
 //! not load (half copied, incompatible, broken) changes nothing: the one in use stays, and the log
 //! says why. No file is ever read half by one plugin and half by another: the switch happens
-//! between polls.
+//! between polls. Under a trust policy, signatures (`.minisig`) count as part of the directory:
+//! a signature copied in after its plugin is a change, and the plugin is then taken.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::cache::CompileCache;
-use super::loader::PluginSearch;
+use super::loader::{PluginSearch, Rejected};
 use super::PluginRuntime;
 
 /// What a directory listing shows of one plugin file.
@@ -23,7 +24,20 @@ pub struct PluginWatch {
     changing: Option<Vec<Seen>>,
 }
 
-/// The `.wasm` files of the directories with their sizes and modification times, sorted.
+/// Logs the plugins passed over: a warning for each refused one (broken, incompatible,
+/// untrusted), an info line for a usable one a newer plugin superseded.
+pub fn log_rejected(rejected: &[Rejected]) {
+    for r in rejected {
+        if r.superseded {
+            tracing::info!(path = %r.path.display(), reason = %r.reason, "plugin not used");
+        } else {
+            tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin refused");
+        }
+    }
+}
+
+/// The `.wasm` files (and their `.minisig` signatures) of the directories with their sizes and
+/// modification times, sorted.
 fn listing(search: &PluginSearch) -> Vec<Seen> {
     let mut seen: Vec<Seen> = search
         .dirs
@@ -31,7 +45,7 @@ fn listing(search: &PluginSearch) -> Vec<Seen> {
         .filter_map(|dir| std::fs::read_dir(dir).ok())
         .flatten()
         .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm" || x == "minisig"))
         .filter_map(|e| {
             let meta = e.metadata().ok()?;
             meta.is_file().then(|| (e.path(), meta.len(), meta.modified().ok()))
@@ -71,19 +85,29 @@ impl PluginWatch {
         let old = current.plugin();
         match current.reload(&self.search, &self.cache) {
             Ok((Some(new), rejected)) => {
-                for r in &rejected {
-                    tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin not used");
-                }
+                log_rejected(&rejected);
                 let p = new.plugin();
                 tracing::info!(
                     from = %format!("{} {} sha256:{}", old.name, old.version, old.sha256),
                     to = %format!("{} {} sha256:{}", p.name, p.version, p.sha256),
                     path = %p.path.display(),
+                    trusted = %p.trusted.as_deref().unwrap_or("no trust policy"),
                     "plugin upgraded without a restart; the next file is read with it"
                 );
                 Some(new)
             }
-            Ok((None, _)) => None,
+            Ok((None, rejected)) => {
+                // The one in use stays; a plugin that was refused says why (an unsigned or
+                // wrongly signed upgrade must not go unnoticed).
+                if rejected.iter().any(|r| !r.superseded) {
+                    log_rejected(&rejected);
+                    tracing::warn!(
+                        keeping = %format!("{} {} sha256:{}", old.name, old.version, old.sha256),
+                        "the plugin directory changed; keeping the plugin in use"
+                    );
+                }
+                None
+            }
             Err(e) => {
                 tracing::warn!(
                     dirs = %self.search.describe(),
