@@ -318,7 +318,9 @@ async fn poll_with_short_timeout(inject: common::proxy::Injection) -> (trailwatc
     let mut out = Vec::new();
     let started = std::time::Instant::now();
     let report = poller.poll_once(&mut out, &AtomicBool::new(false)).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    // Bounded by the 1 s timeout and two attempts per request, not by the faults (a hang would
+    // never end): the bound is wide so that a loaded machine does not fail it.
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
     (report, common::lines(&out).len())
 }
 

@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::replay::{self, ReplayOptions};
-use crate::runtime::cache::CompileCache;
 use crate::runtime::PluginRuntime;
 
 /// trailwatch: CloudTrail log files through a sandboxed plugin into your pipeline.
@@ -201,32 +200,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     config.plugin.validate()?;
     let search = config.plugin.search(cli.plugin_dir.as_deref())?;
-    let cache = match &config.plugin.cache_dir {
-        Some(dir) => CompileCache::in_dir(dir),
-        None => CompileCache::disabled(),
-    };
-    // A compiled plugin in the cache is native code: under a trust policy, a cache directory
-    // others can write would be a way around it.
-    let cache = match (&search.trust, cache.untrusted()) {
-        (Some(_), Some(why)) => {
-            tracing::warn!(reason = %why, "[plugin] require_signature is on: not using the compiled-plugin cache");
-            CompileCache::disabled()
-        }
-        _ => cache,
-    };
+    let cache = config.plugin.compile_cache();
     let (runtime, rejected) = PluginRuntime::from_search(&search, &cache, config.plugin.limits())?;
     crate::runtime::watch::log_rejected(&rejected);
     {
         let p = runtime.plugin();
-        let trusted = match (&search.trust, &p.trusted) {
-            (_, Some(why)) => why.clone(),
-            (Some(_), None) => "built into this binary".to_owned(),
-            (None, None) => "no trust policy".to_owned(),
-        };
         tracing::info!(
             plugin = %format!("{} {} sha256:{}", p.name, p.version, p.sha256),
             path = %p.path.display(),
-            trusted = %trusted,
+            trusted = %crate::runtime::watch::trust_label(&search, p),
             "plugin loaded"
         );
     }

@@ -1043,6 +1043,16 @@ impl PluginConfig {
         Ok(())
     }
 
+    /// The compiled-plugin cache. None under the trust policy: a cached artifact is native code
+    /// that no signature covers, and whoever could write one would get around the policy.
+    pub fn compile_cache(&self) -> crate::runtime::cache::CompileCache {
+        use crate::runtime::cache::CompileCache;
+        match &self.cache_dir {
+            Some(dir) if !self.require_signature => CompileCache::in_dir(dir),
+            _ => CompileCache::disabled(),
+        }
+    }
+
     /// The trust policy, `None` without `require_signature`. Keys and hashes without
     /// `require_signature = true` are an error: they would look like protection and check nothing.
     pub fn trust(&self) -> Result<Option<crate::runtime::trust::TrustPolicy>, ConfigError> {
@@ -1076,7 +1086,15 @@ impl PluginConfig {
                     message,
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<TrustedKey>, _>>()?;
+        for (i, k) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|o| o.id == k.id) {
+                return Err(ConfigError::Invalid {
+                    key: format!("plugin.trusted_keys[{i}]"),
+                    message: format!("a second key with ID {}: key IDs must be unique", k.id),
+                });
+            }
+        }
         let pinned = self
             .pinned_sha256
             .iter()

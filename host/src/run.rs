@@ -20,7 +20,6 @@ use crate::layout::Day;
 use crate::metrics::Metrics;
 use crate::pipeline::{Clock, CycleError, Ledger, Pipeline, PipelineSettings, SystemClock};
 use crate::runtime::bindings::trail_check as tc;
-use crate::runtime::cache::CompileCache;
 use crate::runtime::watch::PluginWatch;
 use crate::runtime::{PluginRuntime, PluginSearch};
 use crate::config::SourceKind;
@@ -511,11 +510,7 @@ async fn run_async(
     };
     let clients: Vec<&Arc<AwsClient>> = [&client, &trail_client].into_iter().chain(queue_client.as_ref()).collect();
     let mut plugin = runtime;
-    let cache = match &config.plugin.cache_dir {
-        Some(dir) => CompileCache::in_dir(dir),
-        None => CompileCache::disabled(),
-    };
-    let mut watch = PluginWatch::new(&search, cache);
+    let mut watch = PluginWatch::new(&search, config.plugin.compile_cache());
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let notify = Arc::new(tokio::sync::Notify::new());

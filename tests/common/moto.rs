@@ -23,7 +23,7 @@ pub struct Moto {
     pub dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("binding a free port")
         .local_addr()

@@ -50,33 +50,6 @@ impl CompileCache {
         self.dir.as_deref()
     }
 
-    /// Why the cache directory cannot be trusted with native code, if it cannot: it (or the
-    /// nearest existing parent it will be made in) is writable by its group or by others, or
-    /// belongs to another user than this process's and not to root.
-    pub fn untrusted(&self) -> Option<String> {
-        use std::os::unix::fs::MetadataExt;
-        let dir = self.dir.as_ref()?;
-        let existing = dir.ancestors().find(|d| d.exists())?;
-        let meta = std::fs::metadata(existing).ok()?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
-            return Some(format!(
-                "{} is writable by its group or others (mode {:o})",
-                existing.display(),
-                meta.mode() & 0o7777
-            ));
-        }
-        if meta.uid() != me && meta.uid() != 0 {
-            return Some(format!(
-                "{} belongs to uid {}, not to this process's {me}",
-                existing.display(),
-                meta.uid()
-            ));
-        }
-        None
-    }
-
     /// The file a plugin's compiled form is kept in.
     pub fn entry_path(&self, engine: &Engine, bytes: &[u8]) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
@@ -118,36 +91,4 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn a_cache_directory_others_can_write_is_not_trusted_with_native_code() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("cache");
-        std::fs::create_dir(&dir).unwrap();
-        let cache = CompileCache::in_dir(&dir);
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(cache.untrusted(), None);
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let why = cache.untrusted().unwrap();
-        assert!(
-            why.contains("writable by its group or others") && why.contains("777"),
-            "{why}"
-        );
-        // Not made yet: judged by where it will be made.
-        let later = CompileCache::in_dir(dir.join("sub/deeper"));
-        assert!(later.untrusted().is_some());
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        assert_eq!(
-            later.untrusted(),
-            None,
-            "sticky, like /tmp: others cannot replace our files"
-        );
-        assert_eq!(CompileCache::disabled().untrusted(), None);
-    }
 }

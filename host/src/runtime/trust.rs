@@ -69,7 +69,7 @@ impl TrustPolicy {
             return Ok(format!("its SHA-256 {sha256} is pinned in [plugin] pinned_sha256"));
         }
         let sig_path = signature_path(path);
-        let sig_text = match std::fs::read_to_string(&sig_path) {
+        let sig_text = match read_signature(&sig_path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(format!(
@@ -91,13 +91,13 @@ impl TrustPolicy {
                 sig_path.display()
             )
         })?;
-        let signed_by = sig_text.lines().nth(1).and_then(key_id).unwrap_or_else(|| "?".into());
-        let Some(key) = self.keys.iter().find(|k| k.id == signed_by) else {
+        let signed_by = sig_text.lines().nth(1).and_then(key_id);
+        let Some(key) = self.keys.iter().find(|k| Some(&k.id) == signed_by.as_ref()) else {
             let trusted: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
             return Err(format!(
-                "refused by the trust policy: {} is signed by key {signed_by}, which is not in \
-                 [plugin] trusted_keys ({})",
+                "refused by the trust policy: {} is signed by {}, which is not in [plugin] trusted_keys ({})",
                 sig_path.display(),
+                signed_by.map_or_else(|| "a key whose ID cannot be read".to_owned(), |id| format!("key {id}")),
                 if trusted.is_empty() {
                     "none".to_owned()
                 } else {
@@ -119,12 +119,36 @@ impl TrustPolicy {
             )),
             Err(e) => Err(format!(
                 "refused by the trust policy: the signature {} by key {} does not match the file ({e}): \
-                 the file was changed after it was signed, or the signature is forged",
+                 the file (or the signature's trusted comment) was changed after it was signed, or the \
+                 signature is forged",
                 sig_path.display(),
                 key.id
             )),
         }
     }
+}
+
+/// A minisign signature file is four short lines; anything longer is not one.
+const MAX_SIGNATURE_BYTES: u64 = 4096;
+
+/// Reads a signature file: a regular file (not a FIFO that would block, nor a device that never
+/// ends) of at most [`MAX_SIGNATURE_BYTES`].
+fn read_signature(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SIGNATURE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SIGNATURE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "longer than {MAX_SIGNATURE_BYTES} bytes: not a minisign signature"
+        )));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -204,5 +228,19 @@ mod tests {
         std::fs::write(signature_path(&plugin), "untrusted comment: x\nnot base64\n").unwrap();
         let garbage = policy.check(&plugin, &bytes, &sha).unwrap_err();
         assert!(garbage.contains("is not a minisign signature"), "{garbage}");
+
+        // Neither a directory nor an endless file is read as a signature.
+        std::fs::remove_file(signature_path(&plugin)).unwrap();
+        std::fs::create_dir(signature_path(&plugin)).unwrap();
+        let dir_sig = policy.check(&plugin, &bytes, &sha).unwrap_err();
+        assert!(dir_sig.contains("not a regular file"), "{dir_sig}");
+        std::fs::remove_dir(signature_path(&plugin)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", signature_path(&plugin)).unwrap();
+        let endless = policy.check(&plugin, &bytes, &sha).unwrap_err();
+        assert!(endless.contains("not a regular file"), "{endless}");
+        std::fs::remove_file(signature_path(&plugin)).unwrap();
+        std::fs::write(signature_path(&plugin), "x".repeat(10_000)).unwrap();
+        let long = policy.check(&plugin, &bytes, &sha).unwrap_err();
+        assert!(long.contains("longer than 4096 bytes"), "{long}");
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::cache::CompileCache;
-use super::loader::{PluginSearch, Rejected};
+use super::loader::{LoadedPlugin, PluginSearch, Rejected};
 use super::PluginRuntime;
 
 /// What a directory listing shows of one plugin file.
@@ -22,6 +22,16 @@ pub struct PluginWatch {
     seen: Vec<Seen>,
     /// A changed listing waiting to hold still for one more look.
     changing: Option<Vec<Seen>>,
+}
+
+/// Why `plugin` may run, for logs: what the trust policy accepted it for, or that it is built
+/// in, or that there is no policy.
+pub fn trust_label(search: &PluginSearch, plugin: &LoadedPlugin) -> String {
+    match (&search.trust, &plugin.trusted) {
+        (_, Some(why)) => why.clone(),
+        (Some(_), None) => "built into this binary".to_owned(),
+        (None, None) => "no trust policy".to_owned(),
+    }
 }
 
 /// Logs the plugins passed over: a warning for each refused one (broken, incompatible,
@@ -84,6 +94,17 @@ impl PluginWatch {
         self.seen = now;
         let old = current.plugin();
         match current.reload(&self.search, &self.cache) {
+            // The file the plugin in use came from was replaced by one that is refused (unsigned,
+            // broken, incompatible): the plugin in use stays, rather than whatever ranks next.
+            Ok((Some(_), rejected)) if !old.builtin && rejected.iter().any(|r| !r.superseded && r.path == old.path) => {
+                log_rejected(&rejected);
+                tracing::warn!(
+                    path = %old.path.display(),
+                    keeping = %format!("{} {} sha256:{}", old.name, old.version, old.sha256),
+                    "the plugin file in use was replaced by one that is refused; keeping the plugin in use"
+                );
+                None
+            }
             Ok((Some(new), rejected)) => {
                 log_rejected(&rejected);
                 let p = new.plugin();
@@ -91,7 +112,7 @@ impl PluginWatch {
                     from = %format!("{} {} sha256:{}", old.name, old.version, old.sha256),
                     to = %format!("{} {} sha256:{}", p.name, p.version, p.sha256),
                     path = %p.path.display(),
-                    trusted = %p.trusted.as_deref().unwrap_or("no trust policy"),
+                    trusted = %trust_label(&self.search, p),
                     "plugin upgraded without a restart; the next file is read with it"
                 );
                 Some(new)
