@@ -857,3 +857,186 @@ async fn no_command_shows_the_secret_key_or_the_session_token_anywhere() {
         "{refused}"
     );
 }
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The crash soak: `run` (default mode, deleting what it processed) is killed with SIGKILL at
+/// pseudo-random instants and started again, over a bucket whose downloads are slowed a little
+/// so that the kills spread over listing, fetching, reading, sink writes, acknowledgements,
+/// checkpoint commits and deletions. After every kill: no file is gone from the bucket before
+/// all its events are in the sink. At the end: every event arrived, the bucket is empty, and the
+/// repeats stay within the files in flight at each kill. CI runs a short version; the README's
+/// soak sets TRAILWATCH_SOAK_KILLS, TRAILWATCH_SOAK_FILES (and TRAILWATCH_SOAK_SEED to repeat a run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_soak_kill_9_at_random_instants_loses_nothing_and_never_deletes_early() {
+    let kills = env_number("TRAILWATCH_SOAK_KILLS", 5);
+    let n_files = env_number("TRAILWATCH_SOAK_FILES", 80) as usize;
+    let per_file = 30;
+    let seed = env_number(
+        "TRAILWATCH_SOAK_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64,
+    );
+    eprintln!("crash soak: {kills} kills over {n_files} files of {per_file} events, seed {seed}");
+    let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move |below: u64| {
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (rng >> 33) % below
+    };
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "admin-secret");
+    // Delivered as a trail delivers: a new day's files before each start, so that every run
+    // lists, reads, writes, commits and deletes.
+    let rounds = kills as usize + 1;
+    let per_round = n_files.div_ceil(rounds);
+    let mut files: Vec<moto::LogFile> = Vec::new();
+    let proxy = Proxy::start(&moto.url, soak_downloads).await;
+    let dir = tempfile::tempdir().unwrap();
+    let soak_config = |url: &str| {
+        let path = write_config_at(
+            dir.path(),
+            url,
+            "default",
+            "AKIDADMIN",
+            "admin-secret",
+            "\n[delete]\nafter_hours = 1\n",
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace(
+                "poll_interval_secs = 1\n",
+                "poll_interval_secs = 1\nrelist_interval_secs = 0\n",
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let config = soak_config(&proxy.url);
+    let events_path = dir.path().join("events.ndjson");
+    let s3 = trailwatch::aws::s3::S3::new(&admin, BUCKET);
+    let mut deleted_at_kills = Vec::new();
+    // Kills that landed while the run still had files to read or delete.
+    let mut mid_work = 0;
+    for kill in 0..kills {
+        let round = delivery(kill, per_round, per_file);
+        moto::seed(&admin, BUCKET, &round).await;
+        files.extend(round);
+        let mut child = trailwatch(&config, &["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let after = Duration::from_millis(100 + next(2400));
+        std::thread::sleep(after);
+        assert!(child.try_wait().unwrap().is_none(), "run exited before its kill");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let remaining: BTreeSet<String> = s3
+            .list_all("", None, None)
+            .await
+            .unwrap()
+            .objects
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        let written: BTreeSet<String> = ids_in(&events_path).into_iter().collect();
+        let mut deleted = 0;
+        for f in files.iter().filter(|f| !remaining.contains(&f.key)) {
+            deleted += 1;
+            let missing = f.ids.iter().filter(|id| !written.contains(*id)).count();
+            assert_eq!(
+                missing, 0,
+                "kill {kill} (after {after:?}, seed {seed}): {} was deleted with {missing} of its events not in the sink",
+                f.key
+            );
+        }
+        let delivered = files.len() * per_file;
+        if written.len() < delivered || deleted < files.len() {
+            mid_work += 1;
+        }
+        eprintln!(
+            "kill {kill} after {after:?}: {} of {delivered} events written, {deleted} of {} files deleted",
+            written.len(),
+            files.len()
+        );
+        deleted_at_kills.push(deleted);
+    }
+
+    // The last day's files, and a last run straight to moto to finish what is left.
+    let round = delivery(kills, per_round, per_file);
+    moto::seed(&admin, BUCKET, &round).await;
+    files.extend(round);
+    let config = soak_config(&moto.url);
+    let out = trailwatch(&config, &["run", "--once"])
+        .env("TRAILWATCH_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let all = ids_in(&events_path);
+    let unique: BTreeSet<&String> = all.iter().collect();
+    let expected: BTreeSet<&String> = files.iter().flat_map(|f| &f.ids).collect();
+    let missing: Vec<&&String> = expected.difference(&unique).collect();
+    assert!(
+        missing.is_empty() && unique.len() == expected.len(),
+        "seed {seed}: {} events never reached the sink, e.g. {:?}; the last run's log:\n{stderr}",
+        missing.len(),
+        &missing[..missing.len().min(3)]
+    );
+    let left = s3.list_all("", None, None).await.unwrap().objects.len();
+    assert_eq!(left, 0, "seed {seed}: every processed file was deleted");
+    let repeated = all.len() - unique.len();
+    eprintln!(
+        "crash soak done: {} events, {repeated} repeated ({:.1} files' worth over {kills} kills, {mid_work} of them with work in flight), files deleted by each kill: {deleted_at_kills:?}",
+        unique.len(),
+        repeated as f64 / per_file as f64
+    );
+    // What a kill can repeat: the files whose events were written but whose checkpoint had not
+    // moved yet (the ones in flight), at most five at a time here (as in the single-kill test).
+    assert!(
+        repeated <= kills as usize * 5 * per_file,
+        "seed {seed}: {repeated} events repeated over {kills} kills"
+    );
+}
+
+/// A delivery of `n` files of `per_file` events for yesterday (an open day, listed again at
+/// every poll with `relist_interval_secs = 0`; its files are more than an hour old, so due for
+/// deletion), round `round` a minute after each other from 00:00 + 40 minutes a round.
+fn delivery(round: u64, n: usize, per_file: usize) -> Vec<moto::LogFile> {
+    assert!(
+        n <= 40 && round < 28,
+        "{n} files in round {round}: more than the day's slots"
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let yesterday = trailwatch::layout::Day::of_ms(now_ms - 86_400_000).to_string();
+    (0..n)
+        .map(|f| {
+            let minute = round as usize * 40 + f;
+            let hhmm = format!("{:02}{:02}", minute / 60, minute % 60);
+            moto::log_file(
+                "",
+                "111122223333",
+                "us-east-1",
+                &yesterday,
+                &hhmm,
+                &format!("s{round}-{f}"),
+                per_file,
+            )
+        })
+        .collect()
+}
+
+/// Downloads of log files answered 200 ms late: a poll lasts long enough for kills to land in it.
+fn soak_downloads(_n: u64, head: &str) -> Option<Fault> {
+    let request_line = head.lines().next().unwrap_or("");
+    (request_line.starts_with("GET ") && request_line.contains(".json.gz"))
+        .then_some(Fault::Delay(Duration::from_millis(200)))
+}
