@@ -466,6 +466,14 @@ fn today() -> String {
     trailwatch::layout::Day::of_ms(now_ms).to_string()
 }
 
+/// Replaces the plugin file `in_use` with a copy of `source` as an operator would: written beside
+/// it, then renamed over it.
+fn replace_in_place(source: &Path, in_use: &Path) {
+    let staged = in_use.with_extension("wasm.part");
+    std::fs::copy(source, &staged).unwrap();
+    std::fs::rename(&staged, in_use).unwrap();
+}
+
 /// A file of today, with two events, delivered to the bucket.
 async fn deliver(admin: &trailwatch::aws::AwsClient, today: &str, hhmm: &str, tag: &str) -> moto::LogFile {
     let file = moto::log_file("", "111122223333", "us-east-1", today, hhmm, tag, 2);
@@ -500,10 +508,7 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
         "the first file's events",
     );
 
-    // Replaced in place, as an operator would: written beside it, then renamed over it.
-    let staged = plugins.join("upgrade.wasm.part");
-    std::fs::copy(common::fixture_plugin_path(), &staged).unwrap();
-    std::fs::rename(&staged, &in_use).unwrap();
+    replace_in_place(&common::fixture_plugin_path(), &in_use);
     wait_for(
         || logged("plugin upgraded without a restart"),
         Duration::from_secs(60),
@@ -587,9 +592,7 @@ async fn under_require_signature_a_running_run_refuses_unsigned_and_foreign_plug
 
     // The file in use replaced by another (its old signature no longer matches), then signed by
     // a key the policy does not trust: refused each time, and the plugin in use reads on.
-    let staged = plugins.join("upgrade.wasm.part");
-    std::fs::copy(common::fixture_plugin_path(), &staged).unwrap();
-    std::fs::rename(&staged, &in_use).unwrap();
+    replace_in_place(&common::fixture_plugin_path(), &in_use);
     wait_for(
         || logged("does not match the file"),
         Duration::from_secs(60),
@@ -635,8 +638,7 @@ async fn under_require_signature_a_running_run_refuses_unsigned_and_foreign_plug
 
     // Its file replaced by an unsigned one: the upgraded plugin stays in use, not the built-in
     // one that ranks next (which would read a "panic" file).
-    std::fs::copy(common::plugin_path(), &staged).unwrap();
-    std::fs::rename(&staged, &in_use).unwrap();
+    replace_in_place(&common::plugin_path(), &in_use);
     wait_for(
         || logged("the plugin file in use was replaced by one that is refused"),
         Duration::from_secs(60),

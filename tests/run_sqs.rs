@@ -22,7 +22,11 @@ const BUCKET: &str = "trail-bucket";
 /// A config reading `queue` through the endpoint `url`; `extra` is appended.
 fn write_config(dir: &Path, url: &str, queue: &str, mode: &str, key: &str, secret: &str, extra: &str) -> PathBuf {
     let path = dir.join("trailwatch.toml");
-    let trail = if mode == "restricted" { "" } else { "\n[trail]\ncheck = false\n" };
+    let trail = if mode == "restricted" {
+        ""
+    } else {
+        "\n[trail]\ncheck = false\n"
+    };
     std::fs::write(
         &path,
         format!(
@@ -87,7 +91,11 @@ fn wait_for(mut done: impl FnMut() -> bool, limit: Duration, what: &str) {
     }
 }
 
-async fn wait_for_async<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F, limit: Duration, what: &str) {
+async fn wait_for_async<F: std::future::Future<Output = bool>>(
+    mut done: impl FnMut() -> F,
+    limit: Duration,
+    what: &str,
+) {
     let deadline = Instant::now() + limit;
     while !done().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -100,7 +108,15 @@ fn files(n: usize, events: usize, tag: &str) -> Vec<LogFile> {
     (0..n)
         .map(|f| {
             let hhmm = format!("{:02}{:02}", (f / 60) % 24, f % 60);
-            moto::log_file("", "111122223333", "us-east-1", "2024-03-01", &hhmm, &format!("{tag}{f:04}"), events)
+            moto::log_file(
+                "",
+                "111122223333",
+                "us-east-1",
+                "2024-03-01",
+                &hhmm,
+                &format!("{tag}{f:04}"),
+                events,
+            )
         })
         .collect()
 }
@@ -135,7 +151,11 @@ fn received(log: &str) -> BTreeSet<(String, u64, String)> {
         .map(|l| {
             let fields = &l[l.find("queue message received").unwrap()..];
             let value = |name: &str| {
-                let start = fields.find(&format!(" {name}=")).unwrap_or_else(|| panic!("no {name} in {l}")) + name.len() + 2;
+                let start = fields
+                    .find(&format!(" {name}="))
+                    .unwrap_or_else(|| panic!("no {name} in {l}"))
+                    + name.len()
+                    + 2;
                 fields[start..].split(' ').next().unwrap().to_owned()
             };
             let objects = fields[fields.find(" objects=").unwrap() + 9..].trim().to_owned();
@@ -148,7 +168,10 @@ fn received(log: &str) -> BTreeSet<(String, u64, String)> {
 async fn three_instances_share_a_queue_and_one_killed_loses_nothing() {
     let moto = Moto::start();
     let admin = moto.client("AKIDADMIN", "admin-secret");
-    trailwatch::aws::s3::S3::new(&admin, BUCKET).create_bucket().await.unwrap();
+    trailwatch::aws::s3::S3::new(&admin, BUCKET)
+        .create_bucket()
+        .await
+        .unwrap();
     let (queue, _) = sqs::queue(&admin, &moto.url, "trail-files", 5, Some(10)).await;
     let arn = sqs::arn(&admin, &moto.url, &queue).await;
     sqs::notify(&admin, &moto.url, BUCKET, &arn).await;
@@ -159,7 +182,15 @@ async fn three_instances_share_a_queue_and_one_killed_loses_nothing() {
     let mut daemons: Vec<Daemon> = dirs
         .iter()
         .map(|d| {
-            let config = write_config(d.path(), &moto.url, &queue, "default", "AKIDADMIN", "admin-secret", "\n[delete]\nenabled = false\n");
+            let config = write_config(
+                d.path(),
+                &moto.url,
+                &queue,
+                "default",
+                "AKIDADMIN",
+                "admin-secret",
+                "\n[delete]\nenabled = false\n",
+            );
             Daemon::spawn(
                 trailwatch(&config, &["run"])
                     .env("TRAILWATCH_LOG", "info,trailwatch::source::sqs=debug")
@@ -169,7 +200,11 @@ async fn three_instances_share_a_queue_and_one_killed_loses_nothing() {
         })
         .collect();
     let out = |i: usize| dirs[i].path().join("events.ndjson");
-    wait_for(|| events_in(&out(0)).len() >= 150, Duration::from_secs(120), "the first instance's events");
+    wait_for(
+        || events_in(&out(0)).len() >= 150,
+        Duration::from_secs(120),
+        "the first instance's events",
+    );
     daemons[0].0.kill().unwrap(); // SIGKILL, mid-stream
     daemons[0].wait();
     let killed: BTreeSet<(String, String)> = events_in(&out(0)).into_iter().collect();
@@ -235,8 +270,16 @@ async fn three_instances_share_a_queue_and_one_killed_loses_nothing() {
             );
         }
     }
-    assert!(twice.len() <= 10, "{} messages delivered to two instances at once", twice.len());
-    let objects: BTreeSet<&String> = killed.iter().filter(|(id, _)| repeated.contains(id)).map(|(_, k)| k).collect();
+    assert!(
+        twice.len() <= 10,
+        "{} messages delivered to two instances at once",
+        twice.len()
+    );
+    let objects: BTreeSet<&String> = killed
+        .iter()
+        .filter(|(id, _)| repeated.contains(id))
+        .map(|(_, k)| k)
+        .collect();
     // In flight at most: a receive of ten waiting for slots, six files read or fetched, and
     // the messages done but not yet deleted.
     assert!(objects.len() <= 30, "{} objects repeated: {objects:?}", objects.len());
@@ -250,7 +293,9 @@ async fn every_notification_format_is_read_and_duplicates_are_left_out() {
     // Another trail delivered the same events as fs[0] under another key (an organization
     // trail beside the account's own): de-duplicated by eventID.
     let mut copy = fs[0].clone();
-    copy.key = copy.key.replace("111122223333_CloudTrail", "111122223333_CloudTrail_copy");
+    copy.key = copy
+        .key
+        .replace("111122223333_CloudTrail", "111122223333_CloudTrail_copy");
     let spaced = moto::log_file("", "111122223333", "us-east-1", "2024-03-01", "2300", "with space", 2);
     assert!(spaced.key.contains(' '));
     let digest = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/03/01/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20240301T010000Z.json.gz";
@@ -269,7 +314,8 @@ async fn every_notification_format_is_read_and_duplicates_are_left_out() {
         sqs::eventbridge(BUCKET, k[2]),
         // CloudTrail's own: one message, three files.
         sqs::cloudtrail(BUCKET, &[k[3], k[4], k[5]]),
-        r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-03-01T01:00:00.000Z","Bucket":"trail-bucket"}"#.to_owned(),
+        r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-03-01T01:00:00.000Z","Bucket":"trail-bucket"}"#
+            .to_owned(),
         // S3 notifies at least once: the same object again, in the same receive.
         sqs::s3_event(BUCKET, &[k[0]]),
     ] {
@@ -302,7 +348,13 @@ async fn every_notification_format_is_read_and_duplicates_are_left_out() {
     .await;
     // Later: the same object again, and the copy of its events under another key.
     sqs::send(&admin, url, &queue, &sqs::s3_event(BUCKET, &[k[0]])).await;
-    sqs::send(&admin, url, &queue, &sqs::s3_event(BUCKET, &[&copy.key, &spaced.key, k[6], digest])).await;
+    sqs::send(
+        &admin,
+        url,
+        &queue,
+        &sqs::s3_event(BUCKET, &[&copy.key, &spaced.key, k[6], digest]),
+    )
+    .await;
     let total = first + fs[6].ids.len() + spaced.ids.len();
     wait_for_async(
         || async { events_in(&events_path).len() >= total && sqs::depth(&admin, url, &queue).await == (0, 0) },
@@ -375,7 +427,10 @@ async fn poison_messages_end_in_the_dead_letter_queue_with_a_clear_report() {
     let mut in_dlq = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while in_dlq.len() < 2 {
-        assert!(Instant::now() < deadline, "timed out waiting for the dead-letter queue: {in_dlq:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the dead-letter queue: {in_dlq:?}"
+        );
         in_dlq.extend(sqs::receive(&admin, url, &dlq).await);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -395,11 +450,20 @@ async fn poison_messages_end_in_the_dead_letter_queue_with_a_clear_report() {
         .lines()
         .find(|l| l.contains("poison message"))
         .unwrap_or_else(|| panic!("no poison report: {stderr}"));
-    assert!(poison.contains("_bad.json.gz: quarantined") && poison.contains("receive=2"), "{poison}");
+    assert!(
+        poison.contains("_bad.json.gz: quarantined") && poison.contains("receive=2"),
+        "{poison}"
+    );
     // The good files were read, each once, the good half of the poison message included.
-    let ids: Vec<String> = events_in(&dir.path().join("events.ndjson")).into_iter().map(|(id, _)| id).collect();
+    let ids: Vec<String> = events_in(&dir.path().join("events.ndjson"))
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let expected: Vec<String> = good.iter().flat_map(|f| f.ids.clone()).collect();
-    assert_eq!(ids.iter().collect::<BTreeSet<_>>(), expected.iter().collect::<BTreeSet<_>>());
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>(),
+        expected.iter().collect::<BTreeSet<_>>()
+    );
     assert_eq!(ids.len(), expected.len(), "{ids:?}");
     assert_eq!(sqs::depth(&admin, url, &queue).await, (0, 0));
 }
@@ -427,12 +491,26 @@ async fn a_slow_objects_message_is_extended_rather_than_read_twice() {
     let proxy = Proxy::start(&moto.url, slow_objects).await;
     let dir = tempfile::tempdir().unwrap();
     let queue_via_proxy = queue.replace(&moto.url, &proxy.url);
-    let config = write_config(dir.path(), &proxy.url, &queue_via_proxy, "restricted", "AKIDADMIN", "admin-secret", "");
+    let config = write_config(
+        dir.path(),
+        &proxy.url,
+        &queue_via_proxy,
+        "restricted",
+        "AKIDADMIN",
+        "admin-secret",
+        "",
+    );
     let out = trailwatch(&config, &["run", "--once"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(proxy.faults.load(std::sync::atomic::Ordering::Relaxed) >= 1, "the object was slow");
-    let ids: Vec<String> = events_in(&dir.path().join("events.ndjson")).into_iter().map(|(id, _)| id).collect();
+    assert!(
+        proxy.faults.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the object was slow"
+    );
+    let ids: Vec<String> = events_in(&dir.path().join("events.ndjson"))
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let expected: BTreeSet<String> = all.iter().flat_map(|f| f.ids.clone()).collect();
     assert_eq!(ids.len(), expected.len(), "each event once: {stderr}");
     assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), expected);
@@ -448,7 +526,10 @@ async fn a_slow_objects_message_is_extended_rather_than_read_twice() {
 async fn restricted_mode_reads_the_queue_with_only_the_queues_permissions_and_get_object() {
     let moto = Moto::start();
     let admin = moto.client("AKIDADMIN", "admin-secret");
-    trailwatch::aws::s3::S3::new(&admin, BUCKET).create_bucket().await.unwrap();
+    trailwatch::aws::s3::S3::new(&admin, BUCKET)
+        .create_bucket()
+        .await
+        .unwrap();
     let (queue, _) = sqs::queue(&admin, &moto.url, "restricted", 10, Some(5)).await;
     let arn = sqs::arn(&admin, &moto.url, &queue).await;
     sqs::notify(&admin, &moto.url, BUCKET, &arn).await;
@@ -456,7 +537,15 @@ async fn restricted_mode_reads_the_queue_with_only_the_queues_permissions_and_ge
     upload(&admin, &fs).await;
     // What `trailwatch policy --mode restricted --queue-url …` prints, and nothing more.
     let printed = common::bin()
-        .args(["policy", "--mode", "restricted", "--bucket", BUCKET, "--queue-url", &queue])
+        .args([
+            "policy",
+            "--mode",
+            "restricted",
+            "--bucket",
+            BUCKET,
+            "--queue-url",
+            &queue,
+        ])
         .output()
         .unwrap();
     assert!(printed.status.success());
@@ -488,7 +577,10 @@ async fn restricted_mode_reads_the_queue_with_only_the_queues_permissions_and_ge
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("restricted mode: only sqs:ReceiveMessage"), "{stderr}");
     assert!(!stderr.contains("denied"), "nothing refused: {stderr}");
-    let ids: BTreeSet<String> = events_in(&dir.path().join("events.ndjson")).into_iter().map(|(id, _)| id).collect();
+    let ids: BTreeSet<String> = events_in(&dir.path().join("events.ndjson"))
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let expected: BTreeSet<String> = fs.iter().flat_map(|f| f.ids.clone()).collect();
     assert_eq!(ids, expected);
     for (method, url, target) in moto.recording() {
@@ -507,7 +599,10 @@ async fn restricted_mode_reads_the_queue_with_only_the_queues_permissions_and_ge
 async fn notification_prefix_filters_shard_the_accounts_between_instances() {
     let moto = Moto::start();
     let admin = moto.client("AKIDADMIN", "admin-secret");
-    trailwatch::aws::s3::S3::new(&admin, BUCKET).create_bucket().await.unwrap();
+    trailwatch::aws::s3::S3::new(&admin, BUCKET)
+        .create_bucket()
+        .await
+        .unwrap();
     let shards = [("111122223333", "shard-a"), ("444455556666", "shard-b")];
     let mut queues = Vec::new();
     for (_, name) in shards {
@@ -526,7 +621,15 @@ async fn notification_prefix_filters_shard_the_accounts_between_instances() {
     for (account, _) in shards {
         for region in ["us-east-1", "eu-west-1"] {
             for f in 0..10 {
-                all.push(moto::log_file("", account, region, "2024-03-01", &format!("00{f:02}"), &format!("{account}{f}"), 3));
+                all.push(moto::log_file(
+                    "",
+                    account,
+                    region,
+                    "2024-03-01",
+                    &format!("00{f:02}"),
+                    &format!("{account}{f}"),
+                    3,
+                ));
             }
         }
     }
@@ -534,14 +637,30 @@ async fn notification_prefix_filters_shard_the_accounts_between_instances() {
 
     for ((account, _), (queue, _)) in shards.iter().zip(&queues) {
         let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), &moto.url, queue, "default", "AKIDADMIN", "admin-secret", "\n[delete]\nenabled = false\n");
+        let config = write_config(
+            dir.path(),
+            &moto.url,
+            queue,
+            "default",
+            "AKIDADMIN",
+            "admin-secret",
+            "\n[delete]\nenabled = false\n",
+        );
         let run = trailwatch(&config, &["run", "--once"]).output().unwrap();
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         let got: Vec<(String, String)> = events_in(&dir.path().join("events.ndjson"));
-        let expected: BTreeSet<&String> = all.iter().filter(|f| f.key.contains(&format!("/{account}/"))).flat_map(|f| &f.ids).collect();
+        let expected: BTreeSet<&String> = all
+            .iter()
+            .filter(|f| f.key.contains(&format!("/{account}/")))
+            .flat_map(|f| &f.ids)
+            .collect();
         assert_eq!(got.len(), expected.len(), "each event of the shard once");
         assert_eq!(got.iter().map(|(id, _)| id).collect::<BTreeSet<_>>(), expected);
-        assert!(got.iter().all(|(_, key)| key.starts_with(&format!("AWSLogs/{account}/"))), "{got:?}");
+        assert!(
+            got.iter()
+                .all(|(_, key)| key.starts_with(&format!("AWSLogs/{account}/"))),
+            "{got:?}"
+        );
         assert_eq!(sqs::depth(&admin, &moto.url, queue).await, (0, 0));
     }
 }

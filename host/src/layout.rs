@@ -223,9 +223,16 @@ mod tests {
         let org = "AWSLogs/o-abcdef1234/111122223333/CloudTrail-Digest/eu-west-1/2024/03/01/d.json.gz";
         assert!(matches!(
             classify("", org),
-            KeyKind::Stream { folder: "CloudTrail-Digest", region: "eu-west-1", .. }
+            KeyKind::Stream {
+                folder: "CloudTrail-Digest",
+                region: "eu-west-1",
+                ..
+            }
         ));
-        assert_eq!(classify("", "AWSLogs/111122223333/CloudTrail/us-east-1/"), KeyKind::Other);
+        assert_eq!(
+            classify("", "AWSLogs/111122223333/CloudTrail/us-east-1/"),
+            KeyKind::Other
+        );
         assert_eq!(classify("", "AWSLogs/111122223333/Config/us-east-1/x"), KeyKind::Other);
         assert_eq!(classify("", "AWSLogs/notes.txt"), KeyKind::Other);
         assert_eq!(classify("", "elsewhere/file.json.gz"), KeyKind::Other);

@@ -15,6 +15,7 @@ use anyhow::{bail, Context};
 use crate::aws::credentials::CredentialSource;
 use crate::aws::endpoint::{self, Variant};
 use crate::aws::{AwsClient, ClientSettings};
+use crate::config::SourceKind;
 use crate::config::{Config, Mode};
 use crate::layout::Day;
 use crate::metrics::Metrics;
@@ -22,7 +23,6 @@ use crate::pipeline::{Clock, CycleError, Ledger, Pipeline, PipelineSettings, Sys
 use crate::runtime::bindings::trail_check as tc;
 use crate::runtime::watch::PluginWatch;
 use crate::runtime::{PluginRuntime, PluginSearch};
-use crate::config::SourceKind;
 use crate::source::s3_poll::{PollSettings, S3Source, Start};
 use crate::source::sqs::{QueueSettings, SqsSource};
 use crate::state::checkpoint::CheckpointStore;
@@ -508,7 +508,10 @@ async fn run_async(
             ))
         }
     };
-    let clients: Vec<&Arc<AwsClient>> = [&client, &trail_client].into_iter().chain(queue_client.as_ref()).collect();
+    let clients: Vec<&Arc<AwsClient>> = [&client, &trail_client]
+        .into_iter()
+        .chain(queue_client.as_ref())
+        .collect();
     let mut plugin = runtime;
     let mut watch = PluginWatch::new(&search, config.plugin.compile_cache());
 

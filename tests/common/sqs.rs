@@ -19,7 +19,13 @@ pub async fn call(client: &AwsClient, url: &str, action: &'static str, body: Val
 
 /// A queue with `visibility` seconds of visibility timeout; with `dead_letter` = Some(n), a
 /// dead-letter queue that takes a message after n receives. Returns (queue URL, DLQ URL).
-pub async fn queue(client: &AwsClient, url: &str, name: &str, visibility: u32, dead_letter: Option<u32>) -> (String, Option<String>) {
+pub async fn queue(
+    client: &AwsClient,
+    url: &str,
+    name: &str,
+    visibility: u32,
+    dead_letter: Option<u32>,
+) -> (String, Option<String>) {
     let mut attributes = json!({"VisibilityTimeout": visibility.to_string()});
     let dlq = match dead_letter {
         Some(n) => {
@@ -28,12 +34,19 @@ pub async fn queue(client: &AwsClient, url: &str, name: &str, visibility: u32, d
                 .unwrap()
                 .to_owned();
             let arn = arn(client, url, &dlq).await;
-            attributes["RedrivePolicy"] = json!(json!({"deadLetterTargetArn": arn, "maxReceiveCount": n.to_string()}).to_string());
+            attributes["RedrivePolicy"] =
+                json!(json!({"deadLetterTargetArn": arn, "maxReceiveCount": n.to_string()}).to_string());
             Some(dlq)
         }
         None => None,
     };
-    let q = call(client, url, "CreateQueue", json!({"QueueName": name, "Attributes": attributes})).await["QueueUrl"]
+    let q = call(
+        client,
+        url,
+        "CreateQueue",
+        json!({"QueueName": name, "Attributes": attributes}),
+    )
+    .await["QueueUrl"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -47,7 +60,13 @@ pub async fn arn(client: &AwsClient, url: &str, queue: &str) -> String {
 
 /// One attribute of the queue.
 pub async fn attribute(client: &AwsClient, url: &str, queue: &str, name: &str) -> String {
-    call(client, url, "GetQueueAttributes", json!({"QueueUrl": queue, "AttributeNames": [name]})).await["Attributes"][name]
+    call(
+        client,
+        url,
+        "GetQueueAttributes",
+        json!({"QueueUrl": queue, "AttributeNames": [name]}),
+    )
+    .await["Attributes"][name]
         .as_str()
         .unwrap_or("")
         .to_owned()
@@ -63,12 +82,21 @@ pub async fn depth(client: &AwsClient, url: &str, queue: &str) -> (u64, u64) {
     )
     .await;
     let n = |k: &str| v["Attributes"][k].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (n("ApproximateNumberOfMessages"), n("ApproximateNumberOfMessagesNotVisible"))
+    (
+        n("ApproximateNumberOfMessages"),
+        n("ApproximateNumberOfMessagesNotVisible"),
+    )
 }
 
 /// Sends `body`.
 pub async fn send(client: &AwsClient, url: &str, queue: &str, body: &str) {
-    call(client, url, "SendMessage", json!({"QueueUrl": queue, "MessageBody": body})).await;
+    call(
+        client,
+        url,
+        "SendMessage",
+        json!({"QueueUrl": queue, "MessageBody": body}),
+    )
+    .await;
 }
 
 /// Receives what is visible (for looking into a dead-letter queue).

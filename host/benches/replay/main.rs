@@ -538,7 +538,10 @@ fn main() -> anyhow::Result<ExitCode> {
     let big = generate_single(&root.join("big"), "big", 2 * events, &mut rng)?;
 
     if std::env::var_os("TRAILWATCH_BENCH_QUEUE_ONLY").is_some() {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         let (moto, keys) = rt.block_on(pipeline::seed(&set))?;
         let queue = rt.block_on(queue::measure(&cli, &set, &moto, &keys))?;
         queue::print(&queue, f64::NAN, set.files.len());

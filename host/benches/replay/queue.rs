@@ -209,12 +209,20 @@ pub(crate) fn print(runs: &[QueueRun], polling_wall: f64, files: usize) {
     }
     println!("\nSQS requests per 1000 objects (all instances together):\n");
     let ops: std::collections::BTreeSet<&String> = runs.iter().flat_map(|r| r.requests.keys()).collect();
-    println!("| Instances | {} |", ops.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(" | "));
+    println!(
+        "| Instances | {} |",
+        ops.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(" | ")
+    );
     println!("|---:|{}", "---:|".repeat(ops.len()));
     for r in runs {
         let per: Vec<String> = ops
             .iter()
-            .map(|op| format!("{:.0}", *r.requests.get(*op).unwrap_or(&0) as f64 * 1000.0 / r.objects as f64))
+            .map(|op| {
+                format!(
+                    "{:.0}",
+                    *r.requests.get(*op).unwrap_or(&0) as f64 * 1000.0 / r.objects as f64
+                )
+            })
             .collect();
         println!("| {} | {} |", r.instances, per.join(" | "));
     }

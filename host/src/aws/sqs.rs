@@ -199,7 +199,10 @@ impl<'a> Sqs<'a> {
         if BATCHES_REFUSED.load(Ordering::Relaxed) {
             return self
                 .one_by_one(entries, |receipt| {
-                    ("sqs:DeleteMessage", json!({"QueueUrl": self.queue_url, "ReceiptHandle": receipt}))
+                    (
+                        "sqs:DeleteMessage",
+                        json!({"QueueUrl": self.queue_url, "ReceiptHandle": receipt}),
+                    )
                 })
                 .await;
         }
@@ -383,7 +386,11 @@ mod tests {
     #[test]
     fn the_arn_comes_from_the_queue_url() {
         assert_eq!(
-            queue_arn("https://sqs.us-gov-west-1.amazonaws.com/111122223333/trail-files", "us-east-1").as_deref(),
+            queue_arn(
+                "https://sqs.us-gov-west-1.amazonaws.com/111122223333/trail-files",
+                "us-east-1"
+            )
+            .as_deref(),
             Some("arn:aws-us-gov:sqs:us-gov-west-1:111122223333:trail-files")
         );
         assert_eq!(

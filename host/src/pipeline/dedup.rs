@@ -137,7 +137,10 @@ mod tests {
             d.key("3038ebd2-c98a-4c65-9b6e-e22506292313"),
             0x3038ebd2_c98a_4c65_9b6e_e22506292313
         );
-        assert_eq!(d.key("3038EBD2-C98A-4C65-9B6E-E22506292313"), d.key("3038ebd2-c98a-4c65-9b6e-e22506292313"));
+        assert_eq!(
+            d.key("3038EBD2-C98A-4C65-9B6E-E22506292313"),
+            d.key("3038ebd2-c98a-4c65-9b6e-e22506292313")
+        );
         let other = d.key("not-a-uuid");
         assert_eq!(other, d.key("not-a-uuid"));
         assert_ne!(other, d.key("not-a-uuid2"));
@@ -155,7 +158,10 @@ mod tests {
         assert_eq!(d.delivered(&[Some(a), Some(b), Some(c)]), vec![false, false, true]);
         // Over the count: the oldest go first.
         d.record(63_000, &[a, b, e]);
-        assert_eq!(d.delivered(&[Some(c), Some(a), Some(b), Some(e)]), vec![false, true, true, true]);
+        assert_eq!(
+            d.delivered(&[Some(c), Some(a), Some(b), Some(e)]),
+            vec![false, true, true, true]
+        );
         assert_eq!(d.len(), 3);
     }
 

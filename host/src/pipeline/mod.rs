@@ -247,7 +247,9 @@ impl Pipeline {
             next_batch: 0,
             on_file: None,
             documents: Vec::new(),
-            dedup: settings.dedup.map(|(window, max)| Arc::new(dedup::Dedup::new(window, max))),
+            dedup: settings
+                .dedup
+                .map(|(window, max)| Arc::new(dedup::Dedup::new(window, max))),
             settings,
         }
     }

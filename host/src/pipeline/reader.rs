@@ -231,7 +231,10 @@ pub fn read(
                 bytes = Vec::with_capacity(batch.iter().map(|e| e.raw.len() + 1024).sum());
                 ends = Vec::with_capacity(batch.len());
                 let keys: Vec<Option<u128>> = match &dedup {
-                    Some(d) => batch.iter().map(|e| e.event_id.as_deref().map(|id| d.key(id))).collect(),
+                    Some(d) => batch
+                        .iter()
+                        .map(|e| e.event_id.as_deref().map(|id| d.key(id)))
+                        .collect(),
                     None => Vec::new(),
                 };
                 let delivered = dedup.as_ref().map(|d| d.delivered(&keys)).unwrap_or_default();

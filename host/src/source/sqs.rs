@@ -97,7 +97,12 @@ enum MessageResult {
     /// Every object it names is done (or not for this trailwatch to read): delete it.
     Done,
     /// Some object is not done: left to come back; `poison` when it had its last attempt.
-    NotDone { why: Vec<String>, poison: bool, receive: u32, max: u32 },
+    NotDone {
+        why: Vec<String>,
+        poison: bool,
+        receive: u32,
+        max: u32,
+    },
 }
 
 /// What becomes of an object a message names.
@@ -445,7 +450,9 @@ impl SqsSource {
             if *at >= horizon {
                 break;
             }
-            let Some((_, key)) = self.remembered.pop_front() else { break };
+            let Some((_, key)) = self.remembered.pop_front() else {
+                break;
+            };
             let cp = ledger.checkpoint();
             let pending = cp.failed.get(&key).is_some_and(|f| !f.quarantined);
             if !pending && (cp.done.contains(&key) || cp.failed.contains_key(&key)) {
@@ -492,7 +499,9 @@ impl SqsSource {
                         tracing::debug!(message_id = %f.id, code = %f.code, "could not make a message visible again");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "could not make unfinished messages visible again; they come back after their timeout"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not make unfinished messages visible again; they come back after their timeout")
+                }
             }
         }
         for _ in 0..left.len() {
@@ -680,7 +689,10 @@ async fn heartbeat(
                             }
                         }
                     }
-                    tracing::debug!(messages = extended, "extended the visibility of queue messages in flight");
+                    tracing::debug!(
+                        messages = extended,
+                        "extended the visibility of queue messages in flight"
+                    );
                 }
                 Err(e) => tracing::warn!(error = %e, "extending the visibility of queue messages failed; trying again"),
             }
@@ -726,9 +738,14 @@ mod tests {
         s.regions = vec!["us-east-1".into()];
         s.include_insight = false;
         let key = |account: &str, folder: &str, region: &str| {
-            format!("AWSLogs/{account}/{folder}/{region}/2024/03/01/{account}_{folder}_{region}_20240301T0000Z_x.json.gz")
+            format!(
+                "AWSLogs/{account}/{folder}/{region}/2024/03/01/{account}_{folder}_{region}_20240301T0000Z_x.json.gz"
+            )
         };
-        assert_eq!(wanted(&s, &key("111122223333", "CloudTrail", "us-east-1")), Wanted::Read);
+        assert_eq!(
+            wanted(&s, &key("111122223333", "CloudTrail", "us-east-1")),
+            Wanted::Read
+        );
         assert_eq!(
             wanted(&s, &key("444455556666", "CloudTrail", "us-east-1")),
             Wanted::Hold("account 444455556666 is not in source.accounts".into())
@@ -737,11 +754,20 @@ mod tests {
             wanted(&s, &key("111122223333", "CloudTrail", "eu-west-1")),
             Wanted::Hold("region eu-west-1 is not in source.regions".into())
         );
-        assert_eq!(wanted(&s, &key("111122223333", "CloudTrail-Insight", "us-east-1")), Wanted::Skip);
-        assert_eq!(wanted(&s, &key("111122223333", "CloudTrail-Digest", "us-east-1")), Wanted::Skip);
+        assert_eq!(
+            wanted(&s, &key("111122223333", "CloudTrail-Insight", "us-east-1")),
+            Wanted::Skip
+        );
+        assert_eq!(
+            wanted(&s, &key("111122223333", "CloudTrail-Digest", "us-east-1")),
+            Wanted::Skip
+        );
         assert_eq!(wanted(&s, "exports/report.csv"), Wanted::Skip);
         s.include_insight = true;
-        assert_eq!(wanted(&s, &key("111122223333", "CloudTrail-Insight", "us-east-1")), Wanted::Read);
+        assert_eq!(
+            wanted(&s, &key("111122223333", "CloudTrail-Insight", "us-east-1")),
+            Wanted::Read
+        );
     }
 
     #[test]
@@ -755,7 +781,10 @@ mod tests {
         let r = resolve(&s, &queue);
         assert_eq!((r.visibility, r.max_receives), (Duration::from_secs(120), 4));
         let r = resolve(&s, &QueueAttributes::default());
-        assert_eq!((r.visibility, r.max_receives), (Duration::from_secs(30), DEFAULT_MAX_RECEIVES));
+        assert_eq!(
+            (r.visibility, r.max_receives),
+            (Duration::from_secs(30), DEFAULT_MAX_RECEIVES)
+        );
         s.max_receives = Some(2);
         s.visibility_timeout = Some(Duration::from_secs(9));
         let r = resolve(&s, &queue);

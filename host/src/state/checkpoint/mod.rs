@@ -497,7 +497,11 @@ mod tests {
         assert_eq!(reloaded.failed["k2"].records_done, 120);
         commit(&mut store, &mut reloaded, &[done("k3")]);
         drop(store);
-        assert!(CheckpointStore::open(dir.path()).unwrap().load("b").unwrap().is_done("k3"));
+        assert!(CheckpointStore::open(dir.path())
+            .unwrap()
+            .load("b")
+            .unwrap()
+            .is_done("k3"));
     }
 
     #[test]
@@ -532,7 +536,10 @@ mod tests {
         drop(store);
         let mut store = CheckpointStore::open(dir.path()).unwrap();
         let mut reloaded = store.load("b").unwrap();
-        assert_eq!(reloaded, cp, "each change sets a value: replaying it again changes nothing");
+        assert_eq!(
+            reloaded, cp,
+            "each change sets a value: replaying it again changes nothing"
+        );
         assert!(!reloaded.is_done("k1") && reloaded.is_done("k4"));
         assert_eq!(reloaded.failed["k2"].attempts, 2);
         commit(&mut store, &mut reloaded, &[done("k5")]);
