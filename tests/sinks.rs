@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::moto::{self, Moto};
-use common::receiver::Receiver;
+use common::receiver::{Pki, Receiver};
 
 const BUCKET: &str = "trail-bucket";
 
@@ -339,6 +339,79 @@ async fn a_receiver_that_rejects_is_reported_with_its_answer_and_nothing_is_mark
     let out = trailwatch(&config, &["run", "--once"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(ndjson_ids(&http), expected(&files));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_sinks_trust_a_private_ca_and_present_a_client_certificate_to_receivers_that_require_one() {
+    let moto = Moto::start();
+    let files = files(4, 5);
+    moto::seed(&moto.client("AKIDTEST", "secret"), BUCKET, &files).await;
+    let pki = Pki::new();
+    let http = Receiver::start_tls("ndjson", &pki, true);
+    let otlp = Receiver::start_tls("otlp", &pki, true);
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = |ca: &str, client: bool| {
+        let tls = |name: &str| {
+            let mut t = format!("tls_ca_file = \"{}\"\n", pki.path(ca));
+            if client {
+                t += &format!(
+                    "tls_client_cert_file = \"{}\"\ntls_client_key_file = \"{}\"\n",
+                    pki.path("client.pem"),
+                    pki.path("client.key")
+                );
+            }
+            format!("name = \"{name}\"\nmax_retries = 1\nretry_initial_backoff_ms = 10\n{t}")
+        };
+        format!(
+            "[[sinks]]\ntype = \"http\"\nurl = \"{}/in\"\n{}\n[[sinks]]\ntype = \"otlp\"\nendpoint = \"{}\"\n{}",
+            http.url,
+            tls("siem"),
+            otlp.url,
+            tls("collector")
+        )
+    };
+    assert!(http.url.starts_with("https://127.0.0.1:"), "{}", http.url);
+
+    // A CA that did not sign the receiver's certificate: refused, said so, nothing sent.
+    let cfg = config(dir.path(), &moto, &sinks("other-ca.pem", true), "");
+    let out = trailwatch(&cfg, &["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("siem") && stderr.contains(&http.url) && stderr.contains("UnknownIssuer"),
+        "the refusal names the sink, the receiver and the certificate's trouble: {stderr}"
+    );
+    assert_eq!(http.received().len() + otlp.received().len(), 0);
+
+    // The right CA but no client certificate: the receivers refuse the connection.
+    let cfg = config(dir.path(), &moto, &sinks("ca.pem", false), "");
+    let out = trailwatch(&cfg, &["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&http.url) || stderr.contains(&otlp.url), "{stderr}");
+    assert_eq!(http.received().len() + otlp.received().len(), 0);
+
+    // Both: every event reaches both receivers, once.
+    let cfg = config(dir.path(), &moto, &sinks("ca.pem", true), "");
+    let out = trailwatch(&cfg, &["run", "--once"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ndjson_ids(&http), expected(&files));
+    assert_eq!(otlp_ids(&otlp), expected(&files));
+
+    // A file that is not what its key says is named at start-up.
+    std::fs::write(dir.path().join("not-a-cert.pem"), "hello\n").unwrap();
+    let bad = sinks("ca.pem", true).replace(
+        &pki.path("ca.pem"),
+        &dir.path().join("not-a-cert.pem").display().to_string(),
+    );
+    let cfg = config(dir.path(), &moto, &bad, "");
+    let out = trailwatch(&cfg, &["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("sink siem: tls_ca_file") && stderr.contains("not-a-cert.pem"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

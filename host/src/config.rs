@@ -148,6 +148,18 @@ pub struct HttpSinkConfig {
     /// Longest pause before a retry (and longest `Retry-After` honoured), seconds. Default 30.
     #[serde(default = "default_retry_max_backoff_secs")]
     pub retry_max_backoff_secs: u64,
+    /// `https://`: certificate authorities (a PEM bundle) trusted for the receiver besides the
+    /// built-in web roots: a private CA.
+    pub tls_ca_file: Option<PathBuf>,
+    /// `https://`: the client certificate (PEM, with its chain) presented to a receiver that
+    /// asks for one (mutual TLS); with `tls_client_key_file`.
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of `tls_client_cert_file`.
+    pub tls_client_key_file: Option<PathBuf>,
+    /// Lets an `http://` URL name a host other than this machine (events cross the network
+    /// unencrypted). Default false.
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 /// Request body compression.
@@ -930,7 +942,7 @@ impl SinkConfig {
         };
         let url = h.url.as_ref().or(h.endpoint.as_ref());
         match url {
-            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => h.check_transport(key, u)?,
             Some(u) => {
                 return Err(ConfigError::Value {
                     key,
@@ -996,6 +1008,54 @@ pub fn expand_env(text: &str) -> Result<String, String> {
 }
 
 impl HttpSinkConfig {
+    /// Plaintext only to this machine unless allowed; TLS files only with `https://`, the
+    /// client certificate and key together.
+    fn check_transport(&self, key: &'static str, url: &str) -> Result<(), ConfigError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid {
+            key: key.into(),
+            message: format!("{url}: {e}"),
+        })?;
+        let tls_set = [
+            ("sinks.tls_ca_file", &self.tls_ca_file),
+            ("sinks.tls_client_cert_file", &self.tls_client_cert_file),
+            ("sinks.tls_client_key_file", &self.tls_client_key_file),
+        ];
+        if parsed.scheme() == "http" {
+            if let Some((name, _)) = tls_set.iter().find(|(_, v)| v.is_some()) {
+                return Err(ConfigError::Invalid {
+                    key: (*name).into(),
+                    message: format!("set, but {key} = {url} is plain http:// and would not use it; use https://"),
+                });
+            }
+            let loopback = match parsed.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback && !self.allow_plaintext {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: format!(
+                        "{url} is plain http:// to another machine: events (and any Authorization header) would \
+                         cross the network unencrypted; use https://, or set allow_plaintext = true for this sink"
+                    ),
+                });
+            }
+        }
+        match (&self.tls_client_cert_file, &self.tls_client_key_file) {
+            (Some(_), None) => Err(ConfigError::Invalid {
+                key: "sinks.tls_client_key_file".into(),
+                message: "unset, but tls_client_cert_file is set: a client certificate needs its key".into(),
+            }),
+            (None, Some(_)) => Err(ConfigError::Invalid {
+                key: "sinks.tls_client_cert_file".into(),
+                message: "unset, but tls_client_key_file is set: a key needs its client certificate".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The headers with `${env:NAME}` values read from the environment.
     pub fn resolved_headers(&self) -> Vec<(String, crate::aws::secret::Secret)> {
         self.headers
@@ -1304,11 +1364,57 @@ mod tests {
         let e = Config::parse("[[sinks]]\ntype = \"kafka\"\n", Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("kafka"), "{e}");
         let e = Config::parse(
-            "[[sinks]]\ntype = \"http\"\nurl = \"http://h/\"\nheaders = { Authorization = \"${env:TRAILWATCH_TEST_UNSET_VAR}\" }\n",
+            "[[sinks]]\ntype = \"http\"\nurl = \"https://h/\"\nheaders = { Authorization = \"${env:TRAILWATCH_TEST_UNSET_VAR}\" }\n",
             Path::new("t.toml"),
         )
         .unwrap_err();
         assert!(e.to_string().contains("an environment variable that is set"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_goes_only_to_this_machine_unless_allowed_and_tls_files_need_https() {
+        let parse = |sink: &str| Config::parse(&format!("[[sinks]]\n{sink}\n"), Path::new("t.toml"));
+        for ok in [
+            "type = \"http\"\nurl = \"http://127.0.0.1:8686/\"",
+            "type = \"http\"\nurl = \"http://127.1.2.3/\"",
+            "type = \"http\"\nurl = \"http://localhost:8686/\"",
+            "type = \"otlp\"\nendpoint = \"http://[::1]:4318\"",
+            "type = \"http\"\nurl = \"http://10.0.0.5/\"\nallow_plaintext = true",
+            "type = \"otlp\"\nendpoint = \"https://collector.example:4318\"\ntls_ca_file = \"/ca.pem\"\n\
+             tls_client_cert_file = \"/c.pem\"\ntls_client_key_file = \"/c.key\"",
+        ] {
+            parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let e = parse("type = \"http\"\nurl = \"http://10.0.0.5:8080/in\"").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config key sinks.url: http://10.0.0.5:8080/in is plain http:// to another machine: events (and any \
+             Authorization header) would cross the network unencrypted; use https://, or set allow_plaintext = true \
+             for this sink"
+        );
+        let e = parse("type = \"otlp\"\nendpoint = \"http://collector:4318\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config key sinks.endpoint: http://collector:4318 is plain"),
+            "{e}"
+        );
+        let e = parse("type = \"http\"\nurl = \"http://127.0.0.1/\"\ntls_ca_file = \"/ca.pem\"").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config key sinks.tls_ca_file: set, but sinks.url = http://127.0.0.1/ is plain http:// and would not use \
+             it; use https://"
+        );
+        let e = parse("type = \"http\"\nurl = \"https://h/\"\ntls_client_cert_file = \"/c.pem\"").unwrap_err();
+        assert!(
+            e.to_string().starts_with("config key sinks.tls_client_key_file: unset"),
+            "{e}"
+        );
+        let e = parse("type = \"http\"\nurl = \"https://h/\"\ntls_client_key_file = \"/c.key\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config key sinks.tls_client_cert_file: unset"),
+            "{e}"
+        );
     }
 
     #[test]

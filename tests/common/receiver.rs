@@ -20,6 +20,28 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver of `kind` (`ndjson` or `otlp`).
     pub fn start(kind: &str) -> Receiver {
+        Receiver::spawn(kind, &[])
+    }
+
+    /// Starts an HTTPS receiver of `kind` with the server certificate of `pki`; with
+    /// `mutual`, it requires a client certificate signed by `pki`'s CA. Its `control` and
+    /// `stats` are not available (they speak plain HTTP).
+    pub fn start_tls(kind: &str, pki: &Pki, mutual: bool) -> Receiver {
+        let mut args = vec![
+            "--tls-cert".to_owned(),
+            pki.path("server.pem"),
+            "--tls-key".to_owned(),
+            pki.path("server.key"),
+        ];
+        if mutual {
+            args.extend(["--client-ca".to_owned(), pki.path("ca.pem")]);
+        }
+        let mut r = Receiver::spawn(kind, &args);
+        r.url = r.url.replacen("http://", "https://", 1);
+        r
+    }
+
+    fn spawn(kind: &str, extra: &[String]) -> Receiver {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("received.ndjson");
         let errors = dir.path().join("errors.ndjson");
@@ -29,6 +51,7 @@ impl Receiver {
             .arg(&out)
             .arg("--errors")
             .arg(&errors)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -74,6 +97,31 @@ impl Receiver {
     /// The malformed requests seen.
     pub fn errors(&self) -> String {
         std::fs::read_to_string(&self.errors).unwrap_or_default()
+    }
+}
+
+/// A throw-away PKI (`tests/receivers/make_certs.py`): `ca.pem`, `other-ca.pem`, `server.pem`
+/// and `server.key` (for 127.0.0.1), `client.pem` and `client.key`.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// Makes one.
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("python3")
+            .arg(super::root().join("tests/receivers/make_certs.py"))
+            .arg(dir.path())
+            .status()
+            .expect("running tests/receivers/make_certs.py");
+        assert!(status.success(), "make_certs.py failed");
+        Pki { dir }
+    }
+
+    /// The path of one of its files, as text for a config.
+    pub fn path(&self, file: &str) -> String {
+        self.dir.path().join(file).display().to_string()
     }
 }
 

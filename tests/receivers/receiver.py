@@ -2,6 +2,10 @@
 """A real HTTP receiver for trailwatch's sink tests, which tests can make slow, flaky or rejecting.
 
 Usage: python3 receiver.py --kind ndjson|otlp --out PATH [--errors PATH] [--log]
+                           [--tls-cert PEM --tls-key PEM [--client-ca PEM]]
+
+With --tls-cert it serves HTTPS (control requests too), and with --client-ca it requires a
+client certificate that CA signed (mutual TLS).
 
 Prints exactly one line, `listening 127.0.0.1:PORT`, to stdout once it accepts connections, and
 nothing more to stdout afterwards. Stop it by killing the process (SIGTERM or SIGKILL: every
@@ -624,6 +628,9 @@ def main():
     ap.add_argument("--out", required=True, help="accepted lines are appended here (created at start)")
     ap.add_argument("--errors", help="malformed-payload descriptions are appended here (created at start)")
     ap.add_argument("--log", action="store_true", help="log requests to stderr")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; --tls-key its key)")
+    ap.add_argument("--tls-key", help="the key of --tls-cert (PEM)")
+    ap.add_argument("--client-ca", help="require a client certificate signed by this CA (PEM): mutual TLS")
     args = ap.parse_args()
 
     if args.kind == "otlp":
@@ -631,6 +638,16 @@ def main():
     Handler.state = State(args.kind, args.out, args.errors)
     Handler.log_enabled = args.log
     server = Server(("127.0.0.1", 0), Handler)
+    if args.tls_cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.client_ca:
+            ctx.load_verify_locations(args.client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        # A failed handshake (an unknown CA, no client certificate) fails that connection only.
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     host, port = server.server_address[:2]
     sys.stdout.write(f"listening {host}:{port}\n")
     sys.stdout.flush()

@@ -29,6 +29,7 @@ pub struct Metrics {
     duplicates: Counter,
     queue_messages: Family<Labels, Counter>,
     queue_extensions: Counter,
+    queue_late_extensions: Counter,
     s3_requests: Family<Labels, Counter>,
     s3_seen: Mutex<std::collections::BTreeMap<String, u64>>,
     sink_batches: Family<Labels, Counter>,
@@ -76,6 +77,7 @@ impl Metrics {
             duplicates: Counter::default(),
             queue_messages: Family::default(),
             queue_extensions: Counter::default(),
+            queue_late_extensions: Counter::default(),
             s3_requests: Family::default(),
             s3_seen: Mutex::default(),
             sink_batches: Family::default(),
@@ -137,6 +139,12 @@ impl Metrics {
             "queue_visibility_extensions",
             "Queue messages whose visibility was extended while their objects were read",
             m.queue_extensions.clone(),
+        );
+        registry.register(
+            "queue_visibility_late",
+            "Queue message extensions answered after the visibility may have run out (another instance may read \
+             the message too: raise the visibility timeout)",
+            m.queue_late_extensions.clone(),
         );
         registry.register(
             "s3_requests",
@@ -247,6 +255,11 @@ impl Metrics {
     /// `n` queue messages had their visibility extended.
     pub fn queue_extensions(&self, n: u64) {
         self.queue_extensions.inc_by(n);
+    }
+
+    /// A queue message's extension was answered after its visibility may have run out.
+    pub fn queue_late_extension(&self) {
+        self.queue_late_extensions.inc();
     }
 
     /// `n` read-only events were dropped.

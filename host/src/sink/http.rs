@@ -85,6 +85,74 @@ pub struct Delivery {
     pub retryable: fn(u16) -> bool,
 }
 
+/// An error with the errors that caused it (a refused certificate is three levels down in a
+/// request error), each once.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Reads a TLS file of sink `name`, naming the key and the file when it cannot.
+fn tls_file(name: &str, key: &str, path: &std::path::Path) -> Result<Vec<u8>, SinkError> {
+    std::fs::read(path).map_err(|e| SinkError::Io(format!("sink {name}: {key} {}: {e}", path.display())))
+}
+
+/// The certificate authorities of `tls_ca_file`, trusted besides the built-in roots.
+fn tls_authorities(name: &str, config: &HttpSinkConfig) -> Result<Vec<reqwest::Certificate>, SinkError> {
+    let Some(path) = &config.tls_ca_file else {
+        return Ok(Vec::new());
+    };
+    let pem = tls_file(name, "tls_ca_file", path)?;
+    let bad = |why: String| SinkError::Io(format!("sink {name}: tls_ca_file {}: {why}", path.display()));
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(format!("not a PEM bundle: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)".into()
+        ));
+    }
+    Ok(certs)
+}
+
+/// The client certificate and key of `tls_client_cert_file` and `tls_client_key_file`.
+fn tls_identity(name: &str, config: &HttpSinkConfig) -> Result<Option<reqwest::Identity>, SinkError> {
+    let (Some(cert_path), Some(key_path)) = (&config.tls_client_cert_file, &config.tls_client_key_file) else {
+        return Ok(None);
+    };
+    let cert = tls_file(name, "tls_client_cert_file", cert_path)?;
+    let key = tls_file(name, "tls_client_key_file", key_path)?;
+    if !String::from_utf8_lossy(&cert).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(SinkError::Io(format!(
+            "sink {name}: tls_client_cert_file {}: no PEM certificate in it",
+            cert_path.display()
+        )));
+    }
+    if !String::from_utf8_lossy(&key).contains("PRIVATE KEY-----") {
+        return Err(SinkError::Io(format!(
+            "sink {name}: tls_client_key_file {}: no PEM private key in it",
+            key_path.display()
+        )));
+    }
+    let mut pem = key;
+    pem.push(b'\n');
+    pem.extend_from_slice(&cert);
+    reqwest::Identity::from_pem(&pem).map(Some).map_err(|e| {
+        SinkError::Io(format!(
+            "sink {name}: tls_client_cert_file {} with tls_client_key_file {}: {e}",
+            cert_path.display(),
+            key_path.display()
+        ))
+    })
+}
+
 /// NDJSON receivers: 408, 429 and 5xx are passing troubles.
 pub fn retryable_http(status: u16) -> bool {
     status == 408 || status == 429 || status >= 500
@@ -100,11 +168,18 @@ impl Delivery {
         metrics: Arc<Metrics>,
         seed: u64,
     ) -> Result<Self, SinkError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-            .timeout(Duration::from_secs(config.request_timeout_secs))
+            .timeout(Duration::from_secs(config.request_timeout_secs));
+        for cert in tls_authorities(&name, config)? {
+            builder = builder.add_root_certificate(cert);
+        }
+        if let Some(identity) = tls_identity(&name, config)? {
+            builder = builder.identity(identity);
+        }
+        let client = builder
             .build()
-            .map_err(|e| SinkError::Io(format!("HTTP client: {e}")))?;
+            .map_err(|e| SinkError::Io(format!("sink {name}: HTTP client: {e}")))?;
         Ok(Delivery {
             name,
             client,
@@ -195,7 +270,7 @@ impl Delivery {
                         }
                     }
                 }
-                Err(e) => (format!("{}: {e}", self.url), None),
+                Err(e) => (format!("{}: {}", self.url, with_causes(&e)), None),
             };
             attempt += 1;
             if attempt > self.max_retries {

@@ -80,6 +80,20 @@ struct InFlight {
     receipt: String,
     /// When to extend its visibility next, ms; `None`: never (its last attempt).
     extend_at_ms: Option<i64>,
+    /// When its visibility runs out at the earliest, as far as this instance can tell (from
+    /// the answer to its receive, then from each extension sent), ms.
+    lapses_at_ms: i64,
+}
+
+/// How long after a receive (or an extension) a message is extended: a third of the
+/// timeout, so that an extension answered slowly (a loaded queue, a slow network) still lands
+/// well before the timeout runs out.
+fn extension_interval(visibility: Duration) -> i64 {
+    i64::try_from(visibility.as_millis() / 3).unwrap_or(i64::MAX)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 type Registry = Arc<Mutex<HashMap<String, InFlight>>>;
@@ -268,7 +282,7 @@ impl SqsSource {
             }
             // Every message of the receive is extended from now: the last ones may wait for
             // reading slots while the first ones' objects are read.
-            self.hold(&messages, q, cycle.now_ms());
+            self.hold(&messages, q, crate::clock::SystemClock.now_ms());
             for m in messages {
                 if let Err(e) = self.take(&mut cycle, m, q).await {
                     received = Err(e);
@@ -295,17 +309,19 @@ impl SqsSource {
         Ok(report)
     }
 
-    /// Registers `messages` as in flight, to be extended at half the timeout (all but those on
-    /// their last attempt) and made visible again if the cycle ends before they are finished.
+    /// Registers `messages` as in flight, to be extended every third of the timeout (all but
+    /// those on their last attempt) and made visible again if the cycle ends before they are
+    /// finished.
     fn hold(&self, messages: &[Message], q: Resolved, now: i64) {
-        let half = i64::try_from(q.visibility.as_millis() / 2).unwrap_or(i64::MAX);
+        let every = extension_interval(q.visibility);
         if let Ok(mut inflight) = self.inflight.lock() {
             for m in messages {
                 inflight.insert(
                     m.id.clone(),
                     InFlight {
                         receipt: m.receipt.clone(),
-                        extend_at_ms: (m.receive_count < q.max_receives).then_some(now + half),
+                        extend_at_ms: (m.receive_count < q.max_receives).then_some(now + every),
+                        lapses_at_ms: now.saturating_add(millis(q.visibility)),
                     },
                 );
             }
@@ -610,8 +626,19 @@ async fn deleter(
         }
         while !batch.is_empty() {
             let chunk: Vec<(String, String)> = batch.drain(..batch.len().min(BATCH)).collect();
+            let sent = std::time::Instant::now();
             match sqs.delete(&chunk).await {
                 Ok(failed) => {
+                    tracing::debug!(
+                        messages = %chunk
+                            .iter()
+                            .filter(|(id, _)| !failed.iter().any(|f| f.id == *id))
+                            .map(|(id, _)| id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        answered_after_ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        "deleted finished queue messages"
+                    );
                     for _ in 0..chunk.len() - failed.len() {
                         metrics.queue_message("deleted");
                     }
@@ -642,7 +669,9 @@ async fn deleter(
     }
 }
 
-/// Extends the visibility of the messages in flight at half the timeout.
+/// Extends the visibility of the messages in flight every third of the timeout, and says so
+/// when an extension was answered so late that the message may have been visible meanwhile
+/// (another instance may read it too: raise the queue's visibility timeout).
 async fn heartbeat(
     client: Arc<AwsClient>,
     queue_url: String,
@@ -651,8 +680,8 @@ async fn heartbeat(
     visibility: Duration,
 ) {
     let sqs = Sqs::new(&client, &queue_url);
-    let tick = (visibility / 8).clamp(Duration::from_millis(200), Duration::from_secs(5));
-    let half = i64::try_from(visibility.as_millis() / 2).unwrap_or(i64::MAX);
+    let tick = (visibility / 10).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let every = extension_interval(visibility);
     loop {
         tokio::time::sleep(tick).await;
         let now = crate::clock::SystemClock.now_ms();
@@ -665,14 +694,29 @@ async fn heartbeat(
             Err(_) => return,
         };
         for chunk in due.chunks(BATCH) {
-            match sqs.change_visibility(chunk, visibility.as_secs()).await {
+            let sent = crate::clock::SystemClock.now_ms();
+            let answer = sqs.change_visibility(chunk, visibility.as_secs()).await;
+            let answered = crate::clock::SystemClock.now_ms();
+            match answer {
                 Ok(failed) => {
                     let extended = chunk.len() - failed.len();
                     metrics.queue_extensions(extended as u64);
                     if let Ok(mut m) = inflight.lock() {
                         for (id, _) in chunk {
                             if let Some(f) = m.get_mut(id) {
-                                f.extend_at_ms = Some(now + half);
+                                if answered > f.lapses_at_ms {
+                                    tracing::warn!(
+                                        message_id = %id,
+                                        late_ms = answered - f.lapses_at_ms,
+                                        answered_after_ms = answered - sent,
+                                        visibility_timeout_secs = visibility.as_secs(),
+                                        "a queue message's visibility was extended only after it may have run out: \
+                                         another instance may read it too; raise the visibility timeout"
+                                    );
+                                    metrics.queue_late_extension();
+                                }
+                                f.extend_at_ms = Some(sent + every);
+                                f.lapses_at_ms = sent.saturating_add(millis(visibility));
                             }
                         }
                         for f in &failed {
@@ -691,6 +735,7 @@ async fn heartbeat(
                     }
                     tracing::debug!(
                         messages = extended,
+                        answered_after_ms = answered - sent,
                         "extended the visibility of queue messages in flight"
                     );
                 }
