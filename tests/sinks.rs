@@ -11,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::moto::{self, Moto};
+use common::proxy::{error_response, Fault, Proxy};
 use common::receiver::{Pki, Receiver};
+use common::Daemon;
 
 const BUCKET: &str = "trail-bucket";
 
@@ -339,6 +341,135 @@ async fn a_receiver_that_rejects_is_reported_with_its_answer_and_nothing_is_mark
     let out = trailwatch(&config, &["run", "--once"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(ndjson_ids(&http), expected(&files));
+}
+
+/// One request in five to S3 faulted, by a hash of its number: a 503 SlowDown, a 500, a reset
+/// before any answer, an answer 300 ms late, or an answer cut off halfway through its body.
+fn one_in_five(n: u64, _: &str) -> Option<Fault> {
+    let mut h = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^= h >> 31;
+    if h % 100 >= 20 {
+        return None;
+    }
+    Some(match (h / 100) % 5 {
+        0 => Fault::Answer(error_response("503 Slow Down", "SlowDown")),
+        1 => Fault::Answer(error_response("500 Internal Server Error", "InternalError")),
+        2 => Fault::Reset,
+        3 => Fault::Delay(Duration::from_millis(300)),
+        _ => Fault::Truncate,
+    })
+}
+
+/// The fault soak (issue: crash and fault soaks): 20 % of S3 requests and 20 % of the HTTP
+/// receiver's requests fail in every way they can; `run` keeps going until every event is in
+/// both sinks. `TRAILWATCH_SOAK_FILES` (default 40) sets the bucket's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_soak_one_request_in_five_failing_at_s3_and_at_the_receiver_loses_nothing() {
+    let n: usize = std::env::var("TRAILWATCH_SOAK_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let moto = Moto::start();
+    let files = files(n, 25);
+    moto::seed(&moto.client("AKIDTEST", "secret"), BUCKET, &files).await;
+    let proxy = Proxy::start(&moto.url, one_in_five).await;
+    let http = Receiver::start("ndjson");
+    http.control(r#"{"fault_rate": 0.2}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let sinks = format!(
+        "[[sinks]]\ntype = \"http\"\nname = \"siem\"\nurl = \"{}/in\"\nbatch_max_events = 100\n\
+         retry_initial_backoff_ms = 50\nretry_max_backoff_secs = 2\nmax_retries = 20\n\n\
+         [[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
+        http.url,
+        out.display()
+    );
+    let cfg = config(dir.path(), &moto, &sinks, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(&moto.url, &proxy.url);
+    std::fs::write(&cfg, text).unwrap();
+    let stderr = dir.path().join("stderr.log");
+    let mut daemon = Daemon::spawn(
+        trailwatch(&cfg, &["run"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap()),
+    );
+    let want = expected(&files);
+    let file_ids = || {
+        let bytes = std::fs::read(&out).unwrap_or_default();
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        count(
+            common::lines(&bytes[..complete])
+                .iter()
+                .filter(|e| e["kind"] == "event")
+                .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+        )
+    };
+    let all_in = |got: &BTreeMap<String, usize>| want.keys().all(|k| got.contains_key(k));
+    wait_for(
+        || all_in(&ndjson_ids(&http)) && all_in(&file_ids()),
+        Duration::from_secs(600),
+        "every event in both sinks",
+    );
+    let peak_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", daemon.0.id()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    daemon.signal("TERM");
+    assert!(daemon.wait().success());
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    let report = |prefix: &str| {
+        log.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {log}"))
+            .to_owned()
+    };
+    let retries = report("trailwatch run: retries: ");
+    let requests = report("trailwatch run: AWS requests: ");
+    let stats = http.stats();
+    let received = ndjson_ids(&http);
+    let in_file = file_ids();
+    let repeats = |got: &BTreeMap<String, usize>| got.values().map(|&c| c - 1).sum::<usize>();
+    eprintln!(
+        "fault soak: {n} files, {} events; S3 requests through the proxy {}, faulted {}; receiver requests {}, \
+         random faults {}; AWS requests: {requests}; retries: {retries}; repeated at the receiver {}, in the \
+         file {}; peak RSS {} MiB",
+        want.len(),
+        proxy.seen.load(std::sync::atomic::Ordering::Relaxed),
+        proxy.faults.load(std::sync::atomic::Ordering::Relaxed),
+        stats["requests"],
+        stats["random_faults"],
+        repeats(&received),
+        repeats(&in_file),
+        peak_kib / 1024
+    );
+    // Nothing lost, nothing made up.
+    assert!(received.keys().eq(want.keys()) && in_file.keys().eq(want.keys()));
+    // The faults happened, were retried, and the report says so per operation and per sink.
+    assert!(
+        proxy.faults.load(std::sync::atomic::Ordering::Relaxed) >= 5,
+        "S3 faults injected"
+    );
+    assert!(
+        retries.contains("s3:GetObject ") && retries.contains("sink siem "),
+        "{retries}"
+    );
+    // Repeats at the receiver come only from answers cut off after it took the lines (at most
+    // a request's worth each); the file sink repeats only what a file re-read after a failure
+    // carried, which the receiver's retries did not cause.
+    let cut = stats["random_faults"]["cut"].as_u64().unwrap_or(0) as usize;
+    assert!(
+        repeats(&received) <= cut * 100,
+        "{} repeats for {cut} cut answers",
+        repeats(&received)
+    );
+    assert_eq!(repeats(&in_file), 0, "the file sink got each event once");
+    // Memory stays bounded while requests fail and are retried.
+    assert!(peak_kib < 256 * 1024, "peak RSS {} MiB", peak_kib / 1024);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

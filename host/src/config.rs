@@ -73,6 +73,15 @@ impl SinkConfig {
             SinkConfig::Otlp(_) => "otlp",
         }
     }
+
+    /// The configured `name`, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            SinkConfig::Stdout(s) => s.name.as_deref(),
+            SinkConfig::File(f) => f.name.as_deref(),
+            SinkConfig::Http(h) | SinkConfig::Otlp(h) => h.name.as_deref(),
+        }
+    }
 }
 
 /// `[[sinks]] type = "stdout"`.

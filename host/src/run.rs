@@ -348,12 +348,20 @@ impl Source {
 
 /// The requests of every client, each counted once however many roles it has.
 fn all_requests(clients: &[&Arc<AwsClient>]) -> std::collections::BTreeMap<&'static str, u64> {
+    all_requests_by(clients, |c| c.requests)
+}
+
+/// One count of every distinct client, summed by operation.
+fn all_requests_by(
+    clients: &[&Arc<AwsClient>],
+    which: fn(crate::aws::client::RequestCounts) -> std::collections::BTreeMap<&'static str, u64>,
+) -> std::collections::BTreeMap<&'static str, u64> {
     let mut out = std::collections::BTreeMap::new();
     for (i, c) in clients.iter().enumerate() {
         if clients[..i].iter().any(|d| Arc::ptr_eq(c, d)) {
             continue;
         }
-        for (op, n) in c.counts().requests {
+        for (op, n) in which(c.counts()) {
             *out.entry(op).or_default() += n;
         }
     }
@@ -621,17 +629,25 @@ async fn run_async(
     }
     let requests: Vec<String> = all_requests(&clients).iter().map(|(k, v)| format!("{k} {v}")).collect();
     tracing::info!(requests = %requests.join(", "), "AWS requests made");
+    // Retries per AWS operation and per sink: what faults cost.
+    let mut retries: Vec<String> = all_requests_by(&clients, |c| c.retries)
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    for (i, s) in config.sinks.iter().enumerate() {
+        let name = crate::sink::sink_name(s.kind(), i, s.name());
+        match metrics.sink_retries(&name) {
+            0 => {}
+            n => retries.push(format!("sink {name} {n}")),
+        }
+    }
+    tracing::info!(retries = %retries.join(", "), "retries made");
     if options.json_logs {
         return Ok(exit);
     }
-    eprintln!(
-        "trailwatch run: AWS requests: {}",
-        if requests.is_empty() {
-            "none".into()
-        } else {
-            requests.join(", ")
-        }
-    );
+    let or_none = |v: &[String]| if v.is_empty() { "none".into() } else { v.join(", ") };
+    eprintln!("trailwatch run: AWS requests: {}", or_none(&requests));
+    eprintln!("trailwatch run: retries: {}", or_none(&retries));
     Ok(exit)
 }
 

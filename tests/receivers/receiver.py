@@ -20,6 +20,10 @@ Data requests
   wrong path or method) and described, one JSON line each, in --errors (if given); nothing from
   such a request is written to --out.
 
+Behaviour keys (POST /_control): fail, retry_after, reject, reset, delay_secs, stall,
+partial_reject (see State.apply_control), and fault_rate: that share of data requests, drawn
+from a seeded generator, gets one of RANDOM_FAULTS (counted in /_stats as random_faults).
+
 Control (never delayed, stalled or failed)
   POST /_control  JSON object merged into the behaviour; answers the resulting behaviour.
   GET  /_control  the current behaviour.
@@ -32,6 +36,7 @@ import binascii
 import gzip
 import json
 import os
+import random
 import socket
 import struct
 import sys
@@ -40,7 +45,11 @@ import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-BEHAVIOUR_KEYS = ("fail", "retry_after", "reject", "reset", "delay_secs", "stall", "partial_reject")
+BEHAVIOUR_KEYS = ("fail", "retry_after", "reject", "reset", "delay_secs", "stall", "partial_reject", "fault_rate")
+# What `fault_rate` picks from, evenly: an error status (503 with Retry-After: 1, 429, 500), a
+# connection reset before answering, a slow answer (1.5 s), or the lines taken and the answer cut
+# off (so the sender cannot know and sends them again).
+RANDOM_FAULTS = ("503", "429", "500", "reset", "slow", "cut")
 
 
 class BadPayload(Exception):
@@ -65,6 +74,9 @@ class State:
         self.delay_secs = 0.0
         self.stall = False
         self.partial_reject = None
+        self.fault_rate = 0.0
+        self.rng = random.Random(7)
+        self.random_faults = {}
         self.unstalled = threading.Event()
         self.unstalled.set()
         # Stats.
@@ -95,6 +107,7 @@ class State:
             "reject": self.reject,
             "reset": self.reset,
             "delay_secs": self.delay_secs,
+            "fault_rate": self.fault_rate,
             "stall": self.stall,
             "partial_reject": self.partial_reject,
         }
@@ -131,6 +144,8 @@ class State:
             raise ValueError("reset must be a non-negative integer")
         if "delay_secs" in body and not (body["delay_secs"] is None or is_num(body["delay_secs"])):
             raise ValueError("delay_secs must be a non-negative number")
+        if "fault_rate" in body and not (is_num(body["fault_rate"]) and body["fault_rate"] <= 1):
+            raise ValueError("fault_rate must be a number from 0 to 1")
         if "stall" in body and not isinstance(body["stall"], bool):
             raise ValueError("stall must be true or false")
         if "partial_reject" in body:
@@ -152,6 +167,8 @@ class State:
                 self.reset = body["reset"]
             if "delay_secs" in body:
                 self.delay_secs = float(body["delay_secs"] or 0)
+            if "fault_rate" in body:
+                self.fault_rate = float(body["fault_rate"])
             if "partial_reject" in body:
                 self.partial_reject = body["partial_reject"]
             if "stall" in body:
@@ -176,6 +193,7 @@ class State:
                 "max_request_lines": self.max_request_lines,
                 # Extras.
                 "injected_failures": self.injected_failures,
+                "random_faults": dict(self.random_faults),
                 "rejected_requests": self.rejected_requests,
                 "resets": self.resets,
                 "bad_requests": self.bad_requests,
@@ -520,7 +538,24 @@ class Handler(BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay)
 
-        # Injected misbehaviour, in this order: reset, fail queue, reject.
+        # A random fault (fault_rate), then the injected misbehaviour, in this order: reset,
+        # fail queue, reject.
+        with st.lock:
+            fault = None
+            if st.fault_rate > 0 and st.rng.random() < st.fault_rate:
+                fault = st.rng.choice(RANDOM_FAULTS)
+                st.random_faults[fault] = st.random_faults.get(fault, 0) + 1
+        if fault == "slow":
+            time.sleep(1.5)
+        elif fault == "reset":
+            st.count_failed("resets")
+            self.abort_connection()
+            return
+        elif fault in ("503", "429", "500"):
+            st.count_failed("injected_failures")
+            extra = [("Retry-After", "1")] if fault == "503" else []
+            self.reply(int(fault), "injected failure", "text/plain", extra)
+            return
         with st.lock:
             do_reset = st.reset > 0
             if do_reset:
@@ -560,6 +595,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         st.accept(lines, headers, encoding)
+        if fault == "cut":
+            # Taken, but the answer stops halfway: the sender cannot know, and sends it again.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"accepted":')
+            self.wfile.flush()
+            self.abort_connection()
+            return
         if st.kind == "otlp":
             with st.lock:
                 n = st.partial_reject

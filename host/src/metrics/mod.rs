@@ -300,6 +300,11 @@ impl Metrics {
         }
     }
 
+    /// Deliveries sink `sink` tried again so far.
+    pub fn sink_retries(&self, sink: &str) -> u64 {
+        self.sink_retries.get_or_create(&label("sink", sink)).get()
+    }
+
     /// A sink tries a delivery again.
     pub fn sink_retry(&self, sink: &str) {
         let l = label("sink", sink);
