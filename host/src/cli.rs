@@ -141,6 +141,27 @@ pub enum Command {
         #[arg(long, value_name = "o-…")]
         organization_id: Option<String>,
     },
+    /// Validate the log files of a time range against CloudTrail's digest files (signature,
+    /// chain, hashes, files no digest lists), as `aws cloudtrail validate-logs` does. Exit 0
+    /// when intact, 1 when something could not be checked, 2 when anything is missing,
+    /// changed, extra or forged (or verify could not run).
+    Verify {
+        /// From when (RFC 3339, as 2024-03-01T00:00:00Z). Default: a day before --end.
+        #[arg(long, value_parser = parse_time)]
+        start: Option<i64>,
+        /// Until when (RFC 3339). Default: now.
+        #[arg(long, value_parser = parse_time)]
+        end: Option<i64>,
+        /// Only this account (repeat for more).
+        #[arg(long = "account", value_name = "ACCOUNT")]
+        accounts: Vec<String>,
+        /// Only this region (repeat for more).
+        #[arg(long = "region", value_name = "REGION")]
+        regions: Vec<String>,
+        /// `table` for people, `json` for one finding document per line.
+        #[arg(long, value_enum, default_value_t = crate::trail::Format::Table)]
+        format: crate::trail::Format,
+    },
     /// Check the trail's configuration once and print the findings. Exit 0 when clean (or
     /// information only), 1 with warnings, 2 with errors or when the check could not run.
     Check {
@@ -152,6 +173,16 @@ pub enum Command {
         #[arg(long)]
         fix: bool,
     },
+}
+
+/// An RFC 3339 time (`2024-03-01T00:00:00Z`, fractions and offsets allowed) as ms since the
+/// Unix epoch.
+fn parse_time(text: &str) -> Result<i64, String> {
+    humantime::parse_rfc3339_weak(text.trim().trim_end_matches('Z'))
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .ok_or_else(|| format!("{text:?} is not a time like 2024-03-01T00:00:00Z"))
 }
 
 /// Runs the command line; the exit code is 0 on success, 1 when some input failed, 2 when
@@ -283,6 +314,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::setup::setup(&config, &client, &options).await
             })?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            start,
+            end,
+            accounts,
+            regions,
+            format,
+        } => {
+            let end_ms = end.unwrap_or_else(|| crate::clock::Clock::now_ms(&crate::clock::SystemClock));
+            let start_ms = start.unwrap_or(end_ms - 86_400_000);
+            if start_ms >= end_ms {
+                anyhow::bail!("--start must be before --end");
+            }
+            let options = crate::integrity::verify::VerifyOptions {
+                start_ms,
+                end_ms,
+                accounts,
+                regions,
+                format,
+            };
+            let code = crate::integrity::verify::run_verify(&config, &runtime, &options)?;
+            Ok(ExitCode::from(code))
         }
         Command::Check { format, fix } => {
             let code = crate::trail::run_check(&config, &runtime, format, fix)?;

@@ -32,6 +32,9 @@ pub struct Config {
     /// The trail check.
     #[serde(default)]
     pub trail: TrailConfig,
+    /// `[integrity]`: log-file integrity validation from CloudTrail's digests.
+    #[serde(default)]
+    pub integrity: IntegrityConfig,
     /// Where the checkpoint is kept.
     #[serde(default)]
     pub state: StateConfig,
@@ -471,6 +474,37 @@ impl Default for TrailConfig {
 
 fn default_max_delivery_age_minutes() -> u32 {
     60
+}
+
+/// `[integrity]`: log-file integrity validation (README, "Log-file integrity").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrityConfig {
+    /// Validate each new digest in `run`. Default: on when the trail has log file validation
+    /// on (or, without a trail check, when the bucket holds digests).
+    pub enabled: Option<bool>,
+    /// CloudTrail's public keys as `aws cloudtrail list-public-keys` prints them: what digest
+    /// signatures are checked with in restricted mode (which makes no CloudTrail call). Without
+    /// it, restricted mode checks hashes and the chain, not signatures.
+    pub public_keys_file: Option<PathBuf>,
+    /// How often `run` looks for new digests, in seconds (CloudTrail writes one an hour per
+    /// stream). Default 300.
+    #[serde(default = "default_integrity_interval_secs")]
+    pub check_interval_secs: u64,
+}
+
+fn default_integrity_interval_secs() -> u64 {
+    300
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        IntegrityConfig {
+            enabled: None,
+            public_keys_file: None,
+            check_interval_secs: default_integrity_interval_secs(),
+        }
+    }
 }
 
 /// `[delete]`.

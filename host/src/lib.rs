@@ -18,12 +18,14 @@
 //! - `policy`: the least-privilege IAM policy of a configuration (`trailwatch policy`).
 //! - `trail`: the trail check (`check`, and `run` at start-up): reads the trail, asks the plugin,
 //!   applies fixes.
+//! - `integrity`: log-file integrity validation from CloudTrail's digests (`verify`, and `run`).
 //! - `aws`: SigV4-signed S3 and CloudTrail requests.
 
 pub mod aws;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod integrity;
 pub mod layout;
 pub mod metrics;
 pub mod output;

@@ -92,7 +92,11 @@ pub fn client(config: &Config, region: Option<&str>) -> anyhow::Result<AwsClient
 
 /// The client for `bucket`'s own region (HeadBucket says which), or `client` when it is the
 /// same or S3 does not say.
-async fn bucket_client(config: &Config, client: Arc<AwsClient>, bucket: &str) -> anyhow::Result<Arc<AwsClient>> {
+pub(crate) async fn bucket_client(
+    config: &Config,
+    client: Arc<AwsClient>,
+    bucket: &str,
+) -> anyhow::Result<Arc<AwsClient>> {
     Ok(match crate::aws::s3::S3::new(&client, bucket).region().await {
         Ok(Some(region)) if region != client.settings().region => {
             tracing::info!(bucket = %bucket, region = %region, "the bucket is in another region; using it for S3");
@@ -127,7 +131,7 @@ fn log_finding(f: &tc::Finding) {
 /// chose. The check runs at start-up in default and write-only modes (`[trail] check`); its
 /// findings are logged. Without a configured bucket, a check that chose no trail stops the
 /// start, naming why.
-async fn locate(config: &Config, client: &AwsClient, runtime: &PluginRuntime) -> anyhow::Result<Located> {
+pub(crate) async fn locate(config: &Config, client: &AwsClient, runtime: &PluginRuntime) -> anyhow::Result<Located> {
     let configured = config.source.bucket.clone();
     let as_configured = |bucket: String, check: Option<Checked>| Located {
         bucket,
@@ -190,19 +194,19 @@ async fn locate(config: &Config, client: &AwsClient, runtime: &PluginRuntime) ->
 }
 
 /// Where `run` reads, and the start-up check's verdict when there was one.
-struct Located {
-    bucket: String,
-    prefix: String,
-    check: Option<Checked>,
+pub(crate) struct Located {
+    pub(crate) bucket: String,
+    pub(crate) prefix: String,
+    pub(crate) check: Option<Checked>,
 }
 
 /// A trail check's verdict, for the sinks and the metrics, and the changes auto-configure made
 /// before it.
-struct Checked {
+pub(crate) struct Checked {
     region: String,
     checked_at_ms: i64,
-    snapshot: tc::Snapshot,
-    report: tc::Report,
+    pub(crate) snapshot: tc::Snapshot,
+    pub(crate) report: tc::Report,
     changes: Vec<(String, trail::Change)>,
 }
 
@@ -384,6 +388,8 @@ pub fn pipeline_settings(config: &Config) -> PipelineSettings {
             .source
             .dedup_window()
             .map(|w| (w, config.source.dedup_max_events)),
+        // Set by `run` once it knows whether log files are validated.
+        hash_files: false,
     }
 }
 
@@ -480,14 +486,41 @@ async fn run_async(
         let p = runtime.plugin();
         metrics.plugin(&p.name, &p.version, &p.sha256);
     }
-    let mut pipeline = Pipeline::new(
-        runtime.clone(),
-        pipeline_settings(&config),
-        ledger,
-        sinks,
-        metrics.clone(),
-        clock.clone(),
-    );
+    // Log-file integrity: on where the trail validates (or as configured); the pipeline then
+    // hashes each file it reads.
+    let validation_on = check.as_ref().and_then(|c| {
+        let chosen = c.report.chosen.as_deref();
+        c.snapshot
+            .trails
+            .iter()
+            .find(|t| {
+                Some(t.trail.name.as_str()) == chosen
+                    || (chosen.is_none() && t.trail.bucket.as_deref() == Some(bucket.as_str()))
+            })
+            .map(|t| t.trail.log_file_validation)
+    });
+    let mut follower = match crate::integrity::follow::decide(&config, &runtime, validation_on) {
+        Ok(()) => {
+            tracing::info!("log files are validated against CloudTrail's digest files");
+            let trail = check.as_ref().and_then(|c| c.report.chosen.clone());
+            let mut f = crate::integrity::follow::Follower::new(
+                &config,
+                &bucket,
+                trail.clone(),
+                trail_client.clone(),
+                clock.now_ms(),
+            )?;
+            f.logging = check.as_ref().and_then(|c| logging_of(c, trail.as_deref()));
+            Some(f)
+        }
+        Err(why) => {
+            tracing::info!(reason = %why, "log-file integrity validation is off");
+            None
+        }
+    };
+    let mut settings = pipeline_settings(&config);
+    settings.hash_files = follower.is_some();
+    let mut pipeline = Pipeline::new(runtime.clone(), settings, ledger, sinks, metrics.clone(), clock.clone());
     // The trail is checked again every config_check_interval_secs and on SIGHUP (after the
     // configuration's [trail] settings were read again); findings go to the sinks when they
     // differ from the last ones sent, changes always. The trail chosen at start-up stays the
@@ -554,6 +587,9 @@ async fn run_async(
             config.source.trail_name = named;
             match checked {
                 Ok(checked) => {
+                    if let Some(f) = follower.as_mut() {
+                        f.logging = logging_of(&checked, pinned.as_deref());
+                    }
                     let keys = finding_keys(&checked);
                     if !checked.changes.is_empty() || last_findings.as_ref() != Some(&keys) {
                         for f in &checked.report.findings {
@@ -567,6 +603,18 @@ async fn run_async(
             }
         }
         let result = source.poll_once(&mut pipeline, shutdown.clone()).await;
+        // New digests, judged against the hashes of the files this and earlier polls read.
+        if let (Some(follower), Source::Poll(s), false) = (follower.as_mut(), &source, shutdown.load(Ordering::Relaxed))
+        {
+            let streams = s.streams().to_vec();
+            let limit = config.source.max_object_mib.saturating_mul(1 << 20);
+            if let Err(e) = follower
+                .cycle(&mut pipeline, &plugin, &client, &streams, limit, shutdown.clone())
+                .await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "log-file integrity validation failed; trying again at the next poll");
+            }
+        }
         metrics.s3_requests(&all_requests(&clients));
         metrics.poll(result.is_ok(), clock.now_ms());
         let wait = match result {
@@ -649,6 +697,18 @@ async fn run_async(
     eprintln!("trailwatch run: AWS requests: {}", or_none(&requests));
     eprintln!("trailwatch run: retries: {}", or_none(&retries));
     Ok(exit)
+}
+
+/// Whether the trail `name` was logging when `check` read it.
+fn logging_of(check: &Checked, name: Option<&str>) -> Option<bool> {
+    let name = name?;
+    check
+        .snapshot
+        .trails
+        .iter()
+        .find(|t| t.trail.name == name)
+        .and_then(|t| t.status.as_ref())
+        .map(|s| s.is_logging)
 }
 
 /// What a check found, to tell whether the next one says something new.

@@ -283,26 +283,8 @@ pub fn fix_json(fix: &tc::Fix) -> serde_json::Value {
 /// `schema/finding.schema.json`): one JSON line without its newline, members in the schema's
 /// order.
 pub fn document(report: &tc::Report, finding: &tc::Finding, region: &str, checked_at_ms: i64) -> String {
-    #[derive(serde::Serialize)]
-    struct Evidence<'a> {
-        field: &'a str,
-        value: &'a str,
-    }
-    #[derive(serde::Serialize)]
-    struct Document<'a> {
-        kind: &'static str,
-        code: &'a str,
-        severity: &'static str,
-        trail: Option<&'a str>,
-        message: &'a str,
-        evidence: Vec<Evidence<'a>>,
-        controls: &'a [String],
-        fix: Option<serde_json::Value>,
-        region: &'a str,
-        chosen_trail: Option<&'a str>,
-        checked_at_ms: i64,
-    }
-    let doc = Document {
+    use crate::output::finding::{Evidence, FindingDocument};
+    FindingDocument {
         kind: "finding",
         code: &finding.code,
         severity: severity_name(finding.severity),
@@ -316,14 +298,14 @@ pub fn document(report: &tc::Report, finding: &tc::Finding, region: &str, checke
                 value: &e.value,
             })
             .collect(),
-        controls: &finding.controls,
+        controls: finding.controls.iter().map(String::as_str).collect(),
         fix: finding.fix.as_ref().map(fix_json),
         region,
         chosen_trail: report.chosen.as_deref(),
         checked_at_ms,
-    };
-    // Plain data: serializing it cannot fail.
-    serde_json::to_string(&doc).unwrap_or_default()
+        location: None,
+    }
+    .line()
 }
 
 /// The report as a table for people.

@@ -30,7 +30,7 @@ wit_bindgen::generate!({
 });
 
 #[cfg(not(feature = "parser-only-fixture"))]
-use exports::trailwatch::plugin::{documents, selection, trail_check};
+use exports::trailwatch::plugin::{documents, integrity, selection, trail_check};
 use exports::trailwatch::plugin::{meta, parser};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
@@ -98,6 +98,7 @@ fn open(
     meta: wit::ObjectMeta,
     options: wit::OpenOptions,
     keep: crate::select::Keep,
+    hashed: bool,
 ) -> Result<parser::LogFile, wit::FileError> {
     install_panic_hook();
     #[cfg(feature = "sandbox-fixture")]
@@ -107,12 +108,22 @@ fn open(
         max_record_bytes: options.max_record_bytes,
         max_depth: options.max_depth,
     };
-    let mut file = crate::reader::LogFile::open_reader(Box::new(HostInput), &meta.key, options).map_err(file_error)?;
+    let mut file =
+        crate::reader::LogFile::open_with(Box::new(HostInput), &meta.key, options, hashed).map_err(file_error)?;
     file.select(keep);
     Ok(parser::LogFile::new(LogFile(
         RefCell::new(file),
         std::cell::Cell::new(0),
     )))
+}
+
+/// The contract's `keep` as the reader's.
+#[cfg(not(feature = "parser-only-fixture"))]
+fn keep_of(keep: selection::Keep) -> crate::select::Keep {
+    match keep {
+        selection::Keep::All => crate::select::Keep::All,
+        selection::Keep::WriteOnly => crate::select::Keep::WriteOnly,
+    }
 }
 
 #[cfg(not(feature = "parser-only-fixture"))]
@@ -122,11 +133,7 @@ impl selection::Guest for Plugin {
         options: wit::OpenOptions,
         keep: selection::Keep,
     ) -> Result<parser::LogFile, wit::FileError> {
-        let keep = match keep {
-            selection::Keep::All => crate::select::Keep::All,
-            selection::Keep::WriteOnly => crate::select::Keep::WriteOnly,
-        };
-        open(meta, options, keep)
+        open(meta, options, keep_of(keep), false)
     }
 
     fn left_out(file: parser::LogFileBorrow<'_>) -> u64 {
@@ -140,7 +147,7 @@ impl parser::Guest for Plugin {
 
 impl parser::GuestLogFile for LogFile {
     fn open(meta: wit::ObjectMeta, options: wit::OpenOptions) -> Result<parser::LogFile, wit::FileError> {
-        open(meta, options, crate::select::Keep::All)
+        open(meta, options, crate::select::Keep::All, false)
     }
 
     fn kind(&self) -> wit::FileKind {
@@ -547,6 +554,10 @@ mod trail_check_export {
 export!(Plugin);
 
 /// Deliberate misbehaviour for the host's sandbox tests (feature `sandbox-fixture` only).
+#[cfg(not(feature = "parser-only-fixture"))]
+#[path = "component_integrity.rs"]
+mod integrity_export;
+
 #[cfg(feature = "sandbox-fixture")]
 mod sandbox_fixture {
     /// Misbehaves as the object key asks: allocate without end, loop without end, or panic.

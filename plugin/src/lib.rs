@@ -9,6 +9,7 @@
 //! - `categorize`: service, action type, metric name and cross-cutting flags.
 //! - `select`: which events the module's mode keeps (write-only mode's rules).
 //! - `check`: the trail check: which trail to read and what is wrong with its configuration.
+//! - `integrity`: log-file integrity validation: digests read and judged.
 //! - `documents`: events rendered as their output documents, one buffer per batch.
 //! - `time`: `eventTime` in the formats producers write.
 //! - `text`: substring search for short texts.
@@ -22,10 +23,13 @@ pub mod categorize;
 pub mod check;
 pub mod documents;
 pub mod fast;
+pub mod integrity;
 pub mod mem;
 pub mod model;
 pub mod normalize;
 pub mod reader;
+#[cfg(test)]
+mod readme;
 pub mod record;
 pub mod scan;
 pub mod select;

@@ -30,9 +30,16 @@ use crate::select::{self, Keep};
 type Stored = io::Chain<Cursor<Vec<u8>>, Box<dyn Read>>;
 
 /// The stored bytes, decompressed when they are gzip.
-enum Source {
+enum Inflate {
     Plain(Stored),
     Gzip(Box<MultiGzDecoder<Stored>>),
+}
+
+/// The file's content as the window reads it, with a copy of every byte read kept for the host
+/// to hash when the file was opened hashed (`LogFile::take_inflated`).
+struct Source {
+    inflate: Inflate,
+    inflated: Option<Vec<u8>>,
 }
 
 /// An error the supplier of the stored bytes reported (not a fault of the file's contents).
@@ -49,10 +56,14 @@ impl std::error::Error for InputError {}
 
 impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Source::Plain(c) => c.read(buf),
-            Source::Gzip(g) => g.read(buf),
+        let n = match &mut self.inflate {
+            Inflate::Plain(c) => c.read(buf)?,
+            Inflate::Gzip(g) => g.read(buf)?,
+        };
+        if let Some(kept) = &mut self.inflated {
+            kept.extend_from_slice(&buf[..n]);
         }
+        Ok(n)
     }
 }
 
@@ -143,7 +154,18 @@ impl LogFile {
 
     /// Opens a file whose stored bytes `input` supplies as they are needed. An `io::Error`
     /// carrying an `InputError` from `input` is reported as `ReadFailed`.
-    pub fn open_reader(mut input: Box<dyn Read>, key: &str, options: OpenOptions) -> Result<LogFile, FileError> {
+    pub fn open_reader(input: Box<dyn Read>, key: &str, options: OpenOptions) -> Result<LogFile, FileError> {
+        Self::open_with(input, key, options, false)
+    }
+
+    /// Opens a file as `open_reader` does; when `hashed`, every decompressed byte read is kept
+    /// for `take_inflated`.
+    pub fn open_with(
+        mut input: Box<dyn Read>,
+        key: &str,
+        options: OpenOptions,
+        hashed: bool,
+    ) -> Result<LogFile, FileError> {
         let mut head = Vec::with_capacity(2);
         while head.len() < 2 {
             let mut byte = [0u8; 2];
@@ -156,10 +178,14 @@ impl LogFile {
         }
         let gzip = head == [0x1f, 0x8b];
         let stored = Cursor::new(head).chain(input);
-        let source = if gzip {
-            Source::Gzip(Box::new(MultiGzDecoder::new(stored)))
+        let inflate = if gzip {
+            Inflate::Gzip(Box::new(MultiGzDecoder::new(stored)))
         } else {
-            Source::Plain(stored)
+            Inflate::Plain(stored)
+        };
+        let source = Source {
+            inflate,
+            inflated: hashed.then(Vec::new),
         };
         let mut file = LogFile {
             window: Window::new(source, options.max_decompressed_bytes),
@@ -250,6 +276,47 @@ impl LogFile {
     /// What kind of file this is.
     pub fn kind(&self) -> FileKind {
         self.kind
+    }
+
+    /// The decompressed bytes read since the last call, in order; empty unless the file was
+    /// opened hashed. Bytes read ahead of the parse count as read.
+    pub fn take_inflated(&mut self) -> Vec<u8> {
+        self.window
+            .source_mut()
+            .inflated
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Decompresses up to `max` further bytes without parsing them and returns them (with
+    /// those `take_inflated` had not yet returned, for a hashed file): the rest of a file whose
+    /// reading stopped early. Empty at the end of the stored bytes. The file gives no further
+    /// events after this.
+    pub fn inflate_rest(&mut self, max: usize) -> Result<Vec<u8>, FileError> {
+        if self.state == State::Element || self.state == State::AfterElement {
+            self.state = State::Failed;
+            self.pending = None;
+            self.pending_error = None;
+        }
+        let mut buf = vec![0u8; max];
+        let n = self.window.read_past(&mut buf).map_err(|e| match e {
+            ScanError::TooLarge(limit) => FileError::TooLarge(limit),
+            ScanError::Io(e) => match input_error(&e) {
+                Some(m) => FileError::ReadFailed(m),
+                None if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    FileError::Truncated("the gzip stream ends early".into())
+                }
+                None => FileError::BadGzip(e.to_string()),
+            },
+            // `read_past` reads bytes only; it finds no syntax.
+            ScanError::Eof { .. } | ScanError::Syntax { .. } => FileError::ReadFailed("unexpected scan error".into()),
+        })?;
+        buf.truncate(n);
+        match &mut self.window.source_mut().inflated {
+            Some(kept) => Ok(std::mem::take(kept)),
+            None => Ok(buf),
+        }
     }
 
     /// What a digest file says; `None` for log files.

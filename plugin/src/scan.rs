@@ -78,6 +78,39 @@ impl<R: Read> Window<R> {
         }
     }
 
+    /// The stream the window reads.
+    pub fn source_mut(&mut self) -> &mut R {
+        &mut self.src
+    }
+
+    /// Reads from the stream past everything buffered, into `buf`, counting the bytes against
+    /// the limit: for a caller done with the window's values that wants the stream's rest.
+    /// Returns 0 at the end of the stream.
+    pub fn read_past(&mut self, buf: &mut [u8]) -> Result<usize, ScanError> {
+        if self.eof {
+            return Ok(0);
+        }
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.src.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    filled += n;
+                    self.total += n as u64;
+                    if self.total > self.limit {
+                        return Err(ScanError::TooLarge(self.limit));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ScanError::Io(e)),
+            }
+        }
+        Ok(filled)
+    }
+
     /// Absolute offset of the next unread byte.
     pub fn offset(&self) -> u64 {
         self.base + self.pos as u64

@@ -1,6 +1,7 @@
 //! Shared test helpers: where the workspace, the plugins and the binary are.
 #![allow(dead_code)]
 
+pub mod digests;
 pub mod moto;
 pub mod poller;
 pub mod proxy;
@@ -159,6 +160,16 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).expect("gzip in memory");
     enc.finish().expect("gzip in memory")
+}
+
+/// The decompressed bytes of gzip `data`.
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .expect("gzip in memory");
+    out
 }
 
 /// A small valid CloudTrail log file with `n` records.

@@ -36,8 +36,10 @@ impl Moto {
     pub fn start() -> Moto {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        // moto's own server, with its SQS queue operations made atomic (see the script).
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .arg(super::root().join("tests/receivers/moto_server.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .current_dir(dir.path())
             .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"))
             .stdout(Stdio::null())

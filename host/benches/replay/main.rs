@@ -537,6 +537,16 @@ fn main() -> anyhow::Result<ExitCode> {
     let small = generate_single(&root.join("small"), "small", SMALL_EVENTS, &mut rng)?;
     let big = generate_single(&root.join("big"), "big", 2 * events, &mut rng)?;
 
+    if std::env::var_os("TRAILWATCH_BENCH_INTEGRITY_ONLY").is_some() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let (moto, _) = rt.block_on(pipeline::seed(&set))?;
+        let (off, on) = pipeline::measure_integrity(&cli, &set, &moto, 2 * RUNS + 1)?;
+        pipeline::print_integrity(&set, &off, &on);
+        return Ok(ExitCode::SUCCESS);
+    }
     if std::env::var_os("TRAILWATCH_BENCH_QUEUE_ONLY").is_some() {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -560,6 +570,7 @@ fn main() -> anyhow::Result<ExitCode> {
         .build()?;
     let (moto, keys) = rt.block_on(pipeline::seed(&set))?;
     let run = pipeline::measure(&cli, &set, &moto, cores, RUNS)?;
+    let (integrity_off, integrity_on) = pipeline::measure_integrity(&cli, &set, &moto, 2 * RUNS + 1)?;
     let queue = rt.block_on(queue::measure(&cli, &set, &moto, &keys))?;
     drop(moto);
 
@@ -582,6 +593,7 @@ fn main() -> anyhow::Result<ExitCode> {
     print_memory_row(&files, cores, &set, None, peaks[1]);
     let replay_one = timings[JOBS_1].as_ref().map_or(f64::NAN, Timing::best);
     pipeline::print(&set, &run, cores, replay_one);
+    pipeline::print_integrity(&set, &integrity_off, &integrity_on);
     queue::print(&queue, run.all.0, set.files.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -239,6 +239,72 @@ pub(crate) fn peak_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// What log-file integrity validation costs `run`: `run --once` with one reader over the file
+/// set, with `[integrity] enabled` off and on (each file's decompressed content hashed as it is
+/// read; the bucket has no digests, so nothing else is done), alternating, `runs` of each.
+/// Wall seconds of each run, off and on.
+pub(crate) fn measure_integrity(
+    cli: &Cli,
+    set: &Corpus,
+    moto: &Moto,
+    runs: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let dir = &cli.scratch;
+    let stdout = "[[sinks]]\ntype = \"stdout\"\n";
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        eprintln!("  run --once, 1 reader, integrity off and on ({}/{runs})", i + 1);
+        off.push(
+            cli.run_once(
+                &config(dir, moto, 1, stdout, "[integrity]\nenabled = false\n")?,
+                set.events,
+            )?
+            .0,
+        );
+        on.push(
+            cli.run_once(
+                &config(dir, moto, 1, stdout, "[integrity]\nenabled = true\n")?,
+                set.events,
+            )?
+            .0,
+        );
+    }
+    Ok((off, on))
+}
+
+/// Prints the integrity measurement: the median of each, and the median of the per-pair ratios.
+pub(crate) fn print_integrity(set: &Corpus, off: &[f64], on: &[f64]) {
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let ratios: Vec<f64> = off.iter().zip(on).map(|(a, b)| b / a).collect();
+    let events = set.events as f64;
+    println!(
+        "\nLog-file integrity in `run --once`, 1 reader, stdout sink, {} runs of each, alternating:\n",
+        off.len()
+    );
+    println!("| `run --once`, 1 reader | Wall (s), median | Events/s |");
+    println!("|---|---:|---:|");
+    println!(
+        "| `[integrity] enabled = false` | {:.3} | {:.0} |",
+        median(off),
+        events / median(off)
+    );
+    println!(
+        "| `[integrity] enabled = true` (every file hashed) | {:.3} | {:.0} |",
+        median(on),
+        events / median(on)
+    );
+    println!(
+        "\n- on / off, median of the pairs: {:.3} (range {:.3}-{:.3})",
+        median(&ratios),
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    );
+}
+
 /// Measures `run` over the file set.
 pub(crate) fn measure(cli: &Cli, set: &Corpus, moto: &Moto, cores: usize, runs: usize) -> anyhow::Result<RunNumbers> {
     let dir = &cli.scratch;

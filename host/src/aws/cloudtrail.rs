@@ -281,3 +281,71 @@ pub async fn create_trail(client: &AwsClient, trail: &NewTrail) -> Result<Trail,
     let body = serde_json::to_value(trail).unwrap_or_default();
     call(client, "cloudtrail:CreateTrail", body).await
 }
+
+/// One of CloudTrail's public keys for digest signatures (ListPublicKeys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestPublicKey {
+    /// `Fingerprint`, hex.
+    pub fingerprint: String,
+    /// `Value`: the key, DER.
+    pub der: Vec<u8>,
+    /// `ValidityStartTime` and `ValidityEndTime`, milliseconds since the Unix epoch.
+    pub valid_from_ms: Option<i64>,
+    pub valid_until_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawPublicKey {
+    value: String,
+    fingerprint: String,
+    #[serde(default, deserialize_with = "time_ms")]
+    validity_start_time: Option<i64>,
+    #[serde(default, deserialize_with = "time_ms")]
+    validity_end_time: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListPublicKeysResponse {
+    #[serde(default)]
+    public_key_list: Vec<RawPublicKey>,
+    next_token: Option<String>,
+}
+
+/// ListPublicKeys: the keys valid at some time between `start_ms` and `end_ms` (milliseconds
+/// since the Unix epoch), every page.
+pub async fn list_public_keys(
+    client: &AwsClient,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<DigestPublicKey>, AwsError> {
+    use base64::Engine as _;
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"StartTime": start_ms / 1000, "EndTime": (end_ms + 999) / 1000});
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let page: ListPublicKeysResponse = call(client, "cloudtrail:ListPublicKeys", body).await?;
+        for k in page.public_key_list {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(k.value.trim())
+                .map_err(|e| AwsError::Parse {
+                    operation: "cloudtrail:ListPublicKeys",
+                    message: format!("the key with fingerprint {} is not base64: {e}", k.fingerprint),
+                })?;
+            keys.push(DigestPublicKey {
+                fingerprint: k.fingerprint,
+                der,
+                valid_from_ms: k.validity_start_time,
+                valid_until_ms: k.validity_end_time,
+            });
+        }
+        match page.next_token.filter(|t| !t.is_empty()) {
+            Some(t) if token.as_ref() != Some(&t) => token = Some(t),
+            _ => return Ok(keys),
+        }
+    }
+}

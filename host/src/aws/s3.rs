@@ -246,6 +246,16 @@ impl<'a> S3<'a> {
 
     /// The whole object, refused when larger than `limit` bytes.
     pub async fn get(&self, key: &str, limit: u64) -> Result<Bytes, AwsError> {
+        Ok(self.get_with_metadata(key, limit).await?.0)
+    }
+
+    /// The whole object with its user metadata (`x-amz-meta-*` headers, by name without the
+    /// prefix), refused when larger than `limit` bytes: a digest file and its signature.
+    pub async fn get_with_metadata(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<(Bytes, std::collections::BTreeMap<String, String>), AwsError> {
         let resp = self.client.send(self.get_request(key)).await?;
         if resp.body.len() as u64 > limit {
             return Err(AwsError::TooLarge {
@@ -254,7 +264,15 @@ impl<'a> S3<'a> {
                 limit,
             });
         }
-        Ok(resp.body)
+        let metadata = resp
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let name = name.as_str().strip_prefix("x-amz-meta-")?;
+                Some((name.to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        Ok((resp.body, metadata))
     }
 
     /// Starts downloading an object whose body is then read as it is used (`ObjectReader`), so
@@ -303,13 +321,23 @@ impl<'a> S3<'a> {
 
     /// Uploads an object (used by tests and tools; trailwatch itself never writes to the bucket).
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), AwsError> {
+        self.put_with_metadata(key, body, &[]).await
+    }
+
+    /// Uploads an object with user metadata (`x-amz-meta-<name>: <value>`; tests and tools).
+    pub async fn put_with_metadata(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: &[(&'static str, String)],
+    ) -> Result<(), AwsError> {
         self.client
             .send(Request {
                 operation: "s3:PutObject",
                 service: "s3",
                 method: reqwest::Method::PUT,
                 url: self.object_url(key),
-                headers: vec![],
+                headers: metadata.to_vec(),
                 body,
                 key: Some(key),
                 any_status: false,

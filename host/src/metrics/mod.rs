@@ -46,6 +46,8 @@ pub struct Metrics {
     last_poll: Gauge<f64, AtomicU64>,
     plugin: Family<Labels, Gauge>,
     trail_findings: Family<Labels, Gauge>,
+    integrity_problems: Family<Labels, Counter>,
+    integrity_digests: Family<Labels, Counter>,
     /// When the last poll succeeded, ms since the Unix epoch (0: never), for `/readyz`.
     last_poll_ms: AtomicI64,
     /// Sinks whose last delivery failed, for `/readyz`.
@@ -95,6 +97,8 @@ impl Metrics {
             last_poll: Gauge::default(),
             plugin: Family::default(),
             trail_findings: Family::default(),
+            integrity_problems: Family::default(),
+            integrity_digests: Family::default(),
             last_poll_ms: AtomicI64::new(0),
             failing: Mutex::default(),
             inflight_source: Mutex::default(),
@@ -204,6 +208,16 @@ impl Metrics {
             "trail_findings",
             "Findings of the last trail check, by code and severity (README, \"Trail check\")",
             m.trail_findings.clone(),
+        );
+        registry.register(
+            "integrity_problems",
+            "Log-file integrity problems found, by code and severity (README, \"Log-file integrity\")",
+            m.integrity_problems.clone(),
+        );
+        registry.register(
+            "integrity_digests",
+            "Digest files judged, by result (intact, problems, unreadable)",
+            m.integrity_digests.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -383,6 +397,18 @@ impl Metrics {
                 .get_or_create(&vec![("code", code.to_owned()), ("severity", severity.to_owned())])
                 .inc();
         }
+    }
+
+    /// An integrity problem found.
+    pub fn integrity_problem(&self, code: &str, severity: &str) {
+        self.integrity_problems
+            .get_or_create(&vec![("code", code.to_owned()), ("severity", severity.to_owned())])
+            .inc();
+    }
+
+    /// A digest judged: `intact`, `problems` or `unreadable`.
+    pub fn integrity_digest(&self, result: &str) {
+        self.integrity_digests.get_or_create(&label("result", result)).inc();
     }
 
     /// The plugin now in use.

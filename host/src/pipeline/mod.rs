@@ -76,6 +76,9 @@ pub struct PipelineSettings {
     /// Leave out events an earlier file delivered within this window, remembering at most this
     /// many ids (`None`: no de-duplication).
     pub dedup: Option<(Duration, usize)>,
+    /// Hash each log file's decompressed content for integrity validation, recorded in the
+    /// checkpoint with the file.
+    pub hash_files: bool,
 }
 
 impl Default for PipelineSettings {
@@ -87,6 +90,7 @@ impl Default for PipelineSettings {
             drop_read_only: false,
             delayed_after: Duration::from_secs(900),
             dedup: None,
+            hash_files: false,
         }
     }
 }
@@ -512,6 +516,7 @@ impl Cycle<'_> {
             metrics: p.metrics.clone(),
             shutdown: self.shutdown.clone(),
             drop_read_only: p.settings.drop_read_only,
+            hash: p.settings.hash_files,
             delayed_after_ms: p.settings.delayed_after.as_millis() as i64,
             processed_at_ms: p.clock.now_ms(),
             skip_below,
@@ -639,6 +644,16 @@ impl Cycle<'_> {
                     ledger.change(Change::Recovered { key: key.clone() });
                 }
                 ledger.change(Change::Done { key: key.clone() });
+                // Its hash waits for the digest that lists it, in the same commit as the file.
+                if let (Some(Ok(sha256)), Some(time_ms)) = (&stats.sha256, crate::layout::file_time_ms(&key)) {
+                    ledger.change(Change::Hashed {
+                        key: key.clone(),
+                        hash: crate::state::checkpoint::FileHash {
+                            sha256: sha256.clone(),
+                            time_ms,
+                        },
+                    });
+                }
                 // A file that could not be read to its end is kept in the bucket: deleting it
                 // would lose the events after the failure.
                 if let Some(entry) = delete {
@@ -810,6 +825,7 @@ struct ReadTask {
     metrics: Arc<Metrics>,
     shutdown: Arc<AtomicBool>,
     drop_read_only: bool,
+    hash: bool,
     delayed_after_ms: i64,
     processed_at_ms: i64,
     skip_below: u32,
@@ -857,6 +873,7 @@ impl ReadTask {
             input,
             skip_below: self.skip_below,
             drop_read_only: self.drop_read_only,
+            hash: self.hash,
             context: FileContext {
                 bucket: item.bucket,
                 last_modified_ms: item.last_modified_ms,

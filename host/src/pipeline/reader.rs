@@ -67,6 +67,8 @@ pub struct FileStats {
     pub flags: BTreeMap<&'static str, u64>,
     /// Events per outcome.
     pub outcomes: BTreeMap<&'static str, u64>,
+    /// The SHA-256 of the file's decompressed content, when it was hashed (or why not).
+    pub sha256: Option<Result<String, String>>,
 }
 
 /// The end of one file and its counts.
@@ -88,6 +90,8 @@ pub struct ReadJob {
     pub skip_below: u32,
     /// Drop read-only events (write-only mode).
     pub drop_read_only: bool,
+    /// Hash the file's decompressed content (integrity validation).
+    pub hash: bool,
     /// For the delivery record.
     pub context: FileContext,
     /// Events delivered within the window are left out (`None`: no de-duplication).
@@ -211,6 +215,7 @@ pub fn read(
         input,
         skip_below,
         drop_read_only,
+        hash,
         context,
         dedup,
     } = job;
@@ -223,7 +228,7 @@ pub fn read(
         done_below: skip_below,
     };
     let keep = if drop_read_only { Keep::WriteOnly } else { Keep::All };
-    let result = runtime.read_batches_keeping(input, &meta, keep, |batch| {
+    let on_batch = |batch: Batch<'_>| {
         let mut bytes;
         let mut ends;
         match batch {
@@ -318,7 +323,12 @@ pub fn read(
             return Ok(());
         }
         send(tx, FileMsg::Batch { bytes, ends }, &mut cpu, cpus, &handle)
-    });
+    };
+    let result = if hash {
+        runtime.read_batches_hashed(input, &meta, keep, on_batch)
+    } else {
+        runtime.read_batches_keeping(input, &meta, keep, on_batch)
+    };
     let (report, end) = match result {
         Ok(report) => (report, ReadEnd::Complete),
         Err((report, failure)) => {
@@ -348,6 +358,7 @@ pub fn read(
         }
     };
     stats.dropped_read_only += report.left_out;
+    stats.sha256 = report.sha256.map(|r| *r);
     stats.kind = report.kind.map(names::kind_name);
     stats.digest_log_files = report.digest.map(|d| d.log_file_count);
     drop(cpu);

@@ -10,16 +10,20 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest as _, Sha256};
 use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::{documents, parser, selection, trail_check};
+use super::bindings::{documents, integrity, parser, selection, trail_check};
 use super::cache::CompileCache;
 use super::limits::{EpochTicker, Limits};
 use super::loader::{self, LoadError, LoadedPlugin, PluginSearch, Rejected};
 use super::store::set_deadline;
 pub use super::store::{engine, linker, plugin_info, StoreState};
+
+/// Decompressed bytes asked of the plugin per `inflate-rest` call, when hashing a file's rest.
+const INFLATE_CHUNK: u32 = 1 << 20;
 
 /// Events handed to the caller per plugin call.
 pub const BATCH: u32 = 512;
@@ -96,6 +100,10 @@ pub struct FileReport {
     pub events: u64,
     /// Records the plugin's selection left out (write-only mode).
     pub left_out: u64,
+    /// When the file was read hashed: the SHA-256 of its whole decompressed content (lowercase
+    /// hex), or why it could not be had (a corrupt gzip stream, a trap). Boxed: the report
+    /// travels in every read's error too.
+    pub sha256: Option<Box<Result<String, String>>>,
 }
 
 /// Which events of a file are read (write-only mode's rules are the plugin's; see the
@@ -110,8 +118,8 @@ pub enum Keep {
 }
 
 /// The plugin's exports the host reads files through, found once per plugin.
-struct Exports {
-    pre: InstancePre<StoreState>,
+pub(super) struct Exports {
+    pub(super) pre: InstancePre<StoreState>,
     parser: parser::GuestIndices,
     /// `None` for a plugin without the optional `documents` interface.
     documents: Option<documents::GuestIndices>,
@@ -119,6 +127,8 @@ struct Exports {
     trail_check: Option<trail_check::GuestIndices>,
     /// `None` for a plugin without the optional `selection` interface.
     selection: Option<selection::GuestIndices>,
+    /// `None` for a plugin without the optional `integrity` interface.
+    pub(super) integrity: Option<integrity::GuestIndices>,
 }
 
 impl Exports {
@@ -128,12 +138,14 @@ impl Exports {
         let documents = documents::GuestIndices::new(&pre).ok();
         let trail_check = trail_check::GuestIndices::new(&pre).ok();
         let selection = selection::GuestIndices::new(&pre).ok();
+        let integrity = integrity::GuestIndices::new(&pre).ok();
         Ok(Exports {
             pre,
             parser,
             documents,
             trail_check,
             selection,
+            integrity,
         })
     }
 }
@@ -144,6 +156,14 @@ struct Instance {
     parser: parser::Guest,
     documents: Option<documents::Guest>,
     selection: Option<selection::Guest>,
+    integrity: Option<integrity::Guest>,
+}
+
+/// How a file is read: as rendered documents or typed events, and which events.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    rendered: bool,
+    keep: Keep,
 }
 
 /// One batch of a file, in the form the plugin gave it.
@@ -157,11 +177,11 @@ pub enum Batch<'a> {
 
 /// The engine, the chosen plugin and the limits: everything needed to read files.
 pub struct PluginRuntime {
-    engine: Engine,
+    pub(super) engine: Engine,
     linker: Linker<StoreState>,
-    exports: Exports,
+    pub(super) exports: Exports,
     plugin: LoadedPlugin,
-    limits: Limits,
+    pub(super) limits: Limits,
     /// Shared by the runtimes of one engine: a second ticker would halve every time limit.
     ticker: Arc<EpochTicker>,
     /// Instances that read a file to its end, for the next files.
@@ -258,12 +278,7 @@ impl PluginRuntime {
         let Some(indices) = &self.exports.trail_check else {
             return Ok(None);
         };
-        let mut store = Store::new(
-            &self.engine,
-            StoreState::new(self.limits.memory_bytes, "(trail check)".into()),
-        );
-        store.limiter(|s| &mut s.limiter);
-        set_deadline(&mut store, self.limits.time_per_file);
+        let mut store = self.call_store("(trail check)");
         let result = self
             .exports
             .pre
@@ -274,6 +289,15 @@ impl PluginRuntime {
             Ok(report) => Ok(Some(report)),
             Err(e) => Err(self.trap_reason(&store, e)),
         }
+    }
+
+    /// A store for one call that reads no file (a verdict), with the per-file limits; `what`
+    /// names it in the plugin's log lines.
+    pub(super) fn call_store(&self, what: &str) -> Store<StoreState> {
+        let mut store = Store::new(&self.engine, StoreState::new(self.limits.memory_bytes, what.to_owned()));
+        store.limiter(|s| &mut s.limiter);
+        set_deadline(&mut store, self.limits.time_per_file);
+        store
     }
 
     /// Whether the plugin decides which events write-only mode keeps (the optional `selection`
@@ -295,7 +319,7 @@ impl PluginRuntime {
         meta: &ObjectMeta,
         mut on_batch: impl FnMut(&[Event]) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
-        self.read(input, meta, false, Keep::All, |batch| match batch {
+        self.read(input, meta, false, Keep::All, false, |batch| match batch {
             Batch::Typed(events) => on_batch(events),
             Batch::Documents(_) => unreachable!("documents were not asked for"),
         })
@@ -309,7 +333,7 @@ impl PluginRuntime {
         meta: &ObjectMeta,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
-        self.read(input, meta, self.renders_documents(), Keep::All, on_batch)
+        self.read(input, meta, self.renders_documents(), Keep::All, false, on_batch)
     }
 
     /// [`read_batches`](Self::read_batches) keeping only what `keep` keeps, when the plugin
@@ -322,7 +346,48 @@ impl PluginRuntime {
         keep: Keep,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
-        self.read(input, meta, self.renders_documents(), keep, on_batch)
+        self.read(input, meta, self.renders_documents(), keep, false, on_batch)
+    }
+
+    /// [`read_batches_keeping`](Self::read_batches_keeping) that also hashes the file's whole
+    /// decompressed content for log-file integrity validation (`FileReport::sha256`), when the
+    /// plugin has the `integrity` interface (see [`validates`](Self::validates)). The plugin
+    /// hands over the bytes it decompressed after each batch and the host hashes them (SHA-256
+    /// runs natively, with the CPU's SHA instructions, several times faster than in the sandbox);
+    /// a file whose reading stopped early is decompressed to its end for the hash.
+    pub fn read_batches_hashed(
+        &self,
+        input: Box<dyn std::io::Read + Send>,
+        meta: &ObjectMeta,
+        keep: Keep,
+        on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
+    ) -> Result<FileReport, (FileReport, FileFailure)> {
+        let hash = self.validates();
+        self.read(input, meta, self.renders_documents(), keep, hash, on_batch)
+    }
+
+    /// The SHA-256 of a stored object's decompressed content (lowercase hex), read through the
+    /// plugin (its events are read and dropped); `Err` says why it could not be had.
+    pub fn hash_file(&self, input: Box<dyn std::io::Read + Send>, meta: &ObjectMeta) -> Result<String, String> {
+        if !self.validates() {
+            return Err("the plugin has no integrity interface".into());
+        }
+        let result = self.read(input, meta, self.renders_documents(), Keep::All, true, |_| Ok(()));
+        let report = match result {
+            Ok(report) => report,
+            Err((_, FileFailure::Output(e))) => return Err(format!("{e:#}")),
+            Err((report, FileFailure::Input(e))) => match report.sha256 {
+                Some(_) => report,
+                None => return Err(describe_file_error(&e)),
+            },
+            Err((_, FileFailure::Trap(reason))) => return Err(reason.to_string()),
+        };
+        report.sha256.map_or_else(|| Err("not hashed".into()), |r| *r)
+    }
+
+    /// Whether the plugin can validate log files (the optional `integrity` interface).
+    pub fn validates(&self) -> bool {
+        self.exports.integrity.is_some()
     }
 
     fn read(
@@ -331,6 +396,7 @@ impl PluginRuntime {
         meta: &ObjectMeta,
         rendered: bool,
         keep: Keep,
+        hash: bool,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
         let started = Instant::now();
@@ -346,7 +412,7 @@ impl PluginRuntime {
             },
         };
         instance.store.data_mut().input = Some(input);
-        let (result, handle) = self.read_with(&mut instance, started, meta, rendered, keep, on_batch);
+        let (result, handle) = self.read_with(&mut instance, started, meta, How { rendered, keep }, hash, on_batch);
         // An instance goes back idle only when the file ended as the plugin meant it to (its
         // end, or a bad file) and its log file was dropped in the guest. After a trap it cannot
         // be entered again; after an output failure the file stopped half way.
@@ -391,14 +457,19 @@ impl PluginRuntime {
                 Some(s) => Some(s.load(&mut store, &instance)?),
                 None => None,
             };
-            Ok((parser, documents, selection))
+            let integrity = match &self.exports.integrity {
+                Some(i) => Some(i.load(&mut store, &instance)?),
+                None => None,
+            };
+            Ok((parser, documents, selection, integrity))
         });
         match loaded {
-            Ok((parser, documents, selection)) => Ok(Instance {
+            Ok((parser, documents, selection, integrity)) => Ok(Instance {
                 store,
                 parser,
                 documents,
                 selection,
+                integrity,
             }),
             Err(e) => Err(self.trap_reason(&store, e)),
         }
@@ -411,11 +482,33 @@ impl PluginRuntime {
         instance: &mut Instance,
         started: Instant,
         meta: &ObjectMeta,
-        rendered: bool,
-        keep: Keep,
+        how: How,
+        hash: bool,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> (Result<FileReport, (FileReport, FileFailure)>, Option<ResourceAny>) {
-        let (mut result, handle) = self.read_open(instance, started, meta, rendered, keep, on_batch);
+        let mut hasher = hash.then(Sha256::new);
+        let (mut result, handle) = self.read_open(instance, started, meta, how, &mut hasher, on_batch);
+        let keep = how.keep;
+        // The rest of a file whose reading stopped early (or its last bytes), for the hash. A
+        // trap leaves the instance unusable, and an output failure means the file is read again.
+        let finish = matches!(&result, Ok(_) | Err((_, FileFailure::Input(_))));
+        if let (Some(mut hasher), Some(integrity), Some(handle), true) =
+            (hasher, instance.integrity.as_ref(), handle, finish)
+        {
+            let store = &mut instance.store;
+            let sha256 = loop {
+                set_deadline(store, self.limits.time_per_file);
+                match integrity.call_inflate_rest(&mut *store, handle, INFLATE_CHUNK) {
+                    Ok(Ok(bytes)) if bytes.is_empty() => break Ok(hex::encode(hasher.finalize())),
+                    Ok(Ok(bytes)) => hasher.update(&bytes),
+                    Ok(Err(e)) => break Err(describe_file_error(&e)),
+                    Err(e) => break Err(self.trap_reason(store, e).to_string()),
+                }
+            };
+            match &mut result {
+                Ok(report) | Err((report, _)) => report.sha256 = Some(Box::new(sha256)),
+            }
+        }
         // What the selection left out, once per file, whatever the ending.
         let selection = instance.selection.as_ref().filter(|_| keep != Keep::All);
         if let (Some(selection), Some(handle)) = (selection, handle) {
@@ -437,8 +530,8 @@ impl PluginRuntime {
         instance: &mut Instance,
         started: Instant,
         meta: &ObjectMeta,
-        rendered: bool,
-        keep: Keep,
+        how: How,
+        hasher: &mut Option<Sha256>,
         mut on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> (Result<FileReport, (FileReport, FileFailure)>, Option<ResourceAny>) {
         let mut report = FileReport::default();
@@ -447,7 +540,10 @@ impl PluginRuntime {
             parser,
             documents,
             selection,
+            integrity,
         } = instance;
+        let integrity = integrity.as_ref().filter(|_| hasher.is_some());
+        let How { rendered, keep } = how;
         let documents = documents.as_ref().filter(|_| rendered);
         set_deadline(store, self.limits.time_per_file.saturating_sub(started.elapsed()));
         let log_file = parser.log_file();
@@ -456,9 +552,19 @@ impl PluginRuntime {
             max_record_bytes: self.limits.max_record_bytes,
             max_depth: self.limits.max_depth,
         };
-        let opened = match selection.as_ref().filter(|_| keep != Keep::All) {
-            Some(selection) => selection.call_open_selected(&mut *store, meta, options, selection::Keep::WriteOnly),
-            None => log_file.call_open(&mut *store, meta, options),
+        let selected = selection.as_ref().filter(|_| keep != Keep::All);
+        let opened = match (integrity, selected) {
+            (Some(integrity), _) => {
+                let keep = match selected {
+                    Some(_) => selection::Keep::WriteOnly,
+                    None => selection::Keep::All,
+                };
+                integrity.call_open_hashed(&mut *store, meta, options, keep)
+            }
+            (None, Some(selection)) => {
+                selection.call_open_selected(&mut *store, meta, options, selection::Keep::WriteOnly)
+            }
+            (None, None) => log_file.call_open(&mut *store, meta, options),
         };
         let handle = match opened {
             Ok(Ok(h)) => h,
@@ -491,6 +597,17 @@ impl PluginRuntime {
                     .call_next_batch(&mut *store, handle, BATCH)
                     .map(|r| r.map(Fetched::Typed)),
             };
+            if let (Some(integrity), Some(hasher)) = (integrity, hasher.as_mut()) {
+                match integrity.call_take_inflated(&mut *store, handle) {
+                    Ok(bytes) => hasher.update(&bytes),
+                    Err(e) => {
+                        return (
+                            Err((report, FileFailure::Trap(self.trap_reason(store, e)))),
+                            Some(handle),
+                        )
+                    }
+                }
+            }
             used += call_started.elapsed().saturating_sub(store.data().input_waited);
             let batch = match result {
                 Ok(Ok(batch)) => batch,
@@ -518,7 +635,7 @@ impl PluginRuntime {
     }
 
     /// Works out which limit a trap came from, or what the plugin said before it.
-    fn trap_reason(&self, store: &Store<StoreState>, error: wasmtime::Error) -> TrapReason {
+    pub(super) fn trap_reason(&self, store: &Store<StoreState>, error: wasmtime::Error) -> TrapReason {
         let state = store.data();
         if state.limiter.refused.is_some() {
             return TrapReason::Memory {

@@ -82,7 +82,7 @@ pub struct Missing {
 }
 
 /// The optional interfaces, and what the host does when a plugin lacks one.
-const OPTIONAL: [(&str, &str); 3] = [
+const OPTIONAL: [(&str, &str); 4] = [
     (
         "documents",
         "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
@@ -94,6 +94,10 @@ const OPTIONAL: [(&str, &str); 3] = [
     (
         "trail-check",
         "the trail's configuration is not checked: `trailwatch check` fails and `run` reads the configured bucket as it is",
+    ),
+    (
+        "integrity",
+        "log files are not validated against CloudTrail's digests: `trailwatch verify` fails and `run` says integrity validation is off",
     ),
 ];
 

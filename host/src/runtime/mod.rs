@@ -8,6 +8,7 @@
 //!   contract version, compiles with a cache.
 //! - `store`: one plugin store's data and the host side of the imports; the engine and linker.
 //! - `file`: reads one object through the plugin and says why it failed when it does.
+//! - `verdict`: the plugin's integrity verdicts (digests read and judged), one fresh instance a call.
 //! - `watch`: takes a new plugin from the plugin directory without a restart.
 //! - `trust`: `[plugin] require_signature`: pinned hashes and minisign signatures.
 
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod loader;
 pub mod store;
 pub mod trust;
+pub mod verdict;
 pub mod watch;
 
 pub use file::{Batch, FileFailure, FileReport, Keep, PluginRuntime, TrapReason};

@@ -458,19 +458,5 @@ fn codes_are_unique_and_described() {
 
 #[test]
 fn the_readme_lists_every_code_as_the_plugin_has_it() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
-    let readme = std::fs::read_to_string(path).unwrap();
-    let (open, close) = ("<!-- finding-codes -->\n", "<!-- /finding-codes -->");
-    let start = readme.find(open).expect("the README's finding-codes block") + open.len();
-    let end = readme[start..].find(close).expect("its end") + start;
-    let table = codes_table();
-    if std::env::var_os("TRAILWATCH_BLESS").is_some() {
-        std::fs::write(path, format!("{}{table}{}", &readme[..start], &readme[end..])).unwrap();
-        return;
-    }
-    assert_eq!(
-        &readme[start..end],
-        table,
-        "README.md's finding codes differ from the plugin's: run TRAILWATCH_BLESS=1 cargo test -p trailwatch-plugin readme"
-    );
+    crate::readme::assert_block("finding-codes", &codes_table());
 }

@@ -60,6 +60,47 @@ pub struct Checkpoint {
     /// When the first poll ran (`start = "now"` skips what was delivered before).
     #[serde(default)]
     pub started_ms: Option<i64>,
+    /// Log-file integrity: the SHA-256 of each log file read, by key, until a digest that
+    /// lists it was judged (or it was found in no digest).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hashes: BTreeMap<String, FileHash>,
+    /// Log-file integrity: the last digest judged in each digest stream, by the stream's prefix
+    /// (`…/CloudTrail-Digest/<region>/`): where the next digest's chain must lead back to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chains: BTreeMap<String, ChainPosition>,
+}
+
+/// The hash of a log file's decompressed content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHash {
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    /// The time in the file's name, ms since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// The last digest judged in a digest stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainPosition {
+    /// Its key (listing resumes after it).
+    pub key: String,
+    /// `bucket/key`.
+    pub location: String,
+    /// SHA-256 of its decompressed content, lowercase hex.
+    pub sha256: String,
+    /// Its signature, hex, when it had one.
+    pub signature: Option<String>,
+    /// `digestStartTime` and `digestEndTime`, ms since the Unix epoch.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// `digestStartTime` of the first digest judged in this stream: files read since then
+    /// must each be listed by a digest.
+    pub since_ms: i64,
+    /// No digest came after it for too long, and that was reported.
+    #[serde(default)]
+    pub gap_reported: bool,
 }
 
 impl Checkpoint {
@@ -120,6 +161,12 @@ pub enum Change {
     /// A done key is no longer remembered one by one (the queue source keeps what it read for
     /// its de-duplication window only).
     Forget { key: String },
+    /// A log file read was hashed (integrity validation).
+    Hashed { key: String, hash: FileHash },
+    /// A log file's hash is no longer needed: a digest listing it was judged.
+    Unhashed { key: String },
+    /// A digest stream's last digest judged.
+    Chain { stream: String, position: ChainPosition },
 }
 
 impl Change {
@@ -158,6 +205,15 @@ impl Change {
             Change::Started { ms } => cp.started_ms = Some(*ms),
             Change::Forget { key } => {
                 cp.done.remove(key);
+            }
+            Change::Hashed { key, hash } => {
+                cp.hashes.insert(key.clone(), hash.clone());
+            }
+            Change::Unhashed { key } => {
+                cp.hashes.remove(key);
+            }
+            Change::Chain { stream, position } => {
+                cp.chains.insert(stream.clone(), position.clone());
             }
         }
     }
