@@ -272,7 +272,7 @@ pub enum Mode {
 }
 
 /// `[aws]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// Region of the bucket (and of the CloudTrail API). Default: `$AWS_REGION`, else us-east-1.

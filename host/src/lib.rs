@@ -25,6 +25,8 @@ pub mod aws;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod integrity;
 pub mod layout;
 pub mod metrics;

@@ -33,7 +33,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(900);
 
 /// The AWS client the configuration asks for, for `region` when given.
 pub fn client(config: &Config, region: Option<&str>) -> anyhow::Result<AwsClient> {
-    let a = &config.aws;
+    client_for(&config.aws, region)
+}
+
+/// The AWS client `[aws]` asks for, for `region` when given.
+pub fn client_for(a: &crate::config::AwsConfig, region: Option<&str>) -> anyhow::Result<AwsClient> {
     let defaults = ClientSettings::default();
     let region = region
         .map(str::to_owned)
@@ -507,7 +511,7 @@ async fn run_async(
                 &config,
                 &bucket,
                 trail.clone(),
-                trail_client.clone(),
+                ledger.checkpoint().started_ms.is_none(),
                 clock.now_ms(),
             )?;
             f.logging = check.as_ref().and_then(|c| logging_of(c, trail.as_deref()));

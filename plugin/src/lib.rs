@@ -23,6 +23,8 @@ pub mod categorize;
 pub mod check;
 pub mod documents;
 pub mod fast;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod integrity;
 pub mod mem;
 pub mod model;

@@ -289,6 +289,11 @@ impl LogFile {
             .unwrap_or_default()
     }
 
+    /// Decompressed bytes kept for `take_inflated` and not yet taken.
+    fn inflated_held(&mut self) -> usize {
+        self.window.source_mut().inflated.as_ref().map_or(0, Vec::len)
+    }
+
     /// Decompresses up to `max` further bytes without parsing them and returns them (with
     /// those `take_inflated` had not yet returned, for a hashed file): the rest of a file whose
     /// reading stopped early. Empty at the end of the stored bytes. The file gives no further
@@ -367,8 +372,9 @@ impl LogFile {
             return Ok(count);
         }
         // A batch also ends at a byte budget, so that a few large (but legal) records cannot
-        // make one batch outgrow the sandbox's memory.
-        while count < max && held < BATCH_BYTES {
+        // make one batch outgrow the sandbox's memory; so does the decompressed text kept for a
+        // hashed file (records left out or skipped count there), once the batch has an event.
+        while count < max && held < BATCH_BYTES && !(count > 0 && self.inflated_held() >= BATCH_BYTES) {
             // A left-out record is not held: only the handed-over ones count to the budget,
             // and a batch ends early only with something in it (empty means the file's end).
             let read = self.read_one_with(|event| {

@@ -531,6 +531,11 @@ impl XmlError {
     }
 }
 
+/// Reads an error body as the client does (fuzzing; `crate::fuzzing`).
+pub(crate) fn read_error_body(body: &[u8]) -> Option<String> {
+    ErrorFields::read(body, &reqwest::header::HeaderMap::new()).code
+}
+
 impl ErrorFields {
     /// Reads a JSON-protocol or XML error body, and the `x-amzn-ErrorType` header that
     /// REST-JSON services send the code in.

@@ -172,33 +172,7 @@ impl<'a> S3<'a> {
                 any_status: false,
             })
             .await?;
-        let text = String::from_utf8_lossy(&resp.body);
-        let parsed: ListBucketResult = quick_xml::de::from_str(&text).map_err(|e| AwsError::Parse {
-            operation: "s3:ListObjectsV2",
-            message: e.to_string(),
-        })?;
-        let mut objects = Vec::with_capacity(parsed.contents.len());
-        for c in parsed.contents {
-            let last_modified_ms = parse_time_ms(&c.last_modified).ok_or_else(|| AwsError::Parse {
-                operation: "s3:ListObjectsV2",
-                message: format!("LastModified {:?} of {} is not a timestamp", c.last_modified, c.key),
-            })?;
-            objects.push(ObjectInfo {
-                key: c.key,
-                size: c.size,
-                last_modified_ms,
-            });
-        }
-        let next = if parsed.is_truncated.unwrap_or(false) {
-            parsed.next_continuation_token
-        } else {
-            None
-        };
-        Ok(ListPage {
-            objects,
-            prefixes: parsed.common_prefixes.into_iter().map(|p| p.prefix).collect(),
-            next,
-        })
+        parse_listing(&resp.body)
     }
 
     /// Every page of a listing, concatenated.
@@ -414,6 +388,37 @@ impl<'a> S3<'a> {
             })
             .collect())
     }
+}
+
+/// A ListObjectsV2 answer's page.
+pub(crate) fn parse_listing(body: &[u8]) -> Result<ListPage, AwsError> {
+    let text = String::from_utf8_lossy(body);
+    let parsed: ListBucketResult = quick_xml::de::from_str(&text).map_err(|e| AwsError::Parse {
+        operation: "s3:ListObjectsV2",
+        message: e.to_string(),
+    })?;
+    let mut objects = Vec::with_capacity(parsed.contents.len());
+    for c in parsed.contents {
+        let last_modified_ms = parse_time_ms(&c.last_modified).ok_or_else(|| AwsError::Parse {
+            operation: "s3:ListObjectsV2",
+            message: format!("LastModified {:?} of {} is not a timestamp", c.last_modified, c.key),
+        })?;
+        objects.push(ObjectInfo {
+            key: c.key,
+            size: c.size,
+            last_modified_ms,
+        });
+    }
+    let next = if parsed.is_truncated.unwrap_or(false) {
+        parsed.next_continuation_token
+    } else {
+        None
+    };
+    Ok(ListPage {
+        objects,
+        prefixes: parsed.common_prefixes.into_iter().map(|p| p.prefix).collect(),
+        next,
+    })
 }
 
 /// S3's `LastModified` (`2024-03-01T12:00:00.000Z`) in ms since the Unix epoch.

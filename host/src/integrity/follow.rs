@@ -3,13 +3,18 @@
 //! file, in the same commit), and what is wrong goes to the sinks as finding documents, to the
 //! log and to the metrics.
 //!
-//! A digest whose listed files `run` has not read yet waits for the next cycle (up to two hours,
-//! then those files are fetched and hashed here). Files read that no digest lists once a later
-//! digest is in are reported as extra; a stream whose digests stop coming is reported as a gap.
+//! Digests are judged from when validation was first on for the checkpoint (the source's start
+//! for a new one, else that moment): files read before then have no hash. A digest whose listed
+//! files `run` has yet to read waits for them (up to 30 minutes, then they are fetched and hashed
+//! here); one that needs something that cannot be had now (a request that keeps failing, a
+//! public key not yet readable) is judged at a later cycle, never guessed at. Each trail writing
+//! to a stream has its own chain. Files read that no digest lists, once a later digest is in,
+//! are reported as extra (when one trail writes to the stream: log files do not name their
+//! trail); a chain whose digests stop coming is reported as a gap.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{document, Keys, Validator};
+use super::{document, FetchError, Keys, Validator};
 use crate::aws::s3::S3;
 use crate::aws::AwsClient;
 use crate::config::{Config, Mode, SourceKind};
@@ -18,17 +23,18 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::runtime::bindings::integrity as wi;
 use crate::runtime::PluginRuntime;
-use crate::state::checkpoint::{ChainPosition, Change};
+use crate::state::checkpoint::{ChainPosition, Change, Checkpoint};
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
-/// A digest waits this long for `run` to read the files it lists (those of days its polling
-/// has not closed yet) before they are fetched here.
+/// A digest waits this long (in this process) for `run` to read the files it lists.
 const WAIT_FOR_FILES_MS: i64 = 30 * MINUTE_MS;
+/// ... and never once it ended this long ago, however often `run` restarted meanwhile.
+const WAIT_AT_MOST_MS: i64 = 6 * HOUR_MS;
 /// CloudTrail writes a digest about every hour; one this late is a gap.
 const DIGEST_DUE_MS: i64 = HOUR_MS + 15 * MINUTE_MS;
-/// Hashes of files no digest ever came for are let go after this long.
-const KEEP_HASHES_MS: i64 = 2 * 24 * HOUR_MS;
+/// Hashes and listed keys no digest came for are let go after this long.
+const KEEP_MS: i64 = 2 * 24 * HOUR_MS;
 
 /// Whether `run` validates, and why not when it does not.
 pub fn decide(config: &Config, runtime: &PluginRuntime, validation_on: Option<bool>) -> Result<(), String> {
@@ -53,6 +59,20 @@ pub fn decide(config: &Config, runtime: &PluginRuntime, validation_on: Option<bo
     }
 }
 
+/// The trail a digest's key names (`<acct>_CloudTrail-Digest_<region>_<trail>_<home region>_<time>.json.gz`).
+fn trail_of(key: &str) -> &str {
+    let name = key.rsplit('/').next().unwrap_or("");
+    let Some((_, rest)) = name.split_once("_CloudTrail-Digest_") else {
+        return "";
+    };
+    // <region>_<trail>_<home region>_<time>[_backfill].json.gz; a trail name may hold '_'.
+    let rest = rest.split_once('_').map_or("", |(_, r)| r);
+    let rest = rest.trim_end_matches(".json.gz").trim_end_matches("_backfill");
+    let mut parts = rest.rsplitn(3, '_');
+    let (_time, _home, trail) = (parts.next(), parts.next(), parts.next());
+    trail.unwrap_or("")
+}
+
 /// `run`'s digest follower.
 pub struct Follower {
     bucket: String,
@@ -60,33 +80,46 @@ pub struct Follower {
     keys: Keys,
     interval_ms: i64,
     next_ms: i64,
-    /// Digests ending after this are judged in a stream without a chain position yet: the
-    /// source's start (its first day, or when `run` first polled with `start = "now"`).
-    from_ms: Option<i64>,
+    /// Where validation starts on a checkpoint that has none yet: the source's start for a new
+    /// checkpoint, `None` (now) for one that read files before.
+    start_ms: Option<i64>,
+    /// Files older than this may have been deleted by `run` itself (`[delete]`).
+    delete_after_ms: Option<i64>,
     /// Whether the trail was logging at the last check, when known: a gap is then an error.
     pub logging: Option<bool>,
     /// Digests waiting for `run` to read their files, since when.
     waiting_since: BTreeMap<String, i64>,
 }
 
+/// What one stream's digests gave.
+#[derive(Default)]
+struct Outcome {
+    problems: Vec<wi::Problem>,
+    changes: Vec<Change>,
+}
+
 impl Follower {
-    /// A follower of `bucket`'s digests; signatures checked with CloudTrail's keys (through
-    /// `trail_client`) unless the mode forbids CloudTrail calls.
-    pub fn new(
-        config: &Config,
-        bucket: &str,
-        trail: Option<String>,
-        trail_client: std::sync::Arc<AwsClient>,
-        now_ms: i64,
-    ) -> anyhow::Result<Self> {
+    /// A follower of `bucket`'s digests; signatures checked with CloudTrail's keys in each
+    /// digest's region (clients made from `config`) unless the mode forbids CloudTrail calls.
+    /// `fresh`: the checkpoint has read nothing yet.
+    pub fn new(config: &Config, bucket: &str, trail: Option<String>, fresh: bool, now_ms: i64) -> anyhow::Result<Self> {
         let keys = match (&config.integrity.public_keys_file, config.mode) {
             (Some(path), _) => Keys::Fixed(super::keys_from_file(path)?),
             (None, Mode::Restricted) => Keys::None,
-            (None, _) => Keys::Fetched {
-                client: trail_client.clone(),
-                keys: None,
-                fetched_at_ms: now_ms,
-            },
+            (None, _) => {
+                let aws = config.aws.clone();
+                Keys::Fetched {
+                    client: Box::new(move |region: &str| crate::run::client_for(&aws, Some(region))),
+                    regions: BTreeMap::new(),
+                }
+            }
+        };
+        let start_ms = if fresh {
+            Day::parse(&config.source.start)
+                .map(|d| d.epoch_days * 86_400_000)
+                .or(Some(now_ms))
+        } else {
+            None
         };
         Ok(Follower {
             bucket: bucket.to_owned(),
@@ -94,7 +127,11 @@ impl Follower {
             keys,
             interval_ms: config.integrity.check_interval_secs as i64 * 1000,
             next_ms: now_ms,
-            from_ms: Day::parse(&config.source.start).map(|d| d.epoch_days * 86_400_000),
+            start_ms,
+            delete_after_ms: config
+                .delete
+                .enabled
+                .then_some(config.delete.after_hours as i64 * HOUR_MS),
             logging: None,
             waiting_since: BTreeMap::new(),
         })
@@ -120,32 +157,47 @@ impl Follower {
         }
         self.next_ms = now_ms + self.interval_ms;
         let metrics = pipeline.metrics().clone();
+        let mut changes = Vec::new();
+        let since_ms = match pipeline.checkpoint().integrity_since_ms {
+            Some(ms) => ms,
+            None => {
+                let ms = self.start_ms.unwrap_or(now_ms);
+                changes.push(Change::IntegritySince { ms });
+                ms
+            }
+        };
         let keys = std::mem::replace(&mut self.keys, Keys::None);
         let mut validator = Validator::new(runtime, client, keys);
         let mut problems: Vec<(String, wi::Problem)> = Vec::new();
-        let mut changes: Vec<Change> = Vec::new();
-        let mut result = Ok(());
         for log_stream in log_streams {
             let Some(stream) = digest_stream(log_stream) else {
                 continue;
             };
-            if let Err(e) = self
+            let region = super::region_of(&stream).to_owned();
+            // One stream failing (a denied listing, a plugin fault) stops neither the others
+            // nor the pruning; it is tried again at the next cycle.
+            match self
                 .stream(
-                    pipeline,
+                    pipeline.checkpoint(),
                     &mut validator,
                     &stream,
                     log_stream,
+                    since_ms,
                     max_object_bytes,
                     now_ms,
                     &metrics,
-                    &mut problems,
-                    &mut changes,
                 )
                 .await
             {
-                result = Err(e.context(format!("validating the digests of {stream}")));
-                break;
+                Ok(outcome) => {
+                    problems.extend(outcome.problems.into_iter().map(|p| (region.clone(), p)));
+                    changes.extend(outcome.changes);
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %stream, error = %format!("{e:#}"), "could not validate the digests of a stream; trying again at the next cycle")
+                }
             }
+            changes.extend(prune(pipeline.checkpoint(), log_stream, now_ms));
         }
         self.keys = validator.keys;
         if !problems.is_empty() {
@@ -176,26 +228,30 @@ impl Follower {
             ledger.change(change);
         }
         ledger.commit()?;
-        result
+        Ok(())
     }
 
+    /// The new digests of one stream, judged in time order, each trail's against its own chain.
     #[allow(clippy::too_many_arguments)]
     async fn stream(
         &mut self,
-        pipeline: &mut Pipeline,
+        cp: &Checkpoint,
         validator: &mut Validator<'_>,
         stream: &str,
         log_stream: &str,
+        since_ms: i64,
         max_object_bytes: u64,
         now_ms: i64,
         metrics: &Metrics,
-        problems: &mut Vec<(String, wi::Problem)>,
-        changes: &mut Vec<Change>,
-    ) -> anyhow::Result<()> {
-        let region = super::region_of(stream).to_owned();
-        let mut position = pipeline.checkpoint().chains.get(stream).cloned();
-        let mut unhashed = BTreeSet::new();
-        if let Some(p) = position.as_ref().filter(|p| !p.sha256.is_empty()) {
+    ) -> anyhow::Result<Outcome> {
+        let mut out = Outcome::default();
+        let mut positions: BTreeMap<String, ChainPosition> = cp
+            .chains
+            .range::<str, _>((std::ops::Bound::Included(stream), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(stream))
+            .map(|(k, p)| (k[stream.len()..].to_owned(), p.clone()))
+            .collect();
+        for p in positions.values().filter(|p| !p.sha256.is_empty()) {
             validator.seen.insert(
                 p.location.clone(),
                 wi::PreviousDigest {
@@ -205,77 +261,104 @@ impl Follower {
                 },
             );
         }
-        // After the last digest judged; the first time, from the hour before the source's start.
-        let began_ms = self.from_ms.or(pipeline.checkpoint().started_ms).unwrap_or(now_ms);
-        let start_after = match &position {
-            Some(p) => p.key.clone(),
-            None => format!("{stream}{}", Day::of_ms(began_ms - HOUR_MS).key_part()),
-        };
+        // From the day of the oldest chain's last digest (every trail's later digests are on
+        // or after it), or of when validation began.
+        let from_ms = positions.values().map(|p| p.end_ms).min().unwrap_or(since_ms);
+        let start_after = format!("{stream}{}", Day::of_ms(from_ms - HOUR_MS).key_part());
         let s3 = S3::new(validator.client, &self.bucket);
         let listed = s3.list_all(stream, None, Some(&start_after)).await?;
         let mut digests: Vec<(i64, String)> = listed
             .objects
             .into_iter()
             .filter_map(|o| file_time_ms(&o.key).map(|t| (t, o.key)))
-            .filter(|(t, _)| position.is_some() || *t > began_ms - HOUR_MS)
+            .filter(|(t, key)| match positions.get(trail_of(key)) {
+                Some(p) => key.as_str() > p.key.as_str(),
+                None => *t > since_ms,
+            })
             .collect();
         digests.sort();
-        for (_, key) in digests {
+        let mut stopped_early = false;
+        let mut unhashed = BTreeSet::new();
+        for (time_ms, key) in digests {
+            let trail = trail_of(&key).to_owned();
+            let position = positions.get(&trail);
             let fetched = match validator.fetch(&self.bucket, &key).await {
                 Ok(f) => f,
-                Err(found) => {
-                    if let Some(p) = found {
-                        metrics.integrity_digest("unreadable");
-                        problems.push((region.clone(), p));
-                    }
-                    // Not judged, and not read again: the next digest's chain names it (its hash
-                    // unknown, the link is not checked).
-                    let time_ms = file_time_ms(&key).unwrap_or(now_ms);
-                    let p = ChainPosition {
+                // Gone since the listing: the next digest's chain says so.
+                Err(FetchError::NotFound) => continue,
+                Err(FetchError::Transient(t)) => {
+                    tracing::warn!(digest = %key, reason = %t, "a digest could not be read now; trying again at the next cycle");
+                    stopped_early = true;
+                    break;
+                }
+                Err(FetchError::Bad(p)) => {
+                    metrics.integrity_digest("unreadable");
+                    out.problems.push(p);
+                    // Not read again: the next digest's chain names it (its hash unknown, the
+                    // link is not checked).
+                    let next = ChainPosition {
                         key: key.clone(),
                         location: format!("{}/{key}", self.bucket),
                         sha256: String::new(),
                         signature: None,
                         start_ms: time_ms - HOUR_MS,
                         end_ms: time_ms,
-                        since_ms: position.as_ref().map_or(time_ms - HOUR_MS, |p| p.since_ms),
+                        since_ms: position.map_or(time_ms - HOUR_MS, |p| p.since_ms),
                         gap_reported: false,
                     };
-                    changes.push(Change::Chain {
-                        stream: stream.to_owned(),
-                        position: p.clone(),
+                    out.changes.push(Change::Chain {
+                        stream: format!("{stream}{trail}"),
+                        position: next.clone(),
                     });
-                    position = Some(p);
+                    positions.insert(trail, next);
                     continue;
                 }
             };
-            // A file not hashed and not done is one `run` has yet to read (a file missing from
-            // a day its polling has closed counts as done, and is judged missing now).
-            let cp = pipeline.checkpoint();
-            let waiting = fetched
-                .digest
-                .files
-                .iter()
-                .any(|f| !cp.hashes.contains_key(&f.key) && !cp.is_done(&f.key));
-            let since = *self.waiting_since.entry(key.clone()).or_insert(now_ms);
-            if waiting && now_ms - since < WAIT_FOR_FILES_MS {
+            let d = &fetched.digest;
+            // A file not hashed and not done is one `run` has yet to read (a file missing from a
+            // day its polling has closed counts as done, and is judged missing now).
+            let waiting = d.files.iter().any(|f| {
+                f.bucket == self.bucket
+                    && !cp.hashes.contains_key(&f.key)
+                    && !cp.is_done(&f.key)
+                    && !cp.listed.contains_key(&f.key)
+            });
+            let first_seen = *self.waiting_since.entry(key.clone()).or_insert(now_ms);
+            if waiting && now_ms - first_seen < WAIT_FOR_FILES_MS && now_ms - d.end_time_ms < WAIT_AT_MOST_MS {
                 tracing::debug!(digest = %key, "a digest waits for its log files to be read");
+                stopped_early = true;
                 break;
             }
-            self.waiting_since.remove(&key);
-            let known: BTreeMap<String, wi::FileState> = fetched
-                .digest
+            let deleted_before = self.delete_after_ms.map(|after| now_ms - after);
+            let known: BTreeMap<String, wi::FileState> = d
                 .files
                 .iter()
+                .filter(|f| f.bucket == self.bucket)
                 .filter_map(|f| {
-                    cp.hashes
-                        .get(&f.key)
-                        .filter(|_| f.bucket == self.bucket)
-                        .map(|h| (f.key.clone(), wi::FileState::Hashed(h.sha256.clone())))
+                    let state = match cp.hashes.get(&f.key) {
+                        Some(h) => wi::FileState::Hashed(h.sha256.clone()),
+                        // Read, and perhaps deleted by `run` itself, before its hash was kept.
+                        None if cp.is_done(&f.key)
+                            && deleted_before
+                                .is_some_and(|before| file_time_ms(&f.key).is_some_and(|t| t < before)) =>
+                        {
+                            wi::FileState::NotChecked
+                        }
+                        None => return None,
+                    };
+                    Some((f.key.clone(), state))
                 })
                 .collect();
             let lookup = |_: &str, key: &str| known.get(key).cloned();
-            let verdict = validator.judge(&fetched, &lookup, max_object_bytes, now_ms).await?;
+            let verdict = match validator.judge(&fetched, &lookup, max_object_bytes, now_ms).await? {
+                Ok(v) => v,
+                Err(t) => {
+                    tracing::warn!(digest = %key, reason = %t, "a digest could not be judged now; trying again at the next cycle");
+                    stopped_early = true;
+                    break;
+                }
+            };
+            self.waiting_since.remove(&key);
             metrics.integrity_digest(if verdict.problems.is_empty() {
                 "intact"
             } else {
@@ -283,98 +366,137 @@ impl Follower {
             });
             tracing::info!(
                 digest = %key,
-                files = fetched.digest.files.len(),
+                files = d.files.len(),
                 valid = verdict.files_valid,
                 signature_valid = verdict.signature_valid,
                 problems = verdict.problems.len(),
                 "digest judged"
             );
-            problems.extend(verdict.problems.into_iter().map(|p| (region.clone(), p)));
-            for f in &fetched.digest.files {
-                if pipeline.checkpoint().hashes.contains_key(&f.key) && unhashed.insert(f.key.clone()) {
-                    changes.push(Change::Unhashed { key: f.key.clone() });
+            let start_ms = crate::aws::s3::parse_time_ms(&d.start_time).unwrap_or(d.end_time_ms);
+            // The hour of a digest that is gone: its files cannot be judged, and are not extra.
+            if verdict.problems.iter().any(|p| p.code == "digest-missing") {
+                let gone_from = position.map_or(start_ms - HOUR_MS, |p| p.end_ms);
+                for (k, h) in hashes_of(cp, log_stream) {
+                    if h >= gone_from - 2 * HOUR_MS && h <= start_ms && unhashed.insert(k.clone()) {
+                        out.changes.push(Change::Unhashed { key: k });
+                    }
                 }
             }
-            let start_ms =
-                crate::aws::s3::parse_time_ms(&fetched.digest.start_time).unwrap_or(fetched.digest.end_time_ms);
-            let since_ms = position.as_ref().map_or(start_ms, |p| p.since_ms);
+            out.problems.extend(verdict.problems);
+            for f in d.files.iter().filter(|f| f.bucket == self.bucket) {
+                if cp.hashes.contains_key(&f.key) {
+                    if unhashed.insert(f.key.clone()) {
+                        out.changes.push(Change::Unhashed { key: f.key.clone() });
+                    }
+                } else if !cp.is_done(&f.key) {
+                    // Listed before `run` read it: its hash, when it comes, is not wanted.
+                    out.changes.push(Change::Listed {
+                        key: f.key.clone(),
+                        time_ms: file_time_ms(&f.key).unwrap_or(now_ms),
+                    });
+                }
+            }
             let next = ChainPosition {
                 key: key.clone(),
                 location: fetched.location.clone(),
-                sha256: fetched.digest.sha256.clone(),
+                sha256: d.sha256.clone(),
                 signature: fetched.signature.clone(),
                 start_ms,
-                end_ms: fetched.digest.end_time_ms,
-                since_ms,
+                end_ms: d.end_time_ms,
+                since_ms: position.map_or(start_ms, |p| p.since_ms),
                 gap_reported: false,
             };
-            changes.push(Change::Chain {
-                stream: stream.to_owned(),
+            out.changes.push(Change::Chain {
+                stream: format!("{stream}{trail}"),
                 position: next.clone(),
             });
-            position = Some(next);
+            positions.insert(trail, next);
         }
-        let Some(mut position) = position else {
-            return Ok(());
-        };
-        // Files read since the chain began that no digest listed, now that a later one is in.
-        let cp = pipeline.checkpoint();
-        let read: Vec<(String, i64)> = cp
-            .hashes
-            .range::<str, _>((std::ops::Bound::Included(log_stream), std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(log_stream))
-            .filter(|(k, _)| !unhashed.contains(*k))
-            .map(|(k, h)| (k.clone(), h.time_ms))
-            .collect();
-        let extra = validator.runtime.judge_coverage(&wi::Coverage {
-            digests: vec![wi::Span {
-                location: position.location.clone(),
-                start_ms: position.since_ms,
-                end_ms: position.end_ms,
-                previous: None,
-            }],
-            log_files: read.iter().map(|(k, t)| (format!("{}/{k}", self.bucket), *t)).collect(),
-            listed: Vec::new(),
-            from_ms: position.since_ms,
-            until_ms: now_ms,
-            logging: Some(false),
-        })?;
-        let reported: BTreeSet<String> = extra
-            .iter()
-            .map(|p| p.location.trim_start_matches(&format!("{}/", self.bucket)).to_owned())
-            .collect();
-        problems.extend(extra.into_iter().map(|p| (region.clone(), p)));
-        for (key, t) in read {
-            if reported.contains(&key) || t < now_ms - KEEP_HASHES_MS {
-                changes.push(Change::Unhashed { key });
-            }
-        }
-        // No digest for too long: once per last digest.
-        if now_ms - position.end_ms > DIGEST_DUE_MS && !position.gap_reported {
-            let gaps = validator.runtime.judge_coverage(&wi::Coverage {
+        // Files read that no digest listed, now that a later one is in: when one trail writes
+        // here (log files do not name their trail).
+        if let (1, Some(position)) = (positions.len(), positions.values().next()) {
+            let read: Vec<(String, i64)> = hashes_of(cp, log_stream)
+                .filter(|(k, _)| !unhashed.contains(k))
+                .collect();
+            let extra = validator.runtime.judge_coverage(&wi::Coverage {
                 digests: vec![wi::Span {
                     location: position.location.clone(),
-                    start_ms: position.start_ms,
+                    start_ms: position.since_ms,
                     end_ms: position.end_ms,
                     previous: None,
                 }],
-                log_files: Vec::new(),
+                log_files: read.iter().map(|(k, t)| (format!("{}/{k}", self.bucket), *t)).collect(),
                 listed: Vec::new(),
-                from_ms: position.start_ms,
-                until_ms: now_ms - (DIGEST_DUE_MS - HOUR_MS),
-                logging: self.logging,
+                from_ms: position.since_ms,
+                until_ms: now_ms,
+                logging: Some(false),
             })?;
-            if !gaps.is_empty() {
-                position.gap_reported = true;
-                changes.push(Change::Chain {
-                    stream: stream.to_owned(),
-                    position,
-                });
+            for p in &extra {
+                let key = p.location.trim_start_matches(&format!("{}/", self.bucket)).to_owned();
+                if unhashed.insert(key.clone()) {
+                    out.changes.push(Change::Unhashed { key });
+                }
             }
-            problems.extend(gaps.into_iter().map(|p| (region.clone(), p)));
+            out.problems.extend(extra);
         }
-        Ok(())
+        // A chain whose digests stopped coming: once per last digest, and only when no later
+        // digest is waiting to be judged.
+        if !stopped_early {
+            for (trail, position) in &positions {
+                if now_ms - position.end_ms <= DIGEST_DUE_MS || position.gap_reported {
+                    continue;
+                }
+                let gaps = validator.runtime.judge_coverage(&wi::Coverage {
+                    digests: vec![wi::Span {
+                        location: position.location.clone(),
+                        start_ms: position.start_ms,
+                        end_ms: position.end_ms,
+                        previous: None,
+                    }],
+                    log_files: Vec::new(),
+                    listed: Vec::new(),
+                    from_ms: position.start_ms,
+                    until_ms: now_ms - (DIGEST_DUE_MS - HOUR_MS),
+                    logging: self.logging,
+                })?;
+                if !gaps.is_empty() {
+                    let mut reported = position.clone();
+                    reported.gap_reported = true;
+                    out.changes.push(Change::Chain {
+                        stream: format!("{stream}{trail}"),
+                        position: reported,
+                    });
+                }
+                out.problems.extend(gaps);
+            }
+        }
+        Ok(out)
     }
+}
+
+/// The hashed files of a log stream, with the times in their names.
+fn hashes_of<'a>(cp: &'a Checkpoint, log_stream: &'a str) -> impl Iterator<Item = (String, i64)> + 'a {
+    cp.hashes
+        .range::<str, _>((std::ops::Bound::Included(log_stream), std::ops::Bound::Unbounded))
+        .take_while(move |(k, _)| k.starts_with(log_stream))
+        .map(|(k, h)| (k.clone(), h.time_ms))
+}
+
+/// Hashes and listed keys of a log stream no digest came for in two days.
+fn prune(cp: &Checkpoint, log_stream: &str, now_ms: i64) -> Vec<Change> {
+    let old = now_ms - KEEP_MS;
+    let mut changes: Vec<Change> = hashes_of(cp, log_stream)
+        .filter(|(_, t)| *t < old)
+        .map(|(key, _)| Change::Unhashed { key })
+        .collect();
+    changes.extend(
+        cp.listed
+            .range::<str, _>((std::ops::Bound::Included(log_stream), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(log_stream))
+            .filter(|(_, t)| **t < old)
+            .map(|(k, _)| Change::Unlisted { key: k.clone() }),
+    );
+    changes
 }
 
 /// The digest stream of a log stream (`…/CloudTrail/<region>/` → `…/CloudTrail-Digest/<region>/`);
@@ -390,7 +512,7 @@ fn digest_stream(log_stream: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::digest_stream;
+    use super::{digest_stream, trail_of};
 
     #[test]
     fn a_log_stream_has_its_digest_stream_beside_it() {
@@ -402,5 +524,13 @@ mod tests {
             digest_stream("AWSLogs/111122223333/CloudTrail-Insight/eu-west-1/"),
             None
         );
+    }
+
+    #[test]
+    fn a_digest_names_its_trail_underscores_and_all() {
+        let d = "AWSLogs/1/CloudTrail-Digest/eu-west-1/2024/03/01/111122223333_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20240301T130000Z.json.gz";
+        assert_eq!(trail_of(d), "my_trail");
+        assert_eq!(trail_of(&d.replace("Z.json.gz", "Z_backfill.json.gz")), "my_trail");
+        assert_eq!(trail_of("AWSLogs/x/other.json.gz"), "");
     }
 }

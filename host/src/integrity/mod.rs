@@ -12,13 +12,13 @@ pub mod follow;
 pub mod verify;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use crate::aws::cloudtrail::{self, DigestPublicKey};
 use crate::aws::s3::S3;
 use crate::aws::{AwsClient, AwsError};
 use crate::runtime::bindings::integrity as wi;
 use crate::runtime::bindings::types::ObjectMeta;
+use crate::runtime::file::HashFailure;
 use crate::runtime::PluginRuntime;
 
 /// The most a digest file may weigh (stored).
@@ -29,17 +29,28 @@ pub const CONTROLS: [&str; 2] = ["CIS 3.2", "CloudTrail.4"];
 
 /// Where digest signatures are checked with.
 pub enum Keys {
-    /// CloudTrail's ListPublicKeys, asked once per validator (and again for an unknown
-    /// fingerprint, at most every ten minutes).
+    /// CloudTrail's ListPublicKeys in each digest's own region (every region signs with its
+    /// own keys), asked once per region and again for an unknown fingerprint, at most every ten
+    /// minutes; `client` makes the CloudTrail client of a region.
     Fetched {
-        client: Arc<AwsClient>,
-        keys: Option<Vec<wi::PublicKey>>,
-        fetched_at_ms: i64,
+        client: ClientFor,
+        regions: BTreeMap<String, RegionKeys>,
     },
-    /// Keys from `[integrity] public_keys_file` (restricted mode: no CloudTrail call).
+    /// Keys from `[integrity] public_keys_file`, every region's (restricted mode: no CloudTrail
+    /// call).
     Fixed(Vec<wi::PublicKey>),
     /// None: signatures are not checked (restricted mode without keys).
     None,
+}
+
+/// Makes the CloudTrail client of a region.
+pub type ClientFor = Box<dyn Fn(&str) -> anyhow::Result<AwsClient> + Send + Sync>;
+
+/// One region's public keys, as last read.
+pub struct RegionKeys {
+    client: AwsClient,
+    keys: Vec<wi::PublicKey>,
+    fetched_at_ms: i64,
 }
 
 /// Reads `ListPublicKeys`' answer as `aws cloudtrail list-public-keys` prints it, from a file.
@@ -136,71 +147,95 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// The public keys for a digest signed with `fingerprint` around `at_ms`; `None` when there
-    /// are none to check with.
+    /// The public keys of `region` for a digest signed with `fingerprint`: `None` when there
+    /// are none to check with; `Err` when they cannot be had now (the digest waits).
     async fn keys_for(
         &mut self,
         fingerprint: &str,
-        at_ms: i64,
+        region: &str,
         now_ms: i64,
-    ) -> Result<Option<Vec<wi::PublicKey>>, AwsError> {
-        match &mut self.keys {
-            Keys::None => Ok(None),
-            Keys::Fixed(keys) => Ok(Some(keys.clone())),
-            Keys::Fetched {
-                client,
-                keys,
-                fetched_at_ms,
-            } => {
-                let known = keys
-                    .as_ref()
-                    .is_some_and(|k| k.iter().any(|k| k.fingerprint.eq_ignore_ascii_case(fingerprint)));
-                let stale = now_ms - *fetched_at_ms >= 600_000;
-                if keys.is_none() || (!known && stale) {
-                    // Every key valid from a year before the digest to now: CloudTrail rotates
-                    // keys, and a range's digests may span several.
-                    let from = at_ms.min(now_ms) - 366 * 86_400_000;
-                    let fetched = cloudtrail::list_public_keys(client, from, now_ms).await?;
-                    tracing::debug!(
-                        keys = fetched.len(),
-                        "read CloudTrail's public keys for digest signatures"
-                    );
-                    *keys = Some(fetched.into_iter().map(public_key).collect());
-                    *fetched_at_ms = now_ms;
-                }
-                Ok(keys.clone())
+    ) -> Result<Option<Vec<wi::PublicKey>>, Transient> {
+        let (make, regions) = match &mut self.keys {
+            Keys::None => return Ok(None),
+            Keys::Fixed(keys) => return Ok(Some(keys.clone())),
+            Keys::Fetched { client, regions } => (client, regions),
+        };
+        let known = |k: &RegionKeys| k.keys.iter().any(|k| k.fingerprint.eq_ignore_ascii_case(fingerprint));
+        let fetch = match regions.get(region) {
+            None => true,
+            Some(k) if known(k) => false,
+            // A key rotated in since the last read: read again, but not more than every ten
+            // minutes; until then the digest waits rather than being called forged.
+            Some(k) if now_ms - k.fetched_at_ms < 600_000 => {
+                return Err(Transient(format!(
+                    "no public key of {region} has fingerprint {fingerprint} yet; asked again in a few minutes"
+                )))
             }
+            Some(_) => true,
+        };
+        if fetch {
+            let client = match regions.remove(region) {
+                Some(k) => k.client,
+                None => make(region).map_err(|e| Transient(format!("a CloudTrail client for {region}: {e:#}")))?,
+            };
+            // Every key valid in the last two years: CloudTrail rotates keys, and digests of a
+            // range or a backlog may span several.
+            let listed = cloudtrail::list_public_keys(&client, now_ms - 2 * 366 * 86_400_000, now_ms).await;
+            let keys = match listed {
+                Ok(keys) => keys.into_iter().map(public_key).collect(),
+                Err(e) => {
+                    return Err(Transient(format!(
+                        "reading CloudTrail's public keys for digest signatures in {region}: {e}"
+                    )))
+                }
+            };
+            tracing::debug!(region, "read CloudTrail's public keys for digest signatures");
+            regions.insert(
+                region.to_owned(),
+                RegionKeys {
+                    client,
+                    keys,
+                    fetched_at_ms: now_ms,
+                },
+            );
         }
+        Ok(regions.get(region).map(|k| k.keys.clone()))
     }
 
-    /// Fetches and reads the digest at `bucket/key`. `Err` is the problem to report (it could
-    /// not be fetched or is not a digest), `None` when it is not in the bucket.
-    pub async fn fetch(&mut self, bucket: &str, key: &str) -> Result<Fetched, Option<wi::Problem>> {
+    /// Fetches and reads the digest at `bucket/key`.
+    pub async fn fetch(&mut self, bucket: &str, key: &str) -> Result<Fetched, FetchError> {
         let location = format!("{bucket}/{key}");
         let (bytes, metadata) = match S3::new(self.client, bucket)
             .get_with_metadata(key, MAX_DIGEST_BYTES)
             .await
         {
             Ok(got) => got,
-            Err(AwsError::NotFound { .. }) => return Err(None),
-            Err(e) => {
-                return Err(Some(host_problem(
+            Err(AwsError::NotFound { .. }) => return Err(FetchError::NotFound),
+            Err(AwsError::TooLarge { size, .. }) => {
+                return Err(FetchError::Bad(host_problem(
                     "digest-unreadable",
                     &location,
-                    format!("the digest could not be fetched: {e}"),
+                    format!("the digest weighs {size} bytes, more than any CloudTrail writes"),
                 )))
             }
+            Err(e) => return Err(FetchError::Transient(Transient(format!("fetching {location}: {e}")))),
         };
         let digest = match self.runtime.read_digest(&bytes) {
             Ok(Ok(d)) => d,
             Ok(Err(why)) => {
-                return Err(Some(host_problem(
+                return Err(FetchError::Bad(host_problem(
                     "digest-unreadable",
                     &location,
                     format!("the digest is not one CloudTrail wrote: {why}"),
                 )))
             }
-            Err(e) => return Err(Some(host_problem("digest-unreadable", &location, e.to_string()))),
+            Err(e) => {
+                return Err(FetchError::Bad(host_problem(
+                    "digest-unreadable",
+                    &location,
+                    e.to_string(),
+                )))
+            }
         };
         let signature = metadata.get("signature").cloned();
         self.seen.insert(
@@ -221,33 +256,35 @@ impl<'a> Validator<'a> {
 
     /// What is known of the digest `fetched` names as its previous one: read before, or
     /// fetched now (and then counted as read).
-    async fn previous(&mut self, fetched: &Fetched) -> wi::Previous {
+    async fn previous(&mut self, fetched: &Fetched) -> Result<wi::Previous, Transient> {
         let (Some(bucket), Some(key)) = (&fetched.digest.previous_bucket, &fetched.digest.previous_key) else {
-            return wi::Previous::None;
+            return Ok(wi::Previous::None);
         };
         let location = format!("{bucket}/{key}");
         if let Some(p) = self.seen.get(&location) {
-            return wi::Previous::Found(p.clone());
+            return Ok(wi::Previous::Found(p.clone()));
         }
         match self.fetch(bucket, key).await {
-            Ok(f) => wi::Previous::Found(wi::PreviousDigest {
+            Ok(f) => Ok(wi::Previous::Found(wi::PreviousDigest {
                 location: f.location,
                 sha256: f.digest.sha256,
                 signature: f.signature,
-            }),
-            Err(None) => wi::Previous::Missing,
-            // Present but unreadable: its own validation says so when it is in range.
-            Err(Some(_)) => wi::Previous::NotChecked,
+            })),
+            Err(FetchError::NotFound) => Ok(wi::Previous::Missing),
+            Err(FetchError::Transient(t)) => Err(t),
+            // Present but not a digest: its own validation says so; the link cannot be checked.
+            Err(FetchError::Bad(_)) => Ok(wi::Previous::NotChecked),
         }
     }
 
     /// Fetches a log file and hashes its decompressed content in the plugin.
-    pub async fn hash_log_file(&self, bucket: &str, key: &str, limit: u64) -> wi::FileState {
+    pub async fn hash_log_file(&self, bucket: &str, key: &str, limit: u64) -> Result<wi::FileState, Transient> {
         let s3 = S3::new(self.client, bucket);
         let reader = match s3.get_stream(key, limit).await {
             Ok(r) => r,
-            Err(AwsError::NotFound { .. }) => return wi::FileState::Missing,
-            Err(e) => return wi::FileState::Unreadable(e.to_string()),
+            Err(AwsError::NotFound { .. }) => return Ok(wi::FileState::Missing),
+            Err(e @ AwsError::TooLarge { .. }) => return Ok(wi::FileState::Unreadable(e.to_string())),
+            Err(e) => return Err(Transient(format!("fetching {bucket}/{key}: {e}"))),
         };
         let meta = ObjectMeta {
             key: key.to_owned(),
@@ -255,36 +292,44 @@ impl<'a> Validator<'a> {
             last_modified_ms: None,
         };
         let runtime = self.runtime;
-        let hashed = tokio::task::block_in_place(|| runtime.hash_file(Box::new(reader), &meta));
-        match hashed {
-            Ok(sha256) => wi::FileState::Hashed(sha256),
-            Err(why) => wi::FileState::Unreadable(why),
+        match tokio::task::block_in_place(|| runtime.hash_file(Box::new(reader), &meta)) {
+            Ok(sha256) => Ok(wi::FileState::Hashed(sha256)),
+            Err(HashFailure::Input(why)) => Err(Transient(format!("reading {bucket}/{key}: {why}"))),
+            Err(HashFailure::Content(why)) => Ok(wi::FileState::Unreadable(why)),
         }
     }
 
     /// Judges `fetched`: its previous digest and each listed file are looked up with
-    /// `known` first (hashes of files already read: `run`'s), then fetched.
+    /// `known` first (hashes of files already read: `run`'s), then fetched. `Ok(Err)` when
+    /// something it needs cannot be had now (a request that keeps failing, a key not yet
+    /// known): the digest is judged later rather than wrongly.
     pub async fn judge(
         &mut self,
         fetched: &Fetched,
         known: &dyn Fn(&str, &str) -> Option<wi::FileState>,
         limit: u64,
         now_ms: i64,
-    ) -> Result<wi::Verdict, anyhow::Error> {
-        let keys = self
-            .keys_for(
-                &fetched.digest.public_key_fingerprint,
-                fetched.digest.end_time_ms,
-                now_ms,
-            )
+    ) -> Result<Result<wi::Verdict, Transient>, crate::runtime::verdict::VerdictError> {
+        let region = region_of(&fetched.location).to_owned();
+        let keys = match self
+            .keys_for(&fetched.digest.public_key_fingerprint, &region, now_ms)
             .await
-            .map_err(|e| anyhow::anyhow!("reading CloudTrail's public keys for digest signatures: {e}"))?;
-        let previous = self.previous(fetched).await;
+        {
+            Ok(keys) => keys,
+            Err(t) => return Ok(Err(t)),
+        };
+        let previous = match self.previous(fetched).await {
+            Ok(p) => p,
+            Err(t) => return Ok(Err(t)),
+        };
         let mut files = Vec::with_capacity(fetched.digest.files.len());
         for f in &fetched.digest.files {
             let state = match known(&f.bucket, &f.key) {
                 Some(state) => state,
-                None => self.hash_log_file(&f.bucket, &f.key, limit).await,
+                None => match self.hash_log_file(&f.bucket, &f.key, limit).await {
+                    Ok(state) => state,
+                    Err(t) => return Ok(Err(t)),
+                },
             };
             files.push((f.key.clone(), state));
         }
@@ -297,8 +342,29 @@ impl<'a> Validator<'a> {
             previous,
             files,
         };
-        Ok(self.runtime.judge_digest(&check)?)
+        self.runtime.judge_digest(&check).map(Ok)
     }
+}
+
+/// Something needed could not be had now (a request that kept failing after its retries, a
+/// key not yet readable): worth trying again later, not a verdict.
+#[derive(Debug, Clone)]
+pub struct Transient(pub String);
+
+impl std::fmt::Display for Transient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a digest was not read.
+pub enum FetchError {
+    /// It is not in the bucket.
+    NotFound,
+    /// It could not be fetched now.
+    Transient(Transient),
+    /// It is not a digest CloudTrail wrote: the problem to report.
+    Bad(wi::Problem),
 }
 
 /// A severity's name in documents.

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use super::{document, host_problem, keys_from_file, severity_name, Keys, Validator};
+use super::{document, host_problem, keys_from_file, severity_name, FetchError, Keys, Validator};
 use crate::aws::s3::S3;
 use crate::clock::Clock;
 use crate::config::{Config, Mode};
@@ -70,11 +70,13 @@ async fn verify(config: &Config, runtime: &PluginRuntime, options: &VerifyOption
             tracing::warn!("restricted mode makes no CloudTrail call: digest signatures are not checked (set [integrity] public_keys_file to check them); hashes and the chain are");
             Keys::None
         }
-        (None, _) => Keys::Fetched {
-            client: std::sync::Arc::new(crate::run::client(config, None)?),
-            keys: None,
-            fetched_at_ms: now_ms,
-        },
+        (None, _) => {
+            let aws = config.aws.clone();
+            Keys::Fetched {
+                client: Box::new(move |region: &str| crate::run::client_for(&aws, Some(region))),
+                regions: std::collections::BTreeMap::new(),
+            }
+        }
     };
     let bucket_client = crate::run::bucket_client(config, std::sync::Arc::new(client), &located.bucket).await?;
     let s3 = S3::new(&bucket_client, &located.bucket);
@@ -107,9 +109,10 @@ async fn verify(config: &Config, runtime: &PluginRuntime, options: &VerifyOption
         for key in &keys {
             match validator.fetch(&located.bucket, key).await {
                 Ok(f) => fetched.push(f),
-                Err(Some(p)) => problems.push((region.clone(), p)),
+                Err(FetchError::Bad(p)) => problems.push((region.clone(), p)),
+                Err(FetchError::Transient(t)) => anyhow::bail!("{t}"),
                 // Listed a moment ago, gone now.
-                Err(None) => problems.push((
+                Err(FetchError::NotFound) => problems.push((
                     region.clone(),
                     host_problem(
                         "digest-missing",
@@ -124,7 +127,10 @@ async fn verify(config: &Config, runtime: &PluginRuntime, options: &VerifyOption
             tally.digests += 1;
             tally.files_listed += f.digest.files.len() as u32;
             listed.extend(f.digest.files.iter().map(|l| format!("{}/{}", l.bucket, l.key)));
-            let verdict = validator.judge(f, &|_, _| None, limit, now_ms).await?;
+            let verdict = validator
+                .judge(f, &|_, _| None, limit, now_ms)
+                .await?
+                .map_err(|t| anyhow::anyhow!("{t}"))?;
             tally.signatures_valid += u32::from(verdict.signature_valid);
             tally.files_valid += verdict.files_valid;
             problems.extend(verdict.problems.into_iter().map(|p| (region.clone(), p)));
@@ -246,8 +252,15 @@ async fn streams(s3: &S3<'_>, prefix: &str, options: &VerifyOptions) -> anyhow::
         if !options.accounts.is_empty() && !options.accounts.contains(&account) {
             continue;
         }
-        for r in listing(format!("{account_root}CloudTrail-Digest/")).await?.prefixes {
-            let region = last_segment(&r).to_owned();
+        // Regions with digests, and regions with log files but no digest at all (a digest
+        // folder deleted whole is then a gap, not silence).
+        let mut regions = BTreeSet::new();
+        for folder in ["CloudTrail-Digest/", "CloudTrail/"] {
+            for r in listing(format!("{account_root}{folder}")).await?.prefixes {
+                regions.insert(last_segment(&r).to_owned());
+            }
+        }
+        for region in regions {
             if options.regions.is_empty() || options.regions.contains(&region) {
                 streams.push(Stream {
                     account_root: account_root.clone(),

@@ -644,8 +644,13 @@ impl Cycle<'_> {
                     ledger.change(Change::Recovered { key: key.clone() });
                 }
                 ledger.change(Change::Done { key: key.clone() });
-                // Its hash waits for the digest that lists it, in the same commit as the file.
-                if let (Some(Ok(sha256)), Some(time_ms)) = (&stats.sha256, crate::layout::file_time_ms(&key)) {
+                // Its hash waits for the digest that lists it, in the same commit as the file
+                // (log files only: Insight files have no such digests), unless that digest was
+                // judged already.
+                let wanted = key.contains("/CloudTrail/") && !ledger.checkpoint().listed.contains_key(&key);
+                if let (Some(Ok(sha256)), Some(time_ms), true) =
+                    (&stats.sha256, crate::layout::file_time_ms(&key), wanted)
+                {
                     ledger.change(Change::Hashed {
                         key: key.clone(),
                         hash: crate::state::checkpoint::FileHash {

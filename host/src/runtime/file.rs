@@ -76,6 +76,15 @@ pub enum FileFailure {
     Output(anyhow::Error),
 }
 
+/// Why a file could not be hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashFailure {
+    /// Its stored bytes could not all be read (the download failed): worth trying again.
+    Input(String),
+    /// Its content could not be decompressed to its end (a corrupt gzip stream, a limit).
+    Content(String),
+}
+
 /// A file error in words.
 pub fn describe_file_error(e: &FileError) -> String {
     match e {
@@ -367,22 +376,31 @@ impl PluginRuntime {
     }
 
     /// The SHA-256 of a stored object's decompressed content (lowercase hex), read through the
-    /// plugin (its events are read and dropped); `Err` says why it could not be had.
-    pub fn hash_file(&self, input: Box<dyn std::io::Read + Send>, meta: &ObjectMeta) -> Result<String, String> {
+    /// plugin (its events are read and dropped).
+    pub fn hash_file(&self, input: Box<dyn std::io::Read + Send>, meta: &ObjectMeta) -> Result<String, HashFailure> {
         if !self.validates() {
-            return Err("the plugin has no integrity interface".into());
+            return Err(HashFailure::Content("the plugin has no integrity interface".into()));
         }
         let result = self.read(input, meta, self.renders_documents(), Keep::All, true, |_| Ok(()));
         let report = match result {
             Ok(report) => report,
-            Err((_, FileFailure::Output(e))) => return Err(format!("{e:#}")),
+            Err((_, FileFailure::Output(e))) => return Err(HashFailure::Content(format!("{e:#}"))),
+            Err((_, FileFailure::Input(e @ FileError::ReadFailed(_)))) => {
+                return Err(HashFailure::Input(describe_file_error(&e)))
+            }
             Err((report, FileFailure::Input(e))) => match report.sha256 {
                 Some(_) => report,
-                None => return Err(describe_file_error(&e)),
+                None => return Err(HashFailure::Content(describe_file_error(&e))),
             },
-            Err((_, FileFailure::Trap(reason))) => return Err(reason.to_string()),
+            Err((_, FileFailure::Trap(reason))) => return Err(HashFailure::Content(reason.to_string())),
         };
-        report.sha256.map_or_else(|| Err("not hashed".into()), |r| *r)
+        match report.sha256.map(|r| *r) {
+            Some(Ok(sha256)) => Ok(sha256),
+            // Its stored bytes could not all be had: the download, not the file.
+            Some(Err(why)) if why.starts_with("could not be read") => Err(HashFailure::Input(why)),
+            Some(Err(why)) => Err(HashFailure::Content(why)),
+            None => Err(HashFailure::Content("not hashed".into())),
+        }
     }
 
     /// Whether the plugin can validate log files (the optional `integrity` interface).
@@ -496,8 +514,9 @@ impl PluginRuntime {
             (hasher, instance.integrity.as_ref(), handle, finish)
         {
             let store = &mut instance.store;
+            // One time budget for the whole rest, however many chunks it takes.
+            set_deadline(store, self.limits.time_per_file);
             let sha256 = loop {
-                set_deadline(store, self.limits.time_per_file);
                 match integrity.call_inflate_rest(&mut *store, handle, INFLATE_CHUNK) {
                     Ok(Ok(bytes)) if bytes.is_empty() => break Ok(hex::encode(hasher.finalize())),
                     Ok(Ok(bytes)) => hasher.update(&bytes),
@@ -597,7 +616,8 @@ impl PluginRuntime {
                     .call_next_batch(&mut *store, handle, BATCH)
                     .map(|r| r.map(Fetched::Typed)),
             };
-            if let (Some(integrity), Some(hasher)) = (integrity, hasher.as_mut()) {
+            // After a trap the instance cannot be entered again: the trap is what is reported.
+            if let (Some(integrity), Some(hasher), Ok(_)) = (integrity, hasher.as_mut(), &result) {
                 match integrity.call_take_inflated(&mut *store, handle) {
                     Ok(bytes) => hasher.update(&bytes),
                     Err(e) => {

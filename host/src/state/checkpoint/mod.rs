@@ -64,10 +64,19 @@ pub struct Checkpoint {
     /// lists it was judged (or it was found in no digest).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hashes: BTreeMap<String, FileHash>,
-    /// Log-file integrity: the last digest judged in each digest stream, by the stream's prefix
-    /// (`…/CloudTrail-Digest/<region>/`): where the next digest's chain must lead back to.
+    /// Log-file integrity: the last digest judged in each chain, by the digest stream's prefix
+    /// (`…/CloudTrail-Digest/<region>/`) followed by the trail's name: where the next digest's
+    /// chain must lead back to.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub chains: BTreeMap<String, ChainPosition>,
+    /// Log-file integrity: log files a judged digest listed before `run` read them (their
+    /// hashes, when they come, are not wanted), with the time in their names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub listed: BTreeMap<String, i64>,
+    /// Log-file integrity: digests ending after this are judged (when validation was first on
+    /// for this checkpoint), ms since the Unix epoch.
+    #[serde(default)]
+    pub integrity_since_ms: Option<i64>,
 }
 
 /// The hash of a log file's decompressed content.
@@ -165,8 +174,14 @@ pub enum Change {
     Hashed { key: String, hash: FileHash },
     /// A log file's hash is no longer needed: a digest listing it was judged.
     Unhashed { key: String },
-    /// A digest stream's last digest judged.
+    /// A chain's last digest judged.
     Chain { stream: String, position: ChainPosition },
+    /// A log file a judged digest listed before it was read.
+    Listed { key: String, time_ms: i64 },
+    /// A listed log file no longer remembered.
+    Unlisted { key: String },
+    /// Integrity validation judges digests ending after `ms`.
+    IntegritySince { ms: i64 },
 }
 
 impl Change {
@@ -215,6 +230,13 @@ impl Change {
             Change::Chain { stream, position } => {
                 cp.chains.insert(stream.clone(), position.clone());
             }
+            Change::Listed { key, time_ms } => {
+                cp.listed.insert(key.clone(), *time_ms);
+            }
+            Change::Unlisted { key } => {
+                cp.listed.remove(key);
+            }
+            Change::IntegritySince { ms } => cp.integrity_since_ms = Some(*ms),
         }
     }
 }
