@@ -378,3 +378,38 @@ async fn run_judges_each_digest_against_the_files_it_read_and_reports_what_is_wr
     assert_eq!(err.matches("digest judged").count(), 0, "{err}");
     assert_eq!(run_findings(&out).len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_turned_on_later_judges_only_what_comes_after_it() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url, public_keys).await;
+    let admin = moto.client("AKIDADMIN", "admin-secret");
+    let e = digests::evidence("later", 2);
+    digests::store(&admin, &e).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.ndjson");
+    let config = run_config(dir.path(), &proxy.url, &e.bucket, &out);
+    // Read without validation first: no hashes are kept.
+    let off = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("enabled = true\ncheck_interval", "enabled = false\ncheck_interval");
+    std::fs::write(&config, &off).unwrap();
+    let (code, err) = run_once(&config).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("log-file integrity validation is off"), "{err}");
+    // A file read then is gone now (as `run`'s own deletion would have it).
+    S3::new(&admin, &e.bucket)
+        .delete(&[e.logs[0].key.clone()])
+        .await
+        .unwrap();
+    std::fs::write(
+        &config,
+        off.replace("enabled = false\ncheck_interval", "enabled = true\ncheck_interval"),
+    )
+    .unwrap();
+    let (code, err) = run_once(&config).await;
+    assert_eq!(code, 0, "{err}");
+    // Its digests ended before validation was on: not judged, so nothing is called missing.
+    assert_eq!(err.matches("digest judged").count(), 0, "{err}");
+    assert_eq!(run_findings(&out), vec![], "{err}");
+}

@@ -511,7 +511,7 @@ async fn run_async(
                 &config,
                 &bucket,
                 trail.clone(),
-                ledger.checkpoint().started_ms.is_none(),
+                ledger.checkpoint().is_new(),
                 clock.now_ms(),
             )?;
             f.logging = check.as_ref().and_then(|c| logging_of(c, trail.as_deref()));

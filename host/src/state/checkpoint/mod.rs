@@ -123,6 +123,15 @@ impl Checkpoint {
                 .is_some_and(|(prefix, before)| key.starts_with(prefix.as_str()) && key < before.as_str())
     }
 
+    /// Whether nothing was read with it yet.
+    pub fn is_new(&self) -> bool {
+        self.done.is_empty()
+            && self.cursors.is_empty()
+            && self.failed.is_empty()
+            && self.pending_delete.is_empty()
+            && self.started_ms.is_none()
+    }
+
     /// The cursor of `prefix`, when it has one.
     pub fn cursor(&self, prefix: &str) -> Option<&str> {
         self.cursors.get(prefix).map(String::as_str)
