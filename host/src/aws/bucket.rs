@@ -122,7 +122,7 @@ impl S3<'_> {
         if text.trim().is_empty() {
             return Ok(Some(T::default()));
         }
-        quick_xml::de::from_str(&text).map(Some).map_err(|e| AwsError::Parse {
+        super::xml::from_str(&text).map(Some).map_err(|e| AwsError::Parse {
             operation,
             message: e.to_string(),
         })

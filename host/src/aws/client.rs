@@ -556,7 +556,7 @@ impl ErrorFields {
                 server_time: None,
             }
         } else if trimmed.starts_with('<') {
-            quick_xml::de::from_str::<XmlError>(trimmed)
+            super::xml::from_str::<XmlError>(trimmed)
                 .map(XmlError::into_fields)
                 .unwrap_or_default()
         } else {

@@ -14,6 +14,7 @@
 //! - `sqs`: ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibilityBatch, GetQueueAttributes
 //!   (the queue source).
 //! - `sts`: GetCallerIdentity (the account, for `setup`).
+//! - `xml`: XML answers read safely (quick-xml's panics become errors).
 //! - `cloudtrail`: reading a trail (DescribeTrails, GetTrailStatus, selectors, tags) and the
 //!   changes fixes and `setup` make (PutEventSelectors, UpdateTrail, StartLogging, CreateTrail).
 
@@ -27,6 +28,7 @@ pub mod s3;
 pub mod secret;
 pub mod sqs;
 pub mod sts;
+pub mod xml;
 
 pub use client::{AwsClient, ClientSettings, RequestCounts};
 pub use error::AwsError;

@@ -374,7 +374,7 @@ impl<'a> S3<'a> {
         if text.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let parsed: DeleteResult = quick_xml::de::from_str(&text).map_err(|e| AwsError::Parse {
+        let parsed: DeleteResult = super::xml::from_str(&text).map_err(|e| AwsError::Parse {
             operation: "s3:DeleteObjects",
             message: e.to_string(),
         })?;
@@ -393,7 +393,7 @@ impl<'a> S3<'a> {
 /// A ListObjectsV2 answer's page.
 pub(crate) fn parse_listing(body: &[u8]) -> Result<ListPage, AwsError> {
     let text = String::from_utf8_lossy(body);
-    let parsed: ListBucketResult = quick_xml::de::from_str(&text).map_err(|e| AwsError::Parse {
+    let parsed: ListBucketResult = super::xml::from_str(&text).map_err(|e| AwsError::Parse {
         operation: "s3:ListObjectsV2",
         message: e.to_string(),
     })?;

@@ -38,7 +38,7 @@ pub async fn caller_identity(client: &AwsClient) -> Result<Identity, AwsError> {
         })
         .await?;
     let text = String::from_utf8_lossy(&resp.body);
-    let r: Response = quick_xml::de::from_str(&text).map_err(|e| AwsError::Parse {
+    let r: Response = super::xml::from_str(&text).map_err(|e| AwsError::Parse {
         operation: "sts:GetCallerIdentity",
         message: e.to_string(),
     })?;
