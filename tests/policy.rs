@@ -1,13 +1,18 @@
 //! `trailwatch policy` against moto with IAM enforcement on: the printed policy is enough for
 //! the module in its mode (`run`, and in default mode `check --fix`), and with any one of its
-//! actions removed the module's output names that action.
+//! actions removed the module's output names that action. The trail validates its log files
+//! and the bucket holds a signed digest, so `run` in default mode checks its signature with
+//! CloudTrail's public keys: moto authorizes `ListPublicKeys` but has no such call, and a proxy
+//! in front of it answers the calls moto let through.
 
 mod common;
 
 use std::path::Path;
 
 use bytes::Bytes;
+use common::digests;
 use common::moto::{self, Moto};
+use common::proxy::{Fault, Proxy};
 use serde_json::Value;
 use trailwatch::aws::client::Request;
 use trailwatch::aws::cloudtrail::{self, EventSelector, NewTrail, TrailUpdate};
@@ -139,10 +144,23 @@ struct Outcome {
     check: Option<(i32, String)>,
 }
 
+/// Answers CloudTrail's ListPublicKeys with the test key when moto did not refuse the caller.
+fn public_keys(_n: u64, head: &str) -> Option<Fault> {
+    head.to_ascii_lowercase()
+        .contains("x-amz-target: com.amazonaws.cloudtrail.v20131101.cloudtrail_20131101.listpublickeys")
+        .then(|| Fault::AnswerUnlessRefused(digests::list_public_keys_response()))
+}
+
 fn module(url: &str, mode: &str, key: &str, secret: &str) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), url, mode, key, secret);
-    let run = trailwatch(&config, &["run", "--once"]);
+    // At info: the digest's verdict is logged.
+    let (code, out, err) = common::outcome(
+        common::with_config(&config)
+            .env("TRAILWATCH_LOG", "trailwatch=info")
+            .args(["run", "--once"]),
+    );
+    let run = (code, out + &err);
     let events = std::fs::read_to_string(dir.path().join("events.ndjson")).unwrap_or_default();
     let run = (
         run.0,
@@ -155,21 +173,11 @@ fn module(url: &str, mode: &str, key: &str, secret: &str) -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_printed_policy_is_enough_and_each_of_its_actions_is_needed() {
     let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url, public_keys).await;
     let setup = moto.client("AKIDADMIN", "s");
-    let files: Vec<moto::LogFile> = (0..2)
-        .map(|f| {
-            moto::log_file(
-                "",
-                "111122223333",
-                "us-east-1",
-                "2024-03-01",
-                &format!("00{f}0"),
-                &format!("p{f}"),
-                3,
-            )
-        })
-        .collect();
-    moto::seed(&setup, BUCKET, &files).await;
+    // An hour of two log files of 3 events, and its signed digest.
+    let evidence = digests::evidence(BUCKET, 1);
+    digests::store(&setup, &evidence).await;
     cloudtrail::create_trail(
         &setup,
         &NewTrail {
@@ -216,8 +224,11 @@ async fn each_printed_policy_is_enough_and_each_of_its_actions_is_needed() {
             break_trail(&admin).await;
         }
         // The files again: a run before may have deleted them (default mode deletes).
-        moto::seed(&admin, BUCKET, &files).await;
-        let outcome = module(&moto.url, mode, &key, &secret);
+        digests::store(&admin, &evidence).await;
+        let url = proxy.url.clone();
+        let outcome = tokio::task::spawn_blocking(move || module(&url, mode, &key, &secret))
+            .await
+            .unwrap();
         let said = format!(
             "{}\n{}",
             outcome.run.1,
@@ -228,6 +239,12 @@ async fn each_printed_policy_is_enough_and_each_of_its_actions_is_needed() {
                 assert_eq!(outcome.run.0, 0, "{mode}, the whole policy: {said}");
                 assert!(outcome.run.1.ends_with("events: 6"), "{mode}: {said}");
                 assert!(!said.contains("must allow"), "{mode}, the whole policy: {said}");
+                if mode == "default" {
+                    assert!(
+                        said.contains("digest judged") && said.contains("signature_valid=true problems=0"),
+                        "default, the whole policy: the digest was not judged with its signature: {said}"
+                    );
+                }
                 if let Some((_, check)) = &outcome.check {
                     assert!(
                         !check.contains("could-not-read") && !check.contains("could not fix"),

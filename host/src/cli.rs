@@ -116,6 +116,10 @@ pub enum Command {
         /// listing the bucket [default: the config's queue_url when its type is sqs].
         #[arg(long)]
         queue_url: Option<String>,
+        /// Digests are not validated (`[integrity] enabled = false`): no
+        /// `cloudtrail:ListPublicKeys` [default: the config's].
+        #[arg(long)]
+        no_integrity: bool,
     },
     /// Create what the module needs, where missing: the bucket, the bucket policy CloudTrail
     /// delivers with, a trail (all regions, global service events, log file validation),
@@ -264,6 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_delete,
             region,
             queue_url,
+            no_integrity,
         } => {
             let queue_url = queue_url.or_else(|| {
                 (config.source.kind == crate::config::SourceKind::Sqs)
@@ -289,6 +294,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 auto_configure,
                 delete: !no_delete,
                 region,
+                integrity: !no_integrity && config.integrity.enabled != Some(false),
             };
             print!("{}", crate::policy::render(&crate::policy::policy(&options)));
             Ok(ExitCode::SUCCESS)

@@ -30,6 +30,9 @@ pub struct PolicyOptions {
     /// The queue's ARN when reading through SQS (`[source] type = "sqs"`): the bucket is never
     /// listed then.
     pub queue: Option<String>,
+    /// Digests are validated in `run` (`[integrity]`, on by default where the trail has log
+    /// file validation on): their signatures need CloudTrail's public keys.
+    pub integrity: bool,
 }
 
 /// An IAM policy document.
@@ -112,6 +115,15 @@ pub fn policy(o: &PolicyOptions) -> Policy {
     };
     // DescribeTrails allows no resource but `*`.
     statement.push(allow("ListTrails", &["cloudtrail:DescribeTrails"], vec!["*".into()]));
+    // Digest signatures, checked with CloudTrail's public keys; ListPublicKeys allows no
+    // resource but `*`. The SQS source follows no digests.
+    if o.integrity && o.queue.is_none() {
+        statement.push(allow(
+            "ReadDigestPublicKeys",
+            &["cloudtrail:ListPublicKeys"],
+            vec!["*".into()],
+        ));
+    }
     statement.push(allow(
         "CheckTheTrail",
         &[
@@ -171,6 +183,7 @@ mod tests {
             delete: true,
             region: "us-east-1".into(),
             queue: None,
+            integrity: true,
         }
     }
 
@@ -185,8 +198,12 @@ mod tests {
             ["s3:ListBucket", "s3:GetObject"]
         );
         let default = policy(&options(Mode::Default));
-        assert_eq!(actions(&default).len(), 2 + 1 + 1 + 4 + 5);
+        assert_eq!(actions(&default).len(), 2 + 1 + 1 + 1 + 4 + 5);
         assert_eq!(policy(&options(Mode::WriteOnly)), default);
+        let mut o = options(Mode::Default);
+        o.integrity = false;
+        assert!(!actions(&policy(&o)).contains(&"cloudtrail:ListPublicKeys"));
+        assert_eq!(actions(&policy(&o)).len(), actions(&default).len() - 1);
         let mut o = options(Mode::Default);
         o.delete = false;
         assert!(!actions(&policy(&o)).contains(&"s3:DeleteObject"));

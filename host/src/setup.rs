@@ -241,6 +241,8 @@ pub async fn setup(config: &Config, client: &AwsClient, options: &SetupOptions) 
         delete: true,
         region,
         queue: None,
+        // The trail setup makes has log file validation on.
+        integrity: true,
     });
     print!("{}", policy::render(&policy));
     println!(

@@ -23,6 +23,10 @@ pub enum Fault {
     Stall,
     /// Forwards after this long (a slow answer).
     Delay(std::time::Duration),
+    /// Forwards, and passes on the answer when it is a refusal (4xx: moto checked the caller's
+    /// permissions); answers with these bytes otherwise (a call moto authorizes but does not
+    /// implement).
+    AnswerUnlessRefused(Vec<u8>),
 }
 
 /// Chooses a fault (or none: forward) for the `n`th request (from 0), given its head.
@@ -115,6 +119,7 @@ async fn serve(
             let head_end = text.find("\r\n\r\n").map(|i| i + 2).unwrap_or(0);
             let mut truncate = false;
             let mut stall = false;
+            let mut unless_refused = None;
             let n = seen.fetch_add(1, Ordering::Relaxed);
             match inject(n, &text[..head_end]) {
                 Some(Fault::Answer(resp)) => {
@@ -146,6 +151,7 @@ async fn serve(
                     faults.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(d).await;
                 }
+                Some(Fault::AnswerUnlessRefused(resp)) => unless_refused = Some(resp),
                 None => {}
             }
             let Ok(mut up) = TcpStream::connect(&upstream).await else {
@@ -166,6 +172,12 @@ async fn serve(
             let mut response = Vec::new();
             if up.read_to_end(&mut response).await.is_err() {
                 return;
+            }
+            if let Some(answer) = unless_refused {
+                if !response.starts_with(b"HTTP/1.1 4") && !response.starts_with(b"HTTP/1.0 4") {
+                    faults.fetch_add(1, Ordering::Relaxed);
+                    response = answer;
+                }
             }
             if truncate {
                 let body_at = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |i| i + 4);
