@@ -174,18 +174,41 @@ fn helper(report: &Path) -> anyhow::Result<ExitCode> {
             return Err(e).context("waiting for the child");
         }
     }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     // Linux reports ru_maxrss in KiB.
     std::fs::write(
         report,
-        format!("{} {}", started.elapsed().as_secs_f64(), usage.ru_maxrss),
+        format!(
+            "{} {} {}",
+            started.elapsed().as_secs_f64(),
+            usage.ru_maxrss,
+            seconds(usage.ru_utime) + seconds(usage.ru_stime)
+        ),
     )?;
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// Runs `command` through the helper, output to /dev/null; returns its wall time in seconds and
-/// its peak RSS in KiB.
+/// What one run of a child cost.
+#[derive(Debug, Clone, Copy)]
+struct Ran {
+    /// Wall time, seconds.
+    wall: f64,
+    /// Peak RSS, KiB.
+    peak_kib: u64,
+    /// CPU time (user and system) of the child itself, seconds: unlike the wall time, not
+    /// lengthened by other processes on the same cores (moto's server, in `run`'s measurements).
+    cpu: f64,
+}
+
+/// Runs `command` through the helper, output to /dev/null: its wall time in seconds and its
+/// peak RSS in KiB.
 fn run_child(command: &Command, scratch: &Path) -> anyhow::Result<(f64, u64)> {
+    run_child_ran(command, scratch).map(|r| (r.wall, r.peak_kib))
+}
+
+/// The same, with the child's CPU time.
+fn run_child_ran(command: &Command, scratch: &Path) -> anyhow::Result<Ran> {
     let (report, stderr) = (scratch.join("peak.txt"), scratch.join("stderr.txt"));
     let mut helper = Command::new(std::env::current_exe()?);
     helper
@@ -206,8 +229,13 @@ fn run_child(command: &Command, scratch: &Path) -> anyhow::Result<(f64, u64)> {
         bail!("{command:?} failed ({status}):\n{said}");
     }
     let report = std::fs::read_to_string(&report)?;
-    let (wall, peak) = report.split_once(' ').context("the helper's report")?;
-    Ok((wall.parse()?, peak.parse()?))
+    let mut fields = report.split(' ');
+    let mut next = || fields.next().context("the helper's report");
+    Ok(Ran {
+        wall: next()?.parse()?,
+        peak_kib: next()?.parse()?,
+        cpu: next()?.parse()?,
+    })
 }
 
 /// How to start the release binary.
