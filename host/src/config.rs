@@ -779,6 +779,14 @@ impl Config {
                 }
                 Some(_) => {}
             }
+            if self.integrity.enabled == Some(true) {
+                return Err(ConfigError::Value {
+                    key: "integrity.enabled",
+                    value: "true".into(),
+                    expected: "unset or false with type = \"sqs\": `run` follows digests while polling the bucket, \
+                               which the queue source never lists; check them with `trailwatch verify`",
+                });
+            }
             let timeout = a.request_timeout_secs.unwrap_or(60);
             if timeout <= s.wait_time_secs + 5 {
                 return Err(ConfigError::Value {
@@ -1370,6 +1378,13 @@ mod tests {
                 .starts_with("config key source.visibility_timeout_secs = 1"),
             "{e}"
         );
+        let e = parse(&format!("{queue}\n[integrity]\nenabled = true\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config key integrity.enabled = true: expected unset or false with type = \"sqs\""),
+            "{e}"
+        );
+        assert!(parse(&format!("{queue}\n[integrity]\nenabled = false\n")).is_ok());
         let e = parse(&format!("{queue}max_receives = 0\n")).unwrap_err();
         assert!(e.to_string().starts_with("config key source.max_receives = 0"), "{e}");
         let c = parse(queue).unwrap();
