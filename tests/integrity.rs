@@ -43,11 +43,18 @@ fn write_config(dir: &Path, url: &str, bucket: &str, mode: &str, extra: &str) ->
 
 /// Runs `trailwatch verify <args>` off the test's runtime (the proxy runs on it).
 async fn verify(config: &Path, args: &[&str]) -> (i32, String, String) {
+    trailwatch(config, &[&["verify"], args].concat()).await
+}
+
+/// Runs `trailwatch <args>` with logs at info, off the test's runtime: exit code, stdout, stderr.
+async fn trailwatch(config: &Path, args: &[&str]) -> (i32, String, String) {
     let config = config.to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || common::outcome(common::with_config(&config).arg("verify").args(&args)))
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || {
+        common::outcome(common::with_config(&config).env("TRAILWATCH_LOG", "info").args(&args))
+    })
+    .await
+    .unwrap()
 }
 
 /// (code, location) of each finding `verify --format json` printed, checked against the schema.
@@ -269,19 +276,10 @@ fn run_config(dir: &Path, url: &str, bucket: &str, out: &Path) -> PathBuf {
 
 /// Runs `trailwatch run --once` off the test's runtime: exit code and stderr.
 async fn run_once(config: &Path) -> (i32, String) {
-    let (code, _, err) = verify_like(config, &["run", "--once"]).await;
+    let (code, _, err) = trailwatch(config, &["run", "--once"]).await;
     (code, err)
 }
 
-async fn verify_like(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let config = config.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        common::outcome(common::with_config(&config).env("TRAILWATCH_LOG", "info").args(&args))
-    })
-    .await
-    .unwrap()
-}
 
 /// The finding documents in `run`'s output file, checked against the schema.
 fn run_findings(out: &Path) -> Vec<(String, String)> {

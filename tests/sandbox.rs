@@ -28,6 +28,16 @@ fn runtime() -> PluginRuntime {
     .expect("loading the fixture plugin")
 }
 
+/// The real plugin (not the fixture) under `limits`.
+fn real_runtime(limits: Limits) -> PluginRuntime {
+    PluginRuntime::from_file(
+        &common::plugin_path(),
+        &CompileCache::in_dir(common::cache_dir()),
+        limits,
+    )
+    .expect("loading the plugin")
+}
+
 fn read(runtime: &PluginRuntime, key: &str) -> Result<u64, FileFailure> {
     read_bytes(runtime, key, common::good_log(key, 3).into_bytes())
 }
@@ -183,28 +193,25 @@ fn replay_reports_each_trapped_file_keeps_going_and_exits_non_zero() {
 
 #[test]
 fn a_slow_consumer_does_not_count_against_the_plugins_time_limit() {
-    let runtime = PluginRuntime::from_file(
-        &common::plugin_path(),
-        &CompileCache::in_dir(common::cache_dir()),
-        Limits {
-            time_per_file: Duration::from_secs(3),
-            ..Limits::default()
-        },
-    )
-    .unwrap();
+    let runtime = real_runtime(Limits {
+        time_per_file: Duration::from_secs(3),
+        ..Limits::default()
+    });
     let bytes = common::good_log("slow", 1600).into_bytes();
     let meta = ObjectMeta {
         key: "slow.json".into(),
         size: bytes.len() as u64,
         last_modified_ms: None,
     };
-    // Each batch held by the consumer for 0.9 s: 4.5 s in all (five batches), over the 3 s
-    // budget (which is wide: the plugin's own ~20 ms must not fail it on a loaded machine).
+    // Each batch held by the consumer for 1.2 s: 4.8 s in all (four batches of up to 512
+    // events; the consumer gets no empty batch at the end), over the 3 s budget (which is wide:
+    // the plugin's own ~20 ms must not fail it on a loaded machine).
     let mut held = Duration::ZERO;
     let report = runtime
-        .read_file(Box::new(std::io::Cursor::new(bytes)), &meta, |_| {
-            std::thread::sleep(Duration::from_millis(900));
-            held += Duration::from_millis(900);
+        .read_file(Box::new(std::io::Cursor::new(bytes)), &meta, |events| {
+            assert!(!events.is_empty(), "an empty batch was handed over");
+            std::thread::sleep(Duration::from_millis(1200));
+            held += Duration::from_millis(1200);
             Ok(())
         })
         .map_err(|(_, e)| e)
@@ -239,12 +246,7 @@ fn time_spent_waiting_for_a_slow_input_is_not_the_plugins() {
         time_per_file: Duration::from_secs(1),
         ..limits()
     };
-    let runtime = PluginRuntime::from_file(
-        &common::plugin_path(),
-        &CompileCache::in_dir(common::cache_dir()),
-        limits,
-    )
-    .unwrap();
+    let runtime = real_runtime(limits);
     let bytes = common::good_log("slow", 40).into_bytes();
     let meta = ObjectMeta {
         key: "slow.json".into(),
@@ -263,4 +265,57 @@ fn time_spent_waiting_for_a_slow_input_is_not_the_plugins() {
         Ok(report) => assert_eq!(report.events, 40),
         Err((_, failure)) => panic!("the slow input was charged to the plugin: {failure}"),
     }
+}
+
+/// A hashed file whose kept events are far apart: in write-only mode, one write, then ~110 MB of
+/// reads the selection leaves out, then another write, read under a 48 MiB memory limit. The
+/// plugin hands the text over step by step (its `hashing` interface), so the sandbox never holds
+/// the run of reads: the file is read, both writes come out, and the hash is the content's.
+#[test]
+fn a_hashed_file_with_kept_events_far_apart_stays_within_the_memory_limit() {
+    use sha2::Digest as _;
+    let runtime = real_runtime(Limits {
+        memory_bytes: 48 << 20,
+        time_per_file: Duration::from_secs(60),
+        ..Limits::default()
+    });
+    assert!(runtime.validates());
+    let reads = common::good_log("far", 256_000);
+    let reads = &reads[r#"{"Records":["#.len()..reads.len() - "]}".len()];
+    let write = |i: u32| {
+        common::good_log(&format!("write-{i}"), 1)
+            .trim_start_matches(r#"{"Records":["#)
+            .trim_end_matches("]}")
+            .replace("DescribeInstances", "RunInstances")
+            .replace(r#""readOnly":true"#, r#""readOnly":false"#)
+    };
+    let text = format!(r#"{{"Records":[{},{reads},{}]}}"#, write(1), write(2));
+    assert!(text.len() > 100 << 20, "{} bytes", text.len());
+    let expected = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    let meta = ObjectMeta {
+        key: "far-apart.json".into(),
+        size: text.len() as u64,
+        last_modified_ms: None,
+    };
+    let mut ids = Vec::new();
+    let report = runtime
+        .read_batches_hashed(
+            Box::new(std::io::Cursor::new(text.into_bytes())),
+            &meta,
+            trailwatch::runtime::Keep::WriteOnly,
+            |batch| {
+                if let trailwatch::runtime::Batch::Documents(d) = batch {
+                    for line in d.text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                        let doc: serde_json::Value = serde_json::from_slice(line).unwrap();
+                        ids.push(doc["event_id"].as_str().unwrap().to_owned());
+                    }
+                }
+                Ok(())
+            },
+        )
+        .map_err(|(_, e)| e)
+        .expect("the file is read within the memory limit");
+    assert_eq!(ids, ["write-1-0", "write-2-0"]);
+    assert_eq!((report.events, report.left_out), (2, 256_000));
+    assert_eq!(report.sha256.map(|s| *s), Some(Ok(expected)));
 }

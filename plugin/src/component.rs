@@ -30,7 +30,7 @@ wit_bindgen::generate!({
 });
 
 #[cfg(not(feature = "parser-only-fixture"))]
-use exports::trailwatch::plugin::{documents, integrity, selection, trail_check};
+use exports::trailwatch::plugin::{documents, hashing, integrity, selection, trail_check};
 use exports::trailwatch::plugin::{meta, parser};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
@@ -177,15 +177,28 @@ impl parser::GuestLogFile for LogFile {
 impl documents::Guest for Plugin {
     fn next_documents(file: parser::LogFileBorrow<'_>, max: u32) -> Result<documents::Batch, wit::FileError> {
         let file = file.get::<LogFile>();
-        let mut batch = crate::documents::Batch {
-            text: Vec::with_capacity(file.1.get() + file.1.get() / 4),
-            ..Default::default()
-        };
+        let mut batch = file.batch();
         file.0
             .borrow_mut()
             .next_documents(max, &mut batch)
             .map_err(file_error)?;
-        file.1.set(batch.text.len());
+        Ok(file.documents_out(batch))
+    }
+}
+
+#[cfg(not(feature = "parser-only-fixture"))]
+impl LogFile {
+    /// An empty batch with room for about as much text as the last one took.
+    fn batch(&self) -> crate::documents::Batch {
+        crate::documents::Batch {
+            text: Vec::with_capacity(self.1.get() + self.1.get() / 4),
+            ..Default::default()
+        }
+    }
+
+    /// `batch` as the contract's record (and its size remembered for the next).
+    fn documents_out(&self, batch: crate::documents::Batch) -> documents::Batch {
+        self.1.set(batch.text.len());
         let events = batch
             .events
             .iter()
@@ -201,11 +214,11 @@ impl documents::Guest for Plugin {
                 flagged: s.flagged,
             })
             .collect();
-        Ok(documents::Batch {
+        documents::Batch {
             text: batch.text,
             metrics: batch.metrics,
             events,
-        })
+        }
     }
 }
 

@@ -1,66 +1,37 @@
 //! The `integrity` export: the contract's records to the plain model (`crate::integrity`) and back.
 
 use super::integrity as wi;
-use super::{file_error, parser, selection, wit, LogFile, Plugin};
+use super::{event, file_error, hashing, parser, selection, wit, LogFile, Plugin};
 use crate::integrity as m;
 
-fn listed(f: m::ListedFile) -> wi::ListedFile {
-    wi::ListedFile {
-        bucket: f.bucket,
-        key: f.key,
-        sha256: f.sha256,
-        oldest_event_time: f.oldest_event_time,
-        newest_event_time: f.newest_event_time,
-    }
+/// Conversions between the model's records and the contract's, which hold the same fields: the
+/// fields are listed once here, and each conversion is made both ways from that list.
+macro_rules! both_ways {
+    ($out:ident, $into:ident: $model:ident <-> $wit:ident { $($field:ident),* $(,)? } $(, $list:ident by ($list_out:ident, $list_in:ident))?) => {
+        fn $out(x: m::$model) -> wi::$wit {
+            wi::$wit {
+                $($field: x.$field,)*
+                $($list: x.$list.into_iter().map($list_out).collect(),)?
+            }
+        }
+
+        fn $into(x: wi::$wit) -> m::$model {
+            m::$model {
+                $($field: x.$field,)*
+                $($list: x.$list.into_iter().map($list_in).collect(),)?
+            }
+        }
+    };
 }
 
-fn digest_out(d: m::Digest) -> wi::Digest {
-    wi::Digest {
-        account_id: d.account_id,
-        start_time: d.start_time,
-        end_time: d.end_time,
-        end_time_ms: d.end_time_ms,
-        bucket: d.bucket,
-        key: d.key,
-        previous_bucket: d.previous_bucket,
-        previous_key: d.previous_key,
-        previous_sha256: d.previous_sha256,
-        previous_signature: d.previous_signature,
-        public_key_fingerprint: d.public_key_fingerprint,
-        signature_algorithm: d.signature_algorithm,
-        sha256: d.sha256,
-        files: d.files.into_iter().map(listed).collect(),
-    }
-}
+both_ways!(listed_out, listed_in: ListedFile <-> ListedFile {
+    bucket, key, sha256, oldest_event_time, newest_event_time,
+});
 
-fn digest_in(d: wi::Digest) -> m::Digest {
-    m::Digest {
-        account_id: d.account_id,
-        start_time: d.start_time,
-        end_time: d.end_time,
-        end_time_ms: d.end_time_ms,
-        bucket: d.bucket,
-        key: d.key,
-        previous_bucket: d.previous_bucket,
-        previous_key: d.previous_key,
-        previous_sha256: d.previous_sha256,
-        previous_signature: d.previous_signature,
-        public_key_fingerprint: d.public_key_fingerprint,
-        signature_algorithm: d.signature_algorithm,
-        sha256: d.sha256,
-        files: d
-            .files
-            .into_iter()
-            .map(|f| m::ListedFile {
-                bucket: f.bucket,
-                key: f.key,
-                sha256: f.sha256,
-                oldest_event_time: f.oldest_event_time,
-                newest_event_time: f.newest_event_time,
-            })
-            .collect(),
-    }
-}
+both_ways!(digest_out, digest_in: Digest <-> Digest {
+    account_id, start_time, end_time, end_time_ms, bucket, key, previous_bucket, previous_key,
+    previous_sha256, previous_signature, public_key_fingerprint, signature_algorithm, sha256,
+}, files by (listed_out, listed_in));
 
 fn problem(p: m::Problem) -> wi::Problem {
     wi::Problem {
@@ -169,5 +140,36 @@ impl wi::Guest for Plugin {
             logging: c.logging,
         };
         m::judge_coverage(&c).into_iter().map(problem).collect()
+    }
+}
+
+impl hashing::Guest for Plugin {
+    fn next_typed_step(file: parser::LogFileBorrow<'_>, max: u32) -> Result<hashing::TypedStep, wit::FileError> {
+        let mut file = file.get::<LogFile>().0.borrow_mut();
+        let (events, ended) = file.next_batch_step(max).map_err(file_error)?;
+        Ok(hashing::TypedStep {
+            events: events.into_iter().map(event).collect(),
+            inflated: file.take_inflated(),
+            ended,
+        })
+    }
+
+    fn next_rendered_step(
+        file: parser::LogFileBorrow<'_>,
+        max: u32,
+    ) -> Result<hashing::RenderedStep, wit::FileError> {
+        let file = file.get::<LogFile>();
+        let mut batch = file.batch();
+        let (_, ended) = file
+            .0
+            .borrow_mut()
+            .next_documents_step(max, &mut batch)
+            .map_err(file_error)?;
+        let inflated = file.0.borrow_mut().take_inflated();
+        Ok(hashing::RenderedStep {
+            documents: file.documents_out(batch),
+            inflated,
+            ended,
+        })
     }
 }

@@ -193,4 +193,12 @@ impl LogFile {
         let key = self.key().to_owned();
         self.next_with(max, |event| render(batch, &event, &key))
     }
+
+    /// One step of a hashed read, rendered (`LogFile::next_step_with`): the count, and whether
+    /// the file has ended.
+    pub fn next_documents_step(&mut self, max: u32, batch: &mut Batch) -> Result<(usize, bool), FileError> {
+        batch.clear();
+        let key = self.key().to_owned();
+        self.next_step_with(max, |event| render(batch, &event, &key))
+    }
 }

@@ -44,6 +44,19 @@ pub fn reader(data: &[u8]) {
         }
         while matches!(file.inflate_rest(1 << 16), Ok(rest) if !rest.is_empty()) {}
     }
+    // And hashed in steps, typed, as the host reads through the `hashing` interface.
+    if let Ok(mut file) = LogFile::open_with(
+        Box::new(std::io::Cursor::new(data.to_vec())),
+        "fuzz.json.gz",
+        OPTIONS,
+        true,
+    ) {
+        file.select(Keep::WriteOnly);
+        while let Ok((_, false)) = file.next_batch_step(64) {
+            file.take_inflated();
+        }
+        while matches!(file.inflate_rest(1 << 16), Ok(rest) if !rest.is_empty()) {}
+    }
 }
 
 /// The digest reader over untrusted stored bytes.
@@ -183,8 +196,9 @@ fn serde_record(text: &str) -> Option<(crate::record::Record<'_>, usize)> {
 /// Structure-aware and differential: the input chooses CloudTrail-like records (their members,
 /// odd values and the input's own bytes among them), then
 /// - each record the fast one-pass reader accepts must read exactly as serde_json reads it;
-/// - the file of those records (gzip or not) must give the same events typed and rendered, and
-///   every rendered document must be a JSON object.
+/// - the file of those records (gzip or not) must give the same events typed, rendered, and
+///   rendered in hashed steps (the `hashing` interface), and every rendered document must be a
+///   JSON object.
 ///
 /// Panics when either does not hold: a finding. Returns how many records the fast reader read
 /// and how many events the file gave.
@@ -228,6 +242,7 @@ pub fn records(data: &[u8]) -> (usize, usize) {
             }
         }
     });
+    let bytes_again = bytes.clone();
     let rendered = LogFile::open(bytes, "fuzz.json.gz", OPTIONS).map(|mut file| {
         let (mut events, mut batch) = (0, crate::documents::Batch::default());
         loop {
@@ -244,6 +259,26 @@ pub fn records(data: &[u8]) -> (usize, usize) {
             }
         }
     });
+    let stepped = LogFile::open_with(Box::new(std::io::Cursor::new(bytes_again)), "fuzz.json.gz", OPTIONS, true).map(
+        |mut file| {
+            let (mut events, mut batch) = (0, crate::documents::Batch::default());
+            loop {
+                match file.next_documents_step(5, &mut batch) {
+                    Ok((n, ended)) => {
+                        events += n;
+                        file.take_inflated();
+                        if ended {
+                            return Ok(events);
+                        }
+                    }
+                    Err(e) => return Err((events, e.to_string())),
+                }
+            }
+        },
+    );
+    if let (Ok(r), Ok(s)) = (&rendered, &stepped) {
+        assert_eq!(r, s, "rendered batches and hashed steps give different events");
+    }
     let events = match (typed, rendered) {
         (Ok(t), Ok(r)) => {
             assert_eq!(t, r, "typed and rendered reads differ");

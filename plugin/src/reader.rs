@@ -336,10 +336,36 @@ impl LogFile {
         Ok(batch)
     }
 
+    /// One step of a hashed read, typed (`next_step_with`): the events, and whether the file
+    /// has ended.
+    pub fn next_batch_step(&mut self, max: u32) -> Result<(Vec<Event<'static>>, bool), FileError> {
+        let mut batch = Vec::with_capacity(max.clamp(1, 1024) as usize);
+        let (_, ended) = self.next_step_with(max, |event| batch.push(event.into_owned()))?;
+        Ok((batch, ended))
+    }
+
     /// Hands up to `max` further events to `each`, in order, each borrowing the buffered text
     /// until `each` returns; the count is 0 at the clean end of the file. An error met after some
     /// events is returned by the next call, as `next_batch` does.
-    pub fn next_with(&mut self, max: u32, mut each: impl FnMut(Event<'_>)) -> Result<usize, FileError> {
+    pub fn next_with(&mut self, max: u32, each: impl FnMut(Event<'_>)) -> Result<usize, FileError> {
+        self.step_with(max, false, each).map(|(count, _)| count)
+    }
+
+    /// One step of a hashed read (the `hashing` interface): as `next_with`, and also ends once
+    /// the decompressed text kept for `take_inflated` reaches the batch budget with no event
+    /// handed over, so that long runs of left-out or skipped records are handed to the host
+    /// step by step instead of held. Returns the count and whether the file has ended cleanly
+    /// (a step may hand over nothing without the file having ended).
+    pub fn next_step_with(&mut self, max: u32, each: impl FnMut(Event<'_>)) -> Result<(usize, bool), FileError> {
+        self.step_with(max, true, each)
+    }
+
+    fn step_with(
+        &mut self,
+        max: u32,
+        may_end_empty: bool,
+        mut each: impl FnMut(Event<'_>),
+    ) -> Result<(usize, bool), FileError> {
         if let Some(e) = self.pending_error.take() {
             if self.pending.is_none() {
                 self.state = State::Failed;
@@ -369,12 +395,17 @@ impl LogFile {
                 return Err(e);
             }
             self.pending_error = Some(e);
-            return Ok(count);
+            return Ok((count, false));
         }
         // A batch also ends at a byte budget, so that a few large (but legal) records cannot
         // make one batch outgrow the sandbox's memory; so does the decompressed text kept for a
-        // hashed file (records left out or skipped count there), once the batch has an event.
-        while count < max && held < BATCH_BYTES && !(count > 0 && self.inflated_held() >= BATCH_BYTES) {
+        // hashed file (records left out or skipped count there), once the batch has an event,
+        // or at once in a step (which may end empty without the file having ended).
+        let mut ended = false;
+        while count < max
+            && held < BATCH_BYTES
+            && !((may_end_empty || count > 0) && self.inflated_held() >= BATCH_BYTES)
+        {
             // A left-out record is not held: only the handed-over ones count to the budget,
             // and a batch ends early only with something in it (empty means the file's end).
             let read = self.read_one_with(|event| {
@@ -390,7 +421,10 @@ impl LogFile {
                     count += 1;
                 }
                 Ok(Some(None)) => self.left_out += 1,
-                Ok(None) => break,
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
                 Err(e) if count == 0 => {
                     self.state = State::Failed;
                     return Err(e);
@@ -401,7 +435,8 @@ impl LogFile {
                 }
             }
         }
-        Ok(count)
+        // Without steps an empty batch is the end: the loop above ends empty only there.
+        Ok((count, ended || (count == 0 && !may_end_empty)))
     }
 
     /// Reads the document up to the start of `Records`. Returns false for a document without

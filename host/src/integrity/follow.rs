@@ -418,19 +418,14 @@ impl Follower {
             let read: Vec<(String, i64)> = hashes_of(cp, log_stream)
                 .filter(|(k, _)| !unhashed.contains(k))
                 .collect();
-            let extra = validator.runtime.judge_coverage(&wi::Coverage {
-                digests: vec![wi::Span {
-                    location: position.location.clone(),
-                    start_ms: position.since_ms,
-                    end_ms: position.end_ms,
-                    previous: None,
-                }],
-                log_files: read.iter().map(|(k, t)| (format!("{}/{k}", self.bucket), *t)).collect(),
-                listed: Vec::new(),
-                from_ms: position.since_ms,
-                until_ms: now_ms,
-                logging: Some(false),
-            })?;
+            let files = read.iter().map(|(k, t)| (format!("{}/{k}", self.bucket), *t)).collect();
+            let extra = validator.runtime.judge_coverage(&span_coverage(
+                position,
+                position.since_ms,
+                files,
+                now_ms,
+                Some(false),
+            ))?;
             for p in &extra {
                 let key = p.location.trim_start_matches(&format!("{}/", self.bucket)).to_owned();
                 if unhashed.insert(key.clone()) {
@@ -446,19 +441,13 @@ impl Follower {
                 if now_ms - position.end_ms <= DIGEST_DUE_MS || position.gap_reported {
                     continue;
                 }
-                let gaps = validator.runtime.judge_coverage(&wi::Coverage {
-                    digests: vec![wi::Span {
-                        location: position.location.clone(),
-                        start_ms: position.start_ms,
-                        end_ms: position.end_ms,
-                        previous: None,
-                    }],
-                    log_files: Vec::new(),
-                    listed: Vec::new(),
-                    from_ms: position.start_ms,
-                    until_ms: now_ms - (DIGEST_DUE_MS - HOUR_MS),
-                    logging: self.logging,
-                })?;
+                let gaps = validator.runtime.judge_coverage(&span_coverage(
+                    position,
+                    position.start_ms,
+                    Vec::new(),
+                    now_ms - (DIGEST_DUE_MS - HOUR_MS),
+                    self.logging,
+                ))?;
                 if !gaps.is_empty() {
                     let mut reported = position.clone();
                     reported.gap_reported = true;
@@ -471,6 +460,31 @@ impl Follower {
             }
         }
         Ok(out)
+    }
+}
+
+/// What a chain's last judged digest covers, from `start_ms` to its end, with `log_files` read
+/// and nothing seen until `until_ms`: the question put to the plugin after the new digests of a
+/// stream (files no digest listed; a chain whose digests stopped coming).
+fn span_coverage(
+    position: &ChainPosition,
+    start_ms: i64,
+    log_files: Vec<(String, i64)>,
+    until_ms: i64,
+    logging: Option<bool>,
+) -> wi::Coverage {
+    wi::Coverage {
+        digests: vec![wi::Span {
+            location: position.location.clone(),
+            start_ms,
+            end_ms: position.end_ms,
+            previous: None,
+        }],
+        log_files,
+        listed: Vec::new(),
+        from_ms: start_ms,
+        until_ms,
+        logging,
     }
 }
 

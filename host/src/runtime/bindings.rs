@@ -8,5 +8,5 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use self::exports::trailwatch::plugin::{documents, integrity, meta, parser, selection, trail_check};
+pub use self::exports::trailwatch::plugin::{documents, hashing, integrity, meta, parser, selection, trail_check};
 pub use self::trailwatch::plugin::types;

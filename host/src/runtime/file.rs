@@ -15,7 +15,7 @@ use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::{documents, integrity, parser, selection, trail_check};
+use super::bindings::{documents, hashing, integrity, parser, selection, trail_check};
 use super::cache::CompileCache;
 use super::limits::{EpochTicker, Limits};
 use super::loader::{self, LoadError, LoadedPlugin, PluginSearch, Rejected};
@@ -138,6 +138,8 @@ pub(super) struct Exports {
     selection: Option<selection::GuestIndices>,
     /// `None` for a plugin without the optional `integrity` interface.
     pub(super) integrity: Option<integrity::GuestIndices>,
+    /// `None` for a plugin without the optional `hashing` interface.
+    hashing: Option<hashing::GuestIndices>,
 }
 
 impl Exports {
@@ -148,6 +150,7 @@ impl Exports {
         let trail_check = trail_check::GuestIndices::new(&pre).ok();
         let selection = selection::GuestIndices::new(&pre).ok();
         let integrity = integrity::GuestIndices::new(&pre).ok();
+        let hashing = hashing::GuestIndices::new(&pre).ok();
         Ok(Exports {
             pre,
             parser,
@@ -155,6 +158,7 @@ impl Exports {
             trail_check,
             selection,
             integrity,
+            hashing,
         })
     }
 }
@@ -166,6 +170,7 @@ struct Instance {
     documents: Option<documents::Guest>,
     selection: Option<selection::Guest>,
     integrity: Option<integrity::Guest>,
+    hashing: Option<hashing::Guest>,
 }
 
 /// How a file is read: as rendered documents or typed events, and which events.
@@ -479,15 +484,20 @@ impl PluginRuntime {
                 Some(i) => Some(i.load(&mut store, &instance)?),
                 None => None,
             };
-            Ok((parser, documents, selection, integrity))
+            let hashing = match &self.exports.hashing {
+                Some(h) => Some(h.load(&mut store, &instance)?),
+                None => None,
+            };
+            Ok((parser, documents, selection, integrity, hashing))
         });
         match loaded {
-            Ok((parser, documents, selection, integrity)) => Ok(Instance {
+            Ok((parser, documents, selection, integrity, hashing)) => Ok(Instance {
                 store,
                 parser,
                 documents,
                 selection,
                 integrity,
+                hashing,
             }),
             Err(e) => Err(self.trap_reason(&store, e)),
         }
@@ -560,8 +570,12 @@ impl PluginRuntime {
             documents,
             selection,
             integrity,
+            hashing,
         } = instance;
         let integrity = integrity.as_ref().filter(|_| hasher.is_some());
+        // A hashed file is read in steps where the plugin can: its text then never piles up in
+        // the sandbox between two kept events.
+        let hashing = hashing.as_ref().filter(|_| integrity.is_some());
         let How { rendered, keep } = how;
         let documents = documents.as_ref().filter(|_| rendered);
         set_deadline(store, self.limits.time_per_file.saturating_sub(started.elapsed()));
@@ -610,27 +624,39 @@ impl PluginRuntime {
             let left = self.limits.time_per_file.saturating_sub(used);
             set_deadline(store, left);
             let call_started = Instant::now();
-            let result = match documents {
-                Some(d) => next_documents(d, store, handle),
-                None => log_file
+            let result = match (hashing, documents) {
+                (Some(h), Some(_)) => next_rendered_step(h, store, handle),
+                (Some(h), None) => h.call_next_typed_step(&mut *store, handle, BATCH).map(|r| {
+                    r.map(|step| Step {
+                        fetched: Fetched::Typed(step.events),
+                        inflated: Some(step.inflated),
+                        ended: step.ended,
+                    })
+                }),
+                (None, Some(d)) => next_documents(d, store, handle),
+                (None, None) => log_file
                     .call_next_batch(&mut *store, handle, BATCH)
-                    .map(|r| r.map(Fetched::Typed)),
+                    .map(|r| r.map(|events| Step::batch(Fetched::Typed(events)))),
             };
             // After a trap the instance cannot be entered again: the trap is what is reported.
-            if let (Some(integrity), Some(hasher), Ok(_)) = (integrity, hasher.as_mut(), &result) {
-                match integrity.call_take_inflated(&mut *store, handle) {
-                    Ok(bytes) => hasher.update(&bytes),
-                    Err(e) => {
-                        return (
-                            Err((report, FileFailure::Trap(self.trap_reason(store, e)))),
-                            Some(handle),
-                        )
-                    }
+            if let (Some(hasher), Ok(Ok(step))) = (hasher.as_mut(), &result) {
+                match (&step.inflated, integrity) {
+                    (Some(bytes), _) => hasher.update(bytes),
+                    (None, Some(integrity)) => match integrity.call_take_inflated(&mut *store, handle) {
+                        Ok(bytes) => hasher.update(&bytes),
+                        Err(e) => {
+                            return (
+                                Err((report, FileFailure::Trap(self.trap_reason(store, e)))),
+                                Some(handle),
+                            )
+                        }
+                    },
+                    (None, None) => {}
                 }
             }
             used += call_started.elapsed().saturating_sub(store.data().input_waited);
-            let batch = match result {
-                Ok(Ok(batch)) => batch,
+            let step = match result {
+                Ok(Ok(step)) => step,
                 Ok(Err(e)) => return (Err((report, FileFailure::Input(e))), Some(handle)),
                 Err(e) => {
                     return (
@@ -639,17 +665,18 @@ impl PluginRuntime {
                     )
                 }
             };
-            let (events, handed) = match batch {
+            let (events, handed) = match step.fetched {
+                Fetched::Typed(events) if events.is_empty() => (0, Ok(())),
                 Fetched::Typed(events) => (events.len(), on_batch(Batch::Typed(&events))),
                 Fetched::Documents(d) if d.events.is_empty() => (0, Ok(())),
                 Fetched::Documents(d) => (d.events.len(), on_batch(Batch::Documents(d))),
             };
-            if events == 0 {
-                return (Ok(report), Some(handle));
-            }
             report.events += events as u64;
             if let Err(e) = handed {
                 return (Err((report, FileFailure::Output(e))), Some(handle));
+            }
+            if step.ended {
+                return (Ok(report), Some(handle));
             }
         }
     }
@@ -684,6 +711,29 @@ enum Fetched {
     Documents(documents::Batch),
 }
 
+/// One call's worth of a file: its events, the decompressed bytes handed over with them (a
+/// `hashing` step), and whether the file has ended.
+struct Step {
+    fetched: Fetched,
+    inflated: Option<Vec<u8>>,
+    ended: bool,
+}
+
+impl Step {
+    /// A batch of `next-batch` or `next-documents`: empty only at the file's end.
+    fn batch(fetched: Fetched) -> Step {
+        let ended = match &fetched {
+            Fetched::Typed(events) => events.is_empty(),
+            Fetched::Documents(d) => d.events.is_empty(),
+        };
+        Step {
+            fetched,
+            inflated: None,
+            ended,
+        }
+    }
+}
+
 /// The next rendered batch, checked: a plugin that broke the framing its summaries describe
 /// (offsets out of order or past the text, lines that do not end where they say, text that is not
 /// UTF-8) would hand every sink a corrupt stream, so that is a fault of the plugin, not of the file.
@@ -691,15 +741,35 @@ fn next_documents(
     documents: &documents::Guest,
     store: &mut Store<StoreState>,
     handle: ResourceAny,
-) -> wasmtime::Result<Result<Fetched, FileError>> {
-    let batch = match documents.call_next_documents(&mut *store, handle, DOCUMENTS_BATCH)? {
-        Ok(batch) => batch,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> wasmtime::Result<Result<Step, FileError>> {
+    match documents.call_next_documents(&mut *store, handle, DOCUMENTS_BATCH)? {
+        Ok(batch) => Ok(Ok(Step::batch(Fetched::Documents(checked(batch)?)))),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// The next rendered step of a hashed file, its batch checked as `next_documents` checks one.
+fn next_rendered_step(
+    hashing: &hashing::Guest,
+    store: &mut Store<StoreState>,
+    handle: ResourceAny,
+) -> wasmtime::Result<Result<Step, FileError>> {
+    match hashing.call_next_rendered_step(&mut *store, handle, DOCUMENTS_BATCH)? {
+        Ok(step) => Ok(Ok(Step {
+            fetched: Fetched::Documents(checked(step.documents)?),
+            inflated: Some(step.inflated),
+            ended: step.ended,
+        })),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// `batch` when it is framed as its summaries say; a fault of the plugin otherwise.
+fn checked(batch: documents::Batch) -> wasmtime::Result<documents::Batch> {
     if let Err(problem) = check_framing(&batch) {
         wasmtime::bail!("the plugin's rendered batch is malformed: {problem}");
     }
-    Ok(Ok(Fetched::Documents(batch)))
+    Ok(batch)
 }
 
 /// Whether the summaries of `batch` describe its text: consecutive lines, each ending in its one

@@ -82,7 +82,7 @@ pub struct Missing {
 }
 
 /// The optional interfaces, and what the host does when a plugin lacks one.
-const OPTIONAL: [(&str, &str); 4] = [
+const OPTIONAL: [(&str, &str); 5] = [
     (
         "documents",
         "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
@@ -98,6 +98,10 @@ const OPTIONAL: [(&str, &str); 4] = [
     (
         "integrity",
         "log files are not validated against CloudTrail's digests: `trailwatch verify` fails and `run` says integrity validation is off",
+    ),
+    (
+        "hashing",
+        "a hashed file's text between two kept events stays in the sandbox until the second (a long run of left-out records can meet the memory limit)",
     ),
 ];
 

@@ -400,3 +400,53 @@ fn codes_are_unique_and_described() {
 fn the_readme_lists_every_integrity_code_as_the_plugin_has_it() {
     crate::readme::assert_block("integrity-codes", &super::codes_table());
 }
+
+#[test]
+fn a_hashed_file_read_in_steps_never_holds_more_than_a_step_of_text() {
+    use crate::model::OpenOptions;
+    use crate::reader::LogFile;
+    use crate::select::Keep;
+    let record = |id: &str, name: &str, read_only: bool| {
+        format!(r#"{{"eventVersion":"1.08","eventTime":"2024-03-01T12:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"{name}","readOnly":{read_only},"eventID":"{id}","padding":"{}"}}"#, "x".repeat(900))
+    };
+    // A write, 40 000 reads (~40 MB) write-only mode leaves out, another write.
+    let mut records = vec![record("w1", "RunInstances", false)];
+    records.extend((0..40_000).map(|i| record(&format!("r{i}"), "DescribeInstances", true)));
+    records.push(record("w2", "TerminateInstances", false));
+    let text = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+    let options = OpenOptions {
+        max_decompressed_bytes: 1 << 30,
+        max_record_bytes: 1 << 20,
+        max_depth: 64,
+    };
+    let mut file = LogFile::open_with(Box::new(std::io::Cursor::new(gzip(text.as_bytes()))), "k", options, true).unwrap();
+    file.select(Keep::WriteOnly);
+    let (mut got, mut ids, mut steps, mut empty, mut largest) = (file.take_inflated(), Vec::new(), 0, 0, 0);
+    loop {
+        let (events, ended) = file.next_batch_step(128).unwrap();
+        let inflated = file.take_inflated();
+        largest = largest.max(inflated.len());
+        got.extend(inflated);
+        steps += 1;
+        empty += usize::from(events.is_empty() && !ended);
+        ids.extend(events.iter().map(|e| e.event_id.clone().unwrap_or_default().into_owned()));
+        if ended {
+            break;
+        }
+    }
+    got.extend(file.inflate_rest(1 << 16).unwrap());
+    assert_eq!(ids, ["w1", "w2"]);
+    assert_eq!(got, text.as_bytes(), "the steps handed over every byte, in order");
+    // ~40 MB in steps of about 8 MiB: several steps with no event, none much over the budget.
+    assert!(empty >= 3, "{steps} steps, {empty} without an event");
+    assert!(largest < (8 << 20) + (2 << 20), "a step handed over {largest} bytes");
+    // The same file read as batches holds the whole run of reads before the second write.
+    let mut file = LogFile::open_with(Box::new(std::io::Cursor::new(gzip(text.as_bytes()))), "k", options, true).unwrap();
+    file.select(Keep::WriteOnly);
+    file.take_inflated();
+    let mut largest = 0;
+    while !file.next_batch(128).unwrap().is_empty() {
+        largest = largest.max(file.take_inflated().len());
+    }
+    assert!(largest > 30 << 20, "batches held at most {largest} bytes");
+}
