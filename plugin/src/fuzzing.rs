@@ -24,13 +24,7 @@ pub fn reader(data: &[u8]) {
             }
         }
     }
-    if let Ok(mut file) = LogFile::open_with(
-        Box::new(std::io::Cursor::new(data.to_vec())),
-        "fuzz.json.gz",
-        OPTIONS,
-        true,
-    ) {
-        file.select(Keep::WriteOnly);
+    if let Some(mut file) = hashed_write_only(data) {
         let mut batch = crate::documents::Batch::default();
         loop {
             batch.text.clear();
@@ -45,18 +39,20 @@ pub fn reader(data: &[u8]) {
         while matches!(file.inflate_rest(1 << 16), Ok(rest) if !rest.is_empty()) {}
     }
     // And hashed in steps, typed, as the host reads through the `hashing` interface.
-    if let Ok(mut file) = LogFile::open_with(
-        Box::new(std::io::Cursor::new(data.to_vec())),
-        "fuzz.json.gz",
-        OPTIONS,
-        true,
-    ) {
-        file.select(Keep::WriteOnly);
+    if let Some(mut file) = hashed_write_only(data) {
         while let Ok((_, false)) = file.next_batch_step(64) {
             file.take_inflated();
         }
         while matches!(file.inflate_rest(1 << 16), Ok(rest) if !rest.is_empty()) {}
     }
+}
+
+/// `data` opened hashed, keeping what write-only mode keeps.
+fn hashed_write_only(data: &[u8]) -> Option<LogFile> {
+    let mut file =
+        LogFile::open_with(Box::new(std::io::Cursor::new(data.to_vec())), "fuzz.json.gz", OPTIONS, true).ok()?;
+    file.select(Keep::WriteOnly);
+    Some(file)
 }
 
 /// The digest reader over untrusted stored bytes.
