@@ -128,12 +128,42 @@ fn attributes(event: &Value) -> Vec<Value> {
     out
 }
 
+/// An event line as a JSON value. Every line is JSON, but its `raw` member is the record as
+/// stored, and serde_json refuses some valid JSON there (a number beyond a 64-bit float's range,
+/// `1e400`): such a line keeps its normalized head (the plugin's own rendering, which ends where
+/// `,"raw":` first appears), with `raw` as text and a problem saying why.
+fn event_value(line: &[u8]) -> Value {
+    const RAW: &[u8] = b",\"raw\":";
+    let e = match serde_json::from_slice(line) {
+        Ok(v) => return v,
+        Err(e) => e,
+    };
+    let at = line.windows(RAW.len()).position(|w| w == RAW);
+    let head = at.and_then(|i| {
+        let mut head = line[..i].to_vec();
+        head.push(b'}');
+        serde_json::from_slice::<Value>(&head).ok().map(|h| (i, h))
+    });
+    match head {
+        Some((i, mut event)) => {
+            let raw = line[i + RAW.len()..].trim_ascii_end();
+            let raw = raw.strip_suffix(b"}").unwrap_or(raw);
+            event["raw"] = Value::String(String::from_utf8_lossy(raw).into_owned());
+            let problem = Value::String(format!("raw is kept as text: {e}"));
+            match event["problems"].as_array_mut() {
+                Some(problems) => problems.push(problem),
+                None => event["problems"] = Value::Array(vec![problem]),
+            }
+            event
+        }
+        // Not a document of the plugin's: say so rather than drop it.
+        None => json!({ "problems": [format!("not JSON: {e}")], "raw": String::from_utf8_lossy(line) }),
+    }
+}
+
 /// One log record for an event line.
 fn log_record(line: &[u8], observed_ns: u128) -> Value {
-    let event: Value = serde_json::from_slice(line).unwrap_or_else(|e| {
-        // Every line the host renders is JSON; say so rather than drop it if one is not.
-        json!({ "problems": [format!("not JSON: {e}")], "raw": String::from_utf8_lossy(line) })
-    });
+    let event = event_value(line);
     let (number, text) = severity(&event);
     let mut record = json!({
         "observedTimeUnixNano": observed_ns.to_string(),
@@ -165,4 +195,29 @@ pub fn request(g: &Gathered, observed_ns: u128) -> Vec<u8> {
         }],
     });
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_serde_json_refuses_keeps_its_head_and_its_raw_as_text() {
+        let line = br#"{"kind":"event","event_id":"e1","event_time_ms":1709287200000,"problems":["x"],"raw":{"eventID":"e1","n":1e400,"s":",\"raw\":"}}"#;
+        let event = event_value(line);
+        assert_eq!(event["event_id"], "e1");
+        assert_eq!(event["event_time_ms"], 1_709_287_200_000_i64);
+        assert_eq!(event["raw"], r#"{"eventID":"e1","n":1e400,"s":",\"raw\":"}"#);
+        let problems = event["problems"].as_array().unwrap();
+        assert_eq!(problems[0], "x");
+        assert!(problems[1].as_str().unwrap().starts_with("raw is kept as text: number out of range"), "{problems:?}");
+        let record = log_record(line, 1);
+        assert_eq!(record["timeUnixNano"], "1709287200000000000");
+        // A line that is not a document at all is still kept, as text.
+        let event = event_value(b"not json");
+        assert_eq!(event["raw"], "not json");
+        assert!(event["problems"][0].as_str().unwrap().starts_with("not JSON"));
+        // An ordinary line is read as it is.
+        assert_eq!(event_value(br#"{"event_id":"e2","raw":{"n":1}}"#)["raw"]["n"], 1);
+    }
 }
