@@ -280,7 +280,6 @@ async fn run_once(config: &Path) -> (i32, String) {
     (code, err)
 }
 
-
 /// The finding documents in `run`'s output file, checked against the schema.
 fn run_findings(out: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(out).unwrap_or_default();

@@ -154,10 +154,7 @@ impl hashing::Guest for Plugin {
         })
     }
 
-    fn next_rendered_step(
-        file: parser::LogFileBorrow<'_>,
-        max: u32,
-    ) -> Result<hashing::RenderedStep, wit::FileError> {
+    fn next_rendered_step(file: parser::LogFileBorrow<'_>, max: u32) -> Result<hashing::RenderedStep, wit::FileError> {
         let file = file.get::<LogFile>();
         let mut batch = file.batch();
         let (_, ended) = file

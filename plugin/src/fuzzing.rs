@@ -49,8 +49,13 @@ pub fn reader(data: &[u8]) {
 
 /// `data` opened hashed, keeping what write-only mode keeps.
 fn hashed_write_only(data: &[u8]) -> Option<LogFile> {
-    let mut file =
-        LogFile::open_with(Box::new(std::io::Cursor::new(data.to_vec())), "fuzz.json.gz", OPTIONS, true).ok()?;
+    let mut file = LogFile::open_with(
+        Box::new(std::io::Cursor::new(data.to_vec())),
+        "fuzz.json.gz",
+        OPTIONS,
+        true,
+    )
+    .ok()?;
     file.select(Keep::WriteOnly);
     Some(file)
 }
@@ -110,24 +115,75 @@ impl Choices<'_> {
 /// Members a CloudTrail record has, top level and inside `userIdentity`, `sessionContext` and
 /// `resources`, and a few that are not.
 const KEYS: [&str; 40] = [
-    "eventVersion", "eventTime", "eventSource", "eventName", "awsRegion", "sourceIPAddress",
-    "userAgent", "userIdentity", "requestParameters", "responseElements", "errorCode",
-    "errorMessage", "readOnly", "eventType", "managementEvent", "recipientAccountId", "resources",
-    "eventID", "requestID", "eventCategory", "tlsDetails", "sharedEventID", "vpcEndpointId",
-    "additionalEventData", "serviceEventDetails", "insightDetails", "apiVersion", "type", "arn",
-    "accountId", "accessKeyId", "principalId", "userName", "sessionContext", "sessionIssuer",
-    "attributes", "mfaAuthenticated", "creationDate", "invokedBy", "ARN",
+    "eventVersion",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "userIdentity",
+    "requestParameters",
+    "responseElements",
+    "errorCode",
+    "errorMessage",
+    "readOnly",
+    "eventType",
+    "managementEvent",
+    "recipientAccountId",
+    "resources",
+    "eventID",
+    "requestID",
+    "eventCategory",
+    "tlsDetails",
+    "sharedEventID",
+    "vpcEndpointId",
+    "additionalEventData",
+    "serviceEventDetails",
+    "insightDetails",
+    "apiVersion",
+    "type",
+    "arn",
+    "accountId",
+    "accessKeyId",
+    "principalId",
+    "userName",
+    "sessionContext",
+    "sessionIssuer",
+    "attributes",
+    "mfaAuthenticated",
+    "creationDate",
+    "invokedBy",
+    "ARN",
 ];
 
 /// Text values of the shapes records hold, the odd ones included (escapes, lone surrogates,
 /// control characters, times that are not).
 const STRINGS: [&str; 24] = [
-    "", "2024-03-01T10:00:00Z", "2024-02-30T25:61:00Z", "2024-03-01T10:00:00.123456+02:00",
-    "s3.amazonaws.com", "iam.amazonaws.com", "ConsoleLogin", "AssumeRole", "GetObject",
-    "DeleteTrail", "AccessDenied", "Client.UnauthorizedOperation", "203.0.113.7",
-    "arn:aws:iam::111122223333:user/a", "AKIAIOSFODNN7EXAMPLE", "AwsApiCall", "AwsConsoleSignIn",
-    "true", "\\u00e9\\u0000", "\\ud800", "\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t", "é ü 漢",
-    "Root", "AssumedRole",
+    "",
+    "2024-03-01T10:00:00Z",
+    "2024-02-30T25:61:00Z",
+    "2024-03-01T10:00:00.123456+02:00",
+    "s3.amazonaws.com",
+    "iam.amazonaws.com",
+    "ConsoleLogin",
+    "AssumeRole",
+    "GetObject",
+    "DeleteTrail",
+    "AccessDenied",
+    "Client.UnauthorizedOperation",
+    "203.0.113.7",
+    "arn:aws:iam::111122223333:user/a",
+    "AKIAIOSFODNN7EXAMPLE",
+    "AwsApiCall",
+    "AwsConsoleSignIn",
+    "true",
+    "\\u00e9\\u0000",
+    "\\ud800",
+    "\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t",
+    "é ü 漢",
+    "Root",
+    "AssumedRole",
 ];
 
 const NUMBERS: [&str; 8] = ["0", "-1", "1.5", "1e400", "-0.0", "18446744073709551616", "1E-7", "08"];
@@ -250,7 +306,11 @@ pub fn records(data: &[u8]) -> (usize, usize) {
                         // given (`1e400` is valid JSON, beyond serde_json's `Value`).
                         let object = line.first() == Some(&b'{')
                             && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok();
-                        assert!(object, "a rendered document is not a JSON object: {}", String::from_utf8_lossy(line));
+                        assert!(
+                            object,
+                            "a rendered document is not a JSON object: {}",
+                            String::from_utf8_lossy(line)
+                        );
                     }
                     events += n;
                 }
@@ -258,23 +318,27 @@ pub fn records(data: &[u8]) -> (usize, usize) {
             }
         }
     });
-    let stepped = LogFile::open_with(Box::new(std::io::Cursor::new(bytes_again)), "fuzz.json.gz", OPTIONS, true).map(
-        |mut file| {
-            let (mut events, mut batch) = (0, crate::documents::Batch::default());
-            loop {
-                match file.next_documents_step(5, &mut batch) {
-                    Ok((n, ended)) => {
-                        events += n;
-                        file.take_inflated();
-                        if ended {
-                            return Ok(events);
-                        }
+    let stepped = LogFile::open_with(
+        Box::new(std::io::Cursor::new(bytes_again)),
+        "fuzz.json.gz",
+        OPTIONS,
+        true,
+    )
+    .map(|mut file| {
+        let (mut events, mut batch) = (0, crate::documents::Batch::default());
+        loop {
+            match file.next_documents_step(5, &mut batch) {
+                Ok((n, ended)) => {
+                    events += n;
+                    file.take_inflated();
+                    if ended {
+                        return Ok(events);
                     }
-                    Err(e) => return Err((events, e.to_string())),
                 }
+                Err(e) => return Err((events, e.to_string())),
             }
-        },
-    );
+        }
+    });
     if let (Ok(r), Ok(s)) = (&rendered, &stepped) {
         assert_eq!(r, s, "rendered batches and hashed steps give different events");
     }
@@ -325,9 +389,11 @@ mod tests {
 
     #[test]
     fn generated_records_read_the_same_every_way_over_their_corpus() {
-        assert!(super::replay_corpus("records", |d| {
-            super::records(d);
-        }) > 0);
+        assert!(
+            super::replay_corpus("records", |d| {
+                super::records(d);
+            }) > 0
+        );
     }
 
     /// The generator reaches what it is for: records the fast reader reads (so that the
@@ -350,7 +416,10 @@ mod tests {
             events += e;
         }
         eprintln!("{fast} records read fast, {events} events");
-        assert!(fast > 1_000 && events > 1_000, "{fast} records read fast, {events} events");
+        assert!(
+            fast > 1_000 && events > 1_000,
+            "{fast} records read fast, {events} events"
+        );
     }
 
     #[test]

@@ -289,7 +289,9 @@ pub(crate) fn print_integrity(set: &Corpus, off: &[Ran], on: &[Ran]) {
         "\nLog-file integrity in `run --once`, 1 reader, stdout sink, {} runs of each, alternating:\n",
         off.len()
     );
-    println!("| `run --once`, 1 reader | Wall (s), median | Events/s | trailwatch CPU (s), median | Events per CPU-second |");
+    println!(
+        "| `run --once`, 1 reader | Wall (s), median | Events/s | trailwatch CPU (s), median | Events per CPU-second |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for (name, wall, cpu) in [
         ("`[integrity] enabled = false`", &wall_off, &cpu_off),

@@ -210,7 +210,13 @@ mod tests {
         assert_eq!(event["raw"], r#"{"eventID":"e1","n":1e400,"s":",\"raw\":"}"#);
         let problems = event["problems"].as_array().unwrap();
         assert_eq!(problems[0], "x");
-        assert!(problems[1].as_str().unwrap().starts_with("raw is kept as text: number out of range"), "{problems:?}");
+        assert!(
+            problems[1]
+                .as_str()
+                .unwrap()
+                .starts_with("raw is kept as text: number out of range"),
+            "{problems:?}"
+        );
         let record = log_record(line, 1);
         assert_eq!(record["timeUnixNano"], "1709287200000000000");
         // A line that is not a document at all is still kept, as text.

@@ -407,7 +407,10 @@ fn a_hashed_file_read_in_steps_never_holds_more_than_a_step_of_text() {
     use crate::reader::LogFile;
     use crate::select::Keep;
     let record = |id: &str, name: &str, read_only: bool| {
-        format!(r#"{{"eventVersion":"1.08","eventTime":"2024-03-01T12:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"{name}","readOnly":{read_only},"eventID":"{id}","padding":"{}"}}"#, "x".repeat(900))
+        format!(
+            r#"{{"eventVersion":"1.08","eventTime":"2024-03-01T12:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"{name}","readOnly":{read_only},"eventID":"{id}","padding":"{}"}}"#,
+            "x".repeat(900)
+        )
     };
     // A write, 40 000 reads (~40 MB) write-only mode leaves out, another write.
     let mut records = vec![record("w1", "RunInstances", false)];
@@ -419,7 +422,13 @@ fn a_hashed_file_read_in_steps_never_holds_more_than_a_step_of_text() {
         max_record_bytes: 1 << 20,
         max_depth: 64,
     };
-    let mut file = LogFile::open_with(Box::new(std::io::Cursor::new(gzip(text.as_bytes()))), "k", options, true).unwrap();
+    let mut file = LogFile::open_with(
+        Box::new(std::io::Cursor::new(gzip(text.as_bytes()))),
+        "k",
+        options,
+        true,
+    )
+    .unwrap();
     file.select(Keep::WriteOnly);
     let (mut got, mut ids, mut steps, mut empty, mut largest) = (file.take_inflated(), Vec::new(), 0, 0, 0);
     loop {
@@ -429,7 +438,11 @@ fn a_hashed_file_read_in_steps_never_holds_more_than_a_step_of_text() {
         got.extend(inflated);
         steps += 1;
         empty += usize::from(events.is_empty() && !ended);
-        ids.extend(events.iter().map(|e| e.event_id.clone().unwrap_or_default().into_owned()));
+        ids.extend(
+            events
+                .iter()
+                .map(|e| e.event_id.clone().unwrap_or_default().into_owned()),
+        );
         if ended {
             break;
         }
@@ -441,7 +454,13 @@ fn a_hashed_file_read_in_steps_never_holds_more_than_a_step_of_text() {
     assert!(empty >= 3, "{steps} steps, {empty} without an event");
     assert!(largest < (8 << 20) + (2 << 20), "a step handed over {largest} bytes");
     // The same file read as batches holds the whole run of reads before the second write.
-    let mut file = LogFile::open_with(Box::new(std::io::Cursor::new(gzip(text.as_bytes()))), "k", options, true).unwrap();
+    let mut file = LogFile::open_with(
+        Box::new(std::io::Cursor::new(gzip(text.as_bytes()))),
+        "k",
+        options,
+        true,
+    )
+    .unwrap();
     file.select(Keep::WriteOnly);
     file.take_inflated();
     let mut largest = 0;
