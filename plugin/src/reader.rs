@@ -40,6 +40,9 @@ enum Inflate {
 struct Source {
     inflate: Inflate,
     inflated: Option<Vec<u8>>,
+    /// How many bytes the last `take_inflated` gave: the next copy starts with room for about
+    /// as much, instead of growing (and copying) its way there.
+    last_taken: usize,
 }
 
 /// An error the supplier of the stored bytes reported (not a fault of the file's contents).
@@ -61,6 +64,9 @@ impl Read for Source {
             Inflate::Gzip(g) => g.read(buf)?,
         };
         if let Some(kept) = &mut self.inflated {
+            if kept.capacity() == 0 {
+                kept.reserve(n.max(self.last_taken + self.last_taken / 4));
+            }
             kept.extend_from_slice(&buf[..n]);
         }
         Ok(n)
@@ -186,6 +192,7 @@ impl LogFile {
         let source = Source {
             inflate,
             inflated: hashed.then(Vec::new),
+            last_taken: 0,
         };
         let mut file = LogFile {
             window: Window::new(source, options.max_decompressed_bytes),
@@ -281,12 +288,12 @@ impl LogFile {
     /// The decompressed bytes read since the last call, in order; empty unless the file was
     /// opened hashed. Bytes read ahead of the parse count as read.
     pub fn take_inflated(&mut self) -> Vec<u8> {
-        self.window
-            .source_mut()
-            .inflated
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        let source = self.window.source_mut();
+        let taken = source.inflated.as_mut().map(std::mem::take).unwrap_or_default();
+        if !taken.is_empty() {
+            source.last_taken = taken.len();
+        }
+        taken
     }
 
     /// Decompressed bytes kept for `take_inflated` and not yet taken.
@@ -304,19 +311,33 @@ impl LogFile {
             self.pending = None;
             self.pending_error = None;
         }
-        let mut buf = vec![0u8; max];
-        let n = self.window.read_past(&mut buf).map_err(|e| match e {
-            ScanError::TooLarge(limit) => FileError::TooLarge(limit),
-            ScanError::Io(e) => match input_error(&e) {
-                Some(m) => FileError::ReadFailed(m),
-                None if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    FileError::Truncated("the gzip stream ends early".into())
+        let hashed = self.window.source_mut().inflated.is_some();
+        // A hashed file's bytes are kept as they are read: the buffer read into is only a
+        // passage then, and a small one spares zeroing `max` bytes at the end of every file.
+        let mut buf = vec![0u8; if hashed { max.min(64 << 10) } else { max }];
+        let mut n = 0;
+        loop {
+            let want = (max - n).min(buf.len());
+            let at = if hashed { 0 } else { n };
+            let read = self.window.read_past(&mut buf[at..at + want]).map_err(|e| match e {
+                ScanError::TooLarge(limit) => FileError::TooLarge(limit),
+                ScanError::Io(e) => match input_error(&e) {
+                    Some(m) => FileError::ReadFailed(m),
+                    None if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        FileError::Truncated("the gzip stream ends early".into())
+                    }
+                    None => FileError::BadGzip(e.to_string()),
+                },
+                // `read_past` reads bytes only; it finds no syntax.
+                ScanError::Eof { .. } | ScanError::Syntax { .. } => {
+                    FileError::ReadFailed("unexpected scan error".into())
                 }
-                None => FileError::BadGzip(e.to_string()),
-            },
-            // `read_past` reads bytes only; it finds no syntax.
-            ScanError::Eof { .. } | ScanError::Syntax { .. } => FileError::ReadFailed("unexpected scan error".into()),
-        })?;
+            })?;
+            n += read;
+            if read < want || n >= max {
+                break;
+            }
+        }
         buf.truncate(n);
         match &mut self.window.source_mut().inflated {
             Some(kept) => Ok(std::mem::take(kept)),

@@ -15,8 +15,9 @@ use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::{documents, hashing, integrity, parser, selection, trail_check};
+use super::bindings::{documents, integrity, parser, selection, trail_check};
 use super::cache::CompileCache;
+use super::in_place;
 use super::limits::{EpochTicker, Limits};
 use super::loader::{self, LoadError, LoadedPlugin, PluginSearch, Rejected};
 use super::store::set_deadline;
@@ -139,7 +140,7 @@ pub(super) struct Exports {
     /// `None` for a plugin without the optional `integrity` interface.
     pub(super) integrity: Option<integrity::GuestIndices>,
     /// `None` for a plugin without the optional `hashing` interface.
-    hashing: Option<hashing::GuestIndices>,
+    hashing: Option<in_place::Indices>,
 }
 
 impl Exports {
@@ -150,7 +151,7 @@ impl Exports {
         let trail_check = trail_check::GuestIndices::new(&pre).ok();
         let selection = selection::GuestIndices::new(&pre).ok();
         let integrity = integrity::GuestIndices::new(&pre).ok();
-        let hashing = hashing::GuestIndices::new(&pre).ok();
+        let hashing = in_place::Indices::new(&pre)?;
         Ok(Exports {
             pre,
             parser,
@@ -170,7 +171,7 @@ struct Instance {
     documents: Option<documents::Guest>,
     selection: Option<selection::Guest>,
     integrity: Option<integrity::Guest>,
-    hashing: Option<hashing::Guest>,
+    hashing: Option<in_place::Hashing>,
 }
 
 /// How a file is read: as rendered documents or typed events, and which events.
@@ -624,25 +625,24 @@ impl PluginRuntime {
             let left = self.limits.time_per_file.saturating_sub(used);
             set_deadline(store, left);
             let call_started = Instant::now();
-            let result = match (hashing, documents) {
-                (Some(h), Some(_)) => next_rendered_step(h, store, handle),
-                (Some(h), None) => h.call_next_typed_step(&mut *store, handle, BATCH).map(|r| {
+            let result = match (hashing, documents, hasher.as_mut()) {
+                (Some(h), Some(_), Some(hasher)) => next_rendered_step(h, store, handle, hasher),
+                (Some(h), None, Some(hasher)) => h.next_typed_step(&mut *store, handle, BATCH, hasher).map(|r| {
                     r.map(|step| Step {
                         fetched: Fetched::Typed(step.events),
-                        inflated: Some(step.inflated),
+                        hashed: true,
                         ended: step.ended,
                     })
                 }),
-                (None, Some(d)) => next_documents(d, store, handle),
-                (None, None) => log_file
+                (_, Some(d), _) => next_documents(d, store, handle),
+                (_, None, _) => log_file
                     .call_next_batch(&mut *store, handle, BATCH)
                     .map(|r| r.map(|events| Step::batch(Fetched::Typed(events)))),
             };
             // After a trap the instance cannot be entered again: the trap is what is reported.
-            if let (Some(hasher), Ok(Ok(step))) = (hasher.as_mut(), &result) {
-                match (&step.inflated, integrity) {
-                    (Some(bytes), _) => hasher.update(bytes),
-                    (None, Some(integrity)) => match integrity.call_take_inflated(&mut *store, handle) {
+            if let (Some(hasher), Some(integrity), Ok(Ok(step))) = (hasher.as_mut(), integrity, &result) {
+                if !step.hashed {
+                    match integrity.call_take_inflated(&mut *store, handle) {
                         Ok(bytes) => hasher.update(&bytes),
                         Err(e) => {
                             return (
@@ -650,8 +650,7 @@ impl PluginRuntime {
                                 Some(handle),
                             )
                         }
-                    },
-                    (None, None) => {}
+                    }
                 }
             }
             used += call_started.elapsed().saturating_sub(store.data().input_waited);
@@ -711,11 +710,11 @@ enum Fetched {
     Documents(documents::Batch),
 }
 
-/// One call's worth of a file: its events, the decompressed bytes handed over with them (a
-/// `hashing` step), and whether the file has ended.
+/// One call's worth of a file: its events, whether the decompressed bytes read with them were
+/// hashed with the call (a `hashing` step), and whether the file has ended.
 struct Step {
     fetched: Fetched,
-    inflated: Option<Vec<u8>>,
+    hashed: bool,
     ended: bool,
 }
 
@@ -728,7 +727,7 @@ impl Step {
         };
         Step {
             fetched,
-            inflated: None,
+            hashed: false,
             ended,
         }
     }
@@ -748,16 +747,18 @@ fn next_documents(
     }
 }
 
-/// The next rendered step of a hashed file, its batch checked as `next_documents` checks one.
+/// The next rendered step of a hashed file, its bytes fed to `hasher` and its batch checked as
+/// `next_documents` checks one.
 fn next_rendered_step(
-    hashing: &hashing::Guest,
+    hashing: &in_place::Hashing,
     store: &mut Store<StoreState>,
     handle: ResourceAny,
+    hasher: &mut Sha256,
 ) -> wasmtime::Result<Result<Step, FileError>> {
-    match hashing.call_next_rendered_step(&mut *store, handle, DOCUMENTS_BATCH)? {
+    match hashing.next_rendered_step(&mut *store, handle, DOCUMENTS_BATCH, hasher)? {
         Ok(step) => Ok(Ok(Step {
             fetched: Fetched::Documents(checked(step.documents)?),
-            inflated: Some(step.inflated),
+            hashed: true,
             ended: step.ended,
         })),
         Err(e) => Ok(Err(e)),

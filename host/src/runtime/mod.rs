@@ -15,6 +15,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod file;
+mod in_place;
 pub mod limits;
 pub mod loader;
 pub mod store;
