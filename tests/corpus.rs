@@ -15,6 +15,14 @@ fn corpus() -> PathBuf {
     dir
 }
 
+/// Event names in the corpus that name no action: Grafana's audit records carry a literal
+/// `action`, an SSO portal record carries the URL it called, and one detection-rule fixture
+/// carries a made-up `NotCreateUser`.
+fn names_no_action(service: &str, name: &str) -> bool {
+    matches!((service, name), ("grafana", "action") | ("iam", "NotCreateUser"))
+        || (service == "sso" && name.starts_with("https://"))
+}
+
 #[test]
 fn replay_over_the_corpus_reads_everything_and_categorizes_every_event() {
     let dir = corpus();
@@ -53,6 +61,12 @@ fn replay_over_the_corpus_reads_everything_and_categorizes_every_event() {
         );
         if e.get("event_source").is_some() {
             assert_ne!(parts[1], "unknown", "an event with an eventSource has a service: {e}");
+        }
+        // A known service with an action no rule names is a gap in the tables, except for the
+        // few records whose name is not an API action at all.
+        let name = e["event_name"].as_str().unwrap_or("");
+        if parts[1] != "unknown" && parts[2] == "other" && !names_no_action(parts[1], name) {
+            panic!("{}: {name} has no action", parts[1]);
         }
     }
 

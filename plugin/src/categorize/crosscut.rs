@@ -53,8 +53,14 @@ const EVENTS: &[(&str, &[(&str, Kind)])] = &[
             ("AdminInitiateAuth", AUTHENTICATION),
             ("AdminRespondToAuthChallenge", AUTHENTICATION),
             ("AdminSetUserPassword", CREDENTIAL),
+            // The hosted UI's endpoints, logged by path and method.
+            ("IdpResponse_GET", AUTHENTICATION),
+            ("IdpResponse_POST", AUTHENTICATION),
             ("InitiateAuth", AUTHENTICATION),
+            ("Login_POST", AUTHENTICATION),
             ("RespondToAuthChallenge", AUTHENTICATION),
+            ("SAML2Response_POST", AUTHENTICATION),
+            ("Token_POST", AUTHENTICATION),
         ],
     ),
     (
@@ -79,6 +85,8 @@ const EVENTS: &[(&str, &[(&str, Kind)])] = &[
             ("ImportKeyPair", CREDENTIAL),
         ],
     ),
+    // Leaving takes the account out of the organization's service control policies.
+    ("organizations", &[("LeaveOrganization", PERMISSIONS)]),
     (
         "ram",
         &[
@@ -103,6 +111,8 @@ const EVENTS: &[(&str, &[(&str, Kind)])] = &[
             ("CredentialVerification", AUTHENTICATION),
             ("ExitRole", AUTHENTICATION),
             ("GetSigninToken", AUTHENTICATION),
+            // A new password set while signing in (an expired or a first one).
+            ("PasswordUpdated", CREDENTIAL),
             ("RenewRoleSession", AUTHENTICATION),
             ("SwitchRole", AUTHENTICATION),
             ("UserAuthentication", AUTHENTICATION),

@@ -1,16 +1,17 @@
 //! Requests that open a resource or a network to the world, decided from their parameters.
 //!
-//! APIs that always expose (opening security group ingress, an internet gateway, peering,
-//! deleting a public access block) are named in the service tables. This module decides the
-//! conditional ones, plus two checks that apply to every write of every service: a resource
-//! policy that lets everyone in ([`super::policy`]) and `publiclyAccessible: true` (RDS,
-//! Redshift, DMS). The conditional cases need the request parameters as evidence: without them
-//! nothing is flagged, except the `Authorize*SecurityGroupIngress` APIs of other services, whose
-//! name says it all.
+//! APIs that always expose (an internet gateway, peering, deleting a public access block) are
+//! named in the service tables. This module decides the conditional ones, plus two checks that
+//! apply to every write of every service: a resource policy that lets everyone in
+//! ([`super::policy`]) and `publiclyAccessible: true` (RDS, Redshift, DMS). The conditional
+//! cases need the request parameters as evidence: without them nothing is flagged.
 //!
-//! Decisions: a load balancer created without `scheme: internal` is internet-facing, which is
-//! AWS's default; a route is exposure when it targets an internet gateway; a network ACL entry
-//! is exposure when it allows.
+//! Decisions: a security group ingress rule (EC2's, and the classic ones of RDS, Redshift and
+//! ElastiCache) is exposure when it opens to the world: `0.0.0.0/0`, `::/0`, or a public range of
+//! /8 or wider (IPv6: /16); a rule between security groups or from a private range is a
+//! permission change only, and so is every egress rule. A load balancer created without
+//! `scheme: internal` is internet-facing, which is AWS's default; a route is exposure when it
+//! targets an internet gateway; a network ACL entry is exposure when it allows.
 
 use super::params::{any_value, has_value, list_has, scalar_at, value_starts};
 use super::policy;
@@ -36,12 +37,12 @@ pub(super) fn exposes(service: &str, name: &str, base: Action, params: Option<&s
     if matches!(base, Action::Read | Action::DataRead) {
         return false;
     }
-    if opens_classic_security_group(name) {
-        return true;
-    }
     let Some(params) = params else {
         return false;
     };
+    if opens_classic_security_group(name) {
+        return opens_to_world(params);
+    }
     let specific = match (service, name) {
         ("ec2", "ModifyFpgaImageAttribute" | "ModifyImageAttribute" | "ModifySnapshotAttribute") => {
             shares_with_everyone(params)
@@ -60,6 +61,7 @@ pub(super) fn exposes(service: &str, name: &str, base: Action, params: Option<&s
             lifts_public_access_block(params)
         }
         ("ssm", "ModifyDocumentPermission") => list_has(params, "accountIdsToAdd", "all"),
+        ("vpc", "AuthorizeSecurityGroupIngress" | "ModifySecurityGroupRules") => opens_to_world(params),
         ("vpc", "CreateNetworkAclEntry" | "ReplaceNetworkAclEntry") => has_value(params, "ruleAction", "allow"),
         ("vpc", "CreateRoute" | "ReplaceRoute") => {
             any_value(params, "gatewayId", |gateway| gateway.starts_with("igw-"))
@@ -75,6 +77,42 @@ pub(super) fn exposes(service: &str, name: &str, base: Action, params: Option<&s
 /// `Authorize*SecurityGroupIngress` of RDS, Redshift and ElastiCache open a port like EC2's.
 fn opens_classic_security_group(name: &str) -> bool {
     rules::split_verb(name).0 == "Authorize" && name.ends_with("SecurityGroupIngress")
+}
+
+/// Keys that hold a security group rule's source range (EC2, and RDS/Redshift/ElastiCache's
+/// `cidrip`).
+const RULE_RANGES: &[&str] = &["cidrIp", "cidrIpv4", "cidrIpv6", "cidrip", "cIDRIP"];
+
+/// A rule whose source is the world or a large public range.
+fn opens_to_world(params: &str) -> bool {
+    RULE_RANGES
+        .iter()
+        .any(|key| any_value(params, key, is_world_or_large_public))
+}
+
+/// `0.0.0.0/0`, `::/0`, or a public IPv4 range of /8 or wider, or IPv6 of /16 or wider.
+fn is_world_or_large_public(cidr: &str) -> bool {
+    let Some((address, prefix)) = cidr.trim().split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    if let Ok(v4) = address.parse::<std::net::Ipv4Addr>() {
+        let [first, second, ..] = v4.octets();
+        let private = first == 10
+            || first == 127
+            || (first == 172 && (16..32).contains(&second))
+            || (first == 192 && second == 168)
+            || (first == 100 && (64..128).contains(&second));
+        return prefix == 0 || (prefix <= 8 && !private);
+    }
+    if let Ok(v6) = address.parse::<std::net::Ipv6Addr>() {
+        let first = v6.segments()[0];
+        let local = (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80;
+        return prefix == 0 || (prefix <= 16 && !local);
+    }
+    false
 }
 
 /// An S3 ACL, canned or explicit, that grants to all users or all authenticated AWS users.

@@ -9,7 +9,7 @@
 //! ...) is a logging change without the tampering flag. Conditional tampering needs evidence in
 //! the request parameters: without them the event is a logging change only.
 
-use super::params::has_value;
+use super::params::{any_value, has_key, has_value, value_starts};
 use super::table;
 
 /// How a logging event counts.
@@ -25,6 +25,16 @@ enum Logging {
     TamperingIfSuppressing,
     /// Tampering when the new bucket logging status has no `LoggingEnabled` (S3).
     TamperingIfLoggingRemoved,
+    /// Tampering when the request narrows what a trail records or redirects it (CloudTrail).
+    TamperingIfNarrowed,
+    // The next ones are logging changes only with the evidence (and then tampering): the same
+    // APIs change much else, often and harmlessly.
+    /// Access logs switched off (load balancer attributes, a CloudFront distribution).
+    OnlyIfAccessLogsOff,
+    /// Findings suppressed or archived (Security Hub's workflow updates).
+    OnlyIfSuppressing,
+    /// Feedback that calls a finding not useful (GuardDuty).
+    OnlyIfNotUseful,
 }
 
 use Logging::*;
@@ -41,6 +51,7 @@ const EVENTS: &[(&str, &[(&str, Logging)])] = &[
             ("UpdateArchiveRule", Tampering),
         ],
     ),
+    ("cloudfront", &[("UpdateDistribution", OnlyIfAccessLogsOff)]),
     (
         "cloudtrail",
         &[
@@ -50,15 +61,15 @@ const EVENTS: &[(&str, &[(&str, Logging)])] = &[
             ("DeleteEventDataStore", Tampering),
             ("DeleteTrail", Tampering),
             ("DeregisterOrganizationDelegatedAdmin", Tampering),
-            ("PutEventSelectors", Tampering),
-            ("PutInsightSelectors", Tampering),
+            ("PutEventSelectors", TamperingIfNarrowed),
+            ("PutInsightSelectors", TamperingIfNarrowed),
             ("RegisterOrganizationDelegatedAdmin", Change),
             ("StartEventDataStoreIngestion", Change),
             ("StartLogging", Change),
             ("StopEventDataStoreIngestion", Tampering),
             ("StopLogging", Tampering),
             ("UpdateEventDataStore", Tampering),
-            ("UpdateTrail", Tampering),
+            ("UpdateTrail", TamperingIfNarrowed),
         ],
     ),
     (
@@ -91,12 +102,24 @@ const EVENTS: &[(&str, &[(&str, Logging)])] = &[
             ("DisassociateMembership", Tampering),
         ],
     ),
-    ("events", &[("DeleteRule", Tampering), ("DisableRule", Tampering)]),
+    (
+        "elasticloadbalancing",
+        &[("ModifyLoadBalancerAttributes", OnlyIfAccessLogsOff)],
+    ),
+    (
+        "events",
+        &[
+            ("DeleteRule", Tampering),
+            ("DisableRule", Tampering),
+            ("RemoveTargets", Tampering),
+        ],
+    ),
     (
         "guardduty",
         &[
             ("AcceptAdministratorInvitation", Change),
             ("AcceptInvitation", Change),
+            ("ArchiveFindings", Tampering),
             ("CreateDetector", Change),
             ("CreateFilter", TamperingIfSuppressing),
             ("CreateIPSet", Tampering),
@@ -116,6 +139,7 @@ const EVENTS: &[(&str, &[(&str, Logging)])] = &[
             ("StopMonitoringMembers", Tampering),
             ("UpdateDetector", TamperingIfTurnedOff),
             ("UpdateFilter", TamperingIfSuppressing),
+            ("UpdateFindingsFeedback", OnlyIfNotUseful),
             ("UpdateIPSet", Tampering),
             ("UpdateMemberDetectors", TamperingIfTurnedOff),
             ("UpdateOrganizationConfiguration", TamperingIfTurnedOff),
@@ -168,6 +192,14 @@ const EVENTS: &[(&str, &[(&str, Logging)])] = &[
             ("StopMetricStreams", Tampering),
         ],
     ),
+    // Leaving takes the account out of the organization's trail and delegated detectors.
+    (
+        "organizations",
+        &[
+            ("LeaveOrganization", Tampering),
+            ("RemoveAccountFromOrganization", Tampering),
+        ],
+    ),
     (
         "route53resolver",
         &[
@@ -183,6 +215,7 @@ const EVENTS: &[(&str, &[(&str, Logging)])] = &[
         &[
             ("BatchDisableStandards", Tampering),
             ("BatchEnableStandards", Change),
+            ("BatchUpdateFindings", OnlyIfSuppressing),
             ("BatchUpdateStandardsControlAssociations", TamperingIfTurnedOff),
             ("DeleteMembers", Tampering),
             ("DisableImportFindingsForProduct", Tampering),
@@ -193,6 +226,7 @@ const EVENTS: &[(&str, &[(&str, Logging)])] = &[
             ("DisassociateMembers", Tampering),
             ("EnableImportFindingsForProduct", Change),
             ("EnableSecurityHub", Change),
+            ("UpdateFindings", OnlyIfSuppressing),
             ("UpdateStandardsControl", TamperingIfTurnedOff),
         ],
     ),
@@ -211,12 +245,67 @@ pub(super) fn change(service: &str, name: &str, params: Option<&str>) -> Option<
     let kind = table::lookup(EVENTS, &service).and_then(|names| table::lookup(names, &name))?;
     let evidence = |probe: fn(&str) -> bool| params.is_some_and(probe);
     Some(match kind {
+        OnlyIfAccessLogsOff => return evidence(access_logs_off).then_some(true),
+        OnlyIfSuppressing => return evidence(suppresses_findings).then_some(true),
+        OnlyIfNotUseful => return evidence(|params| has_value(params, "feedback", "NOT_USEFUL")).then_some(true),
         Change => false,
         Tampering => true,
         TamperingIfTurnedOff => evidence(turns_off),
         TamperingIfSuppressing => evidence(suppresses_findings),
         TamperingIfLoggingRemoved => evidence(|params| !crate::text::has(params, "LoggingEnabled")),
+        TamperingIfNarrowed => evidence(narrows),
     })
+}
+
+/// Access logs switched off: an ALB/NLB attribute `{"key":"access_logs.s3.enabled",
+/// "value":"false"}`, a classic load balancer's `"accessLog":{"enabled":false}`, or a CloudFront
+/// distribution's `"logging":{"enabled":false}`.
+fn access_logs_off(params: &str) -> bool {
+    let after = |marker: &str| params.find(marker).map(|at| &params[at + marker.len()..]);
+    let v2 = after("access_logs.s3.enabled").is_some_and(|rest| {
+        // The value follows its key in the same attribute, before the next attribute's key.
+        let attribute = rest
+            .find("\"key")
+            .or_else(|| rest.find("\"Key"))
+            .map_or(rest, |end| &rest[..end]);
+        has_value(attribute, "value", "false")
+    });
+    let object_off = |marker: &str| {
+        after(marker).is_some_and(|rest| {
+            let object = rest.find('}').map_or(rest, |end| &rest[..end]);
+            has_value(object, "enabled", "false")
+        })
+    };
+    v2 || object_off("\"accessLog\"") || object_off("\"logging\"")
+}
+
+/// Trail switches that, set to `false`, record less.
+const TRAIL_SWITCHES: &[&str] = &[
+    "enableLogFileValidation",
+    "includeGlobalServiceEvents",
+    "includeManagementEvents",
+    "isMultiRegionTrail",
+    "isOrganizationTrail",
+];
+
+/// A trail or its selectors changed to record less, or its logs sent elsewhere: a switch off,
+/// read or write events only, management event sources excluded, an advanced selector that
+/// excludes (`NotEquals`, `NotStartsWith`, `NotEndsWith`) or filters on `readOnly`, Insights
+/// emptied, a new bucket or prefix, CloudWatch Logs delivery removed. Selectors that log all
+/// management events and add data events are not narrowing.
+fn narrows(params: &str) -> bool {
+    TRAIL_SWITCHES.iter().any(|key| has_value(params, key, "false"))
+        || has_value(params, "readWriteType", "ReadOnly")
+        || has_value(params, "readWriteType", "WriteOnly")
+        || any_value(params, "excludeManagementEventSources", |first| !first.is_empty())
+        || ["notEquals", "notStartsWith", "notEndsWith"]
+            .iter()
+            .any(|key| has_key(params, key))
+        || has_value(params, "field", "readOnly")
+        || value_starts(params, "insightSelectors").any(|at| params[at..].starts_with("[]"))
+        || has_key(params, "s3BucketName")
+        || has_key(params, "s3KeyPrefix")
+        || has_value(params, "cloudWatchLogsLogGroupArn", "")
 }
 
 /// A detector, feature, control or session switched off or paused.
@@ -227,9 +316,13 @@ fn turns_off(params: &str) -> bool {
             .any(|key| has_value(params, key, "DISABLED") || has_value(params, key, "PAUSED"))
 }
 
-/// A findings filter whose action archives (GuardDuty, Macie) or suppresses (Inspector).
+/// A findings filter whose action archives (GuardDuty, Macie) or suppresses (Inspector), or
+/// findings set to a suppressed workflow status or archived (Security Hub).
 fn suppresses_findings(params: &str) -> bool {
-    has_value(params, "action", "ARCHIVE") || has_value(params, "action", "SUPPRESS")
+    has_value(params, "action", "ARCHIVE")
+        || has_value(params, "action", "SUPPRESS")
+        || has_value(params, "status", "SUPPRESSED")
+        || has_value(params, "recordState", "ARCHIVED")
 }
 
 #[cfg(test)]
@@ -260,6 +353,90 @@ mod tests {
                 assert_eq!(in_table, Some(Action::LoggingChange), "{service} {name}");
             }
         }
+    }
+
+    #[test]
+    fn trail_changes_are_tampering_only_when_they_record_less() {
+        let all = r#"{"trailName":"t","eventSelectors":[{"readWriteType":"All","includeManagementEvents":true,
+            "dataResources":[{"type":"AWS::S3::Object","values":["arn:aws:s3"]}],"excludeManagementEventSources":[]}]}"#;
+        assert_eq!(change("cloudtrail", "PutEventSelectors", Some(all)), Some(false));
+        let write_only =
+            r#"{"trailName":"t","eventSelectors":[{"readWriteType":"WriteOnly","includeManagementEvents":true}]}"#;
+        assert_eq!(change("cloudtrail", "PutEventSelectors", Some(write_only)), Some(true));
+        let no_kms = r#"{"trailName":"t","eventSelectors":[{"readWriteType":"All","excludeManagementEventSources":["kms.amazonaws.com"]}]}"#;
+        assert_eq!(change("cloudtrail", "PutEventSelectors", Some(no_kms)), Some(true));
+        let advanced = r#"{"trailName":"t","advancedEventSelectors":[{"fieldSelectors":[{"field":"eventCategory","equals":["Management"]},
+            {"field":"eventSource","notEquals":["kms.amazonaws.com"]}]}]}"#;
+        assert_eq!(change("cloudtrail", "PutEventSelectors", Some(advanced)), Some(true));
+        let validation = r#"{"name":"t","enableLogFileValidation":true,"isMultiRegionTrail":true}"#;
+        assert_eq!(change("cloudtrail", "UpdateTrail", Some(validation)), Some(false));
+        let one_region = r#"{"name":"t","isMultiRegionTrail":false}"#;
+        assert_eq!(change("cloudtrail", "UpdateTrail", Some(one_region)), Some(true));
+        let redirected = r#"{"name":"t","s3BucketName":"elsewhere"}"#;
+        assert_eq!(change("cloudtrail", "UpdateTrail", Some(redirected)), Some(true));
+        let emptied = r#"{"trailName":"t","insightSelectors":[]}"#;
+        assert_eq!(change("cloudtrail", "PutInsightSelectors", Some(emptied)), Some(true));
+        let insights = r#"{"trailName":"t","insightSelectors":[{"insightType":"ApiCallRateInsight"}]}"#;
+        assert_eq!(change("cloudtrail", "PutInsightSelectors", Some(insights)), Some(false));
+        assert_eq!(change("cloudtrail", "StopLogging", None), Some(true));
+    }
+
+    #[test]
+    fn weakened_monitoring_is_tampering() {
+        assert_eq!(change("guardduty", "ArchiveFindings", None), Some(true));
+        let not_useful = r#"{"detectorId":"d","findingIds":["f"],"feedback":"NOT_USEFUL"}"#;
+        assert_eq!(
+            change("guardduty", "UpdateFindingsFeedback", Some(not_useful)),
+            Some(true)
+        );
+        let useful = r#"{"detectorId":"d","findingIds":["f"],"feedback":"USEFUL"}"#;
+        assert_eq!(change("guardduty", "UpdateFindingsFeedback", Some(useful)), None);
+        assert_eq!(change("events", "RemoveTargets", None), Some(true));
+        let suppressed = r#"{"findingIdentifiers":[{"id":"i","productArn":"p"}],"workflow":{"status":"SUPPRESSED"}}"#;
+        assert_eq!(
+            change("securityhub", "BatchUpdateFindings", Some(suppressed)),
+            Some(true)
+        );
+        let resolved = r#"{"findingIdentifiers":[{"id":"i","productArn":"p"}],"workflow":{"status":"RESOLVED"}}"#;
+        assert_eq!(change("securityhub", "BatchUpdateFindings", Some(resolved)), None);
+        let archived = r#"{"filters":{"id":[{"value":"i","comparison":"EQUALS"}]},"recordState":"ARCHIVED"}"#;
+        assert_eq!(change("securityhub", "UpdateFindings", Some(archived)), Some(true));
+        assert_eq!(change("organizations", "LeaveOrganization", None), Some(true));
+    }
+
+    #[test]
+    fn access_logs_switched_off_are_tampering_and_other_attributes_are_not_logging() {
+        let alb_off = r#"{"loadBalancerArn":"arn","attributes":[{"key":"idle_timeout.timeout_seconds","value":"60"},
+            {"key":"access_logs.s3.enabled","value":"false"}]}"#;
+        assert_eq!(
+            change("elasticloadbalancing", "ModifyLoadBalancerAttributes", Some(alb_off)),
+            Some(true)
+        );
+        let alb_on = r#"{"loadBalancerArn":"arn","attributes":[{"key":"access_logs.s3.enabled","value":"true"},
+            {"key":"deletion_protection.enabled","value":"false"}]}"#;
+        assert_eq!(
+            change("elasticloadbalancing", "ModifyLoadBalancerAttributes", Some(alb_on)),
+            None
+        );
+        let classic_off =
+            r#"{"loadBalancerName":"lb","loadBalancerAttributes":{"accessLog":{"enabled":false,"s3BucketName":"b"}}}"#;
+        assert_eq!(
+            change(
+                "elasticloadbalancing",
+                "ModifyLoadBalancerAttributes",
+                Some(classic_off)
+            ),
+            Some(true)
+        );
+        let timeout = r#"{"loadBalancerArn":"arn","attributes":[{"key":"idle_timeout.timeout_seconds","value":"60"}]}"#;
+        assert_eq!(
+            change("elasticloadbalancing", "ModifyLoadBalancerAttributes", Some(timeout)),
+            None
+        );
+        let cdn_off = r#"{"id":"E1","distributionConfig":{"logging":{"enabled":false,"includeCookies":false,"bucket":"","prefix":""},"enabled":true}}"#;
+        assert_eq!(change("cloudfront", "UpdateDistribution", Some(cdn_off)), Some(true));
+        let cdn_on = r#"{"id":"E1","distributionConfig":{"logging":{"enabled":true,"bucket":"b"},"enabled":false}}"#;
+        assert_eq!(change("cloudfront", "UpdateDistribution", Some(cdn_on)), None);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - `service`: the service segment, derived from `eventSource`.
 //! - `ec2`, `vpc`, `iam`, `s3`, `lambda`: complete tables of the write APIs of those services
 //!   (the VPC table takes the network APIs out of EC2).
+//! - `kms`: KMS's cryptographic operations, the use of a key.
+//! - `statement`: APIs that run a statement (PartiQL, SQL), read or write by the statement.
 //! - `rules`: the verb-prefix rules for every other API.
 //! - `crosscut`: authentication, credential and permission events of other services.
 //! - `logging`: logging and monitoring changes of every service, and which are tampering.
@@ -27,6 +29,7 @@ mod crosscut;
 mod ec2;
 mod exposure;
 mod iam;
+mod kms;
 mod lambda;
 mod logging;
 mod outcome;
@@ -35,6 +38,7 @@ mod policy;
 mod rules;
 mod s3;
 mod service;
+mod statement;
 mod table;
 mod vpc;
 
@@ -179,7 +183,9 @@ pub fn categorize(input: &Input) -> Category {
             Action::Insight,
         )
     } else {
-        let mut service = service::from_source(present(input.event_source), "unknown");
+        // A sign-in is one by its record, whatever the source says (some exports drop it).
+        let fallback = if is_sign_in(input) { "signin" } else { "unknown" };
+        let mut service = service::from_source(present(input.event_source), fallback);
         let action = match present(input.event_name) {
             Some(name) => classify(&mut service, name, input, &mut flags),
             None => Action::Other,
@@ -217,8 +223,10 @@ fn classify(service: &mut String, raw_name: &str, input: &Input, flags: &mut Fla
         "iam" => iam::write_action(name),
         "lambda" => lambda::write_action(name),
         "s3" => s3::action(name),
+        "kms" => kms::action(name),
         _ => None,
-    };
+    }
+    .or_else(|| statement::action(service, name, params));
     let by_name = from_table.unwrap_or_else(|| rules::classify(name, input.read_only));
     let base = if is_data_event(input) {
         by_name.as_data()
@@ -227,7 +235,7 @@ fn classify(service: &mut String, raw_name: &str, input: &Input, flags: &mut Fla
     };
 
     let mut logging_change = base == Action::LoggingChange;
-    flags.authentication |= base == Action::Authentication;
+    flags.authentication |= base == Action::Authentication || is_sign_in(input);
     flags.permission_change |= base == Action::Permissions;
     flags.credential_creation |= base == Action::CredentialCreation;
     flags.network_exposure |= base == Action::NetworkExposure;
@@ -274,6 +282,13 @@ fn metric_name(service: &str, action: Action) -> String {
 fn is_insight(input: &Input) -> bool {
     present(input.event_type).is_some_and(|t| t.eq_ignore_ascii_case("AwsCloudTrailInsight"))
         || present(input.event_category).is_some_and(|c| c.eq_ignore_ascii_case("Insight"))
+}
+
+/// A console sign-in record: its type says so (`AwsConsoleSignIn`: logins, role switches,
+/// password changes at sign-in), or it is a `ConsoleLogin` whose type was lost.
+fn is_sign_in(input: &Input) -> bool {
+    present(input.event_type).is_some_and(|t| t.eq_ignore_ascii_case("AwsConsoleSignIn"))
+        || present(input.event_name) == Some("ConsoleLogin")
 }
 
 /// Data events (object reads and writes, function invocations, item reads) are counted apart

@@ -92,16 +92,34 @@ fn is_wildcard(principal: &Value) -> bool {
     }
 }
 
-/// A condition block (`{"Operator": {"key": value}}`) with a key that restricts the caller.
+/// A condition block (`{"Operator": {"key": value}}`) with a key that restricts the caller. An
+/// `IpAddress` condition on `aws:SourceIp` that admits every address (`0.0.0.0/0`, `::/0`)
+/// restricts nothing.
 fn restricts_caller(condition: &Value) -> bool {
     let Some(operators) = condition.as_object() else {
         return false;
     };
     operators
-        .values()
-        .filter_map(Value::as_object)
-        .flat_map(|keys| keys.keys())
-        .any(|key| CALLER_CONDITIONS.iter().any(|known| key.eq_ignore_ascii_case(known)))
+        .iter()
+        .filter_map(|(operator, keys)| Some((operator, keys.as_object()?)))
+        .flat_map(|(operator, keys)| keys.iter().map(move |(key, value)| (operator, key, value)))
+        .any(|(operator, key, value)| {
+            CALLER_CONDITIONS.iter().any(|known| key.eq_ignore_ascii_case(known))
+                && !(key.eq_ignore_ascii_case("aws:sourceip") && admits_every_address(operator, value))
+        })
+}
+
+/// An address condition that lets every source in: `IpAddress` (not `NotIpAddress`) with the
+/// whole IPv4 or IPv6 space among its ranges.
+fn admits_every_address(operator: &str, ranges: &Value) -> bool {
+    let operator = operator.to_ascii_lowercase();
+    let whole = |range: &Value| range.as_str().is_some_and(|r| matches!(r.trim(), "0.0.0.0/0" | "::/0"));
+    operator.contains("ipaddress")
+        && !operator.contains("notipaddress")
+        && match ranges {
+            Value::Array(items) => items.iter().any(whole),
+            single => whole(single),
+        }
 }
 
 #[cfg(test)]
@@ -129,6 +147,22 @@ mod tests {
         let params = r#"{"bucketPolicy":{"Statement":{"Effect":"Allow","Principal":"*",
             "Action":"s3:GetObject","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-1"}}}}}"#;
         assert!(!allows_everyone(params));
+    }
+
+    #[test]
+    fn a_source_address_condition_open_to_every_address_restricts_nothing() {
+        let world = r#"{"policy":{"Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":"s3:GetObject","Condition":{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","0.0.0.0/0"]}}}]}}"#;
+        assert!(allows_everyone(world));
+        let v6 = r#"{"policy":{"Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":"s3:GetObject","Condition":{"IpAddress":{"aws:SourceIp":"::/0"}}}]}}"#;
+        assert!(allows_everyone(v6));
+        let office = r#"{"policy":{"Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":"s3:GetObject","Condition":{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}}]}}"#;
+        assert!(!allows_everyone(office));
+        let none = r#"{"policy":{"Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":"s3:GetObject","Condition":{"NotIpAddress":{"aws:SourceIp":"0.0.0.0/0"}}}]}}"#;
+        assert!(!allows_everyone(none));
     }
 
     #[test]

@@ -33,6 +33,7 @@ const VERBS: &[(&str, Action)] = &[
     ("Close", Delete),
     ("Complete", Modify),
     ("Confirm", Modify),
+    ("Connect", Modify),
     ("Copy", Create),
     ("Create", Create),
     ("Deactivate", Modify),
@@ -45,12 +46,15 @@ const VERBS: &[(&str, Action)] = &[
     ("Detach", Modify),
     ("Disable", Modify),
     ("Disassociate", Modify),
+    ("Disconnect", Modify),
     ("Discover", Read),
     ("Download", Read),
     ("Edit", Modify),
     ("Enable", Modify),
     ("Estimate", Read),
+    ("Execute", Modify),
     ("Export", Create),
+    ("Failover", Modify),
     ("Filter", Read),
     ("Generate", Create),
     ("Get", Read),
@@ -59,15 +63,20 @@ const VERBS: &[(&str, Action)] = &[
     ("Import", Create),
     ("Increase", Modify),
     ("Initiate", Create),
+    ("Invite", Create),
     ("Invoke", Create),
     ("Issue", Create),
     ("Launch", Create),
+    ("Leave", Delete),
     ("List", Read),
+    ("Lock", Modify),
     ("Lookup", Read),
     ("Merge", Modify),
     ("Modify", Modify),
     ("Move", Modify),
+    ("Open", Create),
     ("Pause", Modify),
+    ("Precheck", Read),
     ("Preview", Read),
     ("Promote", Modify),
     ("Provision", Create),
@@ -85,7 +94,9 @@ const VERBS: &[(&str, Action)] = &[
     ("Rename", Modify),
     ("Renew", Modify),
     ("Replace", Modify),
+    ("Replicate", Create),
     ("Request", Create),
+    ("Resend", Create),
     ("Reset", Modify),
     ("Restart", Modify),
     ("Restore", Modify),
@@ -93,6 +104,7 @@ const VERBS: &[(&str, Action)] = &[
     ("Retrieve", Read),
     ("Revoke", Delete),
     ("Rotate", Modify),
+    ("Rotation", Modify),
     ("Run", Create),
     ("Scan", Read),
     ("Schedule", Modify),
@@ -100,6 +112,7 @@ const VERBS: &[(&str, Action)] = &[
     ("Select", Read),
     ("Send", Create),
     ("Set", Modify),
+    ("Setup", Create),
     ("Share", Permissions),
     ("Simulate", Read),
     ("Start", Create),
@@ -107,11 +120,13 @@ const VERBS: &[(&str, Action)] = &[
     ("Submit", Create),
     ("Subscribe", Create),
     ("Suspend", Modify),
+    ("Synchronize", Modify),
     ("Tag", Modify),
     ("Terminate", Delete),
     ("Test", Read),
     ("Transfer", Modify),
     ("Unassign", Modify),
+    ("Unlock", Modify),
     ("Unshare", Permissions),
     ("Unsubscribe", Delete),
     ("Untag", Modify),
@@ -121,6 +136,17 @@ const VERBS: &[(&str, Action)] = &[
     ("Validate", Read),
     ("View", Read),
     ("Write", Modify),
+];
+
+/// Whole event names that do not start with a verb, sorted: service events and Git operations
+/// named by what happened.
+const NAMES: &[(&str, Action)] = &[
+    ("GitPull", Read),
+    ("GitPush", Modify),
+    ("JobCreated", Create),
+    ("JobStatusChanged", Modify),
+    ("PasswordUpdated", Modify),
+    ("Signup_POST", Create),
 ];
 
 /// Words before "Policy" that name a policy about something other than access (scaling,
@@ -146,11 +172,26 @@ const NON_ACCESS_POLICIES: &[&str] = &[
 
 /// The action of `name` by its verb, for APIs that no table names.
 pub(super) fn classify(name: &str, read_only: Option<bool>) -> Action {
+    if let Some(action) = table::lookup(NAMES, &name).or_else(|| by_method(name)) {
+        return match action {
+            Read => Read,
+            _ if read_only == Some(true) => Read,
+            action => action,
+        };
+    }
     let (verb, rest) = match split_verb(name) {
-        ("Batch", rest) if !rest.is_empty() => split_verb(rest),
+        ("Batch" | "Transact", rest) if !rest.is_empty() => split_verb(rest),
         split => split,
     };
-    let by_verb = table::lookup(VERBS, &verb);
+    let by_verb = match verb.as_bytes().first() {
+        // Some services write their names in camelCase ("updateDomainContact").
+        Some(first) if first.is_ascii_lowercase() => {
+            let mut capital = verb.to_owned();
+            capital[..1].make_ascii_uppercase();
+            table::lookup(VERBS, &capital.as_str())
+        }
+        _ => table::lookup(VERBS, &verb),
+    };
     match by_verb {
         Some(Read) => Read,
         _ if read_only == Some(true) => Read,
@@ -158,6 +199,21 @@ pub(super) fn classify(name: &str, read_only: Option<bool>) -> Action {
         Some(Create | Modify | Delete) | None if grants_access(name) => Permissions,
         Some(action) => action,
         None => Action::Other,
+    }
+}
+
+/// The action of an HTTP endpoint logged by its path and method (Cognito's hosted UI:
+/// "Token_POST", "Login_GET"): a GET reads, a DELETE deletes, other methods change something.
+fn by_method(name: &str) -> Option<Action> {
+    let (endpoint, method) = name.rsplit_once('_')?;
+    if endpoint.is_empty() {
+        return None;
+    }
+    match method {
+        "GET" | "HEAD" => Some(Read),
+        "DELETE" => Some(Delete),
+        "POST" | "PUT" | "PATCH" => Some(Modify),
+        _ => None,
     }
 }
 
@@ -197,6 +253,8 @@ mod tests {
     fn tables_are_sorted_without_duplicates() {
         let verbs: Vec<_> = VERBS.iter().map(|(verb, _)| *verb).collect();
         assert_strictly_sorted("VERBS", &verbs);
+        let names: Vec<_> = NAMES.iter().map(|(name, _)| *name).collect();
+        assert_strictly_sorted("NAMES", &names);
         assert_strictly_sorted("NON_ACCESS_POLICIES", NON_ACCESS_POLICIES);
     }
 
@@ -227,6 +285,38 @@ mod tests {
         assert_eq!(classify("BatchDeleteImage", None), Delete);
         assert_eq!(classify("BatchWriteItem", None), Modify);
         assert_eq!(classify("Batch", None), Action::Other);
+    }
+
+    #[test]
+    fn transactions_are_read_by_their_second_word() {
+        assert_eq!(classify("TransactWriteItems", None), Modify);
+        assert_eq!(classify("TransactGetItems", None), Read);
+    }
+
+    #[test]
+    fn camel_case_names_have_verbs_too() {
+        assert_eq!(classify("updateDomainContact", None), Modify);
+        assert_eq!(classify("listDomains", None), Read);
+        assert_eq!(classify("action", None), Action::Other);
+    }
+
+    #[test]
+    fn endpoints_are_read_by_their_method() {
+        assert_eq!(classify("Confirm_GET", None), Read);
+        assert_eq!(classify("Confirm_POST", None), Modify);
+        assert_eq!(classify("Token_POST", None), Modify);
+        assert_eq!(classify("Signup_POST", None), Create);
+        assert_eq!(classify("Logout_DELETE", None), Delete);
+        assert_eq!(classify("_GET", None), Action::Other);
+    }
+
+    #[test]
+    fn names_without_a_verb_are_known_whole() {
+        assert_eq!(classify("GitPush", None), Modify);
+        assert_eq!(classify("GitPull", None), Read);
+        assert_eq!(classify("JobCreated", None), Create);
+        assert_eq!(classify("JobStatusChanged", None), Modify);
+        assert_eq!(classify("JobStatusChanged", Some(true)), Read);
     }
 
     #[test]

@@ -88,18 +88,111 @@ fn precedence_is_the_documented_order() {
 
 #[test]
 fn unknown_verb_is_other_never_blank() {
-    let category = categorize(&call("kms.amazonaws.com", "Decrypt"));
+    let category = categorize(&call("example.amazonaws.com", "FrobnicateWidget"));
     assert_eq!(category.action, Action::Other);
-    assert_eq!(category.metric, "aws.kms.other");
+    assert_eq!(category.metric, "aws.example.other");
 }
 
 #[test]
 fn read_only_unknown_verb_is_read() {
     let input = Input {
         read_only: Some(true),
-        ..call("kms.amazonaws.com", "Decrypt")
+        ..call("example.amazonaws.com", "FrobnicateWidget")
     };
-    assert_eq!(metric(input), "aws.kms.read");
+    assert_eq!(metric(input), "aws.example.read");
+}
+
+#[test]
+fn kms_crypto_operations_use_the_key() {
+    assert_eq!(metric(call("kms.amazonaws.com", "Decrypt")), "aws.kms.data_read");
+    assert_eq!(
+        metric(call("kms.amazonaws.com", "GenerateDataKey")),
+        "aws.kms.data_read"
+    );
+    assert_eq!(metric(call("kms.amazonaws.com", "Encrypt")), "aws.kms.data_write");
+    assert_eq!(metric(call("kms.amazonaws.com", "ReEncrypt")), "aws.kms.data_write");
+    assert_eq!(
+        metric(call("kms.amazonaws.com", "ScheduleKeyDeletion")),
+        "aws.kms.modify"
+    );
+    assert_eq!(
+        metric(call("kms.amazonaws.com", "ConnectCustomKeyStore")),
+        "aws.kms.modify"
+    );
+    assert_eq!(metric(call("kms.amazonaws.com", "ReplicateKey")), "aws.kms.create");
+}
+
+#[test]
+fn apis_that_were_other_have_actions() {
+    for (source, name, want) in [
+        (
+            "organizations.amazonaws.com",
+            "InviteAccountToOrganization",
+            "aws.organizations.create",
+        ),
+        (
+            "organizations.amazonaws.com",
+            "LeaveOrganization",
+            "aws.organizations.logging_change",
+        ),
+        ("dynamodb.amazonaws.com", "TransactWriteItems", "aws.dynamodb.modify"),
+        ("dynamodb.amazonaws.com", "ExecuteStatement", "aws.dynamodb.modify"),
+        (
+            "secretsmanager.amazonaws.com",
+            "RotationFailed",
+            "aws.secretsmanager.modify",
+        ),
+        ("s3.amazonaws.com", "JobCreated", "aws.s3.create"),
+        ("s3.amazonaws.com", "JobStatusChanged", "aws.s3.modify"),
+        (
+            "cognito-idp.amazonaws.com",
+            "Token_POST",
+            "aws.cognito_idp.authentication",
+        ),
+        ("cognito-idp.amazonaws.com", "Confirm_GET", "aws.cognito_idp.read"),
+        ("cognito-idp.amazonaws.com", "Signup_POST", "aws.cognito_idp.create"),
+        ("codecommit.amazonaws.com", "GitPush", "aws.codecommit.modify"),
+        ("rds.amazonaws.com", "FailoverDBCluster", "aws.rds.modify"),
+        ("rbin.amazonaws.com", "UnlockRule", "aws.rbin.modify"),
+        (
+            "route53domains.amazonaws.com",
+            "updateDomainContact",
+            "aws.route53domains.modify",
+        ),
+        ("acm.amazonaws.com", "ResendValidationEmail", "aws.acm.create"),
+        (
+            "controltower.amazonaws.com",
+            "PrecheckOrganizationalUnit",
+            "aws.controltower.read",
+        ),
+        ("ssm.amazonaws.com", "OpenControlChannel", "aws.ssm.create"),
+    ] {
+        assert_eq!(metric(call(source, name)), want, "{source} {name}");
+    }
+}
+
+#[test]
+fn sign_ins_are_judged_by_the_record() {
+    let no_source = Input {
+        event_name: Some("ConsoleLogin"),
+        ..Input::default()
+    };
+    let category = categorize(&no_source);
+    assert_eq!(category.metric, "aws.signin.authentication");
+    assert!(category.flags.authentication);
+    for name in ["AssumeRole", "ExternalIdPDirectoryLogin", "PasswordUpdated"] {
+        let sign_in = Input {
+            event_type: Some("AwsConsoleSignIn"),
+            ..call("signin.amazonaws.com", name)
+        };
+        let category = categorize(&sign_in);
+        assert_eq!(category.metric, "aws.signin.authentication", "{name}");
+    }
+    let password = Input {
+        event_type: Some("AwsConsoleSignIn"),
+        ..call("signin.amazonaws.com", "PasswordUpdated")
+    };
+    assert!(categorize(&password).flags.credential_creation);
 }
 
 #[test]

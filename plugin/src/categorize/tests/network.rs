@@ -4,12 +4,83 @@ use super::{call, metric, with_params};
 use crate::categorize::{categorize, Action};
 
 #[test]
-fn authorize_security_group_ingress_is_vpc_network_exposure() {
-    let category = categorize(&call("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress"));
+fn security_group_ingress_from_the_world_is_vpc_network_exposure() {
+    let world = r#"{"groupId":"sg-1","ipPermissions":{"items":[{"ipProtocol":"tcp","fromPort":22,"toPort":22,
+        "groups":{},"ipRanges":{"items":[{"cidrIp":"0.0.0.0/0"}]},"ipv6Ranges":{},"prefixListIds":{}}]}}"#;
+    let category = categorize(&with_params(
+        call("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress"),
+        world,
+    ));
     assert_eq!(category.service, "vpc");
     assert_eq!(category.action, Action::NetworkExposure);
     assert_eq!(category.metric, "aws.vpc.network_exposure");
     assert!(category.flags.network_exposure);
+    let v6 = r#"{"groupId":"sg-1","ipPermissions":{"items":[{"ipv6Ranges":{"items":[{"cidrIpv6":"::/0"}]}}]}}"#;
+    assert_eq!(
+        metric(with_params(
+            call("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress"),
+            v6
+        )),
+        "aws.vpc.network_exposure"
+    );
+    let wide = r#"{"groupId":"sg-1","ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"52.0.0.0/8"}]}}]}}"#;
+    assert_eq!(
+        metric(with_params(
+            call("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress"),
+            wide
+        )),
+        "aws.vpc.network_exposure"
+    );
+    let modified = r#"{"GroupId":"sg-1","SecurityGroupRule":{"SecurityGroupRuleId":"sgr-1",
+        "SecurityGroupRule":{"IpProtocol":"tcp","FromPort":3389,"ToPort":3389,"CidrIpv4":"0.0.0.0/0"}}}"#;
+    assert_eq!(
+        metric(with_params(
+            call("ec2.amazonaws.com", "ModifySecurityGroupRules"),
+            modified
+        )),
+        "aws.vpc.network_exposure"
+    );
+    let rds = r#"{"dBSecurityGroupName":"db","cIDRIP":"0.0.0.0/0"}"#;
+    assert_eq!(
+        metric(with_params(
+            call("rds.amazonaws.com", "AuthorizeDBSecurityGroupIngress"),
+            rds
+        )),
+        "aws.rds.network_exposure"
+    );
+}
+
+#[test]
+fn security_group_rules_that_do_not_open_to_the_world_are_permission_changes() {
+    let between_groups = r#"{"groupId":"sg-1","ipPermissions":{"items":[{"ipProtocol":"tcp","fromPort":5432,"toPort":5432,
+        "groups":{"items":[{"groupId":"sg-2"}]},"ipRanges":{},"ipv6Ranges":{},"prefixListIds":{}}]}}"#;
+    let private = r#"{"groupId":"sg-1","ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"10.0.0.0/8"}]}}]}}"#;
+    let office =
+        r#"{"groupId":"sg-1","ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"203.0.113.0/24"}]}}]}}"#;
+    for params in [between_groups, private, office] {
+        let category = categorize(&with_params(
+            call("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress"),
+            params,
+        ));
+        assert_eq!(category.metric, "aws.vpc.permissions", "{params}");
+        assert!(!category.flags.network_exposure, "{params}");
+    }
+    let egress = r#"{"groupId":"sg-1","ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"0.0.0.0/0"}]}}]}}"#;
+    assert_eq!(
+        metric(with_params(
+            call("ec2.amazonaws.com", "AuthorizeSecurityGroupEgress"),
+            egress
+        )),
+        "aws.vpc.permissions"
+    );
+    assert_eq!(
+        metric(call("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress")),
+        "aws.vpc.permissions"
+    );
+    assert_eq!(
+        metric(call("rds.amazonaws.com", "AuthorizeDBSecurityGroupIngress")),
+        "aws.rds.permissions"
+    );
 }
 
 #[test]
@@ -23,7 +94,7 @@ fn network_apis_of_ec2_count_under_vpc() {
     assert_eq!(metric(call("ec2.amazonaws.com", "AllocateAddress")), "aws.vpc.create");
     assert_eq!(
         metric(call("ec2.amazonaws.com", "ModifySecurityGroupRules")),
-        "aws.vpc.network_exposure"
+        "aws.vpc.permissions"
     );
     assert_eq!(metric(call("ec2.amazonaws.com", "DescribeInstances")), "aws.ec2.read");
 }
