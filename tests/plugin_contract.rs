@@ -22,9 +22,9 @@ fn imports_of(path: &std::path::Path) -> BTreeSet<String> {
 fn the_plugin_imports_nothing_but_the_contract() {
     let imports = imports_of(&common::plugin_path());
     let expected: BTreeSet<String> = [
-        "trailwatch:plugin/host-log@0.1.0",
-        "trailwatch:plugin/input@0.1.0",
-        "trailwatch:plugin/types@0.1.0",
+        "trailwatch:plugin/host-log@0.2.0",
+        "trailwatch:plugin/input@0.2.0",
+        "trailwatch:plugin/types@0.2.0",
     ]
     .into_iter()
     .map(String::from)
@@ -42,12 +42,12 @@ fn the_plugin_reports_its_identity() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.starts_with("using trailwatch-core 0.1.0 (contract 0.1.0) from "),
+        stdout.starts_with("using trailwatch-core 0.1.0 (contract 0.2.0) from "),
         "{stdout}"
     );
 }
 
-/// The shipped plugin with every `@0.1.0` in its interface names turned into `@0.2.0`: a plugin
+/// The shipped plugin with every `@0.2.0` in its interface names turned into `@0.3.0`: a plugin
 /// for a contract this host does not speak.
 fn future_plugin() -> Vec<u8> {
     let mut bytes = std::fs::read(common::plugin_path()).unwrap();
@@ -56,8 +56,8 @@ fn future_plugin() -> Vec<u8> {
     while let Some(pos) = bytes[i..].windows(from.len()).position(|w| w == from) {
         let start = i + pos;
         let end = start + bytes[start..].iter().position(|&b| b == b'@').unwrap();
-        if bytes[end + 1..end + 6] == *b"0.1.0" {
-            bytes[end + 3] = b'2';
+        if bytes[end + 1..end + 6] == *b"0.2.0" {
+            bytes[end + 3] = b'3';
         }
         i = end;
     }
@@ -73,7 +73,7 @@ fn an_incompatible_contract_is_refused_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no compatible plugin in"), "{stderr}");
     assert!(
-        stderr.contains("future.wasm: implements contract 0.2.0; this host speaks 0.1.0"),
+        stderr.contains("future.wasm: implements contract 0.3.0; this host speaks 0.2.0"),
         "{stderr}"
     );
 }
@@ -89,7 +89,7 @@ fn a_compatible_plugin_is_chosen_over_incompatible_and_broken_ones() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("c-core.wasm"), "{stdout}");
     assert!(
-        stdout.contains("not using ") && stdout.contains("a-future.wasm: implements contract 0.2.0"),
+        stdout.contains("not using ") && stdout.contains("a-future.wasm: implements contract 0.3.0"),
         "{stdout}"
     );
     assert!(
@@ -150,10 +150,10 @@ fn with_only_an_incompatible_plugin_in_the_directory_the_built_in_one_is_used_an
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.starts_with("using trailwatch-core 0.1.0 (contract 0.1.0) built into this binary"),
+        stdout.starts_with("using trailwatch-core 0.1.0 (contract 0.2.0) built into this binary"),
         "{stdout}"
     );
-    assert!(stdout.contains("future.wasm: implements contract 0.2.0"), "{stdout}");
+    assert!(stdout.contains("future.wasm: implements contract 0.3.0"), "{stdout}");
 }
 
 #[test]

@@ -16,12 +16,13 @@
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The names of the event flags, in the order of their bits in [`Event::flags`].
-pub const FLAG_NAMES: [&str; 7] = [
+pub const FLAG_NAMES: [&str; 8] = [
     "authentication",
     "permission_change",
     "logging_tampering",
     "network_exposure",
     "credential_creation",
+    "protection_weakened",
     "failed",
     "denied",
 ];

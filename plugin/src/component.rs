@@ -19,10 +19,10 @@ wit_bindgen::generate!({
 wit_bindgen::generate!({
     inline: "package trailwatch:fixture;
         world parser-only {
-            import trailwatch:plugin/host-log@0.1.0;
-            import trailwatch:plugin/input@0.1.0;
-            export trailwatch:plugin/meta@0.1.0;
-            export trailwatch:plugin/parser@0.1.0;
+            import trailwatch:plugin/host-log@0.2.0;
+            import trailwatch:plugin/input@0.2.0;
+            export trailwatch:plugin/meta@0.2.0;
+            export trailwatch:plugin/parser@0.2.0;
         }",
     path: "../wit",
     world: "trailwatch:fixture/parser-only",
@@ -268,6 +268,7 @@ fn event_flags(bits: u8) -> wit::EventFlags {
         wit::EventFlags::LOGGING_TAMPERING,
         wit::EventFlags::NETWORK_EXPOSURE,
         wit::EventFlags::CREDENTIAL_CREATION,
+        wit::EventFlags::PROTECTION_WEAKENED,
         wit::EventFlags::FAILED,
         wit::EventFlags::DENIED,
     ]

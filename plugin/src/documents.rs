@@ -99,6 +99,7 @@ pub fn flag_bits(f: Flags) -> u8 {
         f.logging_tampering,
         f.network_exposure,
         f.credential_creation,
+        f.protection_weakened,
         f.failed,
         f.denied,
     ]

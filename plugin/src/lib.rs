@@ -46,4 +46,4 @@ pub const NAME: &str = "trailwatch-core";
 /// The plugin's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The version of the WIT contract this plugin implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";

@@ -30,6 +30,7 @@ pub fn flag_bits(f: EventFlags) -> u8 {
         EventFlags::LOGGING_TAMPERING,
         EventFlags::NETWORK_EXPOSURE,
         EventFlags::CREDENTIAL_CREATION,
+        EventFlags::PROTECTION_WEAKENED,
         EventFlags::FAILED,
         EventFlags::DENIED,
     ]

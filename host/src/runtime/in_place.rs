@@ -21,6 +21,7 @@ use wasmtime::{AsContextMut, Store};
 use super::bindings::types::{Event, FileError};
 use super::bindings::{documents, hashing};
 use super::store::StoreState;
+use super::CONTRACT_VERSION;
 
 thread_local! {
     /// The SHA-256 a step's bytes go to, set only around a call (`with_hasher`).
@@ -107,9 +108,6 @@ pub struct TypedStep {
     pub ended: bool,
 }
 
-/// The interface's name, as the generated bindings look it up.
-const INTERFACE: &str = "trailwatch:plugin/hashing@0.1.0";
-
 type Step<T> = TypedFunc<(ResourceAny, u32), (Result<T, FileError>,)>;
 
 /// Where a plugin's `hashing` functions are, found once per plugin.
@@ -133,7 +131,8 @@ impl Indices {
                 .map(|(_, index)| index)
                 .ok_or_else(|| wasmtime::format_err!("the plugin's `hashing` interface has no `{name}`"))
         };
-        let interface = find(None, INTERFACE)?;
+        // The interface's name, as the generated bindings look it up.
+        let interface = find(None, &format!("trailwatch:plugin/hashing@{CONTRACT_VERSION}"))?;
         Ok(Some(Indices {
             typed: find(Some(&interface), "next-typed-step")?,
             rendered: find(Some(&interface), "next-rendered-step")?,

@@ -28,4 +28,4 @@ pub use limits::Limits;
 pub use loader::{LoadError, LoadedPlugin, PluginSearch};
 
 /// The contract version this host speaks (`wit/plugin.wit`).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";

@@ -86,7 +86,8 @@ fn key_values(o: &Map<String, Value>) -> Vec<Value> {
 }
 
 /// `severityNumber` and `severityText` of an event: ERROR for logging tampering, WARN for a
-/// failure, a refusal, or a change to access, credentials or exposure, INFO otherwise.
+/// failure, a refusal, or a change to access, credentials, exposure or protections, INFO
+/// otherwise.
 fn severity(event: &Value) -> (u8, &'static str) {
     let flags: Vec<&str> = event["flags"]
         .as_array()
@@ -95,7 +96,12 @@ fn severity(event: &Value) -> (u8, &'static str) {
     if flags.contains(&"logging_tampering") {
         return (17, "ERROR");
     }
-    let sensitive = ["network_exposure", "credential_creation", "permission_change"];
+    let sensitive = [
+        "network_exposure",
+        "credential_creation",
+        "permission_change",
+        "protection_weakened",
+    ];
     if event["outcome"] != "success" || flags.iter().any(|f| sensitive.contains(f)) {
         return (13, "WARN");
     }

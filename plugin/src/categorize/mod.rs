@@ -16,6 +16,7 @@
 //! - `logging`: logging and monitoring changes of every service, and which are tampering.
 //! - `exposure`: requests that open a resource or network to the world, found by inspecting
 //!   request parameters with `params` and `policy`.
+//! - `weakening`: protections of accounts and data turned off or weakened (a flag only).
 //! - `outcome`: the `failed` and `denied` flags.
 //! - `table`: lookups in the sorted static tables.
 //!
@@ -41,6 +42,7 @@ mod service;
 mod statement;
 mod table;
 mod vpc;
+mod weakening;
 
 #[cfg(test)]
 mod tests;
@@ -136,6 +138,8 @@ pub struct Flags {
     pub network_exposure: bool,
     /// A long-lived secret created to sign in with.
     pub credential_creation: bool,
+    /// A protection of accounts or data turned off or weakened.
+    pub protection_weakened: bool,
     /// The call returned an error code.
     pub failed: bool,
     /// The call was refused by authentication or authorization.
@@ -251,6 +255,7 @@ fn classify(service: &mut String, raw_name: &str, input: &Input, flags: &mut Fla
         flags.logging_tampering |= tampering;
     }
     flags.network_exposure |= exposure::exposes(service, name, base, params);
+    flags.protection_weakened |= weakening::weakens(service, name, params);
 
     // The raised properties in precedence order: the first one beats the base action if it
     // ranks higher, and nothing after it can.
