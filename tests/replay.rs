@@ -94,3 +94,106 @@ fn a_bad_config_value_names_the_key_and_exits_2() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("unknown field `timeout`"), "{stderr}");
 }
+
+#[test]
+fn source_addresses_are_looked_up_in_the_databases_given_both_ways_the_plugin_hands_events_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (asn, country) = common::networks::databases(dir.path());
+    let sources = [
+        "54.240.197.233",
+        "81.2.69.160",
+        "::ffff:81.2.69.161",
+        "203.0.114.9",
+        "10.20.30.40",
+        "127.0.0.1",
+        "198.51.100.7",
+        "ec2.amazonaws.com",
+        "AWS Internal",
+    ];
+    let records: Vec<String> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            format!(
+                r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::210987654321:user/ci","accountId":"210987654321","userName":"ci"}},"eventTime":"2024-03-01T12:00:{i:02}Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","sourceIPAddress":"{source}","userAgent":"test","eventID":"net-{i}","readOnly":true,"eventType":"AwsApiCall","recipientAccountId":"210987654321"}}"#
+            )
+        })
+        .collect();
+    let log = dir
+        .path()
+        .join("210987654321_CloudTrail_us-east-1_20240301T1200Z_net.json");
+    std::fs::write(&log, format!(r#"{{"Records":[{}]}}"#, records.join(","))).unwrap();
+    let args = [
+        "replay",
+        "--no-progress",
+        "--asn-database",
+        asn.to_str().unwrap(),
+        "--country-database",
+        country.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ];
+    let expected = [
+        serde_json::json!({"scope":"public","asn":16509,"as_org":"Example Cloud","country":"US"}),
+        serde_json::json!({"scope":"public","asn":64500,"as_org":"Example Telecom","country":"GB"}),
+        serde_json::json!({"scope":"public","asn":64500,"as_org":"Example Telecom","country":"GB"}),
+        serde_json::json!({"scope":"public"}),
+        serde_json::json!({"scope":"private"}),
+        serde_json::json!({"scope":"loopback"}),
+        serde_json::json!({"scope":"reserved"}),
+    ];
+    // Rendered by the plugin (the core plugin), and typed then rendered by the host (a plugin
+    // without the `documents` interface): the same members either way.
+    let parser_only = common::root().join("target/fixture-plugins/parser-only");
+    let mut outputs = Vec::new();
+    for plugins in [common::plugin_dir(), parser_only] {
+        let out = common::run_with_plugins(&plugins, &[&["--no-builtin-plugin"], &args[..]].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let events = common::lines(&out.stdout);
+        assert_eq!(events.len(), sources.len(), "{stderr}");
+        for (i, event) in events.iter().enumerate() {
+            match expected.get(i) {
+                Some(network) => assert_eq!(&event["source_network"], network, "{}", sources[i]),
+                // A service name or `AWS Internal` is no address: its source_kind says so.
+                None => {
+                    assert!(event.get("source_network").is_none(), "{event}");
+                    assert_ne!(event["source_kind"], "ip");
+                }
+            }
+        }
+        let file = dir.path().join("events.ndjson");
+        std::fs::write(&file, &out.stdout).unwrap();
+        common::validate_schema("event.schema.json", &file);
+        outputs.push(out.stdout);
+    }
+    assert_eq!(outputs[0], outputs[1], "the two paths write the same documents");
+
+    // Without databases there is no such member.
+    let plain = common::replay(&[log.to_str().unwrap()]);
+    assert!(common::lines(&plain.stdout)
+        .iter()
+        .all(|e| e.get("source_network").is_none()));
+}
+
+#[test]
+fn a_database_that_cannot_be_read_stops_replay_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere.mmdb");
+    let out = common::replay(&["--asn-database", missing.to_str().unwrap(), "samples"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot read the ASN database") && stderr.contains("nowhere.mmdb"),
+        "{stderr}"
+    );
+    let garbage = dir.path().join("garbage.mmdb");
+    std::fs::write(&garbage, b"not a database").unwrap();
+    let out = common::replay(&["--country-database", garbage.to_str().unwrap(), "samples"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot read the country database") && stderr.contains("garbage.mmdb: not a MaxMind DB file"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing is read before the databases are");
+}

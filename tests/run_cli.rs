@@ -1042,3 +1042,51 @@ fn soak_downloads(_n: u64, head: &str) -> Option<Fault> {
     (request_line.starts_with("GET ") && request_line.contains(".json.gz"))
         .then_some(Fault::Delay(Duration::from_millis(200)))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_looks_source_addresses_up_in_the_configured_databases_and_refuses_one_it_cannot_read() {
+    let moto = Moto::start();
+    let admin = moto.client("AKIDADMIN", "admin-secret");
+    let mut files = seed_files(2, 3);
+    for f in &mut files {
+        let text = String::from_utf8(common::gunzip(&f.body)).unwrap();
+        f.body = common::gzip(text.replace("\"192.0.2.1\"", "\"81.2.69.160\"").as_bytes());
+    }
+    moto::seed(&admin, BUCKET, &files).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (asn, country) = common::networks::databases(dir.path());
+
+    // A database that cannot be read stops `run` before it calls anything, naming the file.
+    let missing = dir.path().join("missing.mmdb");
+    let extra = format!("[enrich]\nasn_database = \"{}\"\n", missing.display());
+    let config = write_config(dir.path(), &moto, "restricted", "AKIDADMIN", "admin-secret", &extra);
+    let out = trailwatch(&config, &["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the ASN database") && stderr.contains("missing.mmdb"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("events.ndjson").exists(), "nothing was read");
+
+    let extra = format!(
+        "[enrich]\nasn_database = \"{}\"\ncountry_database = \"{}\"\n",
+        asn.display(),
+        country.display()
+    );
+    let config = write_config(dir.path(), &moto, "restricted", "AKIDADMIN", "admin-secret", &extra);
+    let out = trailwatch(&config, &["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let events = common::lines(&std::fs::read(dir.path().join("events.ndjson")).unwrap());
+    let events: Vec<_> = events.iter().filter(|e| e["kind"] == "event").collect();
+    assert_eq!(events.len(), 6);
+    for e in events {
+        assert_eq!(
+            e["source_network"],
+            serde_json::json!({"scope":"public","asn":64500,"as_org":"Example Telecom","country":"GB"}),
+            "{e}"
+        );
+        assert!(e["delivery"]["bucket"].is_string(), "the delivery member stays: {e}");
+    }
+}

@@ -76,6 +76,14 @@ pub enum Command {
         /// Also write the summary as JSON to this file.
         #[arg(long)]
         summary_json: Option<PathBuf>,
+        /// Look each event's source address up in this ASN database (.mmdb) [default: the
+        /// config's [enrich] asn_database].
+        #[arg(long)]
+        asn_database: Option<PathBuf>,
+        /// Look each event's source address up in this country database (.mmdb) [default: the
+        /// config's [enrich] country_database].
+        #[arg(long)]
+        country_database: Option<PathBuf>,
     },
     /// Follow the trail bucket (see the config file's [source]) and write every event.
     Run {
@@ -378,12 +386,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             jobs,
             no_progress,
             summary_json,
+            asn_database,
+            country_database,
         } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let networks = crate::networks::Networks::open(
+                asn_database.as_deref().or(config.enrich.asn_database.as_deref()),
+                country_database
+                    .as_deref()
+                    .or(config.enrich.country_database.as_deref()),
+            )?
+            .map(std::sync::Arc::new);
             let options = ReplayOptions {
                 paths,
                 jobs,
                 progress: !no_progress,
+                networks,
             };
             let sink: Box<dyn crate::sink::Sink> = match output {
                 Some(path) => Box::new(

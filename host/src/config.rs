@@ -35,6 +35,9 @@ pub struct Config {
     /// `[integrity]`: log-file integrity validation from CloudTrail's digests.
     #[serde(default)]
     pub integrity: IntegrityConfig,
+    /// `[enrich]`: where events' source addresses are looked up.
+    #[serde(default)]
+    pub enrich: EnrichConfig,
     /// Where the checkpoint is kept.
     #[serde(default)]
     pub state: StateConfig,
@@ -474,6 +477,19 @@ impl Default for TrailConfig {
 
 fn default_max_delivery_age_minutes() -> u32 {
     60
+}
+
+/// `[enrich]`: the MaxMind-format databases each event's source address is looked up in
+/// (README, "Where activity comes from"). Neither set: no `source_network` member.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichConfig {
+    /// An ASN database (`autonomous_system_number`, `autonomous_system_organization`):
+    /// GeoLite2-ASN, DB-IP ASN, or the one `cargo run -p xtask -- demo` installs.
+    pub asn_database: Option<PathBuf>,
+    /// A country database (`country.iso_code` or `country_code`): GeoLite2-Country, DB-IP
+    /// country, ip-location-db.
+    pub country_database: Option<PathBuf>,
 }
 
 /// `[integrity]`: log-file integrity validation (README, "Log-file integrity").

@@ -30,6 +30,7 @@ pub mod fuzzing;
 pub mod integrity;
 pub mod layout;
 pub mod metrics;
+pub mod networks;
 pub mod output;
 pub mod pipeline;
 pub mod policy;

@@ -394,6 +394,8 @@ pub fn pipeline_settings(config: &Config) -> PipelineSettings {
             .map(|w| (w, config.source.dedup_max_events)),
         // Set by `run` once it knows whether log files are validated.
         hash_files: false,
+        // Opened by `run` (a database that cannot be read stops it with the file's name).
+        networks: None,
     }
 }
 
@@ -449,6 +451,15 @@ async fn run_async(
     let once = options.once;
     let mut config = config;
     announce_mode(&config);
+    // Before any call: a database that cannot be read is a configuration error.
+    let networks = crate::networks::Networks::open(
+        config.enrich.asn_database.as_deref(),
+        config.enrich.country_database.as_deref(),
+    )?
+    .map(Arc::new);
+    if let Some(networks) = &networks {
+        tracing::info!(databases = %networks.description, "source addresses are looked up");
+    }
     let client = Arc::new(client(&config, None)?);
     // CloudTrail is called in aws.region, whatever region the bucket is in.
     let trail_client = client.clone();
@@ -524,6 +535,7 @@ async fn run_async(
     };
     let mut settings = pipeline_settings(&config);
     settings.hash_files = follower.is_some();
+    settings.networks = networks;
     let mut pipeline = Pipeline::new(runtime.clone(), settings, ledger, sinks, metrics.clone(), clock.clone());
     // The trail is checked again every config_check_interval_secs and on SIGHUP (after the
     // configuration's [trail] settings were read again); findings go to the sinks when they

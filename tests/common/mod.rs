@@ -3,6 +3,7 @@
 
 pub mod digests;
 pub mod moto;
+pub mod networks;
 pub mod poller;
 pub mod proxy;
 pub mod receiver;

@@ -18,6 +18,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod networks;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -55,11 +57,21 @@ fn main() -> Result<()> {
             build_plugins(&root)?;
             run(&root, "cargo", &["build", "--release", "-p", "trailwatch"])?;
             let bin = root.join("target/release/trailwatch");
-            run(
-                &root,
-                bin.to_str().context("non-UTF-8 path")?,
-                &["replay", "--output", "target/sample-events.ndjson", "samples"],
-            )?;
+            let mut args = vec!["replay", "--output", "target/sample-events.ndjson"];
+            // Where activity comes from: free databases, downloaded once. Without a network
+            // the demo goes on without them.
+            let databases = match networks::install(&root.join("target/networks")) {
+                Ok((asn, country)) => Some((asn.display().to_string(), country.display().to_string())),
+                Err(e) => {
+                    eprintln!("no source-network databases ({e:#}); replaying without them");
+                    None
+                }
+            };
+            if let Some((asn, country)) = &databases {
+                args.extend(["--asn-database", asn, "--country-database", country]);
+            }
+            args.push("samples");
+            run(&root, bin.to_str().context("non-UTF-8 path")?, &args)?;
             eprintln!("events written to target/sample-events.ndjson; first one:");
             let text = std::fs::read_to_string(root.join("target/sample-events.ndjson"))?;
             println!("{}", text.lines().next().unwrap_or("(none)"));

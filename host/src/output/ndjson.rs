@@ -110,24 +110,49 @@ impl<'a> Delivery<'a> {
 
 pub use document::SCHEMA_VERSION;
 
+use crate::networks::SourceNetwork;
+
 /// Appends one event as a JSON line to `out`.
 pub fn write_event(out: &mut Vec<u8>, event: &Event, key: &str) -> serde_json::Result<()> {
-    write_event_with(out, event, key, None)
+    write_event_with(out, event, key, None, None)
 }
 
-/// Appends one event as a JSON line to `out`, with its delivery times when known.
+/// Appends one event as a JSON line to `out`, with its delivery times and its source's network
+/// when known.
 pub fn write_event_with(
     out: &mut Vec<u8>,
     event: &Event,
     key: &str,
     delivery: Option<&Delivery<'_>>,
+    network: Option<&SourceNetwork>,
 ) -> serde_json::Result<()> {
     document::write_head(out, &view(event), key);
     if let Some(d) = delivery {
         write_delivery(out, d)?;
     }
+    if let Some(n) = network {
+        write_network(out, n)?;
+    }
     document::write_tail(out, &event.raw, !event.problems.is_empty());
     Ok(())
+}
+
+/// Appends the `source_network` member to a document's head.
+pub fn write_network(out: &mut Vec<u8>, network: &SourceNetwork) -> serde_json::Result<()> {
+    out.extend_from_slice(b",\"source_network\":");
+    serde_json::to_writer(&mut *out, network)
+}
+
+/// The source address of a rendered document's head, when its `source_kind` is `ip`.
+pub fn document_ip_source(head: &[u8]) -> Option<&str> {
+    const MEMBER: &[u8] = b",\"source_address\":\"";
+    let at = memchr::memmem::find(head, MEMBER)? + MEMBER.len();
+    let rest = &head[at..];
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[end] != b'"' || !rest[end..].starts_with(b"\",\"source_kind\":\"ip\"") {
+        return None;
+    }
+    std::str::from_utf8(&rest[..end]).ok()
 }
 
 /// Appends the `delivery` member to a document's head.
@@ -393,7 +418,7 @@ mod tests {
             let mut e = event(text);
             for delivery in [None, Some(&delivery)] {
                 let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-                write_event_with(&mut ours, &e, "k\"ey", delivery).unwrap();
+                write_event_with(&mut ours, &e, "k\"ey", delivery, None).unwrap();
                 reference(&mut theirs, &e, "k\"ey", delivery).unwrap();
                 assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
             }

@@ -79,6 +79,8 @@ pub struct PipelineSettings {
     /// Hash each log file's decompressed content for integrity validation, recorded in the
     /// checkpoint with the file.
     pub hash_files: bool,
+    /// Look up each event's source network and country (`None`: no databases configured).
+    pub networks: Option<Arc<crate::networks::Networks>>,
 }
 
 impl Default for PipelineSettings {
@@ -91,6 +93,7 @@ impl Default for PipelineSettings {
             delayed_after: Duration::from_secs(900),
             dedup: None,
             hash_files: false,
+            networks: None,
         }
     }
 }
@@ -521,6 +524,7 @@ impl Cycle<'_> {
             processed_at_ms: p.clock.now_ms(),
             skip_below,
             dedup: p.dedup.clone(),
+            networks: p.settings.networks.clone(),
         };
         tokio::spawn(job.run(item, tx));
         Ok(true)
@@ -835,6 +839,7 @@ struct ReadTask {
     processed_at_ms: i64,
     skip_below: u32,
     dedup: Option<Arc<dedup::Dedup>>,
+    networks: Option<Arc<crate::networks::Networks>>,
 }
 
 impl ReadTask {
@@ -884,6 +889,7 @@ impl ReadTask {
                 last_modified_ms: item.last_modified_ms,
                 processed_at_ms: self.processed_at_ms,
                 delayed_after_ms: self.delayed_after_ms,
+                networks: self.networks,
             },
             dedup: self.dedup,
         };

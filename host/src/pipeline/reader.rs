@@ -10,10 +10,11 @@ use super::dedup::{document_event_id, Dedup};
 use super::enrich::FileContext;
 use super::work::{Input, Retry};
 use crate::metrics::Metrics;
+use crate::networks::Cache;
 use crate::output::names;
 use crate::output::ndjson;
 use crate::runtime::bindings::documents;
-use crate::runtime::bindings::types::{FileError, ObjectMeta, Outcome};
+use crate::runtime::bindings::types::{FileError, ObjectMeta, Outcome, SourceKind};
 use crate::runtime::{Batch, FileFailure, Keep, PluginRuntime};
 
 /// What a reader hands the writer, in order.
@@ -228,6 +229,7 @@ pub fn read(
         done_below: skip_below,
     };
     let keep = if drop_read_only { Keep::WriteOnly } else { Keep::All };
+    let mut networks = context.networks.as_deref().map(Cache::new);
     let on_batch = |batch: Batch<'_>| {
         let mut bytes;
         let mut ends;
@@ -254,7 +256,11 @@ pub fn read(
                     if let Some(d) = &delivery {
                         metrics.observe_delivery(d.delivery_delay_ms, d.processing_delay_ms);
                     }
-                    ndjson::write_event_with(&mut bytes, event, &meta.key, delivery.as_ref())?;
+                    let network = match (&mut networks, &event.source_address, event.source_kind) {
+                        (Some(cache), Some(source), SourceKind::Ip) => cache.lookup(source),
+                        _ => None,
+                    };
+                    ndjson::write_event_with(&mut bytes, event, &meta.key, delivery.as_ref(), network)?;
                     ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);
                     stats.count(
                         &event.category.metric,
@@ -282,7 +288,7 @@ pub fn read(
                 };
                 let delivered = dedup.as_ref().map(|d| d.delivered(&keys)).unwrap_or_default();
                 let as_rendered =
-                    !context.adds_delivery() && filter.keeps_all(&batch.events) && !delivered.contains(&true);
+                    !context.adds_members() && filter.keeps_all(&batch.events) && !delivered.contains(&true);
                 ends = Vec::with_capacity(batch.events.len());
                 if as_rendered {
                     // Nothing to drop or add: the plugin's text is the batch.
@@ -310,6 +316,12 @@ pub fn read(
                         if let Some(d) = context.delivery(s.event_time_ms) {
                             metrics.observe_delivery(d.delivery_delay_ms, d.processing_delay_ms);
                             ndjson::write_delivery(&mut bytes, &d)?;
+                        }
+                        let source = ndjson::document_ip_source(&batch.text[line.start..head]);
+                        if let (Some(cache), Some(source)) = (&mut networks, source) {
+                            if let Some(network) = cache.lookup(source) {
+                                ndjson::write_network(&mut bytes, network)?;
+                            }
                         }
                         bytes.extend_from_slice(&batch.text[head..line.end]);
                         ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);

@@ -34,6 +34,8 @@ pub struct ReplayOptions {
     pub jobs: usize,
     /// Show a progress bar (only when stderr is a terminal).
     pub progress: bool,
+    /// Where source addresses are looked up (`None`: they are not).
+    pub networks: Option<Arc<crate::networks::Networks>>,
 }
 
 /// A local file as the pipeline's work: opened when its turn comes, read as the plugin pulls.
@@ -105,6 +107,7 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         // A file opened ahead per reader, so that a reader never waits for the writer to take
         // the file before it.
         max_prefetch: options.jobs.max(1),
+        networks: options.networks.clone(),
         ..PipelineSettings::default()
     };
     let mut pipeline = Pipeline::new(

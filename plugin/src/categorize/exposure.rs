@@ -98,18 +98,16 @@ fn is_world_or_large_public(cidr: &str) -> bool {
     let Ok(prefix) = prefix.parse::<u8>() else {
         return false;
     };
+    // A range wider than the largest private block (10.0.0.0/8, fc00::/7) covers public space,
+    // whatever its address says; at that size only the private (or loopback, or "this
+    // network") block itself is not public.
     if let Ok(v4) = address.parse::<std::net::Ipv4Addr>() {
-        let [first, second, ..] = v4.octets();
-        let private = first == 10
-            || first == 127
-            || (first == 172 && (16..32).contains(&second))
-            || (first == 192 && second == 168)
-            || (first == 100 && (64..128).contains(&second));
-        return prefix == 0 || (prefix <= 8 && !private);
+        let first = v4.octets()[0];
+        return prefix == 0 || prefix < 8 || (prefix == 8 && !matches!(first, 0 | 10 | 127));
     }
     if let Ok(v6) = address.parse::<std::net::Ipv6Addr>() {
         let first = v6.segments()[0];
-        let local = (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80;
+        let local = (prefix >= 7 && (first & 0xfe00) == 0xfc00) || (prefix >= 10 && (first & 0xffc0) == 0xfe80);
         return prefix == 0 || (prefix <= 16 && !local);
     }
     false

@@ -29,7 +29,10 @@ enum Logging {
     TamperingIfNarrowed,
     // The next ones are logging changes only with the evidence (and then tampering): the same
     // APIs change much else, often and harmlessly.
-    /// Access logs switched off (load balancer attributes, a CloudFront distribution).
+    /// Access logs switched off (load balancer attributes, which a request sets one by one).
+    /// CloudFront's `UpdateDistribution` is not judged: it carries the whole configuration, so
+    /// logging off there cannot be told from a change elsewhere in a distribution that never
+    /// logged.
     OnlyIfAccessLogsOff,
     /// Findings suppressed or archived (Security Hub's workflow updates).
     OnlyIfSuppressing,
@@ -51,7 +54,6 @@ const EVENTS: &[(&str, &[(&str, Logging)])] = &[
             ("UpdateArchiveRule", Tampering),
         ],
     ),
-    ("cloudfront", &[("UpdateDistribution", OnlyIfAccessLogsOff)]),
     (
         "cloudtrail",
         &[
@@ -258,8 +260,7 @@ pub(super) fn change(service: &str, name: &str, params: Option<&str>) -> Option<
 }
 
 /// Access logs switched off: an ALB/NLB attribute `{"key":"access_logs.s3.enabled",
-/// "value":"false"}`, a classic load balancer's `"accessLog":{"enabled":false}`, or a CloudFront
-/// distribution's `"logging":{"enabled":false}`.
+/// "value":"false"}` or a classic load balancer's `"accessLog":{"enabled":false}`.
 fn access_logs_off(params: &str) -> bool {
     let after = |marker: &str| params.find(marker).map(|at| &params[at + marker.len()..]);
     let v2 = after("access_logs.s3.enabled").is_some_and(|rest| {
@@ -276,7 +277,7 @@ fn access_logs_off(params: &str) -> bool {
             has_value(object, "enabled", "false")
         })
     };
-    v2 || object_off("\"accessLog\"") || object_off("\"logging\"")
+    v2 || object_off("\"accessLog\"")
 }
 
 /// Trail switches that, set to `false`, record less.
@@ -288,11 +289,12 @@ const TRAIL_SWITCHES: &[&str] = &[
     "isOrganizationTrail",
 ];
 
-/// A trail or its selectors changed to record less, or its logs sent elsewhere: a switch off,
-/// read or write events only, management event sources excluded, an advanced selector that
-/// excludes (`NotEquals`, `NotStartsWith`, `NotEndsWith`) or filters on `readOnly`, Insights
-/// emptied, a new bucket or prefix, CloudWatch Logs delivery removed. Selectors that log all
-/// management events and add data events are not narrowing.
+/// A trail or its selectors changed to record less, or its logs sent elsewhere or unencrypted:
+/// a switch off, read or write events only, management event sources excluded, advanced
+/// selectors without management events or with one that excludes (`NotEquals`,
+/// `NotStartsWith`, `NotEndsWith`) or filters on `readOnly`, Insights emptied, a new bucket or
+/// prefix, CloudWatch Logs delivery or the KMS key removed. Selectors that log all management
+/// events and add data events are not narrowing.
 fn narrows(params: &str) -> bool {
     TRAIL_SWITCHES.iter().any(|key| has_value(params, key, "false"))
         || has_value(params, "readWriteType", "ReadOnly")
@@ -306,6 +308,8 @@ fn narrows(params: &str) -> bool {
         || has_key(params, "s3BucketName")
         || has_key(params, "s3KeyPrefix")
         || has_value(params, "cloudWatchLogsLogGroupArn", "")
+        || has_value(params, "kmsKeyId", "")
+        || (has_key(params, "advancedEventSelectors") && !crate::text::has(params, "\"Management\""))
 }
 
 /// A detector, feature, control or session switched off or paused.
@@ -374,6 +378,17 @@ mod tests {
         assert_eq!(change("cloudtrail", "UpdateTrail", Some(one_region)), Some(true));
         let redirected = r#"{"name":"t","s3BucketName":"elsewhere"}"#;
         assert_eq!(change("cloudtrail", "UpdateTrail", Some(redirected)), Some(true));
+        let data_only = r#"{"trailName":"t","advancedEventSelectors":[{"fieldSelectors":[{"field":"eventCategory","equals":["Data"]},
+            {"field":"resources.type","equals":["AWS::S3::Object"]}]}]}"#;
+        assert_eq!(change("cloudtrail", "PutEventSelectors", Some(data_only)), Some(true));
+        let with_management = r#"{"trailName":"t","advancedEventSelectors":[{"fieldSelectors":[{"field":"eventCategory","equals":["Management"]}]},
+            {"fieldSelectors":[{"field":"eventCategory","equals":["Data"]},{"field":"resources.type","equals":["AWS::S3::Object"]}]}]}"#;
+        assert_eq!(
+            change("cloudtrail", "PutEventSelectors", Some(with_management)),
+            Some(false)
+        );
+        let unencrypted = r#"{"name":"t","kmsKeyId":""}"#;
+        assert_eq!(change("cloudtrail", "UpdateTrail", Some(unencrypted)), Some(true));
         let emptied = r#"{"trailName":"t","insightSelectors":[]}"#;
         assert_eq!(change("cloudtrail", "PutInsightSelectors", Some(emptied)), Some(true));
         let insights = r#"{"trailName":"t","insightSelectors":[{"insightType":"ApiCallRateInsight"}]}"#;
@@ -433,10 +448,9 @@ mod tests {
             change("elasticloadbalancing", "ModifyLoadBalancerAttributes", Some(timeout)),
             None
         );
+        // The whole configuration comes with every update: logging off says nothing alone.
         let cdn_off = r#"{"id":"E1","distributionConfig":{"logging":{"enabled":false,"includeCookies":false,"bucket":"","prefix":""},"enabled":true}}"#;
-        assert_eq!(change("cloudfront", "UpdateDistribution", Some(cdn_off)), Some(true));
-        let cdn_on = r#"{"id":"E1","distributionConfig":{"logging":{"enabled":true,"bucket":"b"},"enabled":false}}"#;
-        assert_eq!(change("cloudfront", "UpdateDistribution", Some(cdn_on)), None);
+        assert_eq!(change("cloudfront", "UpdateDistribution", Some(cdn_off)), None);
     }
 
     #[test]

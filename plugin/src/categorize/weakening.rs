@@ -10,7 +10,9 @@
 //! (shorter than 14 characters, or remembering fewer than 24 passwords; AWS takes a setting
 //! left out as its default, which is below both).
 
-use super::params::{any_value, has_key, has_value, value_starts};
+use serde_json::Value;
+
+use super::params::{any_value, has_value};
 use super::table;
 
 /// How an event counts.
@@ -62,19 +64,39 @@ pub(super) fn weakens(service: &str, name: &str, params: Option<&str>) -> bool {
     }
 }
 
-/// A lifecycle configuration with an expiration of current objects (after days or at a date)
-/// and no filter that narrows it: no non-empty prefix, no tag, no object size.
+/// A lifecycle configuration with a rule that expires current objects (after days or at a
+/// date), is not disabled, and has no filter that narrows it: no non-empty prefix, no tag, no
+/// object size. Rules are judged one by one (a request parses only on this rare API).
 fn expires_everything(params: &str) -> bool {
-    let expires = value_starts(params, "Expiration").any(|at| {
-        let rest = &params[at..];
-        let object = rest.find('}').map_or(rest, |end| &rest[..end]);
-        crate::text::has(object, "Days") || crate::text::has(object, "Date")
-    });
-    let narrowed = any_value(params, "Prefix", |prefix| !prefix.is_empty())
-        || ["Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan"]
-            .iter()
-            .any(|key| has_key(params, key));
-    expires && !narrowed
+    serde_json::from_str::<Value>(params).is_ok_and(|value| any_rule_expires_everything(&value))
+}
+
+fn any_rule_expires_everything(value: &Value) -> bool {
+    match value {
+        Value::Object(members) => rule_expires_everything(members) || members.values().any(any_rule_expires_everything),
+        Value::Array(items) => items.iter().any(any_rule_expires_everything),
+        _ => false,
+    }
+}
+
+/// One rule object (`{"ID":…,"Status":…,"Filter":…,"Expiration":…}`).
+fn rule_expires_everything(rule: &serde_json::Map<String, Value>) -> bool {
+    let expires = rule
+        .get("Expiration")
+        .and_then(Value::as_object)
+        .is_some_and(|e| e.contains_key("Days") || e.contains_key("Date"));
+    let enabled = rule.get("Status").and_then(Value::as_str) != Some("Disabled");
+    let narrows = |scope: &serde_json::Map<String, Value>| {
+        scope
+            .get("Prefix")
+            .and_then(Value::as_str)
+            .is_some_and(|p| !p.is_empty())
+            || ["Tag", "And", "ObjectSizeGreaterThan", "ObjectSizeLessThan"]
+                .iter()
+                .any(|key| scope.contains_key(*key))
+    };
+    let filtered = narrows(rule) || rule.get("Filter").and_then(Value::as_object).is_some_and(narrows);
+    expires && enabled && !filtered
 }
 
 /// A password policy below the CIS benchmark: a minimum length under 14 or a reuse prevention
@@ -139,6 +161,16 @@ mod tests {
         let markers = r#"{"bucketName":"b","LifecycleConfiguration":{"Rule":{"ID":"x","Status":"Enabled",
             "Filter":{"Prefix":""},"Expiration":{"ExpiredObjectDeleteMarker":true}}}}"#;
         assert!(!weakens("s3", "PutBucketLifecycleConfiguration", Some(markers)));
+        let two_rules = r#"{"bucketName":"b","LifecycleConfiguration":{"Rule":[
+            {"ID":"a","Status":"Enabled","Filter":{"Prefix":"logs/"},"Transition":{"Days":30,"StorageClass":"GLACIER"}},
+            {"ID":"b","Status":"Enabled","Filter":{},"Expiration":{"Days":1}}]}}"#;
+        assert!(weakens("s3", "PutBucketLifecycleConfiguration", Some(two_rules)));
+        let disabled = r#"{"bucketName":"b","LifecycleConfiguration":{"Rule":{"ID":"x","Status":"Disabled",
+            "Filter":{"Prefix":""},"Expiration":{"Days":1}}}}"#;
+        assert!(!weakens("s3", "PutBucketLifecycleConfiguration", Some(disabled)));
+        let tagged = r#"{"bucketName":"b","LifecycleConfiguration":{"Rule":{"ID":"x","Status":"Enabled",
+            "Filter":{"Tag":{"Key":"tmp","Value":"1"}},"Expiration":{"Days":1}}}}"#;
+        assert!(!weakens("s3", "PutBucketLifecycleConfiguration", Some(tagged)));
     }
 
     #[test]

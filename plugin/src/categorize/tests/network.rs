@@ -1,7 +1,7 @@
 //! Network exposure and the VPC carve-out.
 
 use super::{call, metric, with_params};
-use crate::categorize::{categorize, Action};
+use crate::categorize::{categorize, Action, Input};
 
 #[test]
 fn security_group_ingress_from_the_world_is_vpc_network_exposure() {
@@ -40,6 +40,22 @@ fn security_group_ingress_from_the_world_is_vpc_network_exposure() {
         )),
         "aws.vpc.network_exposure"
     );
+    for wide in [
+        "192.168.0.0/1",
+        "172.16.0.0/4",
+        "100.64.0.0/8",
+        "10.0.0.0/7",
+        "fc00::/6",
+    ] {
+        let params = format!(
+            r#"{{"groupId":"sg-1","ipPermissions":{{"items":[{{"ipRanges":{{"items":[{{"cidrIp":"{wide}","cidrIpv6":"{wide}"}}]}}}}]}}}}"#
+        );
+        let category = categorize(&Input {
+            request_parameters: Some(&params),
+            ..call("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress")
+        });
+        assert_eq!(category.metric, "aws.vpc.network_exposure", "{wide}");
+    }
     let rds = r#"{"dBSecurityGroupName":"db","cIDRIP":"0.0.0.0/0"}"#;
     assert_eq!(
         metric(with_params(
