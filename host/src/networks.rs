@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use maxminddb::Reader;
 use serde::{Deserialize, Serialize};
@@ -87,7 +88,13 @@ pub struct Networks {
     country: Option<Reader<Vec<u8>>>,
     /// What the configuration named, for `trailwatch` to say what it uses.
     pub description: String,
+    /// Addresses looked up by any file so far, shared by the readers: a trail's sources recur
+    /// from file to file. Emptied when it reaches [`SHARED_ENTRIES`].
+    shared: Mutex<HashMap<String, Option<SourceNetwork>>>,
 }
+
+/// Addresses the shared cache holds at most (a few MiB).
+const SHARED_ENTRIES: usize = 65_536;
 
 impl std::fmt::Debug for Networks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +134,7 @@ impl Networks {
             asn: asn_reader,
             country: country_reader,
             description,
+            shared: Mutex::default(),
         }))
     }
 
@@ -171,7 +179,8 @@ impl Networks {
     }
 }
 
-/// Looks sources up once per file: a file's events come from few addresses.
+/// Looks sources up once per file (a file's events come from few addresses), and once across
+/// files through the shared cache.
 pub struct Cache<'a> {
     networks: &'a Networks,
     seen: HashMap<String, Option<SourceNetwork>>,
@@ -188,10 +197,27 @@ impl<'a> Cache<'a> {
     /// As [`Networks::lookup`], remembered.
     pub fn lookup(&mut self, source: &str) -> Option<&SourceNetwork> {
         if !self.seen.contains_key(source) {
-            let found = self.networks.lookup(source);
+            let found = self.networks.lookup_shared(source);
             self.seen.insert(source.to_owned(), found);
         }
         self.seen.get(source).and_then(Option::as_ref)
+    }
+}
+
+impl Networks {
+    /// As [`Networks::lookup`], through the cache the readers share.
+    fn lookup_shared(&self, source: &str) -> Option<SourceNetwork> {
+        if let Some(found) = self.shared.lock().ok().and_then(|s| s.get(source).cloned()) {
+            return found;
+        }
+        let found = self.lookup(source);
+        if let Ok(mut shared) = self.shared.lock() {
+            if shared.len() >= SHARED_ENTRIES {
+                shared.clear();
+            }
+            shared.insert(source.to_owned(), found.clone());
+        }
+        found
     }
 }
 
@@ -274,6 +300,7 @@ mod tests {
             asn: None,
             country: None,
             description: String::new(),
+            shared: Mutex::default(),
         };
         assert_eq!(none.lookup("ec2.amazonaws.com"), None);
         assert_eq!(none.lookup("AWS Internal"), None);
