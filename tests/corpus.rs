@@ -48,8 +48,15 @@ fn replay_over_the_corpus_reads_everything_and_categorizes_every_event() {
                 .count();
         }
     }
-    let events = common::lines(&out.stdout);
+    let documents = common::lines(&out.stdout);
+    let events: Vec<_> = documents.iter().filter(|d| d["kind"] == "event").collect();
     assert_eq!(events.len(), expected, "{stderr}");
+    // Everything else is an incident, counted in the summary.
+    assert_eq!(
+        (documents.len() - events.len()) as u64,
+        summary["incidents"].as_u64().unwrap(),
+        "{stderr}"
+    );
     assert_eq!(summary["events"], expected);
 
     for e in &events {

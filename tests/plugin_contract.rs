@@ -210,7 +210,8 @@ fn an_installed_binary_works_from_any_directory_without_a_plugin_directory() {
     assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
 }
 
-/// A plugin of the contract as it was before the optional `documents` interface.
+/// A plugin with the parser and scoring only: no `documents` interface, so the host reads its
+/// files as typed events and renders their documents.
 fn parser_only_dir() -> std::path::PathBuf {
     let dir = common::root().join("target/fixture-plugins/parser-only");
     assert!(
@@ -286,7 +287,13 @@ fn a_plugin_without_the_documents_interface_is_used_and_the_host_renders_the_sam
     let counts = |said: &str| said.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
     assert_eq!(counts(&typed_said), counts(&rendered_said));
     assert!(typed_said.starts_with("replay: 17 files"), "{typed_said}");
+    // Scored the same from typed events as from rendered documents.
+    assert!(
+        typed_said.contains("pattern of life: ") && !typed_said.contains("not scored"),
+        "{typed_said}"
+    );
     assert!(typed == rendered, "the documents differ between the two paths");
+    assert!(common::lines(&typed).iter().any(|d| d["kind"] == "incident"));
 }
 
 #[test]

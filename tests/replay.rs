@@ -10,10 +10,13 @@ fn output_is_the_same_whatever_the_number_of_workers() {
     assert!(one.status.success() && four.status.success());
     assert!(!one.stdout.is_empty());
     assert_eq!(one.stdout, four.stdout, "deterministic output across worker counts");
-    // Files in path order, each file's events in record order.
-    let events = common::lines(&one.stdout);
-    let keys: Vec<(String, u64)> = events
+    // Files in path order, each file's events in record order (incidents follow the events
+    // that reported them).
+    let documents = common::lines(&one.stdout);
+    assert!(documents.iter().any(|d| d["kind"] == "incident"));
+    let keys: Vec<(String, u64)> = documents
         .iter()
+        .filter(|d| d["kind"] == "event")
         .map(|e| {
             (
                 e["origin"]["key"].as_str().unwrap().to_owned(),
@@ -42,9 +45,22 @@ fn output_file_and_summary_json_are_written() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert!(run.stdout.is_empty(), "events go to the file, not stdout");
-    let events = common::lines(&std::fs::read(&out).unwrap());
+    let documents = common::lines(&std::fs::read(&out).unwrap());
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let events: Vec<_> = documents.iter().filter(|d| d["kind"] == "event").collect();
+    let incidents = documents.iter().filter(|d| d["kind"] == "incident").count();
     assert_eq!(summary["events"].as_u64().unwrap() as usize, events.len());
+    assert_eq!(summary["incidents"].as_u64().unwrap() as usize, incidents);
+    assert_eq!(incidents + events.len(), documents.len());
+    let anomalous = events.iter().filter(|e| e["anomalous"] == true).count();
+    assert!(anomalous > 0);
+    assert_eq!(summary["anomalies"].as_u64().unwrap() as usize, anomalous);
+    assert!(
+        stderr.contains(&format!(
+            "pattern of life: {anomalous} anomalous events, {incidents} incident documents"
+        )),
+        "{stderr}"
+    );
     assert_eq!(summary["kinds"]["digest"], 1);
     assert_eq!(summary["kinds"]["insight"], 1);
     assert!(
@@ -149,7 +165,10 @@ fn source_addresses_are_looked_up_in_the_databases_given_both_ways_the_plugin_ha
         let out = common::run_with_plugins(&plugins, &[&["--no-builtin-plugin"], &args[..]].concat());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
-        let events = common::lines(&out.stdout);
+        let events: Vec<_> = common::lines(&out.stdout)
+            .into_iter()
+            .filter(|d| d["kind"] == "event")
+            .collect();
         assert_eq!(events.len(), sources.len(), "{stderr}");
         for (i, event) in events.iter().enumerate() {
             match expected.get(i) {
@@ -163,7 +182,7 @@ fn source_addresses_are_looked_up_in_the_databases_given_both_ways_the_plugin_ha
         }
         let file = dir.path().join("events.ndjson");
         std::fs::write(&file, &out.stdout).unwrap();
-        common::validate_schema("event.schema.json", &file);
+        common::validate_documents(&file);
         outputs.push(out.stdout);
     }
     assert_eq!(outputs[0], outputs[1], "the two paths write the same documents");

@@ -516,9 +516,16 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
     );
     let second = moto::log_file("", "111122223333", "us-east-1", &today, "0005", "panic-b", 2);
     moto::seed(&admin, BUCKET, std::slice::from_ref(&second)).await;
-    let journal = dir.path().join("state/journal.ndjson");
-    let failed_in_new_plugin =
-        || std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"op\":\"failed\"") && j.contains("panic-b"));
+    // The file's failure as the log says it (the checkpoint is in the state store, which the
+    // running process holds).
+    let failed_line = || {
+        log.lock()
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("log file") && l.contains("panic-b"))
+            .map(str::to_owned)
+    };
+    let failed_in_new_plugin = || failed_line().is_some();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !failed_in_new_plugin() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -541,8 +548,17 @@ async fn a_plugin_replaced_in_the_plugin_directory_is_taken_without_a_restart() 
         first.ids,
         "only the first file's events: the second met the new plugin"
     );
-    let journal = std::fs::read_to_string(&journal).unwrap();
-    assert!(journal.contains("plugin panicked"), "{journal}");
+    let line = failed_line().unwrap_or_default();
+    assert!(line.contains("plugin panicked"), "{line}");
+    let checkpoint = common::checkpoint_in(&dir.path().join("state")).expect("a checkpoint");
+    assert!(
+        checkpoint
+            .failed
+            .iter()
+            .any(|(k, f)| k.contains("panic-b") && f.reason.contains("plugin panicked")),
+        "{:?}",
+        checkpoint.failed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -574,10 +590,11 @@ async fn under_require_signature_a_running_run_refuses_unsigned_and_foreign_plug
     );
     assert!(!logged("plugin refused"), "{}", log.lock().unwrap());
     // Which plugin reads a file: the shipped one reads "panic" files, the fixture panics.
-    let journal = dir.path().join("state/journal.ndjson");
     let failed = |tag: &str| {
-        std::fs::read_to_string(&journal)
-            .is_ok_and(|j| j.lines().any(|l| l.contains("\"op\":\"failed\"") && l.contains(tag)))
+        log.lock()
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("log file") && l.contains(tag))
     };
 
     // A new plugin without a signature: refused, the plugin in use stays.

@@ -9,7 +9,7 @@ use std::path::Path;
 use common::moto::{self, Moto};
 
 fn validate(file: &Path) {
-    common::validate_schema("event.schema.json", file);
+    common::validate_documents(file);
 }
 
 #[test]
@@ -24,8 +24,13 @@ fn every_replayed_fixture_matches_the_schema() {
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    let lines = std::fs::read_to_string(&out).unwrap().lines().count();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines = text.lines().count();
     assert!(lines > 50, "{lines} documents");
+    assert!(
+        text.lines().any(|l| l.starts_with("{\"kind\":\"incident\"")),
+        "the fixtures make incidents"
+    );
     validate(&out);
 }
 
@@ -86,6 +91,13 @@ async fn run_documents_with_their_delivery_record_match_the_schema() {
     assert!(docs
         .iter()
         .all(|d| d["delivery"].is_object() && d["kind"] == "event" && d["schema_version"] == 1));
+    // `run` scores every event (into its state store).
+    assert!(
+        docs.iter().all(|d| d["score"].is_u64() && d["reasons"].is_array()),
+        "{}",
+        events[0]
+    );
+    assert!(dir.path().join("state/state.redb").exists());
     let codes: Vec<String> = common::lines(findings.join("\n").as_bytes())
         .iter()
         .map(|f| f["code"].as_str().unwrap().to_owned())

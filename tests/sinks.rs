@@ -333,8 +333,8 @@ async fn a_receiver_that_rejects_is_reported_with_its_answer_and_nothing_is_mark
         "the rejection names the sink and carries the receiver's answer: {stderr}"
     );
     assert_eq!(http.received().len(), 0);
-    let journal = std::fs::read_to_string(dir.path().join("state/journal.ndjson")).unwrap_or_default();
-    assert!(!journal.contains("\"op\":\"done\""), "nothing marked done: {journal}");
+    let done = common::checkpoint_in(&dir.path().join("state")).map_or(0, |c| c.done.len());
+    assert_eq!(done, 0, "nothing marked done");
 
     // Once the receiver takes them, every event arrives, once.
     http.control(r#"{"reject": null}"#);
@@ -587,10 +587,11 @@ async fn with_one_sink_failing_the_checkpoint_waits_and_after_it_recovers_no_sin
         want,
         "no duplicates at the good sink while the other fails"
     );
-    let journal = std::fs::read_to_string(dir.path().join("state/journal.ndjson")).unwrap_or_default();
-    assert!(
-        !journal.contains("\"op\":\"done\""),
-        "the checkpoint waits for every sink: {journal}"
+    let m = scrape(port);
+    assert_eq!(
+        sample(&m, "trailwatch_files", "trailwatch_files_total", &[("result", "done")]),
+        0.0,
+        "the checkpoint waits for every sink"
     );
     let (status, text) = get(port, "/readyz");
     assert_eq!(status, 503, "{text}");
@@ -613,11 +614,12 @@ async fn with_one_sink_failing_the_checkpoint_waits_and_after_it_recovers_no_sin
     );
     wait_for(
         || {
-            std::fs::read_to_string(dir.path().join("state/journal.ndjson"))
-                .unwrap_or_default()
-                .matches("\"op\":\"done\"")
-                .count()
-                >= files.len()
+            sample(
+                &scrape(port),
+                "trailwatch_files",
+                "trailwatch_files_total",
+                &[("result", "done")],
+            ) >= files.len() as f64
         },
         Duration::from_secs(30),
         "the checkpoint to move",

@@ -84,6 +84,14 @@ pub enum Command {
         /// config's [enrich] country_database].
         #[arg(long)]
         country_database: Option<PathBuf>,
+        /// Keep the identities' baselines in this directory across replays (learn on last
+        /// month's logs, score today's) [default: learned for this replay only].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Do not score events against their identities' pattern of life [default: the
+        /// config's [scoring] enabled].
+        #[arg(long)]
+        no_scoring: bool,
     },
     /// Follow the trail bucket (see the config file's [source]) and write every event.
     Run {
@@ -388,6 +396,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             summary_json,
             asn_database,
             country_database,
+            state_dir,
+            no_scoring,
         } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             let networks = crate::networks::Networks::open(
@@ -402,6 +412,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 jobs,
                 progress: !no_progress,
                 networks,
+                scoring: if no_scoring { None } else { config.scoring.settings() },
+                state_dir,
             };
             let sink: Box<dyn crate::sink::Sink> = match output {
                 Some(path) => Box::new(

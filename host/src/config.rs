@@ -38,6 +38,9 @@ pub struct Config {
     /// `[enrich]`: where events' source addresses are looked up.
     #[serde(default)]
     pub enrich: EnrichConfig,
+    /// `[scoring]`: each event scored against its identity's pattern of life.
+    #[serde(default)]
+    pub scoring: ScoringConfig,
     /// Where the checkpoint is kept.
     #[serde(default)]
     pub state: StateConfig,
@@ -492,6 +495,104 @@ pub struct EnrichConfig {
     pub country_database: Option<PathBuf>,
 }
 
+/// `[scoring]`: pattern of life (README, "Pattern of life"): every event gets a score, its
+/// reasons and, once anomalous, its incident.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// Score events. Default on.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// An event is anomalous at this score or above (1–100). Default 50.
+    #[serde(default = "default_threshold")]
+    pub threshold: u8,
+    /// An identity raises no baseline-based reason until first seen this many days ago ...
+    #[serde(default = "default_learning_days")]
+    pub learning_days: u32,
+    /// ... and until it made this many calls. Default 7 days and 50 calls.
+    #[serde(default = "default_learning_events")]
+    pub learning_events: u32,
+    /// Anomalies of one identity less than this many minutes apart form one incident; an
+    /// incident quiet this long is closed. Default 120.
+    #[serde(default = "default_incident_gap_minutes")]
+    pub incident_gap_minutes: u32,
+    /// Identities and values of a baseline not seen for this many days are forgotten.
+    /// Default 90.
+    #[serde(default = "default_forget_after_days")]
+    pub forget_after_days: u32,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_threshold() -> u8 {
+    50
+}
+fn default_learning_days() -> u32 {
+    7
+}
+fn default_learning_events() -> u32 {
+    50
+}
+fn default_incident_gap_minutes() -> u32 {
+    120
+}
+fn default_forget_after_days() -> u32 {
+    90
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig {
+            enabled: true,
+            threshold: default_threshold(),
+            learning_days: default_learning_days(),
+            learning_events: default_learning_events(),
+            incident_gap_minutes: default_incident_gap_minutes(),
+            forget_after_days: default_forget_after_days(),
+        }
+    }
+}
+
+impl ScoringConfig {
+    /// The scoring settings, `None` when scoring is off.
+    pub fn settings(&self) -> Option<crate::score::Scoring> {
+        self.enabled.then(|| crate::score::Scoring {
+            threshold: self.threshold,
+            learning: std::time::Duration::from_secs(u64::from(self.learning_days) * 86_400),
+            learning_events: self.learning_events,
+            incident_gap: std::time::Duration::from_secs(u64::from(self.incident_gap_minutes) * 60),
+            forget_after: std::time::Duration::from_secs(u64::from(self.forget_after_days) * 86_400),
+        })
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=100).contains(&self.threshold) {
+            return Err(ConfigError::Value {
+                key: "scoring.threshold",
+                value: self.threshold.to_string(),
+                expected: "1 to 100",
+            });
+        }
+        if self.incident_gap_minutes == 0 {
+            return Err(ConfigError::Value {
+                key: "scoring.incident_gap_minutes",
+                value: "0".into(),
+                expected: "at least 1 (minutes)",
+            });
+        }
+        if self.forget_after_days == 0 {
+            return Err(ConfigError::Value {
+                key: "scoring.forget_after_days",
+                value: "0".into(),
+                expected: "at least 1 (days)",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// `[integrity]`: log-file integrity validation (README, "Log-file integrity").
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -727,6 +828,7 @@ impl Config {
             config.plugin.cache_dir = None;
         }
         config.plugin.validate()?;
+        config.scoring.validate()?;
         config.validate_run()?;
         Ok(config)
     }

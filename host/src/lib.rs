@@ -37,6 +37,7 @@ pub mod policy;
 pub mod replay;
 pub mod run;
 pub mod runtime;
+pub mod score;
 pub mod setup;
 pub mod sink;
 pub mod source;

@@ -23,6 +23,7 @@ use crate::pipeline::{Clock, CycleError, Ledger, Pipeline, PipelineSettings, Sys
 use crate::runtime::bindings::trail_check as tc;
 use crate::runtime::watch::PluginWatch;
 use crate::runtime::{PluginRuntime, PluginSearch};
+use crate::score::state::ScoreState;
 use crate::source::s3_poll::{PollSettings, S3Source, Start};
 use crate::source::sqs::{QueueSettings, SqsSource};
 use crate::state::checkpoint::CheckpointStore;
@@ -396,6 +397,7 @@ pub fn pipeline_settings(config: &Config) -> PipelineSettings {
         hash_files: false,
         // Opened by `run` (a database that cannot be read stops it with the file's name).
         networks: None,
+        scoring: config.scoring.settings(),
     }
 }
 
@@ -536,7 +538,17 @@ async fn run_async(
     let mut settings = pipeline_settings(&config);
     settings.hash_files = follower.is_some();
     settings.networks = networks;
+    let scoring_state = match (&settings.scoring, ledger.store()) {
+        (Some(_), Some(store)) => Some(ScoreState::on_disk(store.database().clone(), store.path().to_owned())?),
+        _ => None,
+    };
     let mut pipeline = Pipeline::new(runtime.clone(), settings, ledger, sinks, metrics.clone(), clock.clone());
+    if let Some(state) = scoring_state {
+        pipeline.score_with(Arc::new(std::sync::Mutex::new(state)));
+        if pipeline.scores() {
+            tracing::info!("events are scored against their identities' pattern of life");
+        }
+    }
     // The trail is checked again every config_check_interval_secs and on SIGHUP (after the
     // configuration's [trail] settings were read again); findings go to the sinks when they
     // differ from the last ones sent, changes always. The trail chosen at start-up stays the

@@ -23,6 +23,7 @@ wit_bindgen::generate!({
             import trailwatch:plugin/input@0.2.0;
             export trailwatch:plugin/meta@0.2.0;
             export trailwatch:plugin/parser@0.2.0;
+            export trailwatch:plugin/scoring@0.2.0;
         }",
     path: "../wit",
     world: "trailwatch:fixture/parser-only",
@@ -31,7 +32,7 @@ wit_bindgen::generate!({
 
 #[cfg(not(feature = "parser-only-fixture"))]
 use exports::trailwatch::plugin::{documents, hashing, integrity, selection, trail_check};
-use exports::trailwatch::plugin::{meta, parser};
+use exports::trailwatch::plugin::{meta, parser, scoring};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
 
@@ -571,6 +572,9 @@ export!(Plugin);
 #[cfg(not(feature = "parser-only-fixture"))]
 #[path = "component_integrity.rs"]
 mod integrity_export;
+
+#[path = "component_scoring.rs"]
+mod scoring_export;
 
 #[cfg(feature = "sandbox-fixture")]
 mod sandbox_fixture {

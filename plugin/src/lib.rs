@@ -11,6 +11,7 @@
 //! - `check`: the trail check: which trail to read and what is wrong with its configuration.
 //! - `integrity`: log-file integrity validation: digests read and judged.
 //! - `documents`: events rendered as their output documents, one buffer per batch.
+//! - `scoring`: pattern of life: baselines per identity, scores with reasons, incidents.
 //! - `time`: `eventTime` in the formats producers write.
 //! - `text`: substring search for short texts.
 //! - `mem`: `memcmp` and `bcmp` a word at a time (wasm32 has them a byte at a time).
@@ -34,6 +35,7 @@ pub mod reader;
 mod readme;
 pub mod record;
 pub mod scan;
+pub mod scoring;
 pub mod select;
 pub mod text;
 pub mod time;

@@ -224,3 +224,38 @@ pub fn readme_block(name: &str, content: &str) {
         "README.md's {name} block differs: run the test with TRAILWATCH_BLESS=1"
     );
 }
+
+/// The checkpoint a stopped trailwatch left in `state_dir` (`None`: none yet).
+pub fn checkpoint_in(state_dir: &Path) -> Option<trailwatch::state::checkpoint::Checkpoint> {
+    if !state_dir.join("state.redb").exists() {
+        return None;
+    }
+    let mut store = trailwatch::state::checkpoint::CheckpointStore::open(state_dir).expect("the state store opens");
+    store.load_existing().expect("the checkpoint reads")
+}
+
+/// Every line of the NDJSON `file` against the schema of its `kind` (`event`, `incident`,
+/// `finding`).
+pub fn validate_documents(file: &Path) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for kind in ["event", "incident", "finding"] {
+        let prefix = format!("{{\"kind\":\"{kind}\"");
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(&prefix)).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let part = dir.path().join(format!("{kind}.ndjson"));
+        std::fs::write(&part, lines.join("\n") + "\n").unwrap();
+        validate_schema(&format!("{kind}.schema.json"), &part);
+    }
+    let known = text
+        .lines()
+        .filter(|l| {
+            ["event", "incident", "finding"]
+                .iter()
+                .any(|k| l.starts_with(&format!("{{\"kind\":\"{k}\"")))
+        })
+        .count();
+    assert_eq!(known, text.lines().count(), "every document has a known kind first");
+}

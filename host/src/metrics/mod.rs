@@ -48,6 +48,9 @@ pub struct Metrics {
     trail_findings: Family<Labels, Gauge>,
     integrity_problems: Family<Labels, Counter>,
     integrity_digests: Family<Labels, Counter>,
+    anomalies: Family<Labels, Counter>,
+    incidents: Family<Labels, Counter>,
+    scoring_failures: Counter,
     /// When the last poll succeeded, ms since the Unix epoch (0: never), for `/readyz`.
     last_poll_ms: AtomicI64,
     /// Sinks whose last delivery failed, for `/readyz`.
@@ -99,6 +102,9 @@ impl Metrics {
             trail_findings: Family::default(),
             integrity_problems: Family::default(),
             integrity_digests: Family::default(),
+            anomalies: Family::default(),
+            incidents: Family::default(),
+            scoring_failures: Counter::default(),
             last_poll_ms: AtomicI64::new(0),
             failing: Mutex::default(),
             inflight_source: Mutex::default(),
@@ -218,6 +224,21 @@ impl Metrics {
             "integrity_digests",
             "Digest files judged, by result (intact, problems, unreadable)",
             m.integrity_digests.clone(),
+        );
+        registry.register(
+            "anomalies",
+            "Anomalous events acknowledged, by severity (README, \"Pattern of life\")",
+            m.anomalies.clone(),
+        );
+        registry.register(
+            "incidents",
+            "Incident documents acknowledged, by severity and change (opened, updated, closed)",
+            m.incidents.clone(),
+        );
+        registry.register(
+            "scoring_failures",
+            "Batches whose events went out without scores because the plugin could not score them",
+            m.scoring_failures.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -397,6 +418,23 @@ impl Metrics {
                 .get_or_create(&vec![("code", code.to_owned()), ("severity", severity.to_owned())])
                 .inc();
         }
+    }
+
+    /// `n` anomalous events of `severity` were acknowledged.
+    pub fn anomalies(&self, severity: &str, n: u64) {
+        self.anomalies.get_or_create(&label("severity", severity)).inc_by(n);
+    }
+
+    /// An incident document of `severity` was acknowledged; `change` is opened, updated or closed.
+    pub fn incident(&self, severity: &str, change: &str, n: u64) {
+        self.incidents
+            .get_or_create(&vec![("severity", severity.to_owned()), ("change", change.to_owned())])
+            .inc_by(n);
+    }
+
+    /// A batch could not be scored.
+    pub fn scoring_failure(&self) {
+        self.scoring_failures.inc();
     }
 
     /// An integrity problem found.

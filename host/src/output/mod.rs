@@ -3,3 +3,4 @@
 pub mod finding;
 pub mod names;
 pub mod ndjson;
+pub mod scoring;

@@ -114,18 +114,19 @@ use crate::networks::SourceNetwork;
 
 /// Appends one event as a JSON line to `out`.
 pub fn write_event(out: &mut Vec<u8>, event: &Event, key: &str) -> serde_json::Result<()> {
-    write_event_with(out, event, key, None, None)
+    write_event_with(out, event, key, None, None).map(|_| ())
 }
 
 /// Appends one event as a JSON line to `out`, with its delivery times and its source's network
-/// when known.
+/// when known. Returns where its head ends in `out` (before its `raw` member), where further
+/// members may be added.
 pub fn write_event_with(
     out: &mut Vec<u8>,
     event: &Event,
     key: &str,
     delivery: Option<&Delivery<'_>>,
     network: Option<&SourceNetwork>,
-) -> serde_json::Result<()> {
+) -> serde_json::Result<usize> {
     document::write_head(out, &view(event), key);
     if let Some(d) = delivery {
         write_delivery(out, d)?;
@@ -133,8 +134,9 @@ pub fn write_event_with(
     if let Some(n) = network {
         write_network(out, n)?;
     }
+    let head = out.len();
     document::write_tail(out, &event.raw, !event.problems.is_empty());
-    Ok(())
+    Ok(head)
 }
 
 /// Appends the `source_network` member to a document's head.

@@ -34,7 +34,7 @@ mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Semaphore};
@@ -44,6 +44,8 @@ use crate::aws::AwsError;
 use crate::metrics::Metrics;
 use crate::runtime::bindings::types::ObjectMeta;
 use crate::runtime::PluginRuntime;
+use crate::score::state::{ScoreState, Write as ScoreWrite};
+use crate::score::{FileScoring, Scorer};
 use crate::sink::runner::{self, SinkEvent, SHUTDOWN_GRACE};
 use crate::sink::{Sink, SinkError};
 use crate::state::checkpoint::{Change, Checkpoint, CheckpointError, CheckpointStore, PendingDelete};
@@ -81,6 +83,8 @@ pub struct PipelineSettings {
     pub hash_files: bool,
     /// Look up each event's source network and country (`None`: no databases configured).
     pub networks: Option<Arc<crate::networks::Networks>>,
+    /// Score each event against its identity's pattern of life (`None`: no scoring).
+    pub scoring: Option<crate::score::Scoring>,
 }
 
 impl Default for PipelineSettings {
@@ -94,15 +98,19 @@ impl Default for PipelineSettings {
             dedup: None,
             hash_files: false,
             networks: None,
+            scoring: None,
         }
     }
 }
 
-/// The checkpoint and the changes not yet recorded in its store.
+/// The checkpoint and the changes not yet recorded in its store, with what scoring learned
+/// from the files committed since.
 pub struct Ledger {
     store: Option<CheckpointStore>,
     checkpoint: Checkpoint,
     unrecorded: Vec<Change>,
+    scoring: Option<Arc<Mutex<ScoreState>>>,
+    scoring_unrecorded: Vec<(u64, Vec<ScoreWrite>)>,
 }
 
 impl Ledger {
@@ -113,6 +121,8 @@ impl Ledger {
             store: Some(store),
             checkpoint,
             unrecorded: Vec::new(),
+            scoring: None,
+            scoring_unrecorded: Vec::new(),
         })
     }
 
@@ -122,6 +132,29 @@ impl Ledger {
             store: None,
             checkpoint: Checkpoint::default(),
             unrecorded: Vec::new(),
+            scoring: None,
+            scoring_unrecorded: Vec::new(),
+        }
+    }
+
+    /// Commits what scoring learned to `state` with the files it learned it from.
+    pub fn with_scoring(mut self, state: Arc<Mutex<ScoreState>>) -> Self {
+        self.scoring = Some(state);
+        self
+    }
+
+    /// Notes what file `file` taught scoring, recorded at the next `commit`.
+    pub fn learned(&mut self, file: u64, writes: Vec<ScoreWrite>) {
+        if self.scoring.is_some() {
+            self.scoring_unrecorded.push((file, writes));
+        }
+    }
+
+    /// Forgets what files not committed taught scoring (a cycle ended without them).
+    pub fn forget_unrecorded_scoring(&mut self) {
+        self.scoring_unrecorded.clear();
+        if let Some(state) = &self.scoring {
+            state.lock().unwrap_or_else(|p| p.into_inner()).abandon();
         }
     }
 
@@ -140,12 +173,39 @@ impl Ledger {
     }
 
     /// Records the changes made since the last commit durably (nothing when there are none).
+    ///
+    /// With a checkpoint store, the changes and what scoring learned from the same files commit
+    /// in one transaction: after a crash, no event is counted twice in a baseline nor missed.
     pub fn commit(&mut self) -> Result<(), CheckpointError> {
-        if let Some(store) = self.store.as_mut() {
-            store.record(&self.checkpoint, &self.unrecorded)?;
+        let learned = std::mem::take(&mut self.scoring_unrecorded);
+        match (self.store.as_mut(), &self.scoring) {
+            (Some(store), _) => {
+                let writes: Vec<ScoreWrite> = learned.iter().flat_map(|(_, w)| w.iter().cloned()).collect();
+                store.record_with(&self.checkpoint, &self.unrecorded, &writes)?;
+            }
+            (None, Some(state)) => {
+                let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                for (file, writes) in learned {
+                    state.commit_alone(file, writes)?;
+                }
+                self.unrecorded.clear();
+                return Ok(());
+            }
+            (None, None) => {}
         }
         self.unrecorded.clear();
+        if let Some(state) = &self.scoring {
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            for (file, writes) in learned {
+                state.committed(file, writes);
+            }
+        }
         Ok(())
+    }
+
+    /// The checkpoint store, when there is one (its state store holds scoring's entries too).
+    pub fn store(&self) -> Option<&CheckpointStore> {
+        self.store.as_ref()
     }
 }
 
@@ -176,6 +236,10 @@ pub struct CycleReport {
     pub sink_errors: Vec<(String, String)>,
     /// Files read but not committed because a sink did not acknowledge them.
     pub not_acknowledged: u64,
+    /// Anomalous events acknowledged.
+    pub anomalies: u64,
+    /// Incident documents acknowledged (opened, updated or closed).
+    pub incidents: u64,
 }
 
 /// Why a cycle stopped.
@@ -226,6 +290,10 @@ pub struct Pipeline {
     documents: Vec<(Vec<u8>, Vec<u32>)>,
     /// The ids delivered within the de-duplication window.
     dedup: Option<Arc<dedup::Dedup>>,
+    /// What scoring learned, when events are scored.
+    scoring_state: Option<Arc<Mutex<ScoreState>>>,
+    /// The scorer, between cycles (the writer has it during one).
+    scorer: Option<Scorer>,
 }
 
 impl Pipeline {
@@ -258,7 +326,34 @@ impl Pipeline {
                 .dedup
                 .map(|(window, max)| Arc::new(dedup::Dedup::new(window, max))),
             settings,
+            scoring_state: None,
+            scorer: None,
         }
+    }
+
+    /// Scores events against `state` (with `settings.scoring`), committed through the ledger
+    /// with their files. A plugin without the `scoring` interface scores nothing (said once).
+    pub fn score_with(&mut self, state: Arc<Mutex<ScoreState>>) {
+        if self.settings.scoring.is_none() {
+            return;
+        }
+        self.ledger.scoring = Some(state.clone());
+        self.scoring_state = Some(state);
+        self.scorer = self.new_scorer();
+    }
+
+    fn new_scorer(&self) -> Option<Scorer> {
+        let (settings, state) = (self.settings.scoring.as_ref()?, self.scoring_state.as_ref()?);
+        if !self.runtime.scores() {
+            tracing::warn!(plugin = %self.runtime.plugin().path.display(), "the plugin in use does not score events (no trailwatch:plugin/scoring): events go out without scores");
+            return None;
+        }
+        Some(Scorer::new(self.runtime.clone(), settings, state.clone()))
+    }
+
+    /// Whether events are scored (with the plugin in use).
+    pub fn scores(&self) -> bool {
+        self.scoring_state.is_some() && self.runtime.scores()
     }
 
     /// Calls `f` with every file's record as it is committed, in submission order.
@@ -280,6 +375,9 @@ impl Pipeline {
     /// Reads the next files with `runtime` (a plugin upgraded without a restart).
     pub fn set_runtime(&mut self, runtime: Arc<PluginRuntime>) {
         self.runtime = runtime;
+        if self.scoring_state.is_some() {
+            self.scorer = self.new_scorer();
+        }
     }
 
     /// The checkpoint as it stands.
@@ -326,6 +424,12 @@ impl Pipeline {
             slot_tx.send(Slot::Documents { bytes, ends }).ok();
         }
         let (written_tx, written_rx) = mpsc::unbounded_channel();
+        // A scorer lost with a writer that stopped unexpectedly is made again.
+        if self.scorer.is_none() && self.scoring_state.is_some() {
+            self.scorer = self.new_scorer();
+        }
+        let scorer = self.scorer.take();
+        let observe = scorer.is_some();
         let writer = tokio::spawn(writer::run(
             slot_rx,
             sink_txs,
@@ -333,6 +437,7 @@ impl Pipeline {
             self.inflight.clone(),
             self.settings.max_inflight_bytes.max(1),
             self.next_batch,
+            scorer,
         ));
         let readers = self.settings.max_concurrent_files.max(1);
         let n = self.sinks.len();
@@ -350,6 +455,7 @@ impl Pipeline {
             report: CycleReport::default(),
             fatal: None,
             shutdown,
+            observe,
             p: self,
         })
     }
@@ -385,6 +491,8 @@ pub enum Written {
         targets: Vec<usize>,
         delete: Option<PendingDelete>,
         result: Box<ReadResult>,
+        /// What scoring learned from it and counted, when it was scored.
+        scoring: Option<FileScoring>,
     },
     /// As submitted.
     Marker(Box<dyn FnOnce(&Checkpoint) -> Vec<Change> + Send>),
@@ -400,7 +508,7 @@ pub struct Cycle<'p> {
     slot_tx: Option<mpsc::UnboundedSender<Slot>>,
     written_rx: mpsc::UnboundedReceiver<Written>,
     events_rx: mpsc::UnboundedReceiver<SinkEvent>,
-    writer: Option<JoinHandle<u64>>,
+    writer: Option<JoinHandle<(u64, Option<Scorer>)>>,
     runners: Vec<Option<JoinHandle<Box<dyn Sink>>>>,
     pending: VecDeque<Written>,
     acked: Vec<u64>,
@@ -408,6 +516,8 @@ pub struct Cycle<'p> {
     report: CycleReport,
     fatal: Option<AwsError>,
     shutdown: Arc<AtomicBool>,
+    /// Whether this cycle's files are scored.
+    observe: bool,
 }
 
 /// Resolves once `flag` is set (looked at every 50 ms).
@@ -525,6 +635,7 @@ impl Cycle<'_> {
             skip_below,
             dedup: p.dedup.clone(),
             networks: p.settings.networks.clone(),
+            observe: self.observe,
         };
         tokio::spawn(job.run(item, tx));
         Ok(true)
@@ -602,12 +713,14 @@ impl Cycle<'_> {
                 // Not recorded: the file is read again once the credentials work.
                 Written::Fatal(e) => self.on_fatal(e),
                 Written::File {
+                    seq,
                     key,
                     size,
                     delete,
                     result,
+                    scoring,
                     ..
-                } => self.commit_file(key, size, delete, *result),
+                } => self.commit_file(seq, key, size, delete, *result, scoring),
             }
         }
         if changed {
@@ -617,10 +730,36 @@ impl Cycle<'_> {
     }
 
     /// Records one acknowledged file.
-    fn commit_file(&mut self, key: String, size: u64, delete: Option<PendingDelete>, result: ReadResult) {
+    fn commit_file(
+        &mut self,
+        seq: u64,
+        key: String,
+        size: u64,
+        delete: Option<PendingDelete>,
+        result: ReadResult,
+        scoring: Option<FileScoring>,
+    ) {
         self.p.partial.remove(&key);
         let ReadResult { end, stats } = result;
         let m = &self.p.metrics;
+        // What the file taught scoring commits with it, however its reading ended: a failed
+        // file's events before the failure were scored and are not read again.
+        if let Some(FileScoring { writes, tally }) = scoring {
+            if end != ReadEnd::Interrupted {
+                for (severity, n) in &tally.anomalies {
+                    m.anomalies(severity, *n);
+                }
+                for ((severity, change), n) in &tally.incidents {
+                    m.incident(severity, change, *n);
+                }
+                for _ in 0..tally.failures {
+                    m.scoring_failure();
+                }
+                self.report.anomalies += tally.anomalies.values().sum::<u64>();
+                self.report.incidents += tally.incidents.values().sum::<u64>();
+                self.p.ledger.learned(seq, writes);
+            }
+        }
         for (metric, n) in &stats.metrics {
             m.events(metric, *n);
         }
@@ -762,8 +901,9 @@ impl Cycle<'_> {
             if !writer.is_finished() {
                 writer.abort();
             }
-            if let Ok(next) = writer.await {
+            if let Ok((next, scorer)) = writer.await {
                 self.p.next_batch = next;
+                self.p.scorer = scorer;
             }
         }
         for (i, runner) in self.runners.iter_mut().enumerate() {
@@ -805,9 +945,13 @@ impl Cycle<'_> {
             }
         }
         if let Some(e) = commit_error {
+            self.p.ledger.forget_unrecorded_scoring();
             return Err(e);
         }
-        self.p.ledger.commit()?;
+        let committed = self.p.ledger.commit();
+        // Files not committed are read and scored again: what they taught is dropped.
+        self.p.ledger.forget_unrecorded_scoring();
+        committed?;
         for (i, failed) in self.sink_failed.iter().enumerate() {
             if let Some(e) = failed {
                 self.report.sink_errors.push((self.p.names[i].clone(), e.to_string()));
@@ -840,6 +984,7 @@ struct ReadTask {
     skip_below: u32,
     dedup: Option<Arc<dedup::Dedup>>,
     networks: Option<Arc<crate::networks::Networks>>,
+    observe: bool,
 }
 
 impl ReadTask {
@@ -892,6 +1037,7 @@ impl ReadTask {
                 networks: self.networks,
             },
             dedup: self.dedup,
+            observe: self.observe,
         };
         let (runtime, cpus, metrics) = (self.runtime, self.cpus, self.metrics);
         // A panic in the reader drops `tx` without `Done`: the writer reports the file failed.

@@ -16,11 +16,18 @@ use crate::output::ndjson;
 use crate::runtime::bindings::documents;
 use crate::runtime::bindings::types::{FileError, ObjectMeta, Outcome, SourceKind};
 use crate::runtime::{Batch, FileFailure, Keep, PluginRuntime};
+use crate::score::observe;
+use crate::score::ToScore;
 
 /// What a reader hands the writer, in order.
 pub enum FileMsg {
-    /// NDJSON lines, each ending in `\n`, with the end offset of each.
-    Batch { bytes: Vec<u8>, ends: Vec<u32> },
+    /// NDJSON lines, each ending in `\n`, with the end offset of each, and what scoring needs
+    /// of them when events are scored.
+    Batch {
+        bytes: Vec<u8>,
+        ends: Vec<u32>,
+        score: Option<ToScore>,
+    },
     /// The file is finished.
     Done(Box<ReadResult>),
     /// Its bytes could not be had for a reason that stops the cycle (refused credentials).
@@ -97,6 +104,8 @@ pub struct ReadJob {
     pub context: FileContext,
     /// Events delivered within the window are left out (`None`: no de-duplication).
     pub dedup: Option<Arc<Dedup>>,
+    /// Whether events are scored: each batch then carries what scoring needs.
+    pub observe: bool,
 }
 
 /// Sends `msg`, letting go of the CPU permit while the writer is not taking more: a later file
@@ -219,6 +228,7 @@ pub fn read(
         hash,
         context,
         dedup,
+        observe,
     } = job;
     let mut stats = FileStats::default();
     let selected = drop_read_only && runtime.selects();
@@ -233,6 +243,7 @@ pub fn read(
     let on_batch = |batch: Batch<'_>| {
         let mut bytes;
         let mut ends;
+        let mut score = observe.then(ToScore::default);
         match batch {
             Batch::Typed(batch) => {
                 bytes = Vec::with_capacity(batch.iter().map(|e| e.raw.len() + 1024).sum());
@@ -260,7 +271,11 @@ pub fn read(
                         (Some(cache), Some(source), SourceKind::Ip) => cache.lookup(source),
                         _ => None,
                     };
-                    ndjson::write_event_with(&mut bytes, event, &meta.key, delivery.as_ref(), network)?;
+                    let head = ndjson::write_event_with(&mut bytes, event, &meta.key, delivery.as_ref(), network)?;
+                    if let Some(score) = &mut score {
+                        score.observations.push(observe::from_event(event, network));
+                        score.heads.push(head as u32);
+                    }
                     ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);
                     stats.count(
                         &event.category.metric,
@@ -292,10 +307,22 @@ pub fn read(
                 ends = Vec::with_capacity(batch.events.len());
                 if as_rendered {
                     // Nothing to drop or add: the plugin's text is the batch.
+                    let mut start = 0;
                     for (i, s) in batch.events.iter().enumerate() {
                         filter.keep(&mut stats, s.index, s.read_only);
                         stats.duplicate(&keys, &delivered, i);
                         ends.push(s.end);
+                        if let Some(score) = &mut score {
+                            let head = &batch.text[start..s.head_end as usize];
+                            let metric = &batch.metrics[s.metric as usize];
+                            score
+                                .observations
+                                .push(observe::from_document(head, s, metric, None).map_err(|e| {
+                                    anyhow::anyhow!("a document the plugin rendered cannot be read back: {e}")
+                                })?);
+                            score.heads.push(s.head_end);
+                        }
+                        start = s.end as usize;
                         let flags = names::flag_bits(s.flags);
                         stats.count(&batch.metrics[s.metric as usize], flags, s.outcome, s.flagged);
                     }
@@ -318,10 +345,21 @@ pub fn read(
                             ndjson::write_delivery(&mut bytes, &d)?;
                         }
                         let source = ndjson::document_ip_source(&batch.text[line.start..head]);
+                        let mut network = None;
                         if let (Some(cache), Some(source)) = (&mut networks, source) {
-                            if let Some(network) = cache.lookup(source) {
+                            network = cache.lookup(source);
+                            if let Some(network) = network {
                                 ndjson::write_network(&mut bytes, network)?;
                             }
+                        }
+                        if let Some(score) = &mut score {
+                            let metric = &batch.metrics[s.metric as usize];
+                            score.observations.push(
+                                observe::from_document(&batch.text[line.start..head], s, metric, network).map_err(
+                                    |e| anyhow::anyhow!("a document the plugin rendered cannot be read back: {e}"),
+                                )?,
+                            );
+                            score.heads.push(bytes.len() as u32);
                         }
                         bytes.extend_from_slice(&batch.text[head..line.end]);
                         ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);
@@ -334,7 +372,7 @@ pub fn read(
         if ends.is_empty() {
             return Ok(());
         }
-        send(tx, FileMsg::Batch { bytes, ends }, &mut cpu, cpus, &handle)
+        send(tx, FileMsg::Batch { bytes, ends, score }, &mut cpu, cpus, &handle)
     };
     let result = if hash {
         runtime.read_batches_hashed(input, &meta, keep, on_batch)

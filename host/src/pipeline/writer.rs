@@ -9,9 +9,64 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::reader::{FileMsg, FileStats, ReadEnd, ReadResult};
 use super::{Slot, Written};
+use crate::score::{Scorer, ToScore};
 use crate::sink::{Batch, Message};
 
-/// Runs until the slot queue closes; returns the next batch number.
+/// Scores a batch on a blocking thread (a plugin call), handing the scorer back.
+async fn score(
+    scorer: Scorer,
+    file: u64,
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    input: ToScore,
+) -> (Option<Scorer>, Vec<u8>, Vec<u32>) {
+    match tokio::task::spawn_blocking(move || {
+        let mut scorer = scorer;
+        let (bytes, ends) = scorer.score_batch(file, bytes, ends, input);
+        (scorer, bytes, ends)
+    })
+    .await
+    {
+        Ok((scorer, bytes, ends)) => (Some(scorer), bytes, ends),
+        // A panic in the host's scoring code: the batch is lost with the scorer; the file is
+        // reported failed (not committed) and read again.
+        Err(e) => {
+            tracing::error!(error = %e, "the scorer stopped unexpectedly");
+            (None, Vec::new(), Vec::new())
+        }
+    }
+}
+
+/// Sends one batch of a file's documents to its sinks; false when the in-flight pool closed.
+async fn send(
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    targets: &[usize],
+    sinks: &[mpsc::Sender<Message>],
+    inflight: &Arc<Semaphore>,
+    cap: usize,
+    next_batch: &mut u64,
+) -> bool {
+    // A batch larger than the whole cap takes all of it rather than waiting forever.
+    let want = bytes.len().clamp(1, cap);
+    let Ok(permit) = inflight.clone().acquire_many_owned(want as u32).await else {
+        return false;
+    };
+    *next_batch += 1;
+    let batch = Arc::new(Batch {
+        seq: *next_batch,
+        bytes,
+        ends,
+        permit: Some(permit),
+    });
+    for &k in targets {
+        // A sink's queue closes only when its runner is gone (an abandoned cycle).
+        sinks[k].send(Message::Events(batch.clone())).await.ok();
+    }
+    true
+}
+
+/// Runs until the slot queue closes; returns the next batch number and the scorer.
 pub async fn run(
     mut slots: mpsc::UnboundedReceiver<Slot>,
     sinks: Vec<mpsc::Sender<Message>>,
@@ -19,7 +74,8 @@ pub async fn run(
     inflight: Arc<Semaphore>,
     cap: usize,
     mut next_batch: u64,
-) -> u64 {
+    mut scorer: Option<Scorer>,
+) -> (u64, Option<Scorer>) {
     while let Some(slot) = slots.recv().await {
         let (seq, key, size, targets, delete, mut rx, permit) = match slot {
             Slot::Marker(m) => {
@@ -55,28 +111,52 @@ pub async fn run(
         };
         let mut through = 0;
         let mut result = None;
+        let mut lost_scorer = false;
         while let Some(msg) = rx.recv().await {
             match msg {
-                FileMsg::Batch { bytes, ends } => {
-                    // A batch larger than the whole cap takes all of it rather than waiting forever.
-                    let want = bytes.len().clamp(1, cap);
-                    let Ok(permit) = inflight.clone().acquire_many_owned(want as u32).await else {
-                        break;
-                    };
-                    next_batch += 1;
-                    through = next_batch;
-                    let batch = Arc::new(Batch {
-                        seq: next_batch,
-                        bytes,
-                        ends,
-                        permit: Some(permit),
-                    });
-                    for &k in &targets {
-                        // A sink's queue closes only when its runner is gone (an abandoned cycle).
-                        sinks[k].send(Message::Events(batch.clone())).await.ok();
+                FileMsg::Batch {
+                    mut bytes,
+                    mut ends,
+                    score: to_score,
+                } => {
+                    if let (Some(s), Some(input)) = (scorer.take(), to_score) {
+                        let scored = score(s, seq, bytes, ends, input).await;
+                        (scorer, bytes, ends) = scored;
+                        if scorer.is_none() {
+                            lost_scorer = true;
+                            break;
+                        }
                     }
+                    if !send(bytes, ends, &targets, &sinks, &inflight, cap, &mut next_batch).await {
+                        break;
+                    }
+                    through = next_batch;
                 }
                 FileMsg::Done(r) => {
+                    // Incidents quiet long enough close with this file.
+                    if let Some(s) = scorer.take() {
+                        let swept = tokio::task::spawn_blocking(move || {
+                            let mut s = s;
+                            let closed = s.maybe_sweep(seq);
+                            (s, closed)
+                        })
+                        .await;
+                        match swept {
+                            Ok((s, closed)) => {
+                                scorer = Some(s);
+                                if let Some((bytes, ends)) = closed {
+                                    if send(bytes, ends, &targets, &sinks, &inflight, cap, &mut next_batch).await {
+                                        through = next_batch;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "the scorer stopped unexpectedly");
+                                lost_scorer = true;
+                                break;
+                            }
+                        }
+                    }
                     result = Some(r);
                     break;
                 }
@@ -95,7 +175,11 @@ pub async fn run(
         let result = result.unwrap_or_else(|| {
             Box::new(ReadResult {
                 end: ReadEnd::Failed {
-                    reason: "the reader of this file stopped unexpectedly".into(),
+                    reason: if lost_scorer {
+                        "the scorer stopped unexpectedly".into()
+                    } else {
+                        "the reader of this file stopped unexpectedly".into()
+                    },
                     retry: super::work::Retry::Limited,
                     records_done: 0,
                 },
@@ -106,6 +190,7 @@ pub async fn run(
             sinks[k].send(Message::EndOfFile { file: seq, through }).await.ok();
         }
         drop(permit);
+        let scoring = scorer.as_mut().map(|s| s.take(seq));
         written
             .send(Written::File {
                 seq,
@@ -114,8 +199,9 @@ pub async fn run(
                 targets,
                 delete,
                 result,
+                scoring,
             })
             .ok();
     }
-    next_batch
+    (next_batch, scorer)
 }

@@ -22,6 +22,7 @@ use crate::pipeline::reader::ReadEnd;
 use crate::pipeline::work::{Input, InputError, Retry, WorkItem};
 use crate::pipeline::{FileRecord, Ledger, Pipeline, PipelineSettings, SystemClock};
 use crate::runtime::PluginRuntime;
+use crate::score::state::{self, ScoreState};
 use crate::sink::Sink;
 use summary::{FileResult, Summary};
 
@@ -36,6 +37,10 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// Where source addresses are looked up (`None`: they are not).
     pub networks: Option<Arc<crate::networks::Networks>>,
+    /// How events are scored (`None`: they are not).
+    pub scoring: Option<crate::score::Scoring>,
+    /// Where baselines are kept across replays (`None`: in memory, this replay only).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A local file as the pipeline's work: opened when its turn comes, read as the plugin pulls.
@@ -108,7 +113,16 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         // the file before it.
         max_prefetch: options.jobs.max(1),
         networks: options.networks.clone(),
+        scoring: options.scoring,
         ..PipelineSettings::default()
+    };
+    let state = match (&options.scoring, &options.state_dir) {
+        (None, _) => None,
+        (Some(_), None) => Some(ScoreState::in_memory()),
+        (Some(_), Some(dir)) => {
+            let db = state::open_database(dir)?;
+            Some(ScoreState::on_disk(db, dir.join("state.redb"))?)
+        }
     };
     let mut pipeline = Pipeline::new(
         runtime,
@@ -118,6 +132,14 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         Arc::new(Metrics::new()),
         Arc::new(SystemClock),
     );
+    if let Some(state) = state {
+        pipeline.score_with(Arc::new(Mutex::new(state)));
+    }
+    let scoring = match (&options.scoring, pipeline.scores()) {
+        (None, _) => Some("scoring is off".to_owned()),
+        (Some(_), false) => Some("the plugin in use does not export trailwatch:plugin/scoring".to_owned()),
+        (Some(_), true) => None,
+    };
     {
         let summary = summary.clone();
         let bar = progress.clone();
@@ -151,11 +173,14 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         bar.finish_and_clear();
     }
     drop(pipeline);
-    outcome.context("writing the output")?;
+    let report = outcome.context("writing the output")?;
     let mut summary = Arc::try_unwrap(summary)
         .ok()
         .and_then(|m| m.into_inner().ok())
         .context("the summary is still shared")?;
     summary.seconds = started.elapsed().as_secs_f64();
+    summary.scoring = scoring;
+    summary.anomalies = report.anomalies;
+    summary.incidents = report.incidents;
     Ok(summary)
 }

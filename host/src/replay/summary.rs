@@ -68,6 +68,12 @@ pub struct Summary {
     pub per_file: Vec<FileResult>,
     /// Input bytes read (as stored, compressed where they were).
     pub bytes: u64,
+    /// Whether events were scored (pattern of life), and why not when they were not.
+    pub scoring: Option<String>,
+    /// Anomalous events.
+    pub anomalies: u64,
+    /// Incident documents written (each report, update and closing of an incident).
+    pub incidents: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -145,6 +151,19 @@ impl Summary {
         if !self.outcomes.is_empty() {
             let outcomes: Vec<String> = self.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
             writeln!(s, "events by outcome: {}", outcomes.join(", ")).ok();
+        }
+        match &self.scoring {
+            None => {
+                writeln!(
+                    s,
+                    "pattern of life: {} anomalous events, {} incident documents",
+                    self.anomalies, self.incidents
+                )
+                .ok();
+            }
+            Some(why) => {
+                writeln!(s, "pattern of life: not scored ({why})").ok();
+            }
         }
         if failed > 0 {
             writeln!(s, "failed files:").ok();

@@ -8,5 +8,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use self::exports::trailwatch::plugin::{documents, hashing, integrity, meta, parser, selection, trail_check};
+pub use self::exports::trailwatch::plugin::{
+    documents, hashing, integrity, meta, parser, scoring, selection, trail_check,
+};
 pub use self::trailwatch::plugin::types;

@@ -15,7 +15,7 @@ use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::{documents, integrity, parser, selection, trail_check};
+use super::bindings::{documents, integrity, parser, scoring, selection, trail_check};
 use super::cache::CompileCache;
 use super::in_place;
 use super::limits::{EpochTicker, Limits};
@@ -141,6 +141,8 @@ pub(super) struct Exports {
     pub(super) integrity: Option<integrity::GuestIndices>,
     /// `None` for a plugin without the optional `hashing` interface.
     hashing: Option<in_place::Indices>,
+    /// `None` for a plugin without the optional `scoring` interface.
+    pub(super) scoring: Option<scoring::GuestIndices>,
 }
 
 impl Exports {
@@ -152,6 +154,7 @@ impl Exports {
         let selection = selection::GuestIndices::new(&pre).ok();
         let integrity = integrity::GuestIndices::new(&pre).ok();
         let hashing = in_place::Indices::new(&pre)?;
+        let scoring = scoring::GuestIndices::new(&pre).ok();
         Ok(Exports {
             pre,
             parser,
@@ -160,6 +163,7 @@ impl Exports {
             selection,
             integrity,
             hashing,
+            scoring,
         })
     }
 }

@@ -82,7 +82,7 @@ pub struct Missing {
 }
 
 /// The optional interfaces, and what the host does when a plugin lacks one.
-const OPTIONAL: [(&str, &str); 5] = [
+const OPTIONAL: [(&str, &str); 6] = [
     (
         "documents",
         "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
@@ -102,6 +102,10 @@ const OPTIONAL: [(&str, &str); 5] = [
     (
         "hashing",
         "a hashed file's text between two kept events stays in the sandbox until the second (a long run of left-out records can meet the memory limit)",
+    ),
+    (
+        "scoring",
+        "events are not scored against their identities' pattern of life: no score, reasons or incidents",
     ),
 ];
 

@@ -9,6 +9,7 @@
 //! - `store`: one plugin store's data and the host side of the imports; the engine and linker.
 //! - `file`: reads one object through the plugin and says why it failed when it does.
 //! - `verdict`: the plugin's integrity verdicts (digests read and judged), one fresh instance a call.
+//! - `scoring`: the plugin's pattern-of-life scores, in steps, one fresh instance a batch.
 //! - `watch`: takes a new plugin from the plugin directory without a restart.
 //! - `trust`: `[plugin] require_signature`: pinned hashes and minisign signatures.
 
@@ -18,6 +19,7 @@ pub mod file;
 mod in_place;
 pub mod limits;
 pub mod loader;
+pub mod scoring;
 pub mod store;
 pub mod trust;
 pub mod verdict;

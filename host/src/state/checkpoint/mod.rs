@@ -1,27 +1,33 @@
 //! The checkpoint: which log files are done, crash-safe on local disk.
 //!
-//! Two files in the state directory. `checkpoint.json` is a snapshot, rewritten whole now and then:
-//! written to a temporary file, fsynced, renamed over the old one, and the directory fsynced.
-//! `journal.ndjson` holds the changes made since, one JSON line each, appended and fsynced at
-//! every commit, so that a commit costs a few hundred bytes however many files and streams the
-//! checkpoint knows (an organization trail has thousands of streams). Loading reads the snapshot
-//! and replays the journal; after `COMPACT_AFTER` lines the snapshot is rewritten and the journal
-//! emptied. Every change sets a value rather than adding to one, so a change replayed twice (a
-//! crash between the two steps of a compaction) gives the same checkpoint.
+//! It lives in the state store, `<state.dir>/state.redb` (redb: an embedded transactional
+//! key-value store), with what scoring learned. The `checkpoint` table holds a snapshot, rewritten
+//! whole now and then; the `journal` table the changes made since, one row each, so that a commit
+//! costs a few hundred bytes however many files and streams the checkpoint knows (an
+//! organization trail has thousands of streams). Loading reads the snapshot and replays the
+//! journal; after `COMPACT_AFTER` rows the snapshot is rewritten and the journal emptied, in the
+//! same transaction. A commit writes its changes and scoring's entries in one transaction,
+//! durable when it returns: after a `kill -9` at any instant, either both are there or neither.
 //!
-//! A `kill -9` at any instant leaves the last commit readable: a line cut short at the end of the
-//! journal was never acknowledged and is dropped. A file is recorded only after every event of it
-//! was acknowledged by the output, so after a restart nothing is lost and at most the files in
-//! flight are emitted again.
+//! A file is recorded only after every event of it was acknowledged by the output, so after a
+//! restart nothing is lost and at most the files in flight are emitted again, and scored again
+//! against baselines that never saw them.
+//!
+//! A state directory of the earlier form (`checkpoint.json` and `journal.ndjson`, `files`) is
+//! moved into the state store once, at the first load.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::score::state::{self as scoring, Write as ScoreWrite};
+
+pub mod files;
 mod v1;
 
 /// The checkpoint format version.
@@ -262,6 +268,9 @@ pub enum CheckpointError {
     /// Another process uses the state directory.
     #[error("state directory {dir} is in use by another trailwatch; give each instance its own state.dir")]
     Locked { dir: PathBuf },
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] crate::score::state::StateError),
     /// The checkpoint belongs to another bucket.
     #[error("checkpoint {path} belongs to bucket {found}, not {expected}; use another state dir")]
     OtherBucket {
@@ -271,172 +280,110 @@ pub enum CheckpointError {
     },
 }
 
-/// The checkpoint files in a state directory, locked against a second trailwatch using the same
-/// directory for as long as the store lives.
-#[derive(Debug)]
+/// Creates `dir` if needed and locks it against a second trailwatch for as long as the file
+/// returned lives.
+pub(super) fn lock(dir: &Path) -> Result<File, CheckpointError> {
+    std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let lock_path = dir.join("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| CheckpointError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CheckpointError::Locked { dir: dir.to_owned() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(CheckpointError::Io {
+            path: lock_path,
+            source,
+        }),
+    }
+}
+
+/// The snapshot, under the key `snapshot`.
+const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
+/// The changes since the snapshot, in order.
+const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+
+/// The checkpoint in a state directory's state store, locked against a second trailwatch using
+/// the same directory for as long as the store lives.
 pub struct CheckpointStore {
+    dir: PathBuf,
     path: PathBuf,
-    journal_path: PathBuf,
-    /// The journal, open for appending once `load` has replayed it.
-    journal: Option<File>,
-    /// Lines in the journal.
-    journal_lines: usize,
+    db: Arc<Database>,
+    /// Rows in the journal, and the number of the next.
+    journal_rows: u64,
+    next_row: u64,
     _lock: File,
+}
+
+impl std::fmt::Debug for CheckpointStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CheckpointStore {
     /// The store in `dir` (created if needed); fails when another process holds it.
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
-        std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let lock_path = dir.join("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| CheckpointError::Io {
-                path: lock_path.clone(),
-                source,
-            })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(CheckpointError::Locked { dir: dir.to_owned() }),
-            Err(std::fs::TryLockError::Error(source)) => {
-                return Err(CheckpointError::Io {
-                    path: lock_path,
-                    source,
-                })
-            }
-        }
-        // A snapshot being written when a process died is left as a temp file; the directory is
-        // ours now (locked), so no other writer owns one. Never read: the snapshot it was to
-        // replace is still whole, and the journal still holds its changes.
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with("checkpoint.json.tmp") {
-                    if let Err(error) = std::fs::remove_file(e.path()) {
-                        tracing::warn!(path = %e.path().display(), %error, "could not remove a checkpoint temp file left by a crash");
-                    }
-                }
-            }
-        }
+        let lock = lock(dir)?;
+        let db = scoring::open_database(dir)?;
         Ok(CheckpointStore {
-            path: dir.join("checkpoint.json"),
-            journal_path: dir.join("journal.ndjson"),
-            journal: None,
-            journal_lines: 0,
+            dir: dir.to_owned(),
+            path: dir.join("state.redb"),
+            db,
+            journal_rows: 0,
+            next_row: 0,
             _lock: lock,
         })
     }
 
-    /// The checkpoint's path.
+    /// The state store's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The journal's path.
-    pub fn journal_path(&self) -> &Path {
-        &self.journal_path
+    /// The state store, which scoring's entries share (committed with the checkpoint).
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> CheckpointError {
+        CheckpointError::State(crate::score::state::StateError::new(&self.path, e))
+    }
+
+    fn corrupt(&self, message: String) -> CheckpointError {
+        CheckpointError::Corrupt {
+            path: self.path.clone(),
+            message,
+        }
     }
 
     /// Loads the checkpoint for `bucket` (the snapshot plus the journal), or starts an empty one
-    /// on a first run. The journal is then open for `record`.
+    /// on a first run, or moves a state directory of the earlier form in.
     pub fn load(&mut self, bucket: &str) -> Result<Checkpoint, CheckpointError> {
-        let (mut cp, migrated) = match self.read_snapshot(bucket)? {
-            Some(found) => found,
-            None => {
-                // A first run: the snapshot names the bucket before any change is journaled. A
-                // journal without a snapshot (the snapshot was removed to start over) is dropped.
-                let cp = Checkpoint {
-                    version: VERSION,
-                    bucket: bucket.to_owned(),
-                    ..Checkpoint::default()
-                };
-                // The journal is emptied first: a crash between the two steps must not leave an
-                // old journal to be replayed onto the new snapshot.
-                self.open_journal(true)?;
-                self.snapshot(&cp)?;
-                return Ok(cp);
-            }
+        let read = self.db.begin_read().map_err(|e| self.err(e))?;
+        let snapshot = match read.open_table(SNAPSHOT) {
+            Ok(t) => t.get("snapshot").map_err(|e| self.err(e))?.map(|v| v.value().to_vec()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(self.err(e)),
         };
-        self.open_journal(false)?;
-        let path = self.journal_path.clone();
-        let io = |source| CheckpointError::Io {
-            path: path.clone(),
-            source,
+        let Some(bytes) = snapshot else {
+            drop(read);
+            return self.first_load(bucket);
         };
-        let Some(journal) = self.journal.as_ref() else {
-            return Err(io(std::io::Error::other("the journal is not open")));
-        };
-        let mut bytes = Vec::new();
-        (&*journal).read_to_end(&mut bytes).map_err(io)?;
-        // Only whole lines were ever acknowledged; a cut-off last line is dropped for good, so
-        // that the next line appended does not join it.
-        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if whole < bytes.len() {
-            tracing::warn!(path = %path.display(), bytes = bytes.len() - whole, "dropping a checkpoint journal line cut off by a crash");
-            journal.set_len(whole as u64).map_err(io)?;
-            journal.sync_all().map_err(io)?;
-        }
-        let mut lines = 0;
-        for (i, line) in bytes[..whole].split(|&b| b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            // A version 1 line (left by a crash while migrating) means the same change.
-            let change: Change = serde_json::from_slice(line)
-                .or_else(|e| v1::line(line).map_err(|_| e))
-                .map_err(|e| CheckpointError::Corrupt {
-                    path: path.clone(),
-                    message: format!("line {}: {e}", i + 1),
-                })?;
-            change.apply(&mut cp);
-            lines += 1;
-        }
-        self.journal_lines = lines;
-        if migrated {
-            // Written in this version's form once, so that the old form is read only this time.
-            self.snapshot(&cp)?;
-            self.open_journal(true)?;
-            tracing::info!(path = %self.path.display(), "checkpoint converted from version 1");
-        }
-        Ok(cp)
-    }
-
-    /// The snapshot for `bucket`, and whether it was in the version 1 form; `None` when there is
-    /// none yet.
-    fn read_snapshot(&self, bucket: &str) -> Result<Option<(Checkpoint, bool)>, CheckpointError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(CheckpointError::Io {
-                    path: self.path.clone(),
-                    source,
-                })
-            }
-        };
-        #[derive(Deserialize)]
-        struct Version {
-            version: u32,
-        }
-        let corrupt = |e: serde_json::Error| CheckpointError::Corrupt {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        let version = serde_json::from_slice::<Version>(&bytes).map_err(corrupt)?.version;
-        let cp: Checkpoint = match version {
-            1 => v1::snapshot(&bytes).map_err(corrupt)?,
-            _ => serde_json::from_slice(&bytes).map_err(corrupt)?,
-        };
+        let mut cp: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(format!("snapshot: {e}")))?;
         if cp.version != VERSION {
-            return Err(CheckpointError::Corrupt {
-                path: self.path.clone(),
-                message: format!("version {} (this build reads {VERSION})", cp.version),
-            });
+            return Err(self.corrupt(format!("version {} (this build reads {VERSION})", cp.version)));
         }
         if cp.bucket != bucket {
             return Err(CheckpointError::OtherBucket {
@@ -445,91 +392,147 @@ impl CheckpointStore {
                 expected: bucket.to_owned(),
             });
         }
-        Ok(Some((cp, version == 1)))
+        let (mut rows, mut next) = (0, 0);
+        match read.open_table(JOURNAL) {
+            Ok(journal) => {
+                for row in journal.iter().map_err(|e| self.err(e))? {
+                    let (n, line) = row.map_err(|e| self.err(e))?;
+                    let change: Change = serde_json::from_slice(line.value())
+                        .map_err(|e| self.corrupt(format!("journal row {}: {e}", n.value())))?;
+                    change.apply(&mut cp);
+                    rows += 1;
+                    next = n.value() + 1;
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        self.journal_rows = rows;
+        self.next_row = next;
+        Ok(cp)
     }
 
-    /// Opens the journal for reading and appending, emptied when `empty`.
-    fn open_journal(&mut self, empty: bool) -> Result<(), CheckpointError> {
-        let io = |source| CheckpointError::Io {
-            path: self.journal_path.clone(),
-            source,
+    /// The checkpoint the store holds, whatever its bucket; `None` when it holds none yet.
+    pub fn load_existing(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
+        #[derive(Deserialize)]
+        struct Bucket {
+            bucket: String,
+        }
+        let read = self.db.begin_read().map_err(|e| self.err(e))?;
+        let bucket = match read.open_table(SNAPSHOT) {
+            Ok(t) => match t.get("snapshot").map_err(|e| self.err(e))? {
+                Some(v) => {
+                    serde_json::from_slice::<Bucket>(v.value())
+                        .map_err(|e| self.corrupt(format!("snapshot: {e}")))?
+                        .bucket
+                }
+                None => return Ok(None),
+            },
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
         };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&self.journal_path)
-            .map_err(io)?;
-        if empty {
-            file.set_len(0).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            self.journal_lines = 0;
-        }
-        // The journal's directory entry is durable before any commit relies on it.
-        if let Some(dir) = self.journal_path.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        (&file).seek(SeekFrom::Start(0)).map_err(io)?;
-        self.journal = Some(file);
-        Ok(())
+        drop(read);
+        self.load(&bucket).map(Some)
     }
 
-    /// Makes `changes` durable: appended to the journal and fsynced. `cp` is the checkpoint with
-    /// the changes made; it becomes the new snapshot when the journal has grown long enough.
+    /// The checkpoint of a directory without a snapshot in the state store: the files of the
+    /// earlier form moved in, or a new one.
+    fn first_load(&mut self, bucket: &str) -> Result<Checkpoint, CheckpointError> {
+        let legacy = self.dir.join("checkpoint.json");
+        let cp = if legacy.exists() {
+            let cp = files::FileStore::unlocked(&self.dir).load(bucket)?;
+            tracing::info!(from = %legacy.display(), to = %self.path.display(), "checkpoint moved into the state store");
+            cp
+        } else {
+            Checkpoint {
+                version: VERSION,
+                bucket: bucket.to_owned(),
+                ..Checkpoint::default()
+            }
+        };
+        self.snapshot(&cp)?;
+        // Moved aside only once the state store has it: a crash before leaves them to move again.
+        for name in ["checkpoint.json", "journal.ndjson"] {
+            let from = self.dir.join(name);
+            if from.exists() {
+                let to = self.dir.join(format!("{name}.moved-to-state-redb"));
+                std::fs::rename(&from, &to).map_err(|source| CheckpointError::Io { path: from, source })?;
+            }
+        }
+        Ok(cp)
+    }
+
+    /// Makes `changes` durable.
     pub fn record(&mut self, cp: &Checkpoint, changes: &[Change]) -> Result<(), CheckpointError> {
-        if changes.is_empty() {
+        self.record_with(cp, changes, &[])
+    }
+
+    /// Makes `changes` and scoring's `writes` durable in one transaction. `cp` is the
+    /// checkpoint with the changes made; it becomes the new snapshot when the journal has grown
+    /// long enough.
+    pub fn record_with(
+        &mut self,
+        cp: &Checkpoint,
+        changes: &[Change],
+        writes: &[ScoreWrite],
+    ) -> Result<(), CheckpointError> {
+        if changes.is_empty() && writes.is_empty() {
             return Ok(());
         }
-        let io = |source| CheckpointError::Io {
-            path: self.journal_path.clone(),
-            source,
-        };
-        let mut lines = Vec::with_capacity(changes.len() * 160);
-        for change in changes {
-            serde_json::to_writer(&mut lines, change).map_err(|e| io(std::io::Error::other(e)))?;
-            lines.push(b'\n');
-        }
-        let journal = match self.journal.as_mut() {
-            Some(j) => j,
-            None => return Err(io(std::io::Error::other("the checkpoint was not loaded"))),
-        };
-        let before = journal.metadata().map_err(io)?.len();
-        if let Err(e) = journal.write_all(&lines).and_then(|()| journal.sync_data()) {
-            // A line cut short by the failure (a full disk) must not stay inside the journal
-            // once the next commit appends after it: the changes are recorded again then. If it
-            // cannot be cut back, nothing more is appended: it stays the journal's last line,
-            // which the next start drops.
-            if journal.set_len(before).is_err() {
-                self.journal = None;
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let compact = self.journal_rows + changes.len() as u64 >= COMPACT_AFTER as u64;
+        {
+            if compact {
+                let bytes = serde_json::to_vec(cp).map_err(|e| self.err(e))?;
+                let mut t = tx.open_table(SNAPSHOT).map_err(|e| self.err(e))?;
+                t.insert("snapshot", bytes.as_slice()).map_err(|e| self.err(e))?;
+                drop(t);
+                tx.delete_table(JOURNAL).map_err(|e| self.err(e))?;
+            } else {
+                let mut journal = tx.open_table(JOURNAL).map_err(|e| self.err(e))?;
+                for (i, change) in changes.iter().enumerate() {
+                    let line = serde_json::to_vec(change).map_err(|e| self.err(e))?;
+                    journal
+                        .insert(self.next_row + i as u64, line.as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
             }
-            return Err(io(e));
+            scoring::write_all(&tx, writes).map_err(|e| self.err(e))?;
         }
-        self.journal_lines += changes.len();
-        if self.journal_lines >= COMPACT_AFTER {
-            self.snapshot(cp)?;
-            self.open_journal(true)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        if compact {
+            self.journal_rows = 0;
+            self.next_row = 0;
+        } else {
+            self.journal_rows += changes.len() as u64;
+            self.next_row += changes.len() as u64;
         }
         Ok(())
     }
 
-    /// Writes `cp` as the snapshot, durably (temp file, fsync, rename, fsync of the directory).
-    /// The journal is left as it is: replayed on top, its changes change nothing.
-    pub fn snapshot(&self, cp: &Checkpoint) -> Result<(), CheckpointError> {
-        let io = |source| CheckpointError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let tmp = self.path.with_extension(format!("json.tmp{}", std::process::id()));
-        let bytes = serde_json::to_vec(cp).map_err(|e| io(std::io::Error::other(e)))?;
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    /// Writes `cp` as the snapshot and empties the journal, in one transaction.
+    pub fn snapshot(&mut self, cp: &Checkpoint) -> Result<(), CheckpointError> {
+        let bytes = serde_json::to_vec(cp).map_err(|e| self.err(e))?;
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = tx.open_table(SNAPSHOT).map_err(|e| self.err(e))?;
+            t.insert("snapshot", bytes.as_slice()).map_err(|e| self.err(e))?;
         }
+        tx.delete_table(JOURNAL).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        self.journal_rows = 0;
+        self.next_row = 0;
         Ok(())
+    }
+
+    /// Rows in the journal (for tests).
+    pub fn journal_rows(&self) -> Result<u64, CheckpointError> {
+        let read = self.db.begin_read().map_err(|e| self.err(e))?;
+        match read.open_table(JOURNAL) {
+            Ok(t) => t.len().map_err(|e| self.err(e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(self.err(e)),
+        }
     }
 }
 
@@ -550,205 +553,87 @@ mod tests {
     }
 
     #[test]
-    fn a_crash_while_the_snapshot_is_written_loses_nothing() {
+    fn commits_survive_a_reopen_with_the_scoring_entries_written_with_them() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = CheckpointStore::open(dir.path()).unwrap();
-        let mut cp = store.load("b").unwrap();
-        commit(&mut store, &mut cp, &[done("k1"), Change::Started { ms: 7 }]);
-        let failed = FailedFile {
-            reason: "bad".into(),
-            attempts: 1,
-            quarantined: false,
-            records_done: 120,
-        };
-        commit(
-            &mut store,
-            &mut cp,
-            &[Change::Failed {
-                key: "k2".into(),
-                file: failed,
-            }],
-        );
-        // Compaction died midway through the temp file, before its rename: the name the writer
-        // uses (its pid), half a snapshot in it, the old snapshot and the whole journal beside.
-        let tmp = dir.path().join("checkpoint.json.tmp4242");
-        let whole = serde_json::to_vec(&cp).unwrap();
-        std::fs::write(&tmp, &whole[..whole.len() / 2]).unwrap();
-        drop(store);
-        let mut store = CheckpointStore::open(dir.path()).unwrap();
-        assert!(!tmp.exists(), "the temp file of the crash is removed");
-        let mut reloaded = store.load("b").unwrap();
-        assert_eq!(reloaded, cp);
-        assert_eq!(reloaded.started_ms, Some(7));
-        assert!(reloaded.is_done("k1"));
-        assert_eq!(reloaded.failed["k2"].records_done, 120);
-        commit(&mut store, &mut reloaded, &[done("k3")]);
-        drop(store);
-        assert!(CheckpointStore::open(dir.path())
-            .unwrap()
-            .load("b")
-            .unwrap()
-            .is_done("k3"));
-    }
-
-    #[test]
-    fn a_crash_after_the_snapshot_before_the_journal_is_emptied_replays_it_harmlessly() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = CheckpointStore::open(dir.path()).unwrap();
-        let mut cp = store.load("b").unwrap();
-        let failed = FailedFile {
-            reason: "bad".into(),
-            attempts: 2,
-            quarantined: false,
-            records_done: 5,
-        };
-        commit(
-            &mut store,
-            &mut cp,
-            &[
-                done("k1"),
-                Change::Failed {
-                    key: "k2".into(),
-                    file: failed,
-                },
-                Change::Forget { key: "k1".into() },
-                done("k4"),
-            ],
-        );
-        // Compaction's first step, the snapshot renamed into place; then the crash, so the
-        // journal of the changes it already holds is replayed on top at the next start.
-        store.snapshot(&cp).unwrap();
-        let journal = std::fs::read_to_string(store.journal_path()).unwrap();
-        assert_eq!(journal.lines().count(), 4, "the journal still holds every change");
-        drop(store);
-        let mut store = CheckpointStore::open(dir.path()).unwrap();
-        let mut reloaded = store.load("b").unwrap();
-        assert_eq!(
-            reloaded, cp,
-            "each change sets a value: replaying it again changes nothing"
-        );
-        assert!(!reloaded.is_done("k1") && reloaded.is_done("k4"));
-        assert_eq!(reloaded.failed["k2"].attempts, 2);
-        commit(&mut store, &mut reloaded, &[done("k5")]);
-        drop(store);
-        let again = CheckpointStore::open(dir.path()).unwrap().load("b").unwrap();
-        assert!(again.is_done("k5") && again.is_done("k4") && !again.is_done("k1"));
-    }
-
-    #[test]
-    fn a_line_cut_off_by_a_crash_is_dropped_and_the_journal_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = CheckpointStore::open(dir.path()).unwrap();
-        let mut cp = store.load("b").unwrap();
-        commit(&mut store, &mut cp, &[done("k1")]);
-        let journal = store.journal_path().to_owned();
-        drop(store);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
-        f.write_all(br#"{"op":"done","stream":"AWSLogs/1/Cl"#).unwrap();
-        drop(f);
-
-        let mut store = CheckpointStore::open(dir.path()).unwrap();
-        let mut reloaded = store.load("b").unwrap();
-        assert_eq!(reloaded, cp, "the cut-off line was never acknowledged");
-        commit(&mut store, &mut reloaded, &[done("k2")]);
-        drop(store);
-        let mut store = CheckpointStore::open(dir.path()).unwrap();
-        let again = store.load("b").unwrap();
-        assert_eq!(again.done.iter().collect::<Vec<_>>(), ["k1", "k2"]);
-    }
-
-    #[test]
-    fn a_damaged_line_inside_the_journal_is_an_error_naming_the_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = CheckpointStore::open(dir.path()).unwrap();
-        let mut cp = store.load("b").unwrap();
-        commit(&mut store, &mut cp, &[done("k1"), done("k2")]);
-        let journal = store.journal_path().to_owned();
-        drop(store);
-        let text = std::fs::read_to_string(&journal).unwrap().replacen("done", "dome", 1);
-        std::fs::write(&journal, text).unwrap();
-        let mut store = CheckpointStore::open(dir.path()).unwrap();
-        match store.load("b") {
-            Err(CheckpointError::Corrupt { path, message }) => {
-                assert_eq!(path, journal);
-                assert!(message.starts_with("line 1: unknown variant `dome`"), "{message}");
-            }
-            other => panic!("expected a corrupt journal, got {other:?}"),
+        {
+            let mut store = CheckpointStore::open(dir.path()).unwrap();
+            let mut cp = store.load("b").unwrap();
+            done("k1").apply(&mut cp);
+            store
+                .record_with(&cp, &[done("k1")], &[("i/alice".into(), Some(b"{}".to_vec()))])
+                .unwrap();
+            commit(&mut store, &mut cp, &[done("k2"), Change::Started { ms: 7 }]);
+            assert_eq!(store.journal_rows().unwrap(), 3);
         }
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        let cp = store.load("b").unwrap();
+        assert!(cp.is_done("k1") && cp.is_done("k2"));
+        assert_eq!(cp.started_ms, Some(7));
+        let state =
+            crate::score::state::ScoreState::on_disk(store.database().clone(), store.path().to_owned()).unwrap();
+        let got = state.get(&["i/alice".into(), "i/bob".into()]).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].value, b"{}");
+        drop(state);
+        // Appending goes on after the rows replayed.
+        let mut cp = cp;
+        commit(&mut store, &mut cp, &[done("k3")]);
+        drop(store);
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        assert!(store.load("b").unwrap().is_done("k3"));
     }
 
     #[test]
-    fn a_long_journal_becomes_the_snapshot_and_replaying_twice_changes_nothing() {
+    fn a_long_journal_becomes_the_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = CheckpointStore::open(dir.path()).unwrap();
         let mut cp = store.load("b").unwrap();
         let changes: Vec<Change> = (0..COMPACT_AFTER).map(|i| done(&format!("k{i}"))).collect();
-        commit(&mut store, &mut cp, &changes[..COMPACT_AFTER - 1]);
-        let journal = store.journal_path().to_owned();
-        let before = std::fs::read(&journal).unwrap();
-        commit(&mut store, &mut cp, &changes[COMPACT_AFTER - 1..]);
-        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0, "compacted");
-        let snapshot: Checkpoint = serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
-        assert_eq!(snapshot, cp);
-        // A crash between writing the snapshot and emptying the journal replays the old journal
-        // over the new snapshot.
+        commit(&mut store, &mut cp, &changes);
+        assert_eq!(store.journal_rows().unwrap(), 0);
+        commit(&mut store, &mut cp, &[done("last")]);
         drop(store);
-        std::fs::write(&journal, before).unwrap();
         let mut store = CheckpointStore::open(dir.path()).unwrap();
-        assert_eq!(store.load("b").unwrap(), cp);
+        let loaded = store.load("b").unwrap();
+        assert_eq!(loaded, cp);
+        assert_eq!(store.journal_rows().unwrap(), 1);
     }
 
     #[test]
-    fn a_cursor_covers_the_keys_before_it_and_drops_them_from_the_set() {
-        const STREAM: &str = "AWSLogs/1/CloudTrail/us-east-1/";
-        let mut cp = Checkpoint::default();
-        done(&format!("{STREAM}2024/03/01/a")).apply(&mut cp);
-        done(&format!("{STREAM}2024/03/02/b")).apply(&mut cp);
-        done("AWSLogs/1/CloudTrail/eu-west-1/2024/03/01/c").apply(&mut cp);
-        Change::Cursor {
-            prefix: STREAM.into(),
-            before: format!("{STREAM}2024/03/02/"),
+    fn a_directory_of_the_earlier_form_is_moved_in_once() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut old = files::FileStore::open(dir.path()).unwrap();
+            let mut cp = old.load("b").unwrap();
+            done("old").apply(&mut cp);
+            old.record(&cp, &[done("old")]).unwrap();
         }
-        .apply(&mut cp);
-        assert_eq!(
-            cp.done.iter().collect::<Vec<_>>(),
-            [
-                "AWSLogs/1/CloudTrail/eu-west-1/2024/03/01/c",
-                &format!("{STREAM}2024/03/02/b")
-            ]
-        );
-        assert!(cp.is_done(&format!("{STREAM}2024/03/01/a")), "before the cursor");
-        assert!(
-            cp.is_done(&format!("{STREAM}2024/02/11/old")),
-            "before the cursor, never listed"
-        );
-        assert!(!cp.is_done(&format!("{STREAM}2024/03/02/new")));
-        assert!(
-            !cp.is_done("AWSLogs/1/CloudTrail/eu-west-1/2024/02/11/old"),
-            "another prefix"
-        );
-        // Done again under the cursor changes nothing.
-        done(&format!("{STREAM}2024/03/01/a")).apply(&mut cp);
-        assert_eq!(cp.done.len(), 2);
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        assert!(store.load("b").unwrap().is_done("old"));
+        assert!(!dir.path().join("checkpoint.json").exists());
+        assert!(dir.path().join("checkpoint.json.moved-to-state-redb").exists());
+        drop(store);
+        let mut store = CheckpointStore::open(dir.path()).unwrap();
+        assert!(store.load("b").unwrap().is_done("old"));
     }
 
     #[test]
     fn a_second_store_on_the_same_directory_is_refused_while_the_first_lives() {
         let dir = tempfile::tempdir().unwrap();
-        let first = CheckpointStore::open(dir.path()).unwrap();
-        assert!(matches!(
-            CheckpointStore::open(dir.path()),
-            Err(CheckpointError::Locked { .. })
-        ));
-        drop(first);
-        CheckpointStore::open(dir.path()).unwrap();
+        let _first = CheckpointStore::open(dir.path()).unwrap();
+        let second = CheckpointStore::open(dir.path()).unwrap_err();
+        assert!(matches!(second, CheckpointError::Locked { .. }), "{second}");
     }
 
     #[test]
     fn another_buckets_checkpoint_is_refused() {
         let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = CheckpointStore::open(dir.path()).unwrap();
+            store.load("b").unwrap();
+        }
         let mut store = CheckpointStore::open(dir.path()).unwrap();
-        store.load("a").unwrap();
-        assert!(matches!(store.load("b"), Err(CheckpointError::OtherBucket { .. })));
+        let e = store.load("other").unwrap_err();
+        assert!(matches!(e, CheckpointError::OtherBucket { .. }), "{e}");
     }
 }

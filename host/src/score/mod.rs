@@ -1,0 +1,273 @@
+//! The score stage: each file's events, in the stream's order, through the plugin's
+//! pattern-of-life scoring; the verdicts spliced into the documents, incident documents added
+//! to the file's output, and what was learned staged to commit with the file.
+//!
+//! # Layout
+//! - `observe`: what scoring needs of an event, from a typed event or a rendered document.
+//! - `state`: the entries scoring learned: committed (state store or memory) and pending.
+//! - `mod.rs`: [`Scoring`] settings and the [`Scorer`] the writer calls for each batch.
+
+pub mod observe;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::output::scoring::{change_kind, severity, write_incident, write_verdict};
+use crate::runtime::bindings::scoring::{Incident, Observation, Settings};
+use crate::runtime::scoring::ScoringError;
+use crate::runtime::PluginRuntime;
+use state::{ScoreState, Write};
+
+/// How events are scored (`[scoring]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scoring {
+    /// An event is anomalous at this score or above.
+    pub threshold: u8,
+    /// An identity is learning until first seen this long ago ...
+    pub learning: Duration,
+    /// ... and until it made this many calls.
+    pub learning_events: u32,
+    /// Anomalies closer than this form one incident; an incident this quiet is closed.
+    pub incident_gap: Duration,
+    /// What was not seen for this long is forgotten.
+    pub forget_after: Duration,
+}
+
+impl Default for Scoring {
+    fn default() -> Self {
+        Scoring {
+            threshold: 50,
+            learning: Duration::from_secs(7 * 86_400),
+            learning_events: 50,
+            incident_gap: Duration::from_secs(2 * 3600),
+            forget_after: Duration::from_secs(90 * 86_400),
+        }
+    }
+}
+
+impl Scoring {
+    fn wit(&self) -> Settings {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Settings {
+            threshold: self.threshold,
+            learning_ms: ms(self.learning),
+            learning_events: self.learning_events,
+            incident_gap_ms: ms(self.incident_gap),
+            forget_after_ms: ms(self.forget_after),
+        }
+    }
+}
+
+/// What the reader hands over with a batch to score: an observation per document and where in
+/// the batch's bytes each document's score members go.
+#[derive(Debug, Default)]
+pub struct ToScore {
+    pub observations: Vec<Observation>,
+    /// Per document, the offset in the batch's bytes where its head ends.
+    pub heads: Vec<u32>,
+}
+
+/// What one file's scoring added, counted when the file is committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Anomalous events by severity.
+    pub anomalies: BTreeMap<&'static str, u64>,
+    /// Incident documents by (severity, opened/updated/closed).
+    pub incidents: BTreeMap<(&'static str, &'static str), u64>,
+    /// Batches that went out without scores.
+    pub failures: u64,
+}
+
+/// A file's scoring, to commit with it.
+#[derive(Debug, Default)]
+pub struct FileScoring {
+    pub writes: Vec<Write>,
+    pub tally: Tally,
+}
+
+/// The sweep runs when event time moved on this much since the last one.
+const SWEEP_EVERY_MS: i64 = 3_600_000;
+/// Entries handed to one sweep call.
+const SWEEP_PAGE: usize = 256;
+
+/// Scores batches in order for the writer.
+pub struct Scorer {
+    runtime: Arc<PluginRuntime>,
+    settings: Settings,
+    state: Arc<Mutex<ScoreState>>,
+    /// Each uncommitted file's tally.
+    tallies: BTreeMap<u64, Tally>,
+    /// The latest event time seen, and when the sweep last ran (event time).
+    clock_ms: Option<i64>,
+    swept_ms: Option<i64>,
+}
+
+impl Scorer {
+    pub fn new(runtime: Arc<PluginRuntime>, scoring: &Scoring, state: Arc<Mutex<ScoreState>>) -> Self {
+        Scorer {
+            runtime,
+            settings: scoring.wit(),
+            state,
+            tallies: BTreeMap::new(),
+            clock_ms: None,
+            swept_ms: None,
+        }
+    }
+
+    /// The state it scores against.
+    pub fn state(&self) -> &Arc<Mutex<ScoreState>> {
+        &self.state
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ScoreState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Scores one batch of file `file`: `bytes` (documents ending at `ends`) come back with
+    /// each document's score members and the incident documents the batch reported.
+    pub fn score_batch(&mut self, file: u64, bytes: Vec<u8>, ends: Vec<u32>, input: ToScore) -> (Vec<u8>, Vec<u32>) {
+        if input.observations.len() != ends.len() || input.heads.len() != ends.len() {
+            tracing::error!(
+                file,
+                "a batch to score does not match its documents; sent without scores"
+            );
+            self.tallies.entry(file).or_default().failures += 1;
+            return (bytes, ends);
+        }
+        if let Some(t) = input.observations.iter().filter_map(|o| o.event_time_ms).max() {
+            self.clock_ms = Some(self.clock_ms.map_or(t, |c| c.max(t)));
+        }
+        let state = self.state.clone();
+        let result = self.runtime.score(self.settings, &input.observations, |keys| {
+            let state = state.lock().unwrap_or_else(|p| p.into_inner());
+            match state.get(keys) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    // Scoring against nothing would make every identity new again.
+                    tracing::error!(error = %e, "cannot read scoring state");
+                    Vec::new()
+                }
+            }
+        });
+        let scored = match result {
+            Ok(s) if s.verdicts.len() == ends.len() => s,
+            Ok(_) => {
+                tracing::error!(
+                    file,
+                    "the plugin scored a batch with a verdict count that does not match; sent without scores"
+                );
+                self.tallies.entry(file).or_default().failures += 1;
+                return (bytes, ends);
+            }
+            Err(e) => {
+                self.failed(file, &e);
+                return (bytes, ends);
+            }
+        };
+        self.lock()
+            .stage(file, scored.writes.into_iter().map(|w| (w.key, w.value)).collect());
+        let mut out = Vec::with_capacity(bytes.len() + 160 * ends.len());
+        let mut new_ends = Vec::with_capacity(ends.len() + scored.incidents.len());
+        let tally = self.tallies.entry(file).or_default();
+        let mut start = 0usize;
+        for ((end, head), verdict) in ends.iter().zip(&input.heads).zip(&scored.verdicts) {
+            let (end, head) = (*end as usize, *head as usize);
+            out.extend_from_slice(&bytes[start..head]);
+            // Writing to a Vec cannot fail.
+            let _ = write_verdict(&mut out, verdict);
+            out.extend_from_slice(&bytes[head..end]);
+            new_ends.push(out.len() as u32);
+            start = end;
+            if verdict.anomalous {
+                *tally.anomalies.entry(severity(verdict.score)).or_default() += 1;
+            }
+        }
+        for incident in &scored.incidents {
+            let _ = write_incident(&mut out, incident);
+            new_ends.push(out.len() as u32);
+            *tally
+                .incidents
+                .entry((severity(incident.score), change_kind(incident)))
+                .or_default() += 1;
+        }
+        (out, new_ends)
+    }
+
+    fn failed(&mut self, file: u64, e: &ScoringError) {
+        tracing::error!(file, error = %e, "scoring failed; the batch's events are sent without scores");
+        self.tallies.entry(file).or_default().failures += 1;
+    }
+
+    /// Runs the sweep when event time moved on an hour since the last one, its writes staged
+    /// with file `file`: the incident documents it closed, as NDJSON lines.
+    pub fn maybe_sweep(&mut self, file: u64) -> Option<(Vec<u8>, Vec<u32>)> {
+        let now = self.clock_ms?;
+        let due = match self.swept_ms {
+            None => {
+                self.swept_ms = Some(now);
+                false
+            }
+            Some(last) => now - last >= SWEEP_EVERY_MS,
+        };
+        if !due {
+            return None;
+        }
+        self.swept_ms = Some(now);
+        let mut after: Option<String> = None;
+        let mut writes = Vec::new();
+        let mut closed: Vec<Incident> = Vec::new();
+        loop {
+            let page = match self.lock().page(after.as_deref(), SWEEP_PAGE) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read scoring state for the sweep");
+                    break;
+                }
+            };
+            let (entries, next) = page;
+            if !entries.is_empty() {
+                match self.runtime.sweep(self.settings, now, &entries) {
+                    Ok((w, i)) => {
+                        writes.extend(w.into_iter().map(|w| (w.key, w.value)));
+                        closed.extend(i);
+                    }
+                    Err(e) => {
+                        self.failed(file, &e);
+                        break;
+                    }
+                }
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        self.lock().stage(file, writes);
+        if closed.is_empty() {
+            return None;
+        }
+        let tally = self.tallies.entry(file).or_default();
+        let mut out = Vec::new();
+        let mut ends = Vec::new();
+        for incident in &closed {
+            let _ = write_incident(&mut out, incident);
+            ends.push(out.len() as u32);
+            *tally
+                .incidents
+                .entry((severity(incident.score), change_kind(incident)))
+                .or_default() += 1;
+        }
+        Some((out, ends))
+    }
+
+    /// What file `file` learned and counted, to commit with it.
+    pub fn take(&mut self, file: u64) -> FileScoring {
+        let writes = self.lock().take(file);
+        FileScoring {
+            writes,
+            tally: self.tallies.remove(&file).unwrap_or_default(),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! What scoring needs of each event (`scoring.observation`), from a typed event or from the
+//! head of a document the plugin rendered, with the host's enrichment.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::networks::{Scope, SourceNetwork};
+use crate::runtime::bindings::documents::Summary;
+use crate::runtime::bindings::scoring::{Network, Observation};
+use crate::runtime::bindings::types::{ActionType, Category, Event, Outcome, Principal, SourceKind};
+
+fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Public => "public",
+        Scope::Private => "private",
+        Scope::Loopback => "loopback",
+        Scope::LinkLocal => "link_local",
+        Scope::Reserved => "reserved",
+    }
+}
+
+fn network(n: Option<&SourceNetwork>) -> Option<Network> {
+    n.map(|n| Network {
+        scope: scope_name(n.scope).to_owned(),
+        asn: n.asn,
+        as_org: n.as_org.clone(),
+        country: n.country.clone(),
+    })
+}
+
+/// The observation of a typed event.
+pub fn from_event(e: &Event, source: Option<&SourceNetwork>) -> Observation {
+    Observation {
+        event_id: e.event_id.clone(),
+        event_time_ms: e.event_time_ms,
+        event_source: e.event_source.clone(),
+        event_name: e.event_name.clone(),
+        category: e.category.clone(),
+        read_only: e.read_only,
+        event_type: e.event_type.clone(),
+        region: e.region.clone(),
+        recipient_account_id: e.recipient_account_id.clone(),
+        principal: e.principal.clone(),
+        source_address: e.source_address.clone(),
+        source_kind: e.source_kind,
+        network: network(source),
+        user_agent: e.user_agent.clone(),
+        error_code: e.error_code.clone(),
+        outcome: e.outcome,
+    }
+}
+
+type Text<'a> = Option<Cow<'a, str>>;
+
+fn own(t: Text<'_>) -> Option<String> {
+    t.map(Cow::into_owned)
+}
+
+/// The members of a document's head scoring reads (`schema/event.schema.json`).
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    event_id: Text<'a>,
+    #[serde(borrow)]
+    event_source: Text<'a>,
+    #[serde(borrow)]
+    event_name: Text<'a>,
+    #[serde(borrow)]
+    service: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow)]
+    event_type: Text<'a>,
+    #[serde(borrow)]
+    region: Text<'a>,
+    #[serde(borrow)]
+    recipient_account_id: Text<'a>,
+    #[serde(borrow)]
+    principal: Option<PrincipalHead<'a>>,
+    #[serde(borrow)]
+    source_address: Text<'a>,
+    #[serde(borrow)]
+    source_kind: Cow<'a, str>,
+    #[serde(borrow)]
+    user_agent: Text<'a>,
+    #[serde(borrow)]
+    error_code: Text<'a>,
+}
+
+#[derive(Deserialize)]
+struct PrincipalHead<'a> {
+    #[serde(borrow)]
+    identity_type: Text<'a>,
+    #[serde(borrow)]
+    principal_id: Text<'a>,
+    #[serde(borrow)]
+    arn: Text<'a>,
+    #[serde(borrow)]
+    account_id: Text<'a>,
+    #[serde(borrow)]
+    user_name: Text<'a>,
+    #[serde(borrow)]
+    access_key_id: Text<'a>,
+    #[serde(borrow)]
+    session_issuer_arn: Text<'a>,
+    mfa_authenticated: Option<bool>,
+    #[serde(borrow)]
+    invoked_by: Text<'a>,
+}
+
+/// The action type named in a document.
+pub fn action_type(name: &str) -> ActionType {
+    match name {
+        "read" => ActionType::Read,
+        "create" => ActionType::Create,
+        "modify" => ActionType::Modify,
+        "delete" => ActionType::Delete,
+        "permissions" => ActionType::Permissions,
+        "authentication" => ActionType::Authentication,
+        "logging_change" => ActionType::LoggingChange,
+        "network_exposure" => ActionType::NetworkExposure,
+        "credential_creation" => ActionType::CredentialCreation,
+        "data_read" => ActionType::DataRead,
+        "data_write" => ActionType::DataWrite,
+        "insight" => ActionType::Insight,
+        _ => ActionType::Other,
+    }
+}
+
+fn source_kind(name: &str) -> SourceKind {
+    match name {
+        "ip" => SourceKind::Ip,
+        "service" => SourceKind::Service,
+        "aws_internal" => SourceKind::AwsInternal,
+        "none" => SourceKind::None,
+        _ => SourceKind::Other,
+    }
+}
+
+/// The observation of a rendered document: `head` is its text up to the summary's `head-end`
+/// (the object still open), `metric` its metric name.
+pub fn from_document(
+    head: &[u8],
+    summary: &Summary,
+    metric: &str,
+    source: Option<&SourceNetwork>,
+) -> serde_json::Result<Observation> {
+    let mut text = Vec::with_capacity(head.len() + 1);
+    text.extend_from_slice(head);
+    text.push(b'}');
+    let h: Head<'_> = serde_json::from_slice(&text)?;
+    Ok(Observation {
+        event_id: own(h.event_id),
+        event_time_ms: summary.event_time_ms,
+        event_source: own(h.event_source),
+        event_name: own(h.event_name),
+        category: Category {
+            service: h.service.into_owned(),
+            action: action_type(&h.action),
+            metric: metric.to_owned(),
+            flags: summary.flags,
+        },
+        read_only: summary.read_only,
+        event_type: own(h.event_type),
+        region: own(h.region),
+        recipient_account_id: own(h.recipient_account_id),
+        principal: h.principal.map(|p| Principal {
+            identity_type: own(p.identity_type),
+            principal_id: own(p.principal_id),
+            arn: own(p.arn),
+            account_id: own(p.account_id),
+            user_name: own(p.user_name),
+            access_key_id: own(p.access_key_id),
+            session_issuer_arn: own(p.session_issuer_arn),
+            mfa_authenticated: p.mfa_authenticated,
+            invoked_by: own(p.invoked_by),
+        }),
+        source_address: own(h.source_address),
+        source_kind: source_kind(&h.source_kind),
+        network: network(source),
+        user_agent: own(h.user_agent),
+        error_code: own(h.error_code),
+        outcome: match summary.outcome {
+            Outcome::Success => Outcome::Success,
+            Outcome::Failure => Outcome::Failure,
+            Outcome::Denied => Outcome::Denied,
+        },
+    })
+}

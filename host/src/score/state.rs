@@ -1,0 +1,274 @@
+//! Where scoring's entries live: committed entries in the state store (redb) or, for a
+//! `replay` without `--state-dir`, in memory; in front of them, what files not yet committed
+//! changed.
+//!
+//! The writer scores files in order, ahead of their commit: a file's scores see every earlier
+//! file's writes, committed or not (`pending`). A file's writes (`delta`) are made durable with
+//! its commit, after every sink acknowledged its events, and only then leave `pending`. A cycle
+//! that ends with files not acknowledged drops what they wrote: they are read and scored again,
+//! so that no event is counted twice in a baseline, nor missed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+
+use crate::runtime::bindings::scoring::Entry;
+
+/// Scoring's entries in the state store: key → the plugin's bytes.
+pub const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("scoring");
+
+/// An entry to store (`Some`) or remove (`None`).
+pub type Write = (String, Option<Vec<u8>>);
+
+/// Why the state store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("state store {path}: {message}")]
+pub struct StateError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl StateError {
+    pub fn new(path: &Path, e: impl std::fmt::Display) -> Self {
+        StateError {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The state store's database file in `dir`, created when new.
+pub fn open_database(dir: &Path) -> Result<Arc<Database>, StateError> {
+    std::fs::create_dir_all(dir).map_err(|e| StateError::new(dir, e))?;
+    let path = dir.join("state.redb");
+    let db = Database::create(&path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StateError::new(
+            &path,
+            "in use by another trailwatch; give each instance its own state directory",
+        ),
+        e => StateError::new(&path, e),
+    })?;
+    Ok(Arc::new(db))
+}
+
+/// Committed entries: on disk or in memory.
+enum Committed {
+    Disk { db: Arc<Database>, path: PathBuf },
+    Memory(BTreeMap<String, Vec<u8>>),
+}
+
+/// Scoring's entries, committed and pending.
+pub struct ScoreState {
+    committed: Committed,
+    /// The latest value of each key some file not yet committed wrote, with that file.
+    pending: HashMap<String, (u64, Option<Vec<u8>>)>,
+    /// Each uncommitted file's writes.
+    deltas: BTreeMap<u64, Vec<Write>>,
+}
+
+impl ScoreState {
+    /// Entries kept in memory only.
+    pub fn in_memory() -> Self {
+        ScoreState {
+            committed: Committed::Memory(BTreeMap::new()),
+            pending: HashMap::new(),
+            deltas: BTreeMap::new(),
+        }
+    }
+
+    /// Entries in the state store `db` (at `path`, for messages).
+    pub fn on_disk(db: Arc<Database>, path: PathBuf) -> Result<Self, StateError> {
+        // The table exists from the start, so that reads need not tell "no table" apart.
+        let tx = db.begin_write().map_err(|e| StateError::new(&path, e))?;
+        tx.open_table(TABLE).map_err(|e| StateError::new(&path, e))?;
+        tx.commit().map_err(|e| StateError::new(&path, e))?;
+        Ok(ScoreState {
+            committed: Committed::Disk { db, path },
+            pending: HashMap::new(),
+            deltas: BTreeMap::new(),
+        })
+    }
+
+    /// The database, when on disk (to commit with the checkpoint).
+    pub fn database(&self) -> Option<&Arc<Database>> {
+        match &self.committed {
+            Committed::Disk { db, .. } => Some(db),
+            Committed::Memory(_) => None,
+        }
+    }
+
+    /// The entries under `keys` that exist, pending values first.
+    pub fn get(&self, keys: &[String]) -> Result<Vec<Entry>, StateError> {
+        let mut out = Vec::with_capacity(keys.len());
+        let mut rest = Vec::new();
+        for key in keys {
+            match self.pending.get(key) {
+                Some((_, Some(v))) => out.push(Entry {
+                    key: key.clone(),
+                    value: v.clone(),
+                }),
+                Some((_, None)) => {}
+                None => rest.push(key),
+            }
+        }
+        match &self.committed {
+            Committed::Memory(m) => {
+                for key in rest {
+                    if let Some(v) = m.get(key.as_str()) {
+                        out.push(Entry {
+                            key: key.clone(),
+                            value: v.clone(),
+                        });
+                    }
+                }
+            }
+            Committed::Disk { db, path } => {
+                if !rest.is_empty() {
+                    let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
+                    let tx = db.begin_read().map_err(|e| err(&e))?;
+                    let table = tx.open_table(TABLE).map_err(|e| err(&e))?;
+                    for key in rest {
+                        if let Some(v) = table.get(key.as_str()).map_err(|e| err(&e))? {
+                            out.push(Entry {
+                                key: key.clone(),
+                                value: v.value().to_vec(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `max` committed entries after `after` in key order, with pending values in their
+    /// place (a page for the sweep), and the key to go on after when more may follow. Entries
+    /// only pending are recent: they need no sweep.
+    pub fn page(&self, after: Option<&str>, max: usize) -> Result<(Vec<Entry>, Option<String>), StateError> {
+        let after = (
+            after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+            std::ops::Bound::Unbounded,
+        );
+        let mut out: Vec<Entry> = Vec::new();
+        match &self.committed {
+            Committed::Memory(m) => {
+                for (k, v) in m.range::<str, _>(after).take(max) {
+                    out.push(Entry {
+                        key: k.clone(),
+                        value: v.clone(),
+                    });
+                }
+            }
+            Committed::Disk { db, path } => {
+                let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
+                let tx = db.begin_read().map_err(|e| err(&e))?;
+                let table = tx.open_table(TABLE).map_err(|e| err(&e))?;
+                for item in table.range::<&str>(after).map_err(|e| err(&e))?.take(max) {
+                    let (k, v) = item.map_err(|e| err(&e))?;
+                    out.push(Entry {
+                        key: k.value().to_owned(),
+                        value: v.value().to_vec(),
+                    });
+                }
+            }
+        }
+        let next = if out.len() == max {
+            out.last().map(|e| e.key.clone())
+        } else {
+            None
+        };
+        out.retain_mut(|e| match self.pending.get(&e.key) {
+            Some((_, Some(v))) => {
+                e.value = v.clone();
+                true
+            }
+            Some((_, None)) => false,
+            None => true,
+        });
+        Ok((out, next))
+    }
+
+    /// Notes `writes` made by file `file` (scored, not yet committed).
+    pub fn stage(&mut self, file: u64, writes: Vec<Write>) {
+        for (k, v) in &writes {
+            self.pending.insert(k.clone(), (file, v.clone()));
+        }
+        self.deltas.entry(file).or_default().extend(writes);
+    }
+
+    /// The writes of file `file`, to commit with it.
+    pub fn take(&mut self, file: u64) -> Vec<Write> {
+        self.deltas.remove(&file).unwrap_or_default()
+    }
+
+    /// `writes` of file `file` are durable: they leave `pending` unless a later file wrote the
+    /// same keys since. In memory, they become the committed entries.
+    pub fn committed(&mut self, file: u64, writes: Vec<Write>) {
+        for (k, v) in writes {
+            if self.pending.get(&k).is_some_and(|(f, _)| *f == file) {
+                self.pending.remove(&k);
+            }
+            if let Committed::Memory(m) = &mut self.committed {
+                match v {
+                    Some(v) => m.insert(k, v),
+                    None => m.remove(&k),
+                };
+            }
+        }
+    }
+
+    /// Commits `writes` of file `file` to the store on its own (no checkpoint: `replay`).
+    pub fn commit_alone(&mut self, file: u64, writes: Vec<Write>) -> Result<(), StateError> {
+        if let Committed::Disk { db, path } = &self.committed {
+            let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
+            let tx = db.begin_write().map_err(|e| err(&e))?;
+            write_all(&tx, &writes).map_err(|e| err(&e))?;
+            tx.commit().map_err(|e| err(&e))?;
+        }
+        self.committed(file, writes);
+        Ok(())
+    }
+
+    /// Drops what files not committed wrote: they are scored again when read again.
+    pub fn abandon(&mut self) {
+        self.pending.clear();
+        self.deltas.clear();
+    }
+
+    /// Entries committed (for tests and the report).
+    pub fn len(&self) -> Result<u64, StateError> {
+        match &self.committed {
+            Committed::Memory(m) => Ok(m.len() as u64),
+            Committed::Disk { db, path } => {
+                let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
+                let tx = db.begin_read().map_err(|e| err(&e))?;
+                let table = tx.open_table(TABLE).map_err(|e| err(&e))?;
+                table.len().map_err(|e| err(&e))
+            }
+        }
+    }
+
+    /// Whether no entry is committed.
+    pub fn is_empty(&self) -> Result<bool, StateError> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// Writes `writes` into the scoring table within `tx` (the checkpoint's transaction, or one of
+/// its own).
+pub fn write_all(tx: &redb::WriteTransaction, writes: &[Write]) -> Result<(), redb::Error> {
+    let mut table = tx.open_table(TABLE)?;
+    for (k, v) in writes {
+        match v {
+            Some(v) => {
+                table.insert(k.as_str(), v.as_slice())?;
+            }
+            None => {
+                table.remove(k.as_str())?;
+            }
+        }
+    }
+    Ok(())
+}
