@@ -10,20 +10,27 @@ fn output_is_the_same_whatever_the_number_of_workers() {
     assert!(one.status.success() && four.status.success());
     assert!(!one.stdout.is_empty());
     assert_eq!(one.stdout, four.stdout, "deterministic output across worker counts");
-    // Files in path order, each file's events in record order (incidents follow the events
-    // that reported them).
+    // Files in the order of the times in their CloudTrail names, then of their paths, each
+    // file's events in record order (incidents follow the events that reported them).
     let documents = common::lines(&one.stdout);
     assert!(documents.iter().any(|d| d["kind"] == "incident"));
-    let keys: Vec<(String, u64)> = documents
+    let keys: Vec<(Option<i64>, String, u64)> = documents
         .iter()
         .filter(|d| d["kind"] == "event")
         .map(|e| {
+            let key = e["origin"]["key"].as_str().unwrap();
+            let name = key.rsplit('/').next().unwrap();
             (
-                e["origin"]["key"].as_str().unwrap().to_owned(),
+                trailwatch::layout::file_time_ms(name),
+                key.to_owned(),
                 e["origin"]["index"].as_u64().unwrap(),
             )
         })
         .collect();
+    assert!(
+        keys.iter().filter(|k| k.0.is_some()).count() > 3,
+        "fixtures with times in their names"
+    );
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);

@@ -575,18 +575,20 @@ impl ScoringConfig {
                 expected: "1 to 100",
             });
         }
-        if self.incident_gap_minutes == 0 {
+        // An incident must close before its identity's baseline can be forgotten (a role's
+        // session's after two days).
+        if !(1..=1440).contains(&self.incident_gap_minutes) {
             return Err(ConfigError::Value {
                 key: "scoring.incident_gap_minutes",
-                value: "0".into(),
-                expected: "at least 1 (minutes)",
+                value: self.incident_gap_minutes.to_string(),
+                expected: "1 to 1440 (minutes)",
             });
         }
-        if self.forget_after_days == 0 {
+        if self.forget_after_days < 2 {
             return Err(ConfigError::Value {
                 key: "scoring.forget_after_days",
-                value: "0".into(),
-                expected: "at least 1 (days)",
+                value: self.forget_after_days.to_string(),
+                expected: "at least 2 (days)",
             });
         }
         Ok(())

@@ -8,6 +8,7 @@ pub mod poller;
 pub mod proxy;
 pub mod receiver;
 pub mod recorded;
+pub mod scenario;
 pub mod signing;
 pub mod sqs;
 

@@ -72,3 +72,24 @@ pub fn databases(dir: &Path) -> (PathBuf, PathBuf) {
         save(&country, dir.join("country.mmdb")),
     )
 }
+
+/// An ASN and a country database for `networks`: (CIDR, ASN, organization, country).
+pub fn databases_for(dir: &Path, networks: &[(&str, u32, &'static str, &'static str)]) -> (PathBuf, PathBuf) {
+    let mut asn = database("asn");
+    let mut country = database("country");
+    for (cidr, number, org, code) in networks {
+        let a = asn
+            .insert_value(Asn32 {
+                autonomous_system_number: *number,
+                autonomous_system_organization: org,
+            })
+            .unwrap();
+        asn.insert_node(network(cidr), a);
+        let c = country.insert_value(Country { country_code: code }).unwrap();
+        country.insert_node(network(cidr), c);
+    }
+    (
+        save(&asn, dir.join("asn.mmdb")),
+        save(&country, dir.join("country.mmdb")),
+    )
+}

@@ -150,11 +150,13 @@ impl Ledger {
         }
     }
 
-    /// Forgets what files not committed taught scoring (a cycle ended without them).
-    pub fn forget_unrecorded_scoring(&mut self) {
+    /// Forgets what files not committed taught scoring (a cycle ended without them); whether
+    /// there was any.
+    pub fn forget_unrecorded_scoring(&mut self) -> bool {
         self.scoring_unrecorded.clear();
-        if let Some(state) = &self.scoring {
-            state.lock().unwrap_or_else(|p| p.into_inner()).abandon();
+        match &self.scoring {
+            Some(state) => state.lock().unwrap_or_else(|p| p.into_inner()).abandon(),
+            None => false,
         }
     }
 
@@ -177,22 +179,31 @@ impl Ledger {
     /// With a checkpoint store, the changes and what scoring learned from the same files commit
     /// in one transaction: after a crash, no event is counted twice in a baseline nor missed.
     pub fn commit(&mut self) -> Result<(), CheckpointError> {
-        let learned = std::mem::take(&mut self.scoring_unrecorded);
         match (self.store.as_mut(), &self.scoring) {
             (Some(store), _) => {
-                let writes: Vec<ScoreWrite> = learned.iter().flat_map(|(_, w)| w.iter().cloned()).collect();
+                let writes: Vec<ScoreWrite> = self
+                    .scoring_unrecorded
+                    .iter()
+                    .flat_map(|(_, w)| w.iter().cloned())
+                    .collect();
+                // On failure nothing was written: both stay to be recorded at the next commit.
                 store.record_with(&self.checkpoint, &self.unrecorded, &writes)?;
             }
             (None, Some(state)) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-                for (file, writes) in learned {
-                    state.commit_alone(file, writes)?;
+                while !self.scoring_unrecorded.is_empty() {
+                    let (file, writes) = self.scoring_unrecorded.remove(0);
+                    if let Err(e) = state.commit_alone(file, writes.clone()) {
+                        self.scoring_unrecorded.insert(0, (file, writes));
+                        return Err(e.into());
+                    }
                 }
                 self.unrecorded.clear();
                 return Ok(());
             }
             (None, None) => {}
         }
+        let learned = std::mem::take(&mut self.scoring_unrecorded);
         self.unrecorded.clear();
         if let Some(state) = &self.scoring {
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -944,13 +955,17 @@ impl Cycle<'_> {
                 }
             }
         }
-        if let Some(e) = commit_error {
-            self.p.ledger.forget_unrecorded_scoring();
-            return Err(e);
+        let committed = match commit_error {
+            Some(e) => Err(e),
+            None => self.p.ledger.commit().map_err(CycleError::from),
+        };
+        // Files not committed are read and scored again: what they taught is dropped, and the
+        // sweep they may have run is run again.
+        if self.p.ledger.forget_unrecorded_scoring() {
+            if let Some(scorer) = self.p.scorer.as_mut() {
+                scorer.rewind_sweep();
+            }
         }
-        let committed = self.p.ledger.commit();
-        // Files not committed are read and scored again: what they taught is dropped.
-        self.p.ledger.forget_unrecorded_scoring();
         committed?;
         for (i, failed) in self.sink_failed.iter().enumerate() {
             if let Some(e) = failed {

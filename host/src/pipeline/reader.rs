@@ -315,12 +315,7 @@ pub fn read(
                         if let Some(score) = &mut score {
                             let head = &batch.text[start..s.head_end as usize];
                             let metric = &batch.metrics[s.metric as usize];
-                            score
-                                .observations
-                                .push(observe::from_document(head, s, metric, None).map_err(|e| {
-                                    anyhow::anyhow!("a document the plugin rendered cannot be read back: {e}")
-                                })?);
-                            score.heads.push(s.head_end);
+                            score.observe(observe::from_document(head, s, metric, None), s.head_end);
                         }
                         start = s.end as usize;
                         let flags = names::flag_bits(s.flags);
@@ -354,12 +349,8 @@ pub fn read(
                         }
                         if let Some(score) = &mut score {
                             let metric = &batch.metrics[s.metric as usize];
-                            score.observations.push(
-                                observe::from_document(&batch.text[line.start..head], s, metric, network).map_err(
-                                    |e| anyhow::anyhow!("a document the plugin rendered cannot be read back: {e}"),
-                                )?,
-                            );
-                            score.heads.push(bytes.len() as u32);
+                            let observed = observe::from_document(&batch.text[line.start..head], s, metric, network);
+                            score.observe(observed, bytes.len() as u32);
                         }
                         bytes.extend_from_slice(&batch.text[head..line.end]);
                         ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);

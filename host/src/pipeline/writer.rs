@@ -76,6 +76,7 @@ pub async fn run(
     mut next_batch: u64,
     mut scorer: Option<Scorer>,
 ) -> (u64, Option<Scorer>) {
+    let scoring = scorer.is_some();
     while let Some(slot) = slots.recv().await {
         let (seq, key, size, targets, delete, mut rx, permit) = match slot {
             Slot::Marker(m) => {
@@ -111,7 +112,10 @@ pub async fn run(
         };
         let mut through = 0;
         let mut result = None;
-        let mut lost_scorer = false;
+        // A scorer lost (a panic in the host's scoring code) takes the rest of the cycle's files
+        // with it: they are not sent nor committed, and are read again at the next cycle with
+        // a new scorer, so that none goes out unscored and unlearned.
+        let mut lost_scorer = scoring && scorer.is_none();
         while let Some(msg) = rx.recv().await {
             match msg {
                 FileMsg::Batch {
@@ -119,12 +123,16 @@ pub async fn run(
                     mut ends,
                     score: to_score,
                 } => {
-                    if let (Some(s), Some(input)) = (scorer.take(), to_score) {
-                        let scored = score(s, seq, bytes, ends, input).await;
-                        (scorer, bytes, ends) = scored;
-                        if scorer.is_none() {
-                            lost_scorer = true;
-                            break;
+                    if lost_scorer {
+                        continue;
+                    }
+                    if let Some(input) = to_score {
+                        if let Some(s) = scorer.take() {
+                            (scorer, bytes, ends) = score(s, seq, bytes, ends, input).await;
+                            if scorer.is_none() {
+                                lost_scorer = true;
+                                continue;
+                            }
                         }
                     }
                     if !send(bytes, ends, &targets, &sinks, &inflight, cap, &mut next_batch).await {
@@ -133,8 +141,13 @@ pub async fn run(
                     through = next_batch;
                 }
                 FileMsg::Done(r) => {
-                    // Incidents quiet long enough close with this file.
-                    if let Some(s) = scorer.take() {
+                    if lost_scorer {
+                        break;
+                    }
+                    // Incidents quiet long enough close with this file, when it goes to every
+                    // sink (a file sent again to some sinks only leaves the sweep to a later one).
+                    let every_sink = targets.len() == sinks.len();
+                    if let Some(s) = scorer.take_if(|_| every_sink) {
                         let swept = tokio::task::spawn_blocking(move || {
                             let mut s = s;
                             let closed = s.maybe_sweep(seq);
@@ -172,25 +185,37 @@ pub async fn run(
             drop(permit);
             continue;
         }
-        let result = result.unwrap_or_else(|| {
-            Box::new(ReadResult {
+        let result = match result {
+            Some(r) if !lost_scorer => r,
+            _ if lost_scorer => Box::new(ReadResult {
                 end: ReadEnd::Failed {
-                    reason: if lost_scorer {
-                        "the scorer stopped unexpectedly".into()
-                    } else {
-                        "the reader of this file stopped unexpectedly".into()
-                    },
+                    reason: "the scorer stopped unexpectedly; the file is read again".into(),
+                    retry: super::work::Retry::Always,
+                    records_done: 0,
+                },
+                stats: FileStats::default(),
+            }),
+            // The reader stopped without saying how the file ended (a panic): the events it sent
+            // were scored and are learned with the file; a retry from the first record may
+            // count them again, which only this rare path does.
+            _ => Box::new(ReadResult {
+                end: ReadEnd::Failed {
+                    reason: "the reader of this file stopped unexpectedly".into(),
                     retry: super::work::Retry::Limited,
                     records_done: 0,
                 },
                 stats: FileStats::default(),
-            })
-        });
+            }),
+        };
         for &k in &targets {
             sinks[k].send(Message::EndOfFile { file: seq, through }).await.ok();
         }
         drop(permit);
-        let scoring = scorer.as_mut().map(|s| s.take(seq));
+        let scoring = if lost_scorer {
+            None
+        } else {
+            scorer.as_mut().map(|s| s.take(seq))
+        };
         written
             .send(Written::File {
                 seq,

@@ -116,10 +116,13 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         scoring: options.scoring,
         ..PipelineSettings::default()
     };
+    let mut lock = None;
     let state = match (&options.scoring, &options.state_dir) {
         (None, _) => None,
         (Some(_), None) => Some(ScoreState::in_memory()),
         (Some(_), Some(dir)) => {
+            // Held for the replay, as `run` holds its state directory.
+            lock = Some(crate::state::checkpoint::lock(dir)?);
             let db = state::open_database(dir)?;
             Some(ScoreState::on_disk(db, dir.join("state.redb"))?)
         }
@@ -173,6 +176,7 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         bar.finish_and_clear();
     }
     drop(pipeline);
+    drop(lock);
     let report = outcome.context("writing the output")?;
     let mut summary = Arc::try_unwrap(summary)
         .ok()

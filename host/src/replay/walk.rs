@@ -19,7 +19,9 @@ pub struct WalkError {
 }
 
 /// Files to read, in a stable order: each argument in the order given; within a directory,
-/// sorted by path. Files named directly are taken whatever their name; files found in a
+/// sorted by the delivery time in their CloudTrail names (`…_20240301T1205Z_…`), then by path,
+/// so that identities' baselines learn in time order across regions and accounts (files
+/// without such a time come first, by path). Files named directly are taken whatever their name; files found in a
 /// directory only when they end in `.json`, `.json.gz` or `.gz`. Returns the files and how many
 /// others were passed over.
 pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, u64), WalkError> {
@@ -33,7 +35,12 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, u64), WalkError> {
         if meta.is_dir() {
             let mut found = Vec::new();
             walk_dir(path, &mut found, &mut skipped)?;
-            found.sort();
+            found.sort_by_cached_key(|p| {
+                let time = p
+                    .file_name()
+                    .and_then(|n| crate::layout::file_time_ms(&n.to_string_lossy()));
+                (time, p.clone())
+            });
             files.extend(found);
         } else {
             files.push(path.clone());

@@ -15,6 +15,9 @@ pub enum ScoringError {
     /// The plugin trapped.
     #[error("{0}")]
     Trap(TrapReason),
+    /// The stored entries the plugin asked for could not be read.
+    #[error("cannot read scoring state: {0}")]
+    State(String),
     /// The plugin asked for entries again and again.
     #[error("the plugin asked for stored entries {0} times without finishing the batch")]
     Endless(usize),
@@ -30,12 +33,13 @@ impl PluginRuntime {
     }
 
     /// Scores `events` in order; `entries` gives the stored entries under the keys asked for
-    /// (those that exist).
+    /// (those that exist). A batch whose entries cannot be read is not scored: scoring it
+    /// against nothing would make every identity new again.
     pub fn score(
         &self,
         settings: Settings,
         events: &[Observation],
-        mut entries: impl FnMut(&[String]) -> Vec<Entry>,
+        mut entries: impl FnMut(&[String]) -> Result<Vec<Entry>, String>,
     ) -> Result<Scored, ScoringError> {
         let Some(indices) = &self.exports.scoring else {
             return Err(ScoringError::Unsupported);
@@ -49,7 +53,10 @@ impl PluginRuntime {
             for _ in 0..MAX_STEPS {
                 match guest.batch().call_next(&mut store, batch, &given)? {
                     Step::Done(scored) => return Ok(Ok(scored)),
-                    Step::Needs(keys) => given = entries(&keys),
+                    Step::Needs(keys) => match entries(&keys) {
+                        Ok(e) => given = e,
+                        Err(e) => return Ok(Err(ScoringError::State(e))),
+                    },
                 }
             }
             Ok(Err(ScoringError::Endless(MAX_STEPS)))

@@ -67,6 +67,25 @@ pub struct ToScore {
     pub observations: Vec<Observation>,
     /// Per document, the offset in the batch's bytes where its head ends.
     pub heads: Vec<u32>,
+    /// Why a document could not be observed: the batch goes out without scores.
+    pub unreadable: Option<String>,
+}
+
+impl ToScore {
+    /// Notes one document's observation (or why there is none) and where its head ends.
+    pub fn observe(&mut self, observed: serde_json::Result<Observation>, head: u32) {
+        match observed {
+            Ok(o) => {
+                self.observations.push(o);
+                self.heads.push(head);
+            }
+            Err(e) => {
+                if self.unreadable.is_none() {
+                    self.unreadable = Some(format!("a document the plugin rendered cannot be read back: {e}"));
+                }
+            }
+        }
+    }
 }
 
 /// What one file's scoring added, counted when the file is committed.
@@ -128,6 +147,11 @@ impl Scorer {
     /// Scores one batch of file `file`: `bytes` (documents ending at `ends`) come back with
     /// each document's score members and the incident documents the batch reported.
     pub fn score_batch(&mut self, file: u64, bytes: Vec<u8>, ends: Vec<u32>, input: ToScore) -> (Vec<u8>, Vec<u32>) {
+        if let Some(why) = &input.unreadable {
+            tracing::error!(file, error = %why, "a batch goes out without scores");
+            self.tallies.entry(file).or_default().failures += 1;
+            return (bytes, ends);
+        }
         if input.observations.len() != ends.len() || input.heads.len() != ends.len() {
             tracing::error!(
                 file,
@@ -142,14 +166,7 @@ impl Scorer {
         let state = self.state.clone();
         let result = self.runtime.score(self.settings, &input.observations, |keys| {
             let state = state.lock().unwrap_or_else(|p| p.into_inner());
-            match state.get(keys) {
-                Ok(entries) => entries,
-                Err(e) => {
-                    // Scoring against nothing would make every identity new again.
-                    tracing::error!(error = %e, "cannot read scoring state");
-                    Vec::new()
-                }
-            }
+            state.get(keys).map_err(|e| e.to_string())
         });
         let scored = match result {
             Ok(s) if s.verdicts.len() == ends.len() => s,
@@ -260,6 +277,14 @@ impl Scorer {
                 .or_default() += 1;
         }
         Some((out, ends))
+    }
+
+    /// Forgets when the sweep last ran and what uncommitted files counted: files not committed
+    /// are scored again, and the sweep with them.
+    pub fn rewind_sweep(&mut self) {
+        self.swept_ms = None;
+        self.clock_ms = None;
+        self.tallies.clear();
     }
 
     /// What file `file` learned and counted, to commit with it.

@@ -143,50 +143,49 @@ impl ScoreState {
         Ok(out)
     }
 
-    /// Up to `max` committed entries after `after` in key order, with pending values in their
-    /// place (a page for the sweep), and the key to go on after when more may follow. Entries
-    /// only pending are recent: they need no sweep.
+    /// Up to `max` entries after `after` in key order, as the scores see them (pending values
+    /// in place of committed ones, pending removals left out, keys only pending included): a
+    /// page for the sweep, which must not depend on what happens to be committed yet. Also the
+    /// key to go on after when more may follow.
     pub fn page(&self, after: Option<&str>, max: usize) -> Result<(Vec<Entry>, Option<String>), StateError> {
-        let after = (
+        let bound = (
             after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
             std::ops::Bound::Unbounded,
         );
-        let mut out: Vec<Entry> = Vec::new();
+        let mut merged: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         match &self.committed {
             Committed::Memory(m) => {
-                for (k, v) in m.range::<str, _>(after).take(max) {
-                    out.push(Entry {
-                        key: k.clone(),
-                        value: v.clone(),
-                    });
+                for (k, v) in m.range::<str, _>(bound).take(max) {
+                    merged.insert(k.clone(), Some(v.clone()));
                 }
             }
             Committed::Disk { db, path } => {
                 let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
                 let tx = db.begin_read().map_err(|e| err(&e))?;
                 let table = tx.open_table(TABLE).map_err(|e| err(&e))?;
-                for item in table.range::<&str>(after).map_err(|e| err(&e))?.take(max) {
+                for item in table.range::<&str>(bound).map_err(|e| err(&e))?.take(max) {
                     let (k, v) = item.map_err(|e| err(&e))?;
-                    out.push(Entry {
-                        key: k.value().to_owned(),
-                        value: v.value().to_vec(),
-                    });
+                    merged.insert(k.value().to_owned(), Some(v.value().to_vec()));
                 }
             }
         }
-        let next = if out.len() == max {
-            out.last().map(|e| e.key.clone())
+        let in_range = |k: &str| after.is_none_or(|a| k > a);
+        for (k, (_, v)) in &self.pending {
+            if in_range(k) {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        // The first `max` keys of both, in order; removed ones count as keys passed.
+        let taken: Vec<(String, Option<Vec<u8>>)> = merged.into_iter().take(max).collect();
+        let next = if taken.len() == max {
+            taken.last().map(|(k, _)| k.clone())
         } else {
             None
         };
-        out.retain_mut(|e| match self.pending.get(&e.key) {
-            Some((_, Some(v))) => {
-                e.value = v.clone();
-                true
-            }
-            Some((_, None)) => false,
-            None => true,
-        });
+        let out = taken
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|value| Entry { key, value }))
+            .collect();
         Ok((out, next))
     }
 
@@ -231,10 +230,13 @@ impl ScoreState {
         Ok(())
     }
 
-    /// Drops what files not committed wrote: they are scored again when read again.
-    pub fn abandon(&mut self) {
+    /// Drops what files not committed wrote: they are scored again when read again. Whether
+    /// there was any.
+    pub fn abandon(&mut self) -> bool {
+        let any = !self.pending.is_empty() || !self.deltas.is_empty();
         self.pending.clear();
         self.deltas.clear();
+        any
     }
 
     /// Entries committed (for tests and the report).

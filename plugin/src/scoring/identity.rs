@@ -47,6 +47,18 @@ impl Identity {
     }
 }
 
+/// `arn:aws:sts::<account>:assumed-role/<role>` for a role's ARN
+/// (`arn:aws:iam::<account>:role/<path/><role>`): the key its sessions' parent has.
+fn assumed_role_of(role_arn: &str) -> Option<String> {
+    let (head, resource) = role_arn.split_once(":role/")?;
+    let partition_account = head.strip_prefix("arn:")?.split_once(":iam:")?;
+    let role = resource.rsplit('/').next()?;
+    Some(format!(
+        "arn:{}:sts:{}:assumed-role/{role}",
+        partition_account.0, partition_account.1
+    ))
+}
+
 fn some<'a>(t: &'a Option<std::borrow::Cow<'_, str>>) -> Option<&'a str> {
     t.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
@@ -87,7 +99,7 @@ pub fn of(principal: Option<&Principal<'_>>, recipient: Option<&str>) -> Option<
                 Some((role, session)) if role.contains(":assumed-role/") => {
                     (Some(role.to_owned()), Some(session.to_owned()))
                 }
-                _ => (some(&p.session_issuer_arn).map(str::to_owned), None),
+                _ => (some(&p.session_issuer_arn).and_then(assumed_role_of), None),
             };
             (Kind::RoleSession, key, parent, session)
         }
@@ -149,6 +161,14 @@ mod tests {
             Some("arn:aws:sts::111122223333:assumed-role/ci/build-42"),
         );
         assert!(!of(Some(&p), None).unwrap().is_instance_session());
+    }
+
+    #[test]
+    fn a_session_without_an_arn_has_the_same_parent_as_one_with() {
+        let mut p = principal("AssumedRole", None);
+        p.session_issuer_arn = Some(Cow::Borrowed("arn:aws:iam::111122223333:role/team/web"));
+        let id = of(Some(&p), None).unwrap();
+        assert_eq!(id.parent.as_deref(), Some("arn:aws:sts::111122223333:assumed-role/web"));
     }
 
     #[test]

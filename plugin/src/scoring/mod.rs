@@ -237,24 +237,32 @@ pub struct Loaded {
     pub identities: BTreeMap<String, IdentityBaseline>,
     pub accounts: BTreeMap<String, AccountBaseline>,
     pub keys: BTreeMap<String, KeyUse>,
+    /// Entries this plugin cannot read (a newer plugin's, or damaged): judged as new, never
+    /// overwritten.
+    pub unreadable: BTreeSet<String>,
 }
 
 impl Loaded {
     fn from(entries: BTreeMap<String, Vec<u8>>) -> Self {
         let mut loaded = Loaded::default();
         for (key, value) in entries {
-            if let Some(name) = key.strip_prefix("i/") {
-                if let Some(b) = baseline::read(&value) {
-                    loaded.identities.insert(name.to_owned(), b);
-                }
+            let read = if let Some(name) = key.strip_prefix("i/") {
+                baseline::read(&value)
+                    .map(|b| loaded.identities.insert(name.to_owned(), b))
+                    .is_some()
             } else if let Some(name) = key.strip_prefix("a/") {
-                if let Some(b) = baseline::read(&value) {
-                    loaded.accounts.insert(name.to_owned(), b);
-                }
+                baseline::read(&value)
+                    .map(|b| loaded.accounts.insert(name.to_owned(), b))
+                    .is_some()
             } else if let Some(name) = key.strip_prefix("k/") {
-                if let Some(b) = baseline::read(&value) {
-                    loaded.keys.insert(name.to_owned(), b);
-                }
+                baseline::read(&value)
+                    .map(|b| loaded.keys.insert(name.to_owned(), b))
+                    .is_some()
+            } else {
+                true
+            };
+            if !read {
+                loaded.unreadable.insert(key);
             }
         }
         loaded
@@ -262,14 +270,24 @@ impl Loaded {
 
     fn writes(self) -> Vec<Write> {
         let mut writes = Vec::new();
-        for (k, v) in self.identities {
-            writes.push((baseline::identity_key(&k), Some(baseline::write(&v))));
-        }
-        for (k, v) in self.accounts {
-            writes.push((baseline::account_key(&k), Some(baseline::write(&v))));
-        }
-        for (k, v) in self.keys {
-            writes.push((baseline::access_key_key(&k), Some(baseline::write(&v))));
+        let entries = self
+            .identities
+            .into_iter()
+            .map(|(k, v)| (baseline::identity_key(&k), baseline::write(&v)))
+            .chain(
+                self.accounts
+                    .into_iter()
+                    .map(|(k, v)| (baseline::account_key(&k), baseline::write(&v))),
+            )
+            .chain(
+                self.keys
+                    .into_iter()
+                    .map(|(k, v)| (baseline::access_key_key(&k), baseline::write(&v))),
+            );
+        for (key, value) in entries {
+            if !self.unreadable.contains(&key) {
+                writes.push((key, Some(value)));
+            }
         }
         writes
     }
@@ -289,7 +307,12 @@ pub fn score(settings: &Settings, events: &[Observation], entries: BTreeMap<Stri
     let mut out = Scored::default();
     let mut clock = i64::MIN;
     for ev in events {
-        let t = ev.event_time_ms.unwrap_or(clock.max(0));
+        // An event without a time is judged at the last time seen; the batch's first one, not
+        // at all (a time of 0 would make its identity's baseline look years old).
+        let Some(t) = ev.event_time_ms.or((clock > i64::MIN).then_some(clock)) else {
+            out.verdicts.push(Verdict::default());
+            continue;
+        };
         clock = clock.max(t);
         let Some(id) = identity::of(ev.principal.as_ref(), ev.recipient_account_id.as_deref()) else {
             out.verdicts.push(Verdict::default());
@@ -336,11 +359,11 @@ pub fn sweep(settings: &Settings, now: i64, entries: Vec<(String, Vec<u8>)>) -> 
             let Some(mut b) = baseline::read::<IdentityBaseline>(&value) else {
                 continue;
             };
-            let mut changed = false;
+            let open = b.incident.is_some();
             if let Some(closed) = incident::close_if_quiet(settings, &mut b, name, now) {
                 incidents.push(closed);
-                changed = true;
             }
+            let mut changed = open != b.incident.is_some();
             // A role's sessions come and go (a CI job's, an instance's): the role's baseline
             // keeps what matters, a session unseen for two days goes.
             let session = name.contains(":assumed-role/") && name.matches('/').count() >= 2;

@@ -58,6 +58,15 @@ fn account_note(seen: Option<&Seen>) -> &'static str {
     }
 }
 
+/// `n minutes`, or `1 minute`.
+fn minutes(n: i64) -> String {
+    if n == 1 {
+        "1 minute".into()
+    } else {
+        format!("{n} minutes")
+    }
+}
+
 /// The hour of the day (UTC) of `t`.
 fn hour(t: i64) -> usize {
     (t.rem_euclid(DAY) / HOUR) as usize
@@ -259,9 +268,9 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
                     "access_key_two_networks",
                     50.0,
                     format!(
-                        "access key {key} used from AS{} and AS{asn} within {} minutes",
+                        "access key {key} used from AS{} and AS{asn} within {}",
                         last.asn,
-                        apart / MINUTE + 1
+                        minutes(apart / MINUTE + 1)
                     ),
                 );
             }
@@ -328,17 +337,22 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
         .identities
         .entry(id.key.clone())
         .or_insert_with(|| IdentityBaseline::new(t));
+    // The window only moves forward: a late event (files of several regions or accounts read
+    // one after the other) is not counted in a window it does not belong to, nor resets it.
     let at = t.div_euclid(WINDOW_MS);
-    if own.window.at != at {
+    if at > own.window.at {
         own.window = baseline::Window {
             at,
             ..Default::default()
         };
     }
+    let current = at == own.window.at;
     let w = &mut own.window;
-    w.calls += 1;
     let mut bursts = Vec::new();
-    if ev.category.action == Action::Read && w.reads.len() < baseline::MAX_WINDOW_NAMES {
+    if current {
+        w.calls += 1;
+    }
+    if current && ev.category.action == Action::Read && w.reads.len() < baseline::MAX_WINDOW_NAMES {
         w.reads.insert(api.clone());
         w.services.insert(ev.category.service.clone());
         if w.reads.len() >= DISCOVERY_READS
@@ -357,7 +371,7 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
             ));
         }
     }
-    if ev.outcome == Outcome::Denied && w.denied.len() < baseline::MAX_WINDOW_NAMES {
+    if current && ev.outcome == Outcome::Denied && w.denied.len() < baseline::MAX_WINDOW_NAMES {
         w.denied.insert(api);
         if w.denied.len() >= DENIED_APIS && w.raised.insert("denied_burst".into()) {
             bursts.push((
@@ -423,13 +437,16 @@ fn learn_identity(b: &mut IdentityBaseline, ev: &Observation, api: &str, family:
         Outcome::Failure => b.failed += 1,
         Outcome::Denied => b.denied += 1,
     }
+    // As the window: only forward.
     let minute = t.div_euclid(MINUTE);
-    if b.minute != minute {
+    if minute > b.minute {
         b.minute = minute;
         b.minute_calls = 0;
         b.active_minutes += 1;
     }
-    b.minute_calls += 1;
+    if minute == b.minute {
+        b.minute_calls += 1;
+    }
 }
 
 /// Learns from `ev`: the identity's baseline, its role's, its account's, its access key's.

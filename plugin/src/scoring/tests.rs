@@ -467,3 +467,46 @@ fn the_sweep_forgets_identities_not_seen_for_the_forgetting_period() {
     );
     assert!(!host.entries.keys().any(|k| k.starts_with("k/")));
 }
+
+#[test]
+fn an_entry_this_plugin_cannot_read_is_never_overwritten() {
+    let mut host = Host::new();
+    let key = format!("i/{ALICE}");
+    host.entries
+        .insert(key.clone(), br#"{"v":99,"from":"a newer plugin"}"#.to_vec());
+    let scored = host.score(vec![call(
+        "IAMUser",
+        ALICE,
+        "ec2.amazonaws.com",
+        "DescribeInstances",
+        T0,
+    )]);
+    assert_eq!(scored.verdicts[0].identity, ALICE);
+    assert_eq!(host.entries[&key], br#"{"v":99,"from":"a newer plugin"}"#.to_vec());
+    assert!(!scored.writes.iter().any(|(k, _)| *k == key));
+}
+
+#[test]
+fn a_late_event_does_not_reset_the_burst_window() {
+    let mut host = Host::new();
+    let erin = "arn:aws:iam::111122223333:user/erin";
+    let denied = |i: i64, t: i64| {
+        let mut ev = call("IAMUser", erin, "iam.amazonaws.com", &format!("ListThing{i}"), t);
+        ev.outcome = Outcome::Denied;
+        ev
+    };
+    let t = T0 + HOUR;
+    // Three denied calls, one from an earlier window (another region's file read late), three more.
+    let events = vec![
+        denied(0, t),
+        denied(1, t + 1000),
+        denied(2, t + 2000),
+        denied(9, t - HOUR),
+        denied(3, t + 3000),
+        denied(4, t + 4000),
+        denied(5, t + 5000),
+    ];
+    let scored = host.score(events);
+    assert_eq!(codes(&scored.verdicts[6]), vec!["denied_burst"]);
+    assert!(scored.verdicts[..6].iter().all(|v| v.score == 0));
+}

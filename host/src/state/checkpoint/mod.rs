@@ -282,7 +282,7 @@ pub enum CheckpointError {
 
 /// Creates `dir` if needed and locks it against a second trailwatch for as long as the file
 /// returned lives.
-pub(super) fn lock(dir: &Path) -> Result<File, CheckpointError> {
+pub fn lock(dir: &Path) -> Result<File, CheckpointError> {
     std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
         path: dir.to_owned(),
         source,
