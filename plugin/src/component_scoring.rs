@@ -107,6 +107,7 @@ fn observation(o: ws::Observation) -> m::Observation {
             wit::Outcome::Failure => model::Outcome::Failure,
             wit::Outcome::Denied => model::Outcome::Denied,
         },
+        prepared: Default::default(),
     }
 }
 

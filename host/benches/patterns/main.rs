@@ -23,7 +23,7 @@ const RUNS: usize = 5;
 /// Wall seconds, CPU seconds (user + system) and peak RSS (KiB) of one child.
 fn measured(command: &mut Command) -> anyhow::Result<(f64, f64, u64)> {
     let started = Instant::now();
-    let child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is plain data, for which all-zero bytes are a valid value.
@@ -73,11 +73,41 @@ impl Setup {
     }
 }
 
+/// Set in the child that writes the scenario, so that the process measuring stays small (a
+/// child's peak RSS counts what it shared with its parent before `exec`).
+const GENERATE_ENV: &str = "TRAILWATCH_PATTERNS_GENERATE";
+
+/// What the generating child reports.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Generated {
+    files: usize,
+    events: usize,
+    identities: usize,
+    labels: BTreeMap<String, String>,
+}
+
 fn main() -> anyhow::Result<()> {
     let days: u32 = match std::env::var("TRAILWATCH_BENCH_DAYS") {
         Ok(v) => v.parse().with_context(|| format!("TRAILWATCH_BENCH_DAYS={v:?}"))?,
         Err(_) => Scenario::full().days,
     };
+    let scenario = Scenario {
+        days,
+        ..Scenario::full()
+    };
+    if let Some(dir) = std::env::var_os(GENERATE_ENV) {
+        let dir = PathBuf::from(dir);
+        let written = scenario::write(&dir.join("trail"), &scenario);
+        common::networks::databases_for(&dir, scenario::NETWORKS);
+        let generated = Generated {
+            files: written.files,
+            events: written.events,
+            identities: written.identities,
+            labels: written.labels.into_iter().map(|(k, v)| (k, v.to_owned())).collect(),
+        };
+        std::fs::write(dir.join("labels.json"), serde_json::to_vec(&generated)?)?;
+        return Ok(());
+    }
     let plugin_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
     if !plugin_dir
         .join(format!("trailwatch-core-{}.wasm", trailwatch_plugin::VERSION))
@@ -86,37 +116,55 @@ fn main() -> anyhow::Result<()> {
         bail!("the core plugin is not built: run `cargo run -p xtask -- plugins`");
     }
     let tmp = tempfile::tempdir()?;
-    let scenario = Scenario {
-        days,
-        ..Scenario::full()
-    };
     eprintln!("generating {days} days of the scenario in {}", tmp.path().display());
-    let written = scenario::write(&tmp.path().join("trail"), &scenario);
+    let status = Command::new(std::env::current_exe()?)
+        .env(GENERATE_ENV, tmp.path())
+        .status()?;
+    if !status.success() {
+        bail!("generating the scenario failed ({status})");
+    }
     let setup = Setup {
         bin: env!("CARGO_BIN_EXE_trailwatch").into(),
         plugin_dir,
         cache: tmp.path().join("cache"),
         trail: tmp.path().join("trail"),
-        dbs: common::networks::databases_for(tmp.path(), scenario::NETWORKS),
+        dbs: (tmp.path().join("asn.mmdb"), tmp.path().join("country.mmdb")),
     };
 
-    // Detection, from one scored replay's documents.
-    let out = setup.replay(&[]).output()?;
-    if !out.status.success() {
-        bail!("replay failed: {}", String::from_utf8_lossy(&out.stderr));
+    // Cost: CPU per event with and without scoring, alternated, while this process is small.
+    let (mut off, mut on, mut off_wall, mut on_wall, mut off_peak, mut on_peak) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0, 0);
+    measured(&mut setup.replay(&["--no-scoring"]))?; // warm-up (compile cache, page cache)
+    for _ in 0..RUNS {
+        let (w, c, p) = measured(&mut setup.replay(&["--no-scoring"]))?;
+        off.push(c);
+        off_wall.push(w);
+        off_peak = off_peak.max(p);
+        let (w, c, p) = measured(&mut setup.replay(&[]))?;
+        on.push(c);
+        on_wall.push(w);
+        on_peak = on_peak.max(p);
     }
+    let (off, on) = (median(off), median(on));
+
+    let generated: Generated = serde_json::from_slice(&std::fs::read(tmp.path().join("labels.json"))?)?;
+    let labels = &generated.labels;
+
+    // Detection, from one scored replay's documents.
+    let documents = tmp.path().join("documents.ndjson");
+    measured(&mut setup.replay(&["--output", documents.to_str().unwrap()]))?;
     let mut events = 0u64;
     let mut benign = 0u64;
     let mut benign_anomalies = 0u64;
     let mut anomalies_by_reason: BTreeMap<String, u64> = BTreeMap::new();
     let mut incidents: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for line in out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let d: serde_json::Value = serde_json::from_slice(line)?;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(std::fs::File::open(&documents)?)) {
+        let d: serde_json::Value = serde_json::from_str(&line?)?;
         match d["kind"].as_str() {
             Some("event") => {
                 events += 1;
                 let id = d["event_id"].as_str().unwrap_or("");
-                if !written.labels.contains_key(id) {
+                if !labels.contains_key(id) {
                     benign += 1;
                     if d["anomalous"] == true {
                         benign_anomalies += 1;
@@ -139,7 +187,7 @@ fn main() -> anyhow::Result<()> {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|id| written.labels.get(id.as_str().unwrap_or("")).copied())
+            .filter_map(|id| labels.get(id.as_str().unwrap_or("")).map(String::as_str))
             .collect();
         if chains.is_empty() {
             false_incidents.push(incident);
@@ -149,22 +197,6 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
-    // Cost: CPU per event with and without scoring, alternated.
-    let (mut off, mut on, mut off_wall, mut on_wall, mut off_peak, mut on_peak) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0, 0);
-    measured(&mut setup.replay(&["--no-scoring"]))?; // warm-up (compile cache, page cache)
-    for _ in 0..RUNS {
-        let (w, c, p) = measured(&mut setup.replay(&["--no-scoring"]))?;
-        off.push(c);
-        off_wall.push(w);
-        off_peak = off_peak.max(p);
-        let (w, c, p) = measured(&mut setup.replay(&[]))?;
-        on.push(c);
-        on_wall.push(w);
-        on_peak = on_peak.max(p);
-    }
-    let (off, on) = (median(off), median(on));
-
     // State: what the baselines take, per identity.
     let state = tmp.path().join("state");
     measured(&mut setup.replay(&["--state-dir", state.to_str().unwrap()]))?;
@@ -173,7 +205,7 @@ fn main() -> anyhow::Result<()> {
     let entries = trailwatch::score::state::ScoreState::on_disk(store.database().clone(), store.path().to_owned())?;
     let (mut identities, mut identity_bytes, mut all_bytes, mut after) = (0u64, 0u64, 0u64, None::<String>);
     loop {
-        let (page, next) = entries.page(after.as_deref(), 512)?;
+        let (page, next) = entries.page("", after.as_deref(), 512)?;
         for e in &page {
             all_bytes += (e.key.len() + e.value.len()) as u64;
             if e.key.starts_with("i/") {
@@ -190,11 +222,11 @@ fn main() -> anyhow::Result<()> {
 
     println!(
         "\npattern of life: {days} days, {} files, {events} events ({benign} benign), {} identities",
-        written.files, written.identities
+        generated.files, generated.identities
     );
     println!("\n| chain | detected | incident score | tactics |");
     println!("|---|---|---:|---|");
-    let injected: BTreeSet<&str> = written.labels.values().copied().collect();
+    let injected: BTreeSet<&str> = labels.values().map(String::as_str).collect();
     for chain in &injected {
         match detected.get(chain) {
             Some(found) => {

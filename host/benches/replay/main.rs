@@ -256,7 +256,9 @@ impl Cli {
         let mut command = Command::new(&self.bin);
         command.arg("--plugin-dir").arg(&self.plugin_dir);
         command.arg("--cache-dir").arg(self.scratch.join("cache"));
-        command.args(["replay", "--no-progress", "--jobs", &jobs.to_string()]);
+        // The read path alone, as the baselines do no scoring either (scoring's own cost is the
+        // patterns bench's).
+        command.args(["replay", "--no-progress", "--no-scoring", "--jobs", &jobs.to_string()]);
         command.arg("--summary-json").arg(&summary).arg(&corpus.arg);
         let run = run_child(&command, &self.scratch)?;
         let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary)?)?;

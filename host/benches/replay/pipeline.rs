@@ -72,7 +72,7 @@ fn config(dir: &Path, moto: &Moto, readers: usize, sinks: &str, extra: &str) -> 
         format!(
             "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{url}\"\naccess_key_id = \"AKIDBENCH\"\nsecret_access_key = \"secret\"\n\n\
              [source]\nbucket = \"{BUCKET}\"\nstart = \"{y:04}-{m:02}-{d:02}\"\ninclude_insight = false\n\n\
-             [trail]\ncheck = false\n\n[delete]\nenabled = false\n\n[state]\ndir = \"{state}\"\n\n[pipeline]\nmax_concurrent_files = {readers}\n\n{extra}\n{sinks}\n",
+             [trail]\ncheck = false\n\n[scoring]\nenabled = false\n\n[delete]\nenabled = false\n\n[state]\ndir = \"{state}\"\n\n[pipeline]\nmax_concurrent_files = {readers}\n\n{extra}\n{sinks}\n",
             url = moto.url,
             state = state.display(),
         ),

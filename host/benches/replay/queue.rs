@@ -66,7 +66,7 @@ fn config(dir: &Path, moto: &Moto, queue: &str, instance: usize) -> anyhow::Resu
         format!(
             "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{url}\"\naccess_key_id = \"AKIDBENCH\"\nsecret_access_key = \"secret\"\n\n\
              [source]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\nbucket = \"{BUCKET}\"\nwait_time_secs = 1\ndedup_window_secs = 0\n\n\
-             [trail]\ncheck = false\n\n[delete]\nenabled = false\n\n[state]\ndir = \"{state}\"\n\n[[sinks]]\ntype = \"stdout\"\n",
+             [trail]\ncheck = false\n\n[scoring]\nenabled = false\n\n[delete]\nenabled = false\n\n[state]\ndir = \"{state}\"\n\n[[sinks]]\ntype = \"stdout\"\n",
             url = moto.url,
             state = dir.join(format!("queue-state-{instance}")).display(),
         ),

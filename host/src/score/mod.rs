@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::output::scoring::{change_kind, severity, write_incident, write_verdict};
 use crate::runtime::bindings::scoring::{Incident, Observation, Settings};
-use crate::runtime::scoring::ScoringError;
+use crate::runtime::scoring::{ScoringError, ScoringSession};
 use crate::runtime::PluginRuntime;
 use state::{ScoreState, Write};
 
@@ -106,14 +106,18 @@ pub struct FileScoring {
     pub tally: Tally,
 }
 
-/// The sweep runs when event time moved on this much since the last one.
+/// Open incidents are looked at when event time moved on this much since the last time ...
 const SWEEP_EVERY_MS: i64 = 3_600_000;
+/// ... and every entry (what to forget) this much.
+const FORGET_EVERY_MS: i64 = 24 * 3_600_000;
 /// Entries handed to one sweep call.
 const SWEEP_PAGE: usize = 256;
 
 /// Scores batches in order for the writer.
 pub struct Scorer {
     runtime: Arc<PluginRuntime>,
+    /// The plugin instance batches are scored in; made again after a trap.
+    session: Option<ScoringSession>,
     settings: Settings,
     state: Arc<Mutex<ScoreState>>,
     /// Each uncommitted file's tally.
@@ -121,17 +125,20 @@ pub struct Scorer {
     /// The latest event time seen, and when the sweep last ran (event time).
     clock_ms: Option<i64>,
     swept_ms: Option<i64>,
+    forgot_ms: Option<i64>,
 }
 
 impl Scorer {
     pub fn new(runtime: Arc<PluginRuntime>, scoring: &Scoring, state: Arc<Mutex<ScoreState>>) -> Self {
         Scorer {
             runtime,
+            session: None,
             settings: scoring.wit(),
             state,
             tallies: BTreeMap::new(),
             clock_ms: None,
             swept_ms: None,
+            forgot_ms: None,
         }
     }
 
@@ -164,9 +171,11 @@ impl Scorer {
             self.clock_ms = Some(self.clock_ms.map_or(t, |c| c.max(t)));
         }
         let state = self.state.clone();
-        let result = self.runtime.score(self.settings, &input.observations, |keys| {
-            let state = state.lock().unwrap_or_else(|p| p.into_inner());
-            state.get(keys).map_err(|e| e.to_string())
+        let result = self.with_session(|runtime, session, settings| {
+            runtime.score(session, settings, &input.observations, |keys| {
+                let state = state.lock().unwrap_or_else(|p| p.into_inner());
+                state.get(keys).map_err(|e| e.to_string())
+            })
         });
         let scored = match result {
             Ok(s) if s.verdicts.len() == ends.len() => s,
@@ -212,6 +221,23 @@ impl Scorer {
         (out, new_ends)
     }
 
+    /// Calls `f` with the scoring instance (made when there is none); an instance that
+    /// trapped is dropped.
+    fn with_session<T>(
+        &mut self,
+        f: impl FnOnce(&PluginRuntime, &mut ScoringSession, Settings) -> Result<T, ScoringError>,
+    ) -> Result<T, ScoringError> {
+        let mut session = match self.session.take() {
+            Some(s) => s,
+            None => self.runtime.scoring_session()?,
+        };
+        let result = f(&self.runtime, &mut session, self.settings);
+        if !matches!(result, Err(ScoringError::Trap(_))) {
+            self.session = Some(session);
+        }
+        result
+    }
+
     fn failed(&mut self, file: u64, e: &ScoringError) {
         tracing::error!(file, error = %e, "scoring failed; the batch's events are sent without scores");
         self.tallies.entry(file).or_default().failures += 1;
@@ -221,22 +247,31 @@ impl Scorer {
     /// with file `file`: the incident documents it closed, as NDJSON lines.
     pub fn maybe_sweep(&mut self, file: u64) -> Option<(Vec<u8>, Vec<u32>)> {
         let now = self.clock_ms?;
-        let due = match self.swept_ms {
+        let due = |last: &mut Option<i64>, every: i64| match *last {
             None => {
-                self.swept_ms = Some(now);
+                *last = Some(now);
                 false
             }
-            Some(last) => now - last >= SWEEP_EVERY_MS,
+            Some(t) if now - t >= every => {
+                *last = Some(now);
+                true
+            }
+            Some(_) => false,
         };
-        if !due {
+        // Every entry once a day (event time); the open incidents (`n/…`) every hour.
+        let prefix = if due(&mut self.forgot_ms, FORGET_EVERY_MS) {
+            self.swept_ms = Some(now);
+            ""
+        } else if due(&mut self.swept_ms, SWEEP_EVERY_MS) {
+            "n/"
+        } else {
             return None;
-        }
-        self.swept_ms = Some(now);
+        };
         let mut after: Option<String> = None;
         let mut writes = Vec::new();
         let mut closed: Vec<Incident> = Vec::new();
         loop {
-            let page = match self.lock().page(after.as_deref(), SWEEP_PAGE) {
+            let page = match self.lock().page(prefix, after.as_deref(), SWEEP_PAGE) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read scoring state for the sweep");
@@ -245,7 +280,7 @@ impl Scorer {
             };
             let (entries, next) = page;
             if !entries.is_empty() {
-                match self.runtime.sweep(self.settings, now, &entries) {
+                match self.with_session(|runtime, session, settings| runtime.sweep(session, settings, now, &entries)) {
                     Ok((w, i)) => {
                         writes.extend(w.into_iter().map(|w| (w.key, w.value)));
                         closed.extend(i);
@@ -283,6 +318,7 @@ impl Scorer {
     /// are scored again, and the sweep with them.
     pub fn rewind_sweep(&mut self) {
         self.swept_ms = None;
+        self.forgot_ms = None;
         self.clock_ms = None;
         self.tallies.clear();
     }

@@ -143,19 +143,29 @@ impl ScoreState {
         Ok(out)
     }
 
-    /// Up to `max` entries after `after` in key order, as the scores see them (pending values
+    /// Up to `max` entries whose key starts with `prefix`, after `after` in key order, as the
+    /// scores see them (pending values
     /// in place of committed ones, pending removals left out, keys only pending included): a
     /// page for the sweep, which must not depend on what happens to be committed yet. Also the
     /// key to go on after when more may follow.
-    pub fn page(&self, after: Option<&str>, max: usize) -> Result<(Vec<Entry>, Option<String>), StateError> {
+    pub fn page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<Entry>, Option<String>), StateError> {
         let bound = (
-            after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+            after.map_or(std::ops::Bound::Included(prefix), std::ops::Bound::Excluded),
             std::ops::Bound::Unbounded,
         );
         let mut merged: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         match &self.committed {
             Committed::Memory(m) => {
-                for (k, v) in m.range::<str, _>(bound).take(max) {
+                for (k, v) in m
+                    .range::<str, _>(bound)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .take(max)
+                {
                     merged.insert(k.clone(), Some(v.clone()));
                 }
             }
@@ -165,11 +175,14 @@ impl ScoreState {
                 let table = tx.open_table(TABLE).map_err(|e| err(&e))?;
                 for item in table.range::<&str>(bound).map_err(|e| err(&e))?.take(max) {
                     let (k, v) = item.map_err(|e| err(&e))?;
+                    if !k.value().starts_with(prefix) {
+                        break;
+                    }
                     merged.insert(k.value().to_owned(), Some(v.value().to_vec()));
                 }
             }
         }
-        let in_range = |k: &str| after.is_none_or(|a| k > a);
+        let in_range = |k: &str| k.starts_with(prefix) && after.is_none_or(|a| k > a);
         for (k, (_, v)) in &self.pending {
             if in_range(k) {
                 merged.insert(k.clone(), v.clone());

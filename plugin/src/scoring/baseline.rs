@@ -1,6 +1,7 @@
 //! What the plugin remembers of each identity and account, stored by the host as entries.
 //!
-//! Entries are JSON with a version (`v`). Every map is capped: past its cap the value seen
+//! Entries are a version byte followed by the value in postcard's compact binary form. Every map
+//! is capped: past its cap the value seen
 //! longest ago goes. Values not seen for `forget-after` are dropped by the sweep, and an
 //! identity not seen for that long goes whole. A value counts how often it was seen (`n`) and
 //! when it was last seen (`t`, ms).
@@ -18,10 +19,6 @@ pub const MAX_NETWORKS: usize = 64;
 pub const MAX_COUNTRIES: usize = 32;
 pub const MAX_AGENTS: usize = 32;
 pub const MAX_REGIONS: usize = 32;
-/// Caps per account.
-pub const MAX_ACCOUNT_IDENTITIES: usize = 4096;
-pub const MAX_ACCOUNT_APIS: usize = 2048;
-pub const MAX_ACCOUNT_VALUES: usize = 512;
 /// Distinct names a burst window remembers.
 pub const MAX_WINDOW_NAMES: usize = 64;
 /// Event ids an incident lists.
@@ -122,7 +119,6 @@ pub struct IdentityBaseline {
     pub window: Window,
     /// Rule reasons raised before, by code, counted once per window: what is habitual.
     pub habits: BTreeMap<String, u64>,
-    pub incident: Option<OpenIncident>,
 }
 
 impl IdentityBaseline {
@@ -152,19 +148,14 @@ impl IdentityBaseline {
     }
 }
 
-/// What is remembered of one account: which identities are active in it and which networks,
-/// countries, user agents, regions and APIs it uses at all.
+/// What is remembered of one account as a whole: how many calls it saw. How it uses each value
+/// (an API, a network, a country, a user-agent family, a region) is an entry of its own
+/// ([`value_key`], [`AccountValue`]), so that a batch reads only the values its events show.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccountBaseline {
     pub v: u32,
     pub first: i64,
     pub events: u64,
-    pub identities: Values<String>,
-    pub apis: Values<String>,
-    pub asns: Values<u32>,
-    pub countries: Values<String>,
-    pub agents: Values<String>,
-    pub regions: Values<String>,
 }
 
 impl AccountBaseline {
@@ -172,19 +163,29 @@ impl AccountBaseline {
         AccountBaseline {
             v: VERSION,
             first: t,
-            ..AccountBaseline::default()
+            events: 0,
         }
     }
+}
 
-    pub fn forget(&mut self, before: i64) -> bool {
-        let mut changed = forget(&mut self.identities, before);
-        changed |= forget(&mut self.apis, before);
-        changed |= forget(&mut self.asns, before);
-        changed |= forget(&mut self.countries, before);
-        changed |= forget(&mut self.agents, before);
-        changed |= forget(&mut self.regions, before);
-        changed
+/// How often an account used one value, and when last.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountValue {
+    pub v: u32,
+    pub n: u64,
+    pub t: i64,
+}
+
+impl AccountValue {
+    pub fn seen(&self) -> Seen {
+        Seen { n: self.n, t: self.t }
     }
+}
+
+/// The key of how account `account` uses `value` of kind `kind` (`api`, `asn`, `country`,
+/// `agent`, `region`).
+pub fn value_key(account: &str, kind: &str, value: &str) -> String {
+    format!("v/{account}/{kind}/{value}")
 }
 
 /// Where an access key was last used from.
@@ -197,22 +198,26 @@ pub struct KeyUse {
 }
 
 /// Reads an entry of any version this plugin knows; `None` when it cannot (a newer plugin's, or
-/// damaged): the caller starts afresh.
+/// damaged): the caller leaves it alone.
 pub fn read<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
-    #[derive(Deserialize)]
-    struct Version {
-        v: u32,
-    }
-    let version: Version = serde_json::from_slice(bytes).ok()?;
-    if version.v > VERSION {
+    let (&version, value) = bytes.split_first()?;
+    if version == 0 || u32::from(version) > VERSION {
         return None;
     }
-    serde_json::from_slice(bytes).ok()
+    postcard::from_bytes(value).ok()
 }
 
 /// An entry's bytes.
 pub fn write<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
+    let mut out = vec![VERSION as u8];
+    // Writing plain data to a Vec cannot fail.
+    out.extend(postcard::to_allocvec(value).unwrap_or_default());
+    out
+}
+
+/// The key of an identity's open incident.
+pub fn incident_key(identity: &str) -> String {
+    format!("n/{identity}")
 }
 
 /// The key of an identity's baseline.
@@ -254,7 +259,8 @@ mod tests {
         see(&mut b.asns, 64500, 5, MAX_NETWORKS);
         let bytes = write(&b);
         assert_eq!(read::<IdentityBaseline>(&bytes), Some(b));
-        assert_eq!(read::<IdentityBaseline>(br#"{"v":99}"#), None);
-        assert_eq!(read::<IdentityBaseline>(b"not json"), None);
+        assert_eq!(read::<IdentityBaseline>(&[99, 0, 0]), None);
+        assert_eq!(read::<IdentityBaseline>(b"\x01not a baseline"), None);
+        assert_eq!(read::<IdentityBaseline>(b""), None);
     }
 }

@@ -6,7 +6,7 @@
 //! without an anomaly it is closed (by the next anomaly of the identity, or by the sweep) and
 //! sent a last time.
 
-use super::baseline::{IdentityBaseline, OpenIncident, MAX_INCIDENT_EVENTS};
+use super::baseline::{OpenIncident, MAX_INCIDENT_EVENTS};
 use super::identity::Identity;
 use super::{Incident, Observation, Settings, Verdict, MINUTE};
 use crate::categorize::Action;
@@ -42,20 +42,9 @@ const CREDENTIAL_READS: &[&str] = &[
     "GetAuthorizationToken",
 ];
 
-/// Calls that share a copy of data with another account or the world.
-const SHARING: &[&str] = &[
-    "ModifySnapshotAttribute",
-    "ModifyImageAttribute",
-    "ModifyDBSnapshotAttribute",
-    "ModifyDBClusterSnapshotAttribute",
-    "PutBucketPolicy",
-    "PutBucketAcl",
-    "PutObjectAcl",
-    "CreateSnapshot",
-    "CopySnapshot",
-    "CopyImage",
-    "CreateImage",
-];
+/// Calls that make a copy of data that can then be shared (sharing itself is
+/// `signals::SHARING`).
+const COPYING: &[&str] = &["CreateSnapshot", "CopySnapshot", "CopyImage", "CreateImage"];
 
 /// Calls that destroy.
 const DESTRUCTIVE: &[&str] = &[
@@ -113,7 +102,7 @@ pub fn tactics(ev: &Observation, verdict: &Verdict) -> u16 {
     if has("discovery_burst") || (ev.category.action == Action::Read && !CREDENTIAL_READS.contains(&name)) {
         bits |= bit("discovery");
     }
-    if SHARING.contains(&name) || ev.category.action == Action::DataRead {
+    if super::signals::SHARING.contains(&name) || COPYING.contains(&name) || ev.category.action == Action::DataRead {
         bits |= bit("exfiltration");
     }
     if DESTRUCTIVE.contains(&name) {
@@ -202,17 +191,19 @@ fn render(o: &OpenIncident, identity: &str, open: bool, change: String) -> Incid
     }
 }
 
-/// Closes `b`'s open incident when it has been quiet for the incident gap at `t`: the closed
-/// incident to send, when it was reported.
-pub fn close_if_quiet(settings: &Settings, b: &mut IdentityBaseline, identity: &str, t: i64) -> Option<Incident> {
-    let quiet = b
-        .incident
-        .as_ref()
-        .is_some_and(|o| t - o.last > settings.incident_gap_ms);
+/// Closes the open incident in `slot` when it has been quiet for the incident gap at `t`: the
+/// closed incident to send, when it was reported.
+pub fn close_if_quiet(
+    settings: &Settings,
+    slot: &mut Option<OpenIncident>,
+    identity: &str,
+    t: i64,
+) -> Option<Incident> {
+    let quiet = slot.as_ref().is_some_and(|o| t - o.last > settings.incident_gap_ms);
     if !quiet {
         return None;
     }
-    let mut o = b.incident.take()?;
+    let mut o = slot.take()?;
     if o.revision == 0 {
         return None;
     }
@@ -224,14 +215,14 @@ pub fn close_if_quiet(settings: &Settings, b: &mut IdentityBaseline, identity: &
 /// Links an anomalous event to its identity's incident: the incident's id when it is
 /// reported, and the update to send, if any.
 pub fn link(
-    b: &mut IdentityBaseline,
+    slot: &mut Option<OpenIncident>,
     id: &Identity,
     ev: &Observation,
     verdict: &Verdict,
     t: i64,
 ) -> (Option<String>, Option<Incident>) {
     let event = ev.event_id.clone().unwrap_or_else(|| format!("{}@{t}", ev.api()));
-    let o = b.incident.get_or_insert_with(|| OpenIncident {
+    let o = slot.get_or_insert_with(|| OpenIncident {
         id: id_of(&id.key, t, &event),
         first: t,
         last: t,

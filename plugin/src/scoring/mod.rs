@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::categorize::Category;
 use crate::model::{Outcome, Principal, SourceKind};
-use baseline::{AccountBaseline, IdentityBaseline, KeyUse};
+use baseline::{AccountBaseline, AccountValue, IdentityBaseline, KeyUse};
 
 /// How scoring judges (the contract's `settings`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,12 +81,67 @@ pub struct Observation {
     pub user_agent: Option<String>,
     pub error_code: Option<String>,
     pub outcome: Outcome,
+    /// Worked out once when the batch starts.
+    pub prepared: Prepared,
+}
+
+/// What scoring works out of an observation once: its identity, API, user-agent family and the
+/// keys of the account values it shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prepared {
+    pub identity: Option<identity::Identity>,
+    /// `service:eventName`.
+    pub api: String,
+    pub agent_family: Option<String>,
+    /// (kind, entry key) of each account value the event shows.
+    pub values: Vec<(&'static str, String)>,
+}
+
+impl Prepared {
+    fn of(ev: &Observation) -> Self {
+        let identity = identity::of(ev.principal.as_ref(), ev.recipient_account_id.as_deref());
+        let api = format!("{}:{}", ev.category.service, ev.event_name.as_deref().unwrap_or(""));
+        let agent_family = ev.user_agent.as_deref().and_then(agent::family);
+        let mut values = Vec::new();
+        if let Some(account) = identity.as_ref().and_then(|i| i.account.as_deref()) {
+            let mut add =
+                |kind: &'static str, value: &str| values.push((kind, baseline::value_key(account, kind, value)));
+            add("api", &api);
+            if let Some(asn) = ev.public_asn() {
+                add("asn", &asn.to_string());
+            }
+            if let Some(c) = ev.country() {
+                add("country", c);
+            }
+            if let Some(f) = &agent_family {
+                add("agent", f);
+            }
+            if let Some(r) = ev.region.as_deref() {
+                add("region", r);
+            }
+        }
+        Prepared {
+            identity,
+            api,
+            agent_family,
+            values,
+        }
+    }
 }
 
 impl Observation {
-    /// `service:eventName`.
-    pub fn api(&self) -> String {
-        format!("{}:{}", self.category.service, self.event_name.as_deref().unwrap_or(""))
+    /// `service:eventName` (once prepared).
+    pub fn api(&self) -> &str {
+        &self.prepared.api
+    }
+
+    /// The entry key of the account value of `kind` the event shows (once prepared).
+    pub fn value_key(&self, kind: &str) -> Option<&str> {
+        self.prepared
+            .values
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, key)| key.as_str())
     }
 
     /// A public network with a known autonomous system.
@@ -176,7 +231,10 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn new(settings: Settings, events: Vec<Observation>) -> Self {
+    pub fn new(settings: Settings, mut events: Vec<Observation>) -> Self {
+        for ev in &mut events {
+            ev.prepared = Prepared::of(ev);
+        }
         Batch {
             settings,
             events,
@@ -203,16 +261,18 @@ impl Batch {
     fn keys(&self) -> BTreeSet<String> {
         let mut keys = BTreeSet::new();
         for ev in &self.events {
-            let Some(id) = identity::of(ev.principal.as_ref(), ev.recipient_account_id.as_deref()) else {
+            let Some(id) = &ev.prepared.identity else {
                 continue;
             };
             keys.insert(baseline::identity_key(&id.key));
+            keys.insert(baseline::incident_key(&id.key));
             if let Some(parent) = &id.parent {
                 keys.insert(baseline::identity_key(parent));
             }
             if let Some(account) = &id.account {
                 keys.insert(baseline::account_key(account));
             }
+            keys.extend(ev.prepared.values.iter().map(|(_, key)| key.clone()));
             if let (Some(key), Some(_)) = (access_key(ev), ev.public_asn()) {
                 keys.insert(baseline::access_key_key(key));
             }
@@ -237,6 +297,10 @@ pub struct Loaded {
     pub identities: BTreeMap<String, IdentityBaseline>,
     pub accounts: BTreeMap<String, AccountBaseline>,
     pub keys: BTreeMap<String, KeyUse>,
+    /// How accounts use values, by entry key.
+    pub values: BTreeMap<String, AccountValue>,
+    /// Open incidents by identity; `None` once closed (the entry goes).
+    pub incidents: BTreeMap<String, Option<baseline::OpenIncident>>,
     /// Entries this plugin cannot read (a newer plugin's, or damaged): judged as new, never
     /// overwritten.
     pub unreadable: BTreeSet<String>,
@@ -257,6 +321,14 @@ impl Loaded {
             } else if let Some(name) = key.strip_prefix("k/") {
                 baseline::read(&value)
                     .map(|b| loaded.keys.insert(name.to_owned(), b))
+                    .is_some()
+            } else if key.starts_with("v/") {
+                baseline::read(&value)
+                    .map(|b| loaded.values.insert(key.clone(), b))
+                    .is_some()
+            } else if let Some(name) = key.strip_prefix("n/") {
+                baseline::read(&value)
+                    .map(|b| loaded.incidents.insert(name.to_owned(), Some(b)))
                     .is_some()
             } else {
                 true
@@ -283,10 +355,17 @@ impl Loaded {
                 self.keys
                     .into_iter()
                     .map(|(k, v)| (baseline::access_key_key(&k), baseline::write(&v))),
-            );
+            )
+            .chain(self.values.into_iter().map(|(k, v)| (k, baseline::write(&v))));
         for (key, value) in entries {
             if !self.unreadable.contains(&key) {
                 writes.push((key, Some(value)));
+            }
+        }
+        for (identity, open) in self.incidents {
+            let key = baseline::incident_key(&identity);
+            if !self.unreadable.contains(&key) {
+                writes.push((key, open.map(|o| baseline::write(&o))));
             }
         }
         writes
@@ -314,11 +393,11 @@ pub fn score(settings: &Settings, events: &[Observation], entries: BTreeMap<Stri
             continue;
         };
         clock = clock.max(t);
-        let Some(id) = identity::of(ev.principal.as_ref(), ev.recipient_account_id.as_deref()) else {
+        let Some(id) = &ev.prepared.identity else {
             out.verdicts.push(Verdict::default());
             continue;
         };
-        let mut reasons = signals::judge(settings, &mut loaded, &id, ev, t);
+        let mut reasons = signals::judge(settings, &mut loaded, id, ev, t);
         reasons.sort_by(|a, b| b.points.cmp(&a.points).then(a.code.cmp(b.code)));
         let score = combine(reasons.iter().map(|r| r.points));
         let anomalous = score >= settings.threshold.max(1);
@@ -329,19 +408,16 @@ pub fn score(settings: &Settings, events: &[Observation], entries: BTreeMap<Stri
             reasons,
             incident: None,
         };
-        let b = loaded
-            .identities
-            .entry(id.key.clone())
-            .or_insert_with(|| IdentityBaseline::new(t));
-        if anomalous {
-            if let Some(closed) = incident::close_if_quiet(settings, b, &id.key, t) {
+        if anomalous && !loaded.unreadable.contains(&baseline::incident_key(&id.key)) {
+            let slot = loaded.incidents.entry(id.key.clone()).or_default();
+            if let Some(closed) = incident::close_if_quiet(settings, slot, &id.key, t) {
                 out.incidents.push(closed);
             }
-            let (reported, update) = incident::link(b, &id, ev, &verdict, t);
+            let (reported, update) = incident::link(slot, id, ev, &verdict, t);
             verdict.incident = reported;
             out.incidents.extend(update);
         }
-        signals::learn(&mut loaded, &id, ev, t);
+        signals::learn(&mut loaded, id, ev, t);
         out.verdicts.push(verdict);
     }
     out.writes = loaded.writes();
@@ -359,11 +435,7 @@ pub fn sweep(settings: &Settings, now: i64, entries: Vec<(String, Vec<u8>)>) -> 
             let Some(mut b) = baseline::read::<IdentityBaseline>(&value) else {
                 continue;
             };
-            let open = b.incident.is_some();
-            if let Some(closed) = incident::close_if_quiet(settings, &mut b, name, now) {
-                incidents.push(closed);
-            }
-            let mut changed = open != b.incident.is_some();
+            let mut changed = false;
             // A role's sessions come and go (a CI job's, an instance's): the role's baseline
             // keeps what matters, a session unseen for two days goes.
             let session = name.contains(":assumed-role/") && name.matches('/').count() >= 2;
@@ -380,12 +452,20 @@ pub fn sweep(settings: &Settings, now: i64, entries: Vec<(String, Vec<u8>)>) -> 
             if changed {
                 writes.push((key, Some(baseline::write(&b))));
             }
-        } else if key.starts_with("a/") {
-            let Some(mut b) = baseline::read::<AccountBaseline>(&value) else {
+        } else if let Some(name) = key.strip_prefix("n/") {
+            let Some(open) = baseline::read::<baseline::OpenIncident>(&value) else {
                 continue;
             };
-            if b.forget(before) {
-                writes.push((key, Some(baseline::write(&b))));
+            let mut slot = Some(open);
+            if let Some(closed) = incident::close_if_quiet(settings, &mut slot, name, now) {
+                incidents.push(closed);
+            }
+            if slot.is_none() {
+                writes.push((key, None));
+            }
+        } else if key.starts_with("v/") {
+            if baseline::read::<AccountValue>(&value).is_some_and(|v| v.t < before) {
+                writes.push((key, None));
             }
         } else if key.starts_with("k/") {
             // An access key's last network matters for minutes; a day is plenty.

@@ -12,7 +12,7 @@
 //! the identity does this often), a discovery burst and a burst of denied calls.
 
 use super::agent;
-use super::baseline::{self, AccountBaseline, IdentityBaseline, KeyUse, Seen};
+use super::baseline::{self, AccountBaseline, AccountValue, IdentityBaseline, KeyUse, Seen};
 use super::identity::{Identity, Kind};
 use super::{Loaded, Observation, Reason, Settings, DAY, HOUR, MINUTE};
 use crate::categorize::Action;
@@ -20,6 +20,18 @@ use crate::model::Outcome;
 
 /// Autonomous systems that are Amazon's own: a call from them comes from inside AWS.
 pub const AWS_ASNS: &[u32] = &[7224, 8987, 9059, 10124, 14618, 16509, 17493, 38895, 39111, 62785];
+
+/// Calls that change who may read a copy of data: sharing a snapshot or an image with another
+/// account, a bucket's policy or ACL.
+pub const SHARING: &[&str] = &[
+    "ModifySnapshotAttribute",
+    "ModifyImageAttribute",
+    "ModifyDBSnapshotAttribute",
+    "ModifyDBClusterSnapshotAttribute",
+    "PutBucketPolicy",
+    "PutBucketAcl",
+    "PutObjectAcl",
+];
 
 /// The window bursts are counted in.
 pub const WINDOW_MS: i64 = 10 * MINUTE;
@@ -76,9 +88,11 @@ fn hour(t: i64) -> usize {
 /// identity's burst window.
 pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Observation, t: i64) -> Vec<Reason> {
     let mut reasons = Vec::new();
-    let api = ev.api();
+    let api = ev.api().to_owned();
     let name = ev.event_name.as_deref().unwrap_or("(no name)");
     let account = id.account.as_deref().and_then(|a| loaded.accounts.get(a));
+    // How the account uses the event's value of a kind.
+    let value = |kind: &str| -> Option<Seen> { loaded.values.get(ev.value_key(kind)?).map(|x| x.seen()) };
     let established = |b: &&IdentityBaseline| b.established(t, settings.learning_ms, settings.learning_events);
     let own = loaded.identities.get(&id.key);
     let base = own.filter(established).or_else(|| {
@@ -99,7 +113,8 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
         let acct_events = account.map_or(0, |a| a.events);
         if let Some(asn) = ev.public_asn() {
             if !b.asns.contains_key(&asn) {
-                let seen = account.and_then(|a| a.asns.get(&asn));
+                let seen = value("asn");
+                let seen = seen.as_ref();
                 let org = ev
                     .network
                     .as_ref()
@@ -118,7 +133,8 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
         }
         if let Some(country) = ev.country() {
             if !b.countries.contains_key(country) {
-                let seen = account.and_then(|a| a.countries.get(country));
+                let seen = value("country");
+                let seen = seen.as_ref();
                 reason(
                     &mut reasons,
                     "new_country_for_identity",
@@ -130,9 +146,10 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
                 );
             }
         }
-        if let Some(family) = ev.user_agent.as_deref().and_then(agent::family) {
+        if let Some(family) = ev.prepared.agent_family.clone() {
             if !b.agents.contains_key(&family) {
-                let seen = account.and_then(|a| a.agents.get(&family));
+                let seen = value("agent");
+                let seen = seen.as_ref();
                 reason(
                     &mut reasons,
                     "new_user_agent_for_identity",
@@ -146,7 +163,8 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
         }
         if let Some(region) = ev.region.as_deref() {
             if !b.regions.contains_key(region) {
-                let seen = account.and_then(|a| a.regions.get(region));
+                let seen = value("region");
+                let seen = seen.as_ref();
                 reason(
                     &mut reasons,
                     "new_region_for_identity",
@@ -157,7 +175,8 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
         }
         match b.apis.get(&api) {
             None => {
-                let seen = account.and_then(|a| a.apis.get(&api));
+                let seen = value("api");
+                let seen = seen.as_ref();
                 let weight = if ev.read_only { 8.0 } else { 15.0 };
                 reason(
                     &mut reasons,
@@ -331,6 +350,12 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
         20.0,
         "a change of permissions",
     );
+    sensitive(
+        SHARING.contains(&name),
+        "data_sharing",
+        30.0,
+        "who may read a snapshot, image or bucket changed (how data is taken out of an account)",
+    );
 
     // Bursts, in the identity's own ten-minute window.
     let own = loaded
@@ -398,7 +423,7 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
 
     // A chain: what stands out soon after an anomaly of the same identity.
     let others: u32 = reasons.iter().map(|r| u32::from(r.points)).sum();
-    if let Some(open) = &own.incident {
+    if let Some(Some(open)) = loaded.incidents.get(&id.key) {
         if others >= 15 && t - open.last <= settings.incident_gap_ms {
             reason(
                 &mut reasons,
@@ -452,19 +477,19 @@ fn learn_identity(b: &mut IdentityBaseline, ev: &Observation, api: &str, family:
 /// Learns from `ev`: the identity's baseline, its role's, its account's, its access key's.
 pub fn learn(loaded: &mut Loaded, id: &Identity, ev: &Observation, t: i64) {
     let api = ev.api();
-    let family = ev.user_agent.as_deref().and_then(agent::family);
+    let family = ev.prepared.agent_family.as_deref();
     let own = loaded
         .identities
         .entry(id.key.clone())
         .or_insert_with(|| IdentityBaseline::new(t));
-    learn_identity(own, ev, &api, family.as_deref(), t);
+    learn_identity(own, ev, api, family, t);
     if let Some(parent) = &id.parent {
         let b = loaded
             .identities
             .entry(parent.clone())
             .or_insert_with(|| IdentityBaseline::new(t));
         // The role's window is never judged: keep it empty.
-        learn_identity(b, ev, &api, family.as_deref(), t);
+        learn_identity(b, ev, api, family, t);
     }
     if let Some(account) = &id.account {
         let a = loaded
@@ -472,19 +497,14 @@ pub fn learn(loaded: &mut Loaded, id: &Identity, ev: &Observation, t: i64) {
             .entry(account.clone())
             .or_insert_with(|| AccountBaseline::new(t));
         a.events += 1;
-        baseline::see(&mut a.identities, id.key.clone(), t, baseline::MAX_ACCOUNT_IDENTITIES);
-        baseline::see(&mut a.apis, api, t, baseline::MAX_ACCOUNT_APIS);
-        if let Some(asn) = ev.public_asn() {
-            baseline::see(&mut a.asns, asn, t, baseline::MAX_ACCOUNT_VALUES);
-        }
-        if let Some(c) = ev.country() {
-            baseline::see(&mut a.countries, c.to_owned(), t, baseline::MAX_ACCOUNT_VALUES);
-        }
-        if let Some(f) = family {
-            baseline::see(&mut a.agents, f, t, baseline::MAX_ACCOUNT_VALUES);
-        }
-        if let Some(r) = ev.region.as_deref() {
-            baseline::see(&mut a.regions, r.to_owned(), t, baseline::MAX_ACCOUNT_VALUES);
+        for (_, key) in &ev.prepared.values {
+            let v = loaded.values.entry(key.clone()).or_insert(AccountValue {
+                v: baseline::VERSION,
+                n: 0,
+                t,
+            });
+            v.n += 1;
+            v.t = v.t.max(t);
         }
     }
     if let (Some(key), Some(asn)) = (super::access_key(ev), ev.public_asn()) {

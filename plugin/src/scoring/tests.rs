@@ -50,6 +50,7 @@ fn call(kind: &str, arn: &str, source: &str, name: &str, t: i64) -> Observation 
         user_agent: Some("aws-cli/2.13.0 Python/3.11.4".into()),
         error_code: None,
         outcome: Outcome::Success,
+        prepared: Default::default(),
     }
 }
 
@@ -431,6 +432,12 @@ fn a_batch_asks_once_for_what_it_reads_and_scoring_is_deterministic() {
             "i/arn:aws:sts::111122223333:assumed-role/ci",
             "i/arn:aws:sts::111122223333:assumed-role/ci/build-1",
             "k/AKIABUILD-1",
+            "n/arn:aws:sts::111122223333:assumed-role/ci/build-1",
+            "v/111122223333/agent/aws-cli",
+            "v/111122223333/api/s3:ListBuckets",
+            "v/111122223333/asn/64500",
+            "v/111122223333/country/DE",
+            "v/111122223333/region/us-east-1",
         ]
     );
     let Step::Done(one) = batch.next(Vec::new()) else {
@@ -509,4 +516,88 @@ fn a_late_event_does_not_reset_the_burst_window() {
     let scored = host.score(events);
     assert_eq!(codes(&scored.verdicts[6]), vec!["denied_burst"]);
     assert!(scored.verdicts[..6].iter().all(|v| v.score == 0));
+}
+
+#[test]
+fn an_incident_links_anomalies_of_separate_batches() {
+    let mut host = Host::new();
+    host.learn_alice();
+    let t = T0 + 10 * DAY + 22 * HOUR;
+    let first = host.score(vec![from(
+        call("IAMUser", ALICE, "sts.amazonaws.com", "GetCallerIdentity", t),
+        64999,
+        "BR",
+    )]);
+    assert!(first.verdicts[0].anomalous && first.incidents.is_empty());
+    assert!(
+        host.entries.contains_key(&format!("n/{ALICE}")),
+        "the held incident is stored"
+    );
+    let stored: Option<super::baseline::OpenIncident> = super::baseline::read(&host.entries[&format!("n/{ALICE}")]);
+    assert!(stored.as_ref().is_some_and(|o| o.anomalies == 1), "{stored:?}");
+    let second = host.score(vec![from(
+        call("IAMUser", ALICE, "cloudtrail.amazonaws.com", "StopLogging", t + MINUTE),
+        64999,
+        "BR",
+    )]);
+    assert!(second.verdicts[0].anomalous, "{:?}", second.verdicts[0]);
+    let after: Option<super::baseline::OpenIncident> = super::baseline::read(&host.entries[&format!("n/{ALICE}")]);
+    assert_eq!(second.incidents.len(), 1, "{:?} {after:?}", second.incidents);
+    assert_eq!(second.incidents[0].anomalies, 2);
+}
+
+#[test]
+fn an_open_incident_round_trips() {
+    let o = super::baseline::OpenIncident {
+        id: "inc-1".into(),
+        remaining: 0.5,
+        top: (60, "x".into()),
+        ..Default::default()
+    };
+    let bytes = super::baseline::write(&o);
+    assert_eq!(super::baseline::read::<super::baseline::OpenIncident>(&bytes), Some(o));
+}
+
+#[test]
+fn how_the_account_uses_a_value_is_learned_across_batches() {
+    let mut host = Host::new();
+    let bob = "arn:aws:iam::111122223333:user/bob";
+    host.score(vec![call("IAMUser", bob, "ec2.amazonaws.com", "DescribeVpcs", T0)]);
+    host.score(vec![call(
+        "IAMUser",
+        bob,
+        "ec2.amazonaws.com",
+        "DescribeVpcs",
+        T0 + MINUTE,
+    )]);
+    let key = "v/111122223333/api/vpc:DescribeVpcs";
+    let value: Option<super::baseline::AccountValue> = super::baseline::read(&host.entries[key]);
+    assert_eq!(value.map(|v| v.n), Some(2));
+    // A network the account knows is not "new to the account too" for another identity.
+    host.learn_alice();
+    let t = T0 + 10 * DAY + 10 * HOUR;
+    host.score(vec![from(
+        call("IAMUser", bob, "ec2.amazonaws.com", "DescribeVpcs", t),
+        64999,
+        "BR",
+    )]);
+    let v = &host
+        .score(vec![from(
+            call(
+                "IAMUser",
+                ALICE,
+                "ec2.amazonaws.com",
+                "DescribeInstances",
+                t + 30 * MINUTE,
+            ),
+            64999,
+            "BR",
+        )])
+        .verdicts[0];
+    let asn = v
+        .reasons
+        .iter()
+        .find(|r| r.code == "new_asn_for_identity")
+        .expect("new network");
+    assert!(!asn.text.contains("new to the account"), "{}", asn.text);
 }
