@@ -868,3 +868,138 @@ async fn an_in_flight_cap_smaller_than_what_a_sink_gathers_slows_delivery_but_ne
     assert!(status.success());
     assert_eq!(ndjson_ids(&http), expected(&files));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anomalies_and_incidents_are_counted_by_severity_and_learned_with_the_checkpoint() {
+    let moto = Moto::start();
+    // The root user signing in to the console without MFA: an anomaly that is an incident by
+    // itself, with no baseline needed.
+    let record = r#"{"eventVersion":"1.09","userIdentity":{"type":"Root","principalId":"111122223333","arn":"arn:aws:iam::111122223333:root","accountId":"111122223333"},"eventTime":"2024-03-01T03:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.9","userAgent":"Mozilla/5.0","requestParameters":null,"responseElements":{"ConsoleLogin":"Success"},"additionalEventData":{"MFAUsed":"No"},"eventID":"root-login-1","readOnly":false,"eventType":"AwsConsoleSignIn","managementEvent":true,"recipientAccountId":"111122223333","eventCategory":"Management"}"#;
+    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240301T0300Z_root.json.gz";
+    let mut all = files(2, 5);
+    all.push(moto::LogFile {
+        key: key.into(),
+        body: common::gzip(format!(r#"{{"Records":[{record}]}}"#).as_bytes()),
+        ids: vec!["root-login-1".into()],
+    });
+    moto::seed(&moto.client("AKIDTEST", "secret"), BUCKET, &all).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("out.ndjson");
+    let sinks = format!("[[sinks]]\ntype = \"file\"\npath = \"{}\"\n", out.display());
+    let config = config(
+        dir.path(),
+        &moto,
+        &sinks,
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let child = trailwatch(&config, &["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        || get(port, "/healthz").0 == 200,
+        Duration::from_secs(60),
+        "the metrics endpoint",
+    );
+    wait_for(
+        || {
+            sample(
+                &scrape(port),
+                "trailwatch_files",
+                "trailwatch_files_total",
+                &[("result", "done")],
+            ) == all.len() as f64
+        },
+        Duration::from_secs(60),
+        "every file done",
+    );
+    let m = scrape(port);
+    assert_eq!(
+        sample(
+            &m,
+            "trailwatch_anomalies",
+            "trailwatch_anomalies_total",
+            &[("severity", "high")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&m, "trailwatch_anomalies", "trailwatch_anomalies_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "trailwatch_incidents",
+            "trailwatch_incidents_total",
+            &[("severity", "high"), ("change", "opened")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "trailwatch_incidents",
+            "trailwatch_incidents_total",
+            &[("severity", "high"), ("change", "closed")]
+        ),
+        1.0
+    );
+    sigterm(&child);
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(0));
+
+    let docs = common::lines(&std::fs::read(&out).unwrap());
+    let login = docs
+        .iter()
+        .find(|d| d["event_id"] == "root-login-1")
+        .expect("the sign-in");
+    assert_eq!(login["anomalous"], true, "{login}");
+    assert_eq!(login["severity"], "high");
+    let codes: Vec<&str> = login["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["console_login_without_mfa", "root_usage"]);
+    // Reported at once; closed by the sweep when a file of the next day moved event time on
+    // past the incident gap.
+    let incidents: Vec<&serde_json::Value> = docs.iter().filter(|d| d["kind"] == "incident").collect();
+    assert_eq!(incidents.len(), 2, "{incidents:#?}");
+    assert_eq!(incidents[0]["events"], serde_json::json!(["root-login-1"]));
+    assert_eq!(login["incident"], incidents[0]["incident_id"]);
+    assert_eq!(
+        (&incidents[0]["status"], &incidents[0]["revision"]),
+        (&serde_json::json!("open"), &serde_json::json!(1))
+    );
+    assert_eq!(
+        (&incidents[1]["status"], &incidents[1]["revision"]),
+        (&serde_json::json!("closed"), &serde_json::json!(2))
+    );
+    assert_eq!(incidents[0]["incident_id"], incidents[1]["incident_id"]);
+    // The other events are scored too, and not anomalous.
+    assert!(docs
+        .iter()
+        .filter(|d| d["kind"] == "event")
+        .all(|d| d["score"].is_u64()));
+    assert_eq!(docs.iter().filter(|d| d["anomalous"] == true).count(), 1);
+
+    // What scoring learned is in the state store, committed with the checkpoint.
+    let state_dir = dir.path().join("state");
+    let mut store = trailwatch::state::checkpoint::CheckpointStore::open(&state_dir).unwrap();
+    let checkpoint = store.load_existing().unwrap().expect("a checkpoint");
+    assert!(checkpoint.is_done(key));
+    let state =
+        trailwatch::score::state::ScoreState::on_disk(store.database().clone(), store.path().to_owned()).unwrap();
+    let root = "arn:aws:iam::111122223333:root";
+    let got = state.get(&[format!("i/{root}"), format!("n/{root}")]).unwrap();
+    let keys: Vec<&str> = got.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [format!("i/{root}")],
+        "the root's baseline; its incident closed and gone"
+    );
+}
