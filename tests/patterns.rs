@@ -29,17 +29,7 @@ fn replay(paths: &[&Path], dbs: &(PathBuf, PathBuf), extra: &[&str]) -> Replayed
     let out = common::replay(&args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
-    let mut events = Vec::new();
-    let mut incidents = BTreeMap::new();
-    for d in common::lines(&out.stdout) {
-        match d["kind"].as_str() {
-            Some("event") => events.push(d),
-            Some("incident") => {
-                incidents.insert(d["incident_id"].as_str().unwrap().to_owned(), d);
-            }
-            other => panic!("unexpected document kind {other:?}"),
-        }
-    }
+    let (events, incidents) = common::events_and_incidents(&out.stdout);
     Replayed {
         events,
         incidents,

@@ -1002,4 +1002,33 @@ async fn anomalies_and_incidents_are_counted_by_severity_and_learned_with_the_ch
         [format!("i/{root}")],
         "the root's baseline; its incident closed and gone"
     );
+    // The report's entries commit with them: `trailwatch report` shows the closed incident
+    // and the anomaly, once each.
+    drop((state, store));
+    let page = dir.path().join("report.html");
+    let out = common::bin()
+        .args([
+            "report",
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "--out",
+            page.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let id = incidents[1]["incident_id"].as_str().unwrap();
+    assert_eq!(html.matches(&format!("data-incident=\"{id}\"")).count(), 1);
+    assert!(html.contains("<span class=\"status closed\">closed</span>"));
+    assert!(
+        html.contains("<b id=\"n-anomalies\">1</b>"),
+        "one anomaly, counted once"
+    );
+    assert_eq!(
+        html.matches(&format!("<tr data-event=\"{}\"", login["event_id"].as_str().unwrap()))
+            .count(),
+        2,
+        "in the incident and the top anomalies"
+    );
 }

@@ -92,6 +92,23 @@ pub enum Command {
         /// config's [scoring] enabled].
         #[arg(long)]
         no_scoring: bool,
+        /// Also write the report (an HTML page: where activity came from, identities, top
+        /// anomalies, incidents) of what was scored to this file.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
+    },
+    /// Write the report of what a state directory's scores gathered: one HTML page that opens
+    /// without a network (a world map of where activity came from with the anomalous sources
+    /// marked, each identity's activity per day, the top anomalies with their reasons, each
+    /// incident as a chain of events on a timeline with its ATT&CK tactics).
+    Report {
+        /// The state directory of a `replay --state-dir` or of `run` [default: the config's
+        /// [state] dir].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE.html")]
+        out: PathBuf,
     },
     /// Follow the trail bucket (see the config file's [source]) and write every event.
     Run {
@@ -234,6 +251,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    // The report reads the state store only: no plugin needed.
+    if let Command::Report { state_dir, out } = &cli.command {
+        let dir = state_dir.clone().unwrap_or_else(|| config.state.dir.clone());
+        let (identities, incidents) = crate::report::write_from_state_dir(&dir, out)?;
+        eprintln!(
+            "wrote {} ({identities} identities, {incidents} incidents)",
+            out.display()
+        );
+        if identities == 0 {
+            eprintln!(
+                "nothing scored is recorded in {} yet: the report is empty",
+                dir.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if cli.no_builtin_plugin {
         config.plugin.builtin = false;
     }
@@ -264,6 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         );
     }
     match cli.command {
+        Command::Report { .. } => unreachable!("handled before the plugin is loaded"),
         Command::Run { once } => crate::run::run(
             config,
             search,
@@ -398,6 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             country_database,
             state_dir,
             no_scoring,
+            report,
         } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             let networks = crate::networks::Networks::open(
@@ -414,6 +449,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 networks,
                 scoring: if no_scoring { None } else { config.scoring.settings() },
                 state_dir,
+                report,
             };
             let sink: Box<dyn crate::sink::Sink> = match output {
                 Some(path) => Box::new(

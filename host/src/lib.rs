@@ -35,6 +35,7 @@ pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod score;

@@ -156,6 +156,28 @@ pub fn lines(stdout: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Parses NDJSON output into its event documents and the last revision of each incident, by
+/// id.
+pub fn events_and_incidents(
+    stdout: &[u8],
+) -> (
+    Vec<serde_json::Value>,
+    std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    let mut events = Vec::new();
+    let mut incidents = std::collections::BTreeMap::new();
+    for d in lines(stdout) {
+        match d["kind"].as_str() {
+            Some("event") => events.push(d),
+            Some("incident") => {
+                incidents.insert(d["incident_id"].as_str().unwrap().to_owned(), d);
+            }
+            other => panic!("unexpected document kind {other:?}"),
+        }
+    }
+    (events, incidents)
+}
+
 /// gzip of `data`.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;

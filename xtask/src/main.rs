@@ -19,6 +19,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod networks;
+mod world;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -77,15 +78,17 @@ fn main() -> Result<()> {
             println!("{}", text.lines().next().unwrap_or("(none)"));
             Ok(())
         }
+        Some("world-map") => world::write(&root.join("target/world-map"), &root.join("host/src/report/world.tsv")),
         Some("test") => {
             ensure_moto()?;
+            ensure_chromium()?;
             build_plugins(&root)?;
             let extra: Vec<String> = std::env::args().skip(2).collect();
             let mut args = vec!["test", "--workspace"];
             args.extend(extra.iter().map(String::as_str));
             run(&root, "cargo", &args)
         }
-        _ => bail!("usage: cargo run -p xtask -- plugins [--sign KEY] | keygen DIR [--unencrypted] | demo | test [cargo test args]"),
+        _ => bail!("usage: cargo run -p xtask -- plugins [--sign KEY] | keygen DIR [--unencrypted] | demo | world-map | test [cargo test args]"),
     }
 }
 
@@ -199,12 +202,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
 const MOTO_VERSION: &str = "5.2.5";
 
 /// What the test receivers need: the OTLP protobuf JSON mapping (the OTLP receiver decodes every
-/// request with it), the Prometheus project's parser (metrics scrapes) and a JSON Schema
-/// validator (the output documents).
-const TEST_PACKAGES: [&str; 3] = [
+/// request with it), the Prometheus project's parser (metrics scrapes), a JSON Schema
+/// validator (the output documents) and Playwright (drives Debian's Chromium for the report;
+/// its own browser downloads are not used).
+const TEST_PACKAGES: [&str; 4] = [
     "opentelemetry-proto==1.45.2",
     "prometheus_client==0.26.0",
     "jsonschema==4.26.0",
+    "playwright==1.58.0",
 ];
 
 /// Installs moto's server (the AWS-compatible endpoint the end-to-end tests start on
@@ -212,7 +217,7 @@ const TEST_PACKAGES: [&str; 3] = [
 fn ensure_moto() -> Result<()> {
     let check = format!(
         "import moto, moto.server, flask, flask_cors, importlib.metadata as m; assert moto.__version__ == '{MOTO_VERSION}'; \
-         import opentelemetry.proto.collector.logs.v1.logs_service_pb2, prometheus_client.openmetrics.parser, jsonschema; \
+         import opentelemetry.proto.collector.logs.v1.logs_service_pb2, prometheus_client.openmetrics.parser, jsonschema, playwright.sync_api; \
          assert all(m.version(p.split('==')[0]) == p.split('==')[1] for p in {TEST_PACKAGES:?})"
     );
     let present = Command::new("python3")
@@ -234,11 +239,40 @@ fn ensure_moto() -> Result<()> {
             TEST_PACKAGES[0],
             TEST_PACKAGES[1],
             TEST_PACKAGES[2],
+            TEST_PACKAGES[3],
         ])
         .status()
         .context("running pip")?;
     if !status.success() {
         bail!("pip install 'moto[server]' and the test receivers' packages failed ({status})");
+    }
+    Ok(())
+}
+
+/// Installs Debian's Chromium (the report's browser test opens the page in it) when missing.
+fn ensure_chromium() -> Result<()> {
+    if Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let apt = |args: &[&str]| -> Result<bool> {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        Ok(c.status().context("running apt-get")?.success())
+    };
+    let install = ["install", "-y", "-q", "--no-install-recommends", "chromium"];
+    let installed = apt(&install)? || (apt(&["update", "-q"])? && apt(&install)?);
+    if !installed {
+        bail!("apt-get install chromium failed: the report's browser test needs /usr/bin/chromium");
     }
     Ok(())
 }

@@ -57,7 +57,7 @@ pub fn install(dir: &Path) -> Result<(PathBuf, PathBuf)> {
 
 /// Downloads the tarball at `url` and extracts `members` into `dir` (Python's standard library:
 /// the one tool the README asks a fresh machine for besides Rust).
-fn fetch(url: &str, members: &[&str], dir: &Path) -> Result<()> {
+pub(crate) fn fetch(url: &str, members: &[&str], dir: &Path) -> Result<()> {
     const SCRIPT: &str = r#"
 import io, os, sys, tarfile, urllib.request
 url, out, members = sys.argv[1], sys.argv[2], sys.argv[3:]

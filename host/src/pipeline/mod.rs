@@ -110,7 +110,10 @@ pub struct Ledger {
     checkpoint: Checkpoint,
     unrecorded: Vec<Change>,
     scoring: Option<Arc<Mutex<ScoreState>>>,
-    scoring_unrecorded: Vec<(u64, Vec<ScoreWrite>)>,
+    /// The report's entries (gathered from the scores), committed alike.
+    report: Option<Arc<Mutex<ScoreState>>>,
+    /// Per file: scoring's writes and the report's.
+    scoring_unrecorded: Vec<(u64, Vec<ScoreWrite>, Vec<ScoreWrite>)>,
 }
 
 impl Ledger {
@@ -122,6 +125,7 @@ impl Ledger {
             checkpoint,
             unrecorded: Vec::new(),
             scoring: None,
+            report: None,
             scoring_unrecorded: Vec::new(),
         })
     }
@@ -133,6 +137,7 @@ impl Ledger {
             checkpoint: Checkpoint::default(),
             unrecorded: Vec::new(),
             scoring: None,
+            report: None,
             scoring_unrecorded: Vec::new(),
         }
     }
@@ -143,10 +148,11 @@ impl Ledger {
         self
     }
 
-    /// Notes what file `file` taught scoring, recorded at the next `commit`.
-    pub fn learned(&mut self, file: u64, writes: Vec<ScoreWrite>) {
+    /// Notes what file `file` taught scoring (and added to the report), recorded at the next
+    /// `commit`.
+    pub fn learned(&mut self, file: u64, writes: Vec<ScoreWrite>, report: Vec<ScoreWrite>) {
         if self.scoring.is_some() {
-            self.scoring_unrecorded.push((file, writes));
+            self.scoring_unrecorded.push((file, writes, report));
         }
     }
 
@@ -154,6 +160,9 @@ impl Ledger {
     /// there was any.
     pub fn forget_unrecorded_scoring(&mut self) -> bool {
         self.scoring_unrecorded.clear();
+        if let Some(report) = &self.report {
+            report.lock().unwrap_or_else(|p| p.into_inner()).abandon();
+        }
         match &self.scoring {
             Some(state) => state.lock().unwrap_or_else(|p| p.into_inner()).abandon(),
             None => false,
@@ -184,18 +193,31 @@ impl Ledger {
                 let writes: Vec<ScoreWrite> = self
                     .scoring_unrecorded
                     .iter()
-                    .flat_map(|(_, w)| w.iter().cloned())
+                    .flat_map(|(_, w, _)| w.iter().cloned())
                     .collect();
-                // On failure nothing was written: both stay to be recorded at the next commit.
-                store.record_with(&self.checkpoint, &self.unrecorded, &writes)?;
+                let report: Vec<ScoreWrite> = self
+                    .scoring_unrecorded
+                    .iter()
+                    .flat_map(|(_, _, r)| r.iter().cloned())
+                    .collect();
+                // On failure nothing was written: all stay to be recorded at the next commit.
+                store.record_with(&self.checkpoint, &self.unrecorded, &writes, &report)?;
             }
             (None, Some(state)) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
                 while !self.scoring_unrecorded.is_empty() {
-                    let (file, writes) = self.scoring_unrecorded.remove(0);
+                    let (file, writes, report) = self.scoring_unrecorded.remove(0);
                     if let Err(e) = state.commit_alone(file, writes.clone()) {
-                        self.scoring_unrecorded.insert(0, (file, writes));
+                        self.scoring_unrecorded.insert(0, (file, writes, report));
                         return Err(e.into());
+                    }
+                    // The report is what the replay shows at its end; what it could not keep
+                    // is said, and scoring goes on.
+                    if let Some(r) = &self.report {
+                        let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Err(e) = r.commit_alone(file, report) {
+                            tracing::error!(error = %e, "the report's entries were not kept");
+                        }
                     }
                 }
                 self.unrecorded.clear();
@@ -207,8 +229,15 @@ impl Ledger {
         self.unrecorded.clear();
         if let Some(state) = &self.scoring {
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-            for (file, writes) in learned {
+            let mut report = self
+                .report
+                .as_ref()
+                .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()));
+            for (file, writes, entries) in learned {
                 state.committed(file, writes);
+                if let Some(r) = report.as_mut() {
+                    r.committed(file, entries);
+                }
             }
         }
         Ok(())
@@ -303,6 +332,7 @@ pub struct Pipeline {
     dedup: Option<Arc<dedup::Dedup>>,
     /// What scoring learned, when events are scored.
     scoring_state: Option<Arc<Mutex<ScoreState>>>,
+    report_state: Option<Arc<Mutex<ScoreState>>>,
     /// The scorer, between cycles (the writer has it during one).
     scorer: Option<Scorer>,
 }
@@ -338,6 +368,7 @@ impl Pipeline {
                 .map(|(window, max)| Arc::new(dedup::Dedup::new(window, max))),
             settings,
             scoring_state: None,
+            report_state: None,
             scorer: None,
         }
     }
@@ -348,9 +379,25 @@ impl Pipeline {
         if self.settings.scoring.is_none() {
             return;
         }
+        let report = state.lock().unwrap_or_else(|p| p.into_inner()).report();
+        match report {
+            Ok(r) => {
+                let r = Arc::new(Mutex::new(r));
+                self.ledger.report = Some(r.clone());
+                self.report_state = Some(r);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the report's entries cannot be kept; events are scored all the same")
+            }
+        }
         self.ledger.scoring = Some(state.clone());
         self.scoring_state = Some(state);
         self.scorer = self.new_scorer();
+    }
+
+    /// The report's entries, when events are scored.
+    pub fn report_state(&self) -> Option<&Arc<Mutex<ScoreState>>> {
+        self.report_state.as_ref()
     }
 
     fn new_scorer(&self) -> Option<Scorer> {
@@ -359,7 +406,12 @@ impl Pipeline {
             tracing::warn!(plugin = %self.runtime.plugin().path.display(), "the plugin in use does not score events (no trailwatch:plugin/scoring): events go out without scores");
             return None;
         }
-        Some(Scorer::new(self.runtime.clone(), settings, state.clone()))
+        Some(Scorer::new(
+            self.runtime.clone(),
+            settings,
+            state.clone(),
+            self.report_state.clone(),
+        ))
     }
 
     /// Whether events are scored (with the plugin in use).
@@ -755,7 +807,7 @@ impl Cycle<'_> {
         let m = &self.p.metrics;
         // What the file taught scoring commits with it, however its reading ended: a failed
         // file's events before the failure were scored and are not read again.
-        if let Some(FileScoring { writes, tally }) = scoring {
+        if let Some(FileScoring { writes, report, tally }) = scoring {
             if end != ReadEnd::Interrupted {
                 for (severity, n) in &tally.anomalies {
                     m.anomalies(severity, *n);
@@ -768,7 +820,7 @@ impl Cycle<'_> {
                 }
                 self.report.anomalies += tally.anomalies.values().sum::<u64>();
                 self.report.incidents += tally.incidents.values().sum::<u64>();
-                self.p.ledger.learned(seq, writes);
+                self.p.ledger.learned(seq, writes, report);
             }
         }
         for (metric, n) in &stats.metrics {

@@ -41,6 +41,8 @@ pub struct ReplayOptions {
     pub scoring: Option<crate::score::Scoring>,
     /// Where baselines are kept across replays (`None`: in memory, this replay only).
     pub state_dir: Option<PathBuf>,
+    /// Write the report page here at the end.
+    pub report: Option<PathBuf>,
 }
 
 /// A local file as the pipeline's work: opened when its turn comes, read as the plugin pulls.
@@ -138,6 +140,10 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
     if let Some(state) = state {
         pipeline.score_with(Arc::new(Mutex::new(state)));
     }
+    let report_state = pipeline.report_state().cloned();
+    if options.report.is_some() && (options.scoring.is_none() || !pipeline.scores()) {
+        anyhow::bail!("--report needs events scored: scoring is off or the plugin in use does not score");
+    }
     let scoring = match (&options.scoring, pipeline.scores()) {
         (None, _) => Some("scoring is off".to_owned()),
         (Some(_), false) => Some("the plugin in use does not export trailwatch:plugin/scoring".to_owned()),
@@ -176,8 +182,17 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         bar.finish_and_clear();
     }
     drop(pipeline);
-    drop(lock);
     let report = outcome.context("writing the output")?;
+    if let (Some(out), Some(state)) = (&options.report, &report_state) {
+        let state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let data = crate::report::ReportData::load(&state)?;
+        let origin = match &options.state_dir {
+            Some(dir) => format!("a replay with the state directory {}", dir.display()),
+            None => "a replay".to_owned(),
+        };
+        crate::report::write_page(&data, &origin, out)?;
+    }
+    drop(lock);
     let mut summary = Arc::try_unwrap(summary)
         .ok()
         .and_then(|m| m.into_inner().ok())

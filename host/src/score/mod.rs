@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::output::scoring::{change_kind, severity, write_incident, write_verdict};
+use crate::report::Gathered;
 use crate::runtime::bindings::scoring::{Incident, Observation, Settings};
 use crate::runtime::scoring::{ScoringError, ScoringSession};
 use crate::runtime::PluginRuntime;
@@ -103,6 +104,8 @@ pub struct Tally {
 #[derive(Debug, Default)]
 pub struct FileScoring {
     pub writes: Vec<Write>,
+    /// What it added to the report's entries.
+    pub report: Vec<Write>,
     pub tally: Tally,
 }
 
@@ -120,6 +123,9 @@ pub struct Scorer {
     session: Option<ScoringSession>,
     settings: Settings,
     state: Arc<Mutex<ScoreState>>,
+    /// The report's entries, and what each file not yet taken added to them.
+    report: Option<Arc<Mutex<ScoreState>>>,
+    gathered: BTreeMap<u64, Gathered>,
     /// Each uncommitted file's tally.
     tallies: BTreeMap<u64, Tally>,
     /// The latest event time seen, and when the sweep last ran (event time).
@@ -129,12 +135,19 @@ pub struct Scorer {
 }
 
 impl Scorer {
-    pub fn new(runtime: Arc<PluginRuntime>, scoring: &Scoring, state: Arc<Mutex<ScoreState>>) -> Self {
+    pub fn new(
+        runtime: Arc<PluginRuntime>,
+        scoring: &Scoring,
+        state: Arc<Mutex<ScoreState>>,
+        report: Option<Arc<Mutex<ScoreState>>>,
+    ) -> Self {
         Scorer {
             runtime,
             session: None,
             settings: scoring.wit(),
             state,
+            report,
+            gathered: BTreeMap::new(),
             tallies: BTreeMap::new(),
             clock_ms: None,
             swept_ms: None,
@@ -194,6 +207,11 @@ impl Scorer {
         };
         self.lock()
             .stage(file, scored.writes.into_iter().map(|w| (w.key, w.value)).collect());
+        if self.report.is_some() {
+            let g = self.gathered.entry(file).or_default();
+            g.events(&input.observations, &scored.verdicts);
+            g.incidents(&scored.incidents);
+        }
         let mut out = Vec::with_capacity(bytes.len() + 160 * ends.len());
         let mut new_ends = Vec::with_capacity(ends.len() + scored.incidents.len());
         let tally = self.tallies.entry(file).or_default();
@@ -300,6 +318,9 @@ impl Scorer {
         if closed.is_empty() {
             return None;
         }
+        if self.report.is_some() {
+            self.gathered.entry(file).or_default().incidents(&closed);
+        }
         let tally = self.tallies.entry(file).or_default();
         let mut out = Vec::new();
         let mut ends = Vec::new();
@@ -321,13 +342,28 @@ impl Scorer {
         self.forgot_ms = None;
         self.clock_ms = None;
         self.tallies.clear();
+        self.gathered.clear();
     }
 
     /// What file `file` learned and counted, to commit with it.
     pub fn take(&mut self, file: u64) -> FileScoring {
         let writes = self.lock().take(file);
+        let gathered = self.gathered.remove(&file);
+        let report = match (&self.report, gathered) {
+            (Some(state), Some(g)) => {
+                let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                // The report is a view: a store that cannot be read leaves this file out of
+                // it (said), the scores go on.
+                g.merge(&mut state, file).unwrap_or_else(|e| {
+                    tracing::error!(file, error = %e, "the report's entries cannot be read; this file is left out of the report");
+                    Vec::new()
+                })
+            }
+            _ => Vec::new(),
+        };
         FileScoring {
             writes,
+            report,
             tally: self.tallies.remove(&file).unwrap_or_default(),
         }
     }

@@ -12,12 +12,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 
 use crate::runtime::bindings::scoring::Entry;
 
+/// A table of entries: key → bytes.
+pub type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
 /// Scoring's entries in the state store: key → the plugin's bytes.
-pub const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("scoring");
+pub const TABLE: Table = TableDefinition::new("scoring");
+
+/// What the report shows, gathered from the scores (`crate::report`): key → JSON.
+pub const REPORT_TABLE: Table = TableDefinition::new("report");
 
 /// An entry to store (`Some`) or remove (`None`).
 pub type Write = (String, Option<Vec<u8>>);
@@ -59,8 +65,9 @@ enum Committed {
     Memory(BTreeMap<String, Vec<u8>>),
 }
 
-/// Scoring's entries, committed and pending.
+/// Entries of one table (scoring's, or the report's), committed and pending.
 pub struct ScoreState {
+    table: Table,
     committed: Committed,
     /// The latest value of each key some file not yet committed wrote, with that file.
     pending: HashMap<String, (u64, Option<Vec<u8>>)>,
@@ -72,6 +79,7 @@ impl ScoreState {
     /// Entries kept in memory only.
     pub fn in_memory() -> Self {
         ScoreState {
+            table: TABLE,
             committed: Committed::Memory(BTreeMap::new()),
             pending: HashMap::new(),
             deltas: BTreeMap::new(),
@@ -80,15 +88,36 @@ impl ScoreState {
 
     /// Entries in the state store `db` (at `path`, for messages).
     pub fn on_disk(db: Arc<Database>, path: PathBuf) -> Result<Self, StateError> {
+        Self::on_disk_table(db, path, TABLE)
+    }
+
+    fn on_disk_table(db: Arc<Database>, path: PathBuf, table: Table) -> Result<Self, StateError> {
         // The table exists from the start, so that reads need not tell "no table" apart.
         let tx = db.begin_write().map_err(|e| StateError::new(&path, e))?;
-        tx.open_table(TABLE).map_err(|e| StateError::new(&path, e))?;
+        tx.open_table(table).map_err(|e| StateError::new(&path, e))?;
         tx.commit().map_err(|e| StateError::new(&path, e))?;
         Ok(ScoreState {
+            table,
             committed: Committed::Disk { db, path },
             pending: HashMap::new(),
             deltas: BTreeMap::new(),
         })
+    }
+
+    /// The report's entries, where these are: the same store, or memory.
+    pub fn report(&self) -> Result<Self, StateError> {
+        match &self.committed {
+            Committed::Disk { db, path } => Self::on_disk_table(db.clone(), path.clone(), REPORT_TABLE),
+            Committed::Memory(_) => Ok(ScoreState {
+                table: REPORT_TABLE,
+                ..Self::in_memory()
+            }),
+        }
+    }
+
+    /// The table its entries are in.
+    pub fn table(&self) -> Table {
+        self.table
     }
 
     /// The database, when on disk (to commit with the checkpoint).
@@ -128,7 +157,7 @@ impl ScoreState {
                 if !rest.is_empty() {
                     let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
                     let tx = db.begin_read().map_err(|e| err(&e))?;
-                    let table = tx.open_table(TABLE).map_err(|e| err(&e))?;
+                    let table = tx.open_table(self.table).map_err(|e| err(&e))?;
                     for key in rest {
                         if let Some(v) = table.get(key.as_str()).map_err(|e| err(&e))? {
                             out.push(Entry {
@@ -172,7 +201,7 @@ impl ScoreState {
             Committed::Disk { db, path } => {
                 let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
                 let tx = db.begin_read().map_err(|e| err(&e))?;
-                let table = tx.open_table(TABLE).map_err(|e| err(&e))?;
+                let table = tx.open_table(self.table).map_err(|e| err(&e))?;
                 for item in table.range::<&str>(bound).map_err(|e| err(&e))?.take(max) {
                     let (k, v) = item.map_err(|e| err(&e))?;
                     if !k.value().starts_with(prefix) {
@@ -236,7 +265,7 @@ impl ScoreState {
         if let Committed::Disk { db, path } = &self.committed {
             let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
             let tx = db.begin_write().map_err(|e| err(&e))?;
-            write_all(&tx, &writes).map_err(|e| err(&e))?;
+            write_all(&tx, self.table, &writes).map_err(|e| err(&e))?;
             tx.commit().map_err(|e| err(&e))?;
         }
         self.committed(file, writes);
@@ -251,30 +280,11 @@ impl ScoreState {
         self.deltas.clear();
         any
     }
-
-    /// Entries committed (for tests and the report).
-    pub fn len(&self) -> Result<u64, StateError> {
-        match &self.committed {
-            Committed::Memory(m) => Ok(m.len() as u64),
-            Committed::Disk { db, path } => {
-                let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
-                let tx = db.begin_read().map_err(|e| err(&e))?;
-                let table = tx.open_table(TABLE).map_err(|e| err(&e))?;
-                table.len().map_err(|e| err(&e))
-            }
-        }
-    }
-
-    /// Whether no entry is committed.
-    pub fn is_empty(&self) -> Result<bool, StateError> {
-        Ok(self.len()? == 0)
-    }
 }
 
-/// Writes `writes` into the scoring table within `tx` (the checkpoint's transaction, or one of
-/// its own).
-pub fn write_all(tx: &redb::WriteTransaction, writes: &[Write]) -> Result<(), redb::Error> {
-    let mut table = tx.open_table(TABLE)?;
+/// Writes `writes` into `table` within `tx` (the checkpoint's transaction, or one of its own).
+pub fn write_all(tx: &redb::WriteTransaction, table: Table, writes: &[Write]) -> Result<(), redb::Error> {
+    let mut table = tx.open_table(table)?;
     for (k, v) in writes {
         match v {
             Some(v) => {

@@ -464,10 +464,10 @@ impl CheckpointStore {
 
     /// Makes `changes` durable.
     pub fn record(&mut self, cp: &Checkpoint, changes: &[Change]) -> Result<(), CheckpointError> {
-        self.record_with(cp, changes, &[])
+        self.record_with(cp, changes, &[], &[])
     }
 
-    /// Makes `changes` and scoring's `writes` durable in one transaction. `cp` is the
+    /// Makes `changes`, scoring's `writes` and the report's in one transaction. `cp` is the
     /// checkpoint with the changes made; it becomes the new snapshot when the journal has grown
     /// long enough.
     pub fn record_with(
@@ -475,8 +475,9 @@ impl CheckpointStore {
         cp: &Checkpoint,
         changes: &[Change],
         writes: &[ScoreWrite],
+        report: &[ScoreWrite],
     ) -> Result<(), CheckpointError> {
-        if changes.is_empty() && writes.is_empty() {
+        if changes.is_empty() && writes.is_empty() && report.is_empty() {
             return Ok(());
         }
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -497,7 +498,8 @@ impl CheckpointStore {
                         .map_err(|e| self.err(e))?;
                 }
             }
-            scoring::write_all(&tx, writes).map_err(|e| self.err(e))?;
+            scoring::write_all(&tx, scoring::TABLE, writes).map_err(|e| self.err(e))?;
+            scoring::write_all(&tx, scoring::REPORT_TABLE, report).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         if compact {
@@ -560,7 +562,12 @@ mod tests {
             let mut cp = store.load("b").unwrap();
             done("k1").apply(&mut cp);
             store
-                .record_with(&cp, &[done("k1")], &[("i/alice".into(), Some(b"{}".to_vec()))])
+                .record_with(
+                    &cp,
+                    &[done("k1")],
+                    &[("i/alice".into(), Some(b"{}".to_vec()))],
+                    &[("a".into(), Some(b"[]".to_vec()))],
+                )
                 .unwrap();
             commit(&mut store, &mut cp, &[done("k2"), Change::Started { ms: 7 }]);
             assert_eq!(store.journal_rows().unwrap(), 3);
@@ -574,7 +581,13 @@ mod tests {
         let got = state.get(&["i/alice".into(), "i/bob".into()]).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].value, b"{}");
-        drop(state);
+        let report = state.report().unwrap();
+        assert_eq!(report.get(&["a".into()]).unwrap()[0].value, b"[]");
+        assert!(
+            report.get(&["i/alice".into()]).unwrap().is_empty(),
+            "each table holds its own"
+        );
+        drop((state, report));
         // Appending goes on after the rows replayed.
         let mut cp = cp;
         commit(&mut store, &mut cp, &[done("k3")]);
