@@ -45,19 +45,7 @@ fn without_header_line(page: &str) -> String {
     format!("{}{}", &page[..start], &page[end..])
 }
 
-/// `trailwatch report --state-dir <state> --out <page>`.
-fn report(state: &Path, page: &Path) -> std::process::Output {
-    common::bin()
-        .args([
-            "report",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--out",
-            page.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap()
-}
+use common::report;
 
 struct Scored {
     events: Vec<Value>,
@@ -98,6 +86,7 @@ fn a_scenarios_report_opens_in_chromium_with_its_map_identities_anomalies_and_in
     let first = scored.incidents.values().next().unwrap();
     let filter = first["identity"].as_str().unwrap();
     let seen = browse(&page, &shot, Some(filter));
+    let by_country = &seen["by_country"];
 
     // It loads without errors and asks nothing of the network.
     assert_eq!(seen["title"], "trailwatch report");
@@ -196,6 +185,18 @@ fn a_scenarios_report_opens_in_chromium_with_its_map_identities_anomalies_and_in
     assert!(filtered.iter().all(|row| row.contains(filter)), "{filtered:#?}");
     assert_eq!(filtered.len(), expected);
 
+    // A country's dot shows the anomalies from there, and those only.
+    let cc = by_country["cc"].as_str().expect("a dot was clicked");
+    let from_there = anomalous
+        .iter()
+        .filter(|e| e["source_network"]["country"] == cc)
+        .count()
+        .min(100);
+    assert!(from_there > 0);
+    let rows = strings(&by_country["rows"]);
+    assert_eq!(rows.len(), from_there, "{by_country:#}");
+    assert!(rows.iter().all(|r| r == cc), "{by_country:#}");
+
     // The screenshot is in the artefacts.
     let png = std::fs::read(&shot).expect("screenshot written");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -229,7 +230,8 @@ fn report_reads_what_a_replays_state_directory_kept() {
         std::fs::read_to_string(&during).unwrap(),
         std::fs::read_to_string(&after).unwrap(),
     );
-    assert!(after_page.contains("the state directory"));
+    assert!(after_page.contains(&format!("from the state directory {}.", state.display())));
+    assert!(during_page.contains(&format!("from a replay with the state directory {}.", state.display())));
     assert_eq!(without_header_line(&after_page), without_header_line(&during_page));
 
     // A state directory in use is refused (it would be read half-written), naming it.

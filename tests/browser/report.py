@@ -68,6 +68,17 @@ with sync_playwright() as p:
         },
     }
     page.screenshot(path=shot, full_page=True)
+    # A click on the first anomalous country's dot: the anomaly rows left are that country's.
+    dot = page.locator("svg.world circle.hot").first
+    if dot.count():
+        cc = dot.get_attribute("data-cc")
+        dot.dispatch_event("click")
+        result["by_country"] = {
+            "cc": cc,
+            "rows": page.eval_on_selector_all(
+                "#anomaly-table tbody tr[data-event]", "rows => rows.filter(r => !r.hidden).map(r => r.dataset.cc)"
+            ),
+        }
     if filter_text is not None:
         page.fill("input[data-table=anomaly-table]", filter_text)
         result["filtered"] = page.eval_on_selector_all(

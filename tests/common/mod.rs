@@ -156,6 +156,20 @@ pub fn lines(stdout: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `trailwatch report --state-dir <state> --out <page>`.
+pub fn report(state: &Path, page: &Path) -> Output {
+    bin()
+        .args([
+            "report",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--out",
+            page.to_str().unwrap(),
+        ])
+        .output()
+        .expect("running trailwatch report")
+}
+
 /// Parses NDJSON output into its event documents and the last revision of each incident, by
 /// id.
 pub fn events_and_incidents(

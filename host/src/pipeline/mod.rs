@@ -211,12 +211,12 @@ impl Ledger {
                         self.scoring_unrecorded.insert(0, (file, writes, report));
                         return Err(e.into());
                     }
-                    // The report is what the replay shows at its end; what it could not keep
-                    // is said, and scoring goes on.
                     if let Some(r) = &self.report {
                         let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Err(e) = r.commit_alone(file, report) {
-                            tracing::error!(error = %e, "the report's entries were not kept");
+                        // Scoring's part is committed: the report's alone is tried again.
+                        if let Err(e) = r.commit_alone(file, report.clone()) {
+                            self.scoring_unrecorded.insert(0, (file, Vec::new(), report));
+                            return Err(e.into());
                         }
                     }
                 }

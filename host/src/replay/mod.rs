@@ -144,6 +144,9 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
     if options.report.is_some() && (options.scoring.is_none() || !pipeline.scores()) {
         anyhow::bail!("--report needs events scored: scoring is off or the plugin in use does not score");
     }
+    if options.report.is_some() && report_state.is_none() {
+        anyhow::bail!("--report: the report's entries cannot be kept (see the error above)");
+    }
     let scoring = match (&options.scoring, pipeline.scores()) {
         (None, _) => Some("scoring is off".to_owned()),
         (Some(_), false) => Some("the plugin in use does not export trailwatch:plugin/scoring".to_owned()),

@@ -23,6 +23,8 @@ const TACTICS: [(&str, &str, &str); 8] = [
     ("exfiltration", "TA0010", "Exfiltration"),
     ("impact", "TA0040", "Impact"),
 ];
+/// Incidents drawn in full (the strongest); the others are listed.
+const INCIDENTS_SHOWN: usize = 100;
 /// Identities shown in the activity table (those with anomalies first).
 const IDENTITIES_SHOWN: usize = 40;
 /// Networks listed under the map.
@@ -46,9 +48,12 @@ fn esc(text: &str) -> String {
     out
 }
 
+/// The last instant humantime writes (9999-12-31T23:59:59.999Z): later times are shown as it.
+const LAST_MS: i64 = 253_402_300_799_999;
+
 /// `2024-03-01 14:05:09 UTC`.
 fn time(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.clamp(0, LAST_MS) as u64);
     let s = humantime::format_rfc3339_seconds(t).to_string();
     format!("{} UTC", s.trim_end_matches('Z').replace('T', " "))
 }
@@ -147,7 +152,7 @@ pub fn render(data: &ReportData, generated_ms: i64, origin: &str) -> String {
     );
     incidents(&mut h, &data.incidents);
     map(&mut h, &data.sources);
-    identities(&mut h, &data.identities);
+    identities(&mut h, &data.identities, generated_ms);
     top_anomalies(&mut h, &data.anomalies);
     let _ = write!(
         h,
@@ -164,7 +169,7 @@ fn incidents(h: &mut String, incidents: &[IncidentEntry]) {
     if incidents.is_empty() {
         h.push_str("<p class=\"empty\">No incident: no identity's anomalies formed a chain.</p>");
     }
-    for entry in incidents {
+    for entry in incidents.iter().take(INCIDENTS_SHOWN) {
         let i = &entry.incident;
         let _ = write!(
             h,
@@ -178,7 +183,7 @@ fn incidents(h: &mut String, incidents: &[IncidentEntry]) {
             summary = esc(&i.summary),
             first = time(i.first_ms),
             last = time(i.last_ms),
-            dur = duration(i.last_ms - i.first_ms),
+            dur = duration(i.last_ms.saturating_sub(i.first_ms)),
             n = i.anomalies,
             rev = i.revision,
             change = esc(&i.change),
@@ -226,6 +231,23 @@ fn incidents(h: &mut String, incidents: &[IncidentEntry]) {
         }
         h.push_str("</article>");
     }
+    if incidents.len() > INCIDENTS_SHOWN {
+        let _ = write!(
+            h,
+            "<p class=\"meta\">{} weaker incidents not drawn: {}</p>",
+            incidents.len() - INCIDENTS_SHOWN,
+            incidents[INCIDENTS_SHOWN..]
+                .iter()
+                .map(|e| format!(
+                    "{} ({}, {})",
+                    esc(&e.incident.id),
+                    e.incident.score,
+                    esc(&e.incident.identity)
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     h.push_str("</section>");
 }
 
@@ -238,7 +260,7 @@ fn timeline(h: &mut String, entry: &IncidentEntry) {
     let (w, left, right) = (960.0, 20.0, 220.0);
     let first = events.iter().map(|e| e.time_ms).min().unwrap_or(0);
     let last = events.iter().map(|e| e.time_ms).max().unwrap_or(0);
-    let span = (last - first).max(1) as f64;
+    let span = last.saturating_sub(first).max(1) as f64;
     let rows = events.len().min(12);
     let height = 40.0 + 18.0 * rows as f64;
     let _ = write!(
@@ -253,7 +275,7 @@ fn timeline(h: &mut String, entry: &IncidentEntry) {
         time(last)
     );
     for (n, e) in events.iter().enumerate() {
-        let x = left + (e.time_ms - first) as f64 / span * (w - left - right);
+        let x = left + e.time_ms.saturating_sub(first) as f64 / span * (w - left - right);
         let row = n % rows;
         let y = 40.0 + 18.0 * row as f64;
         let sev = severity(e.score);
@@ -364,13 +386,16 @@ fn shade(t: f64) -> String {
     )
 }
 
-fn identities(h: &mut String, identities: &[(String, IdentityEntry)]) {
+fn identities(h: &mut String, identities: &[(String, IdentityEntry)], generated_ms: i64) {
+    // The latest day of activity, but never after the report was made (an event stamped in the
+    // future must not push everyone's days out of the window).
     let last_day = identities
         .iter()
         .filter_map(|(_, e)| e.days.keys().next_back())
         .max()
         .copied()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .min(generated_ms.div_euclid(DAY_MS));
     let first_day = identities
         .iter()
         .filter_map(|(_, e)| e.days.keys().next())
@@ -398,10 +423,16 @@ fn identities(h: &mut String, identities: &[(String, IdentityEntry)]) {
         identities.len()
     );
     for (name, e) in shown.into_iter().take(IDENTITIES_SHOWN) {
-        let peak = e.days.range(first_day..).map(|(_, d)| d.0).max().unwrap_or(1).max(1) as f64;
+        let peak = e
+            .days
+            .range(first_day..=last_day)
+            .map(|(_, d)| d.0)
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
         let bar_w = 240.0 / days as f64;
         let mut svg = String::from("<svg class=\"strip\" viewBox=\"0 0 240 24\" preserveAspectRatio=\"none\">");
-        for (d, (n, a)) in e.days.range(first_day..) {
+        for (d, (n, a)) in e.days.range(first_day..=last_day) {
             let x = (d - first_day) as f64 * bar_w;
             let bh = 2.0 + 22.0 * (*n as f64).ln_1p() / peak.ln_1p();
             let _ = write!(
@@ -446,8 +477,9 @@ fn top_anomalies(h: &mut String, anomalies: &[Anomaly]) {
         }
         let _ = write!(
             h,
-            "<tr data-event=\"{}\"><td>{}</td><td>{}</td><td class=\"who\">{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-event=\"{}\" data-cc=\"{}\"><td>{}</td><td>{}</td><td class=\"who\">{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&a.event_id),
+            esc(a.country.as_deref().unwrap_or("")),
             pill(a.score),
             time(a.time_ms),
             esc(&a.identity),
@@ -498,20 +530,23 @@ footer{padding:12px 28px;color:var(--muted);font-size:12px}
 
 /// Filters of the two long tables; marks the page ready (the browser test waits for it).
 const SCRIPT: &str = r#"
+function filterRows(table, keep) {
+  table.querySelectorAll('tbody tr').forEach(function (row) { row.hidden = !keep(row); });
+}
 document.querySelectorAll('input.filter').forEach(function (input) {
   var table = document.getElementById(input.dataset.table);
   input.addEventListener('input', function () {
     var q = input.value.toLowerCase();
-    table.querySelectorAll('tbody tr').forEach(function (row) {
-      row.hidden = q !== '' && row.textContent.toLowerCase().indexOf(q) < 0;
-    });
+    filterRows(table, function (row) { return q === '' || row.textContent.toLowerCase().indexOf(q) >= 0; });
   });
 });
+// A country's dot shows the anomalies from that country (by code, not by text).
 document.querySelectorAll('svg.world .hot').forEach(function (dot) {
   dot.addEventListener('click', function () {
-    var filter = document.querySelector('input[data-table=anomaly-table]');
-    filter.value = dot.dataset.cc;
-    filter.dispatchEvent(new Event('input'));
+    var input = document.querySelector('input[data-table=anomaly-table]');
+    input.value = '';
+    input.placeholder = 'Anomalies from ' + dot.dataset.cc + ' (type to filter otherwise)';
+    filterRows(document.getElementById('anomaly-table'), function (row) { return row.dataset.cc === dot.dataset.cc; });
     document.getElementById('anomalies').scrollIntoView();
   });
 });
@@ -529,6 +564,90 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(duration(3_720_000), "1 h 2 min");
+    }
+
+    fn hostile() -> ReportData {
+        let evil = "<script>alert(1)</script>\"'&";
+        let anomaly = Anomaly {
+            event_id: format!("id{evil}"),
+            time_ms: 1_700_000_000_000,
+            identity: format!("arn:aws:iam::1:user/{evil}"),
+            api: format!("iam:{evil}"),
+            address: Some(evil.into()),
+            country: Some(evil.into()),
+            asn: Some(1),
+            org: Some(evil.into()),
+            score: 80,
+            reasons: vec![(evil.into(), evil.into())],
+            incident: Some(format!("inc-{evil}")),
+        };
+        let mut days = BTreeMap::new();
+        days.insert(1_700_000_000_000 / DAY_MS, (3, 1));
+        // An event stamped far in the future, past what a date can be written as.
+        days.insert(i64::MAX / DAY_MS, (1, 0));
+        ReportData {
+            identities: vec![(
+                anomaly.identity.clone(),
+                IdentityEntry {
+                    account: Some(evil.into()),
+                    events: 4,
+                    anomalies: 1,
+                    max_score: 80,
+                    first_ms: 1_700_000_000_000,
+                    last_ms: i64::MAX,
+                    days,
+                    recent: vec![anomaly.clone()],
+                },
+            )],
+            sources: vec![SourceEntry {
+                country: Some(evil.into()),
+                scope: evil.into(),
+                asn: Some(1),
+                org: Some(evil.into()),
+                events: 4,
+                anomalies: 1,
+                last_ms: 1_700_000_000_000,
+            }],
+            anomalies: vec![anomaly.clone()],
+            incidents: vec![IncidentEntry {
+                incident: super::super::IncidentView {
+                    id: format!("inc-{evil}"),
+                    revision: 1,
+                    identity: anomaly.identity.clone(),
+                    account: None,
+                    open: true,
+                    summary: evil.into(),
+                    change: evil.into(),
+                    first_ms: 1_700_000_000_000,
+                    last_ms: 1_700_000_000_000,
+                    score: 80,
+                    tactics: vec![evil.into(), "discovery".into()],
+                    reasons: vec![evil.into()],
+                    event_ids: vec![anomaly.event_id.clone(), evil.into()],
+                    anomalies: 2,
+                    countries: vec![evil.into()],
+                    asns: vec![1],
+                },
+                events: vec![anomaly],
+            }],
+        }
+    }
+
+    #[test]
+    fn text_from_events_cannot_make_markup_and_far_future_times_do_not_break_the_page() {
+        let page = render(&hostile(), 1_700_000_100_000, "<b>origin</b>");
+        // The page's own script is the only one; every hostile string came out escaped.
+        assert_eq!(page.matches("<script>").count(), 1, "only the page's own script");
+        assert!(!page.contains("alert(1)</script>"));
+        assert!(!page.contains("<b>origin</b>"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"));
+        // The identity's bar of the day it was active is drawn: the future day did not move the
+        // window past it.
+        assert!(page.contains("3 calls, 1 anomalous"), "the active day's bar");
+        assert!(
+            page.contains("9999-12-31"),
+            "a time past 9999 is written as the last one"
+        );
     }
 
     #[test]

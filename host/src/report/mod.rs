@@ -221,8 +221,8 @@ impl Gathered {
     }
 
     /// Merges what was gathered into the entries `state` holds (pending values first), staged
-    /// as file `file`'s writes; returns them.
-    pub fn merge(self, state: &mut ScoreState, file: u64) -> Result<Vec<Write>, StateError> {
+    /// as file `file`'s writes (`ScoreState::take` hands them over).
+    pub fn merge(self, state: &mut ScoreState, file: u64) -> Result<(), StateError> {
         let mut keys: Vec<String> = self.identities.keys().map(|k| format!("i/{k}")).collect();
         keys.extend(self.sources.keys().cloned());
         // Incidents' identities too: their events are resolved from the identity's anomalies.
@@ -262,10 +262,8 @@ impl Gathered {
             while e.days.len() > DAYS_KEPT {
                 e.days.pop_first();
             }
+            // Trimmed once this file's incidents found their events in it.
             e.recent.extend(add.recent);
-            if e.recent.len() > RECENT {
-                e.recent.drain(..e.recent.len() - RECENT);
-            }
             identities.insert(key, e);
         }
         for (key, add) in self.sources {
@@ -285,7 +283,8 @@ impl Gathered {
         if !self.anomalies.is_empty() {
             let mut top: Vec<Anomaly> = decode(current.remove("a")).unwrap_or_default();
             top.extend(self.anomalies);
-            top.sort_by(|a, b| b.score.cmp(&a.score).then(a.time_ms.cmp(&b.time_ms)));
+            // Strongest first; of equal scores the latest, so that the list never freezes.
+            top.sort_by(|a, b| b.score.cmp(&a.score).then(b.time_ms.cmp(&a.time_ms)));
             top.truncate(TOP_ANOMALIES);
             out.insert("a".to_owned(), encode(&top));
         }
@@ -327,7 +326,10 @@ impl Gathered {
             }
             entries.insert(key, entry);
         }
-        for (key, e) in identities {
+        for (key, mut e) in identities {
+            if e.recent.len() > RECENT {
+                e.recent.drain(..e.recent.len() - RECENT);
+            }
             out.insert(key, encode(&e));
         }
         for (key, e) in entries {
@@ -335,8 +337,39 @@ impl Gathered {
         }
         let writes: Vec<Write> = out.into_iter().map(|(k, v)| (k, Some(v))).collect();
         state.stage(file, writes);
-        Ok(state.take(file))
+        Ok(())
     }
+}
+
+/// Stages with file `file` the removal of what was last seen `forget_after_ms` before event time
+/// `now_ms`: identities, networks, closed incidents (as scoring forgets baselines).
+pub fn forget(state: &mut ScoreState, file: u64, now_ms: i64, forget_after_ms: i64) -> Result<(), StateError> {
+    let before = now_ms.saturating_sub(forget_after_ms);
+    let mut gone: Vec<Write> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (entries, next) = state.page("", after.as_deref(), 512)?;
+        for e in entries {
+            let value = Some(e.value);
+            let stale = match e.key.split_once('/') {
+                Some(("i", _)) => decode::<IdentityEntry>(value).is_some_and(|v| v.last_ms < before),
+                Some(("s", _)) => decode::<SourceEntry>(value).is_some_and(|v| v.last_ms < before),
+                Some(("x", _)) => {
+                    decode::<IncidentEntry>(value).is_some_and(|v| !v.incident.open && v.incident.last_ms < before)
+                }
+                _ => false,
+            };
+            if stale {
+                gone.push((e.key, None));
+            }
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    state.stage(file, gone);
+    Ok(())
 }
 
 fn anomaly_of(o: &Observation, v: &Verdict, time: i64) -> Anomaly {
@@ -347,7 +380,14 @@ fn anomaly_of(o: &Observation, v: &Verdict, time: i64) -> Anomaly {
         .unwrap_or(&o.category.service);
     let n = o.network.as_ref();
     Anomaly {
-        event_id: o.event_id.clone().unwrap_or_default(),
+        // As the plugin names an event without an id in its incidents.
+        event_id: o.event_id.clone().unwrap_or_else(|| {
+            format!(
+                "{}:{}@{time}",
+                o.category.service,
+                o.event_name.as_deref().unwrap_or("")
+            )
+        }),
         time_ms: time,
         identity: v.identity.clone(),
         api: format!("{service}:{}", o.event_name.as_deref().unwrap_or("?")),
@@ -389,31 +429,68 @@ pub struct ReportData {
 }
 
 impl ReportData {
-    /// Reads every committed entry of `state` (the report table).
+    /// Reads every entry of `state` (the report table) as the scores see it.
     pub fn load(state: &ScoreState) -> Result<Self, StateError> {
         let mut data = ReportData::default();
         let mut after: Option<String> = None;
         loop {
             let (entries, next) = state.page("", after.as_deref(), 512)?;
             for e in entries {
-                let value = Some(e.value);
-                match e.key.split_once('/') {
-                    Some(("i", id)) => {
-                        if let Some(v) = decode(value) {
-                            data.identities.push((id.to_owned(), v));
-                        }
-                    }
-                    Some(("s", _)) => data.sources.extend(decode::<SourceEntry>(value)),
-                    Some(("x", _)) => data.incidents.extend(decode::<IncidentEntry>(value)),
-                    None if e.key == "a" => data.anomalies = decode(value).unwrap_or_default(),
-                    _ => {}
-                }
+                data.add(&e.key, e.value);
             }
             match next {
                 Some(n) => after = Some(n),
                 None => break,
             }
         }
+        data.sort();
+        Ok(data)
+    }
+
+    /// Reads the report table of the state store at `path`, opened read-only (a copy on
+    /// read-only storage will do; a store from before the report has no table: nothing).
+    pub fn load_store(path: &std::path::Path) -> Result<Self, StateError> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
+        let db = redb::ReadOnlyDatabase::open(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StateError::new(path, "in use by a running trailwatch; make the report once it stopped")
+            }
+            e => err(&e),
+        })?;
+        let tx = db.begin_read().map_err(|e| err(&e))?;
+        let mut data = ReportData::default();
+        match tx.open_table(crate::score::state::REPORT_TABLE) {
+            Ok(table) => {
+                for item in table.iter().map_err(|e| err(&e))? {
+                    let (k, v) = item.map_err(|e| err(&e))?;
+                    data.add(k.value(), v.value().to_vec());
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(err(&e)),
+        }
+        data.sort();
+        Ok(data)
+    }
+
+    fn add(&mut self, key: &str, value: Vec<u8>) {
+        let value = Some(value);
+        match key.split_once('/') {
+            Some(("i", id)) => {
+                if let Some(v) = decode(value) {
+                    self.identities.push((id.to_owned(), v));
+                }
+            }
+            Some(("s", _)) => self.sources.extend(decode::<SourceEntry>(value)),
+            Some(("x", _)) => self.incidents.extend(decode::<IncidentEntry>(value)),
+            None if key == "a" => self.anomalies = decode(value).unwrap_or_default(),
+            _ => {}
+        }
+    }
+
+    fn sort(&mut self) {
+        let data = self;
         data.incidents.sort_by(|a, b| {
             b.incident
                 .score
@@ -421,14 +498,12 @@ impl ReportData {
                 .then(a.incident.first_ms.cmp(&b.incident.first_ms))
         });
         data.sources.sort_by_key(|s| std::cmp::Reverse(s.events));
-        Ok(data)
     }
 }
 
 /// `trailwatch report`: the page of what `dir`'s state store gathered, written to `out`.
 /// Returns the numbers of identities and incidents shown.
 pub fn write_from_state_dir(dir: &std::path::Path, out: &std::path::Path) -> anyhow::Result<(usize, usize)> {
-    use anyhow::Context as _;
     let path = dir.join("state.redb");
     if !path.exists() {
         anyhow::bail!(
@@ -436,16 +511,20 @@ pub fn write_from_state_dir(dir: &std::path::Path, out: &std::path::Path) -> any
             dir.display()
         );
     }
-    // Held while reading, as `run` and `replay` hold it: one trailwatch at a time.
-    let _lock = crate::state::checkpoint::lock(dir).with_context(|| {
-        format!(
-            "{} is in use (a `run` or `replay` holds it); make the report once it stopped",
-            dir.display()
-        )
-    })?;
-    let db = crate::score::state::open_database(dir)?;
-    let report = ScoreState::on_disk(db, path)?.report()?;
-    let data = ReportData::load(&report)?;
+    // Held while reading, as `run` and `replay` hold it: one trailwatch at a time. A directory
+    // that cannot take the lock file (read-only storage) is read all the same: the store's own
+    // lock still keeps a writer out.
+    let _lock = match crate::state::checkpoint::lock(dir) {
+        Ok(l) => Some(l),
+        Err(e @ crate::state::checkpoint::CheckpointError::Locked { .. }) => {
+            anyhow::bail!("{e}; make the report once it stopped")
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "reading the state directory without its lock");
+            None
+        }
+    };
+    let data = ReportData::load_store(&path)?;
     write_page(&data, &format!("the state directory {}", dir.display()), out)?;
     Ok((data.identities.len(), data.incidents.len()))
 }
@@ -565,7 +644,8 @@ mod tests {
             &[event("e1", 1_000, session, "GB"), event("e2", 2_000, session, "NL")],
             &[verdict(session, 10, None), verdict(session, 60, None)],
         );
-        let w1 = g.merge(&mut state, 1).unwrap();
+        g.merge(&mut state, 1).unwrap();
+        let w1 = state.take(1);
         // File 2: a second anomaly reports the incident, listing both.
         let mut g = Gathered::default();
         g.events(
@@ -573,11 +653,12 @@ mod tests {
             &[verdict(session, 70, Some("inc-1"))],
         );
         g.incidents(&[incident("inc-1", session, 1, &["e2", "e3"], true)]);
-        let w2 = g.merge(&mut state, 2).unwrap();
+        g.merge(&mut state, 2).unwrap();
+        let w2 = state.take(2);
         // File 3 is never committed (a cycle ended without it): it counts for nothing.
         let mut g = Gathered::default();
         g.events(&[event("e4", DAY_MS + 9, session, "US")], &[verdict(session, 90, None)]);
-        let _ = g.merge(&mut state, 3).unwrap();
+        g.merge(&mut state, 3).unwrap();
         state.abandon();
         state.commit_alone(1, w1).unwrap();
         state.commit_alone(2, w2).unwrap();
@@ -609,7 +690,8 @@ mod tests {
         let mut g = Gathered::default();
         g.incidents(&[incident("inc-1", session, 3, &["e2", "e3"], false)]);
         g.incidents(&[incident("inc-1", session, 2, &["e2", "e3"], true)]);
-        let w = g.merge(&mut state, 4).unwrap();
+        g.merge(&mut state, 4).unwrap();
+        let w = state.take(4);
         state.commit_alone(4, w).unwrap();
         let data = ReportData::load(&state).unwrap();
         assert_eq!(data.incidents[0].incident.revision, 3);

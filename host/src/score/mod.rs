@@ -279,6 +279,12 @@ impl Scorer {
         // Every entry once a day (event time); the open incidents (`n/…`) every hour.
         let prefix = if due(&mut self.forgot_ms, FORGET_EVERY_MS) {
             self.swept_ms = Some(now);
+            if let Some(report) = &self.report {
+                let mut report = report.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = crate::report::forget(&mut report, file, now, self.settings.forget_after_ms) {
+                    tracing::error!(error = %e, "cannot read the report's entries to forget the stale ones");
+                }
+            }
             ""
         } else if due(&mut self.swept_ms, SWEEP_EVERY_MS) {
             "n/"
@@ -349,17 +355,17 @@ impl Scorer {
     pub fn take(&mut self, file: u64) -> FileScoring {
         let writes = self.lock().take(file);
         let gathered = self.gathered.remove(&file);
-        let report = match (&self.report, gathered) {
-            (Some(state), Some(g)) => {
+        let report = match &self.report {
+            Some(state) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
                 // The report is a view: a store that cannot be read leaves this file out of
                 // it (said), the scores go on.
-                g.merge(&mut state, file).unwrap_or_else(|e| {
+                if let Some(Err(e)) = gathered.map(|g| g.merge(&mut state, file)) {
                     tracing::error!(file, error = %e, "the report's entries cannot be read; this file is left out of the report");
-                    Vec::new()
-                })
+                }
+                state.take(file)
             }
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         FileScoring {
             writes,
