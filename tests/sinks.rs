@@ -647,6 +647,36 @@ async fn with_one_sink_failing_the_checkpoint_waits_and_after_it_recovers_no_sin
     let html = std::fs::read_to_string(&page).unwrap();
     let shown = format!("<b id=\"n-events\">{by_identity}</b>");
     assert!(html.contains(&shown), "{shown} not in the report's totals");
+
+    // The baselines learned each event once, though the scoring instance (which remembers
+    // entries between batches) scored the files in every refused cycle: they are those of a
+    // run whose one sink took everything at once.
+    let once = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start("ndjson");
+    let sinks = format!(
+        "[[sinks]]\ntype = \"http\"\nname = \"good\"\nurl = \"{}/\"\n",
+        receiver.url
+    );
+    let config = self::config(once.path(), &moto, &sinks, "");
+    let out = trailwatch(&config, &["run", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ndjson_ids(&receiver), want);
+    let learned = scoring_entries(&state);
+    assert!(learned.keys().any(|k| k.starts_with("i/")), "{:?}", learned.keys());
+    assert!(
+        learned == scoring_entries(&once.path().join("state")),
+        "the refused cycles left their mark on the baselines"
+    );
+}
+
+/// Scoring's entries in the state store of `state_dir`.
+fn scoring_entries(state_dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let store = trailwatch::state::checkpoint::CheckpointStore::open(state_dir).unwrap();
+    let state =
+        trailwatch::score::state::ScoreState::on_disk(store.database().clone(), store.path().to_owned()).unwrap();
+    let (entries, more) = state.page("", None, 1_000_000).unwrap();
+    assert!(more.is_none());
+    entries.into_iter().map(|e| (e.key, e.value)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,7 +31,7 @@ wit_bindgen::generate!({
 });
 
 #[cfg(not(feature = "parser-only-fixture"))]
-use exports::trailwatch::plugin::{documents, hashing, integrity, selection, trail_check};
+use exports::trailwatch::plugin::{documents, hashing, integrity, scoring_memory, selection, trail_check};
 use exports::trailwatch::plugin::{meta, parser, scoring};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
@@ -563,6 +563,17 @@ mod trail_check_export {
                 findings: r.findings.into_iter().map(finding).collect(),
             }
         }
+    }
+}
+
+#[cfg(not(feature = "parser-only-fixture"))]
+impl scoring_memory::Guest for Plugin {
+    fn remember(max_bytes: u64) {
+        crate::scoring::memory::remember(max_bytes);
+    }
+
+    fn forget() {
+        crate::scoring::memory::forget();
     }
 }
 

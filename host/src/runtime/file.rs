@@ -15,7 +15,7 @@ use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::{documents, integrity, parser, scoring, selection, trail_check};
+use super::bindings::{documents, integrity, parser, scoring, scoring_memory, selection, trail_check};
 use super::cache::CompileCache;
 use super::in_place;
 use super::limits::{EpochTicker, Limits};
@@ -143,6 +143,8 @@ pub(super) struct Exports {
     hashing: Option<in_place::Indices>,
     /// `None` for a plugin without the optional `scoring` interface.
     pub(super) scoring: Option<scoring::GuestIndices>,
+    /// `None` for a plugin without the optional `scoring-memory` interface.
+    pub(super) scoring_memory: Option<scoring_memory::GuestIndices>,
 }
 
 impl Exports {
@@ -155,6 +157,7 @@ impl Exports {
         let integrity = integrity::GuestIndices::new(&pre).ok();
         let hashing = in_place::Indices::new(&pre)?;
         let scoring = scoring::GuestIndices::new(&pre).ok();
+        let scoring_memory = scoring_memory::GuestIndices::new(&pre).ok();
         Ok(Exports {
             pre,
             parser,
@@ -164,6 +167,7 @@ impl Exports {
             integrity,
             hashing,
             scoring,
+            scoring_memory,
         })
     }
 }

@@ -82,7 +82,7 @@ pub struct Missing {
 }
 
 /// The optional interfaces, and what the host does when a plugin lacks one.
-const OPTIONAL: [(&str, &str); 6] = [
+const OPTIONAL: [(&str, &str); 7] = [
     (
         "documents",
         "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
@@ -106,6 +106,10 @@ const OPTIONAL: [(&str, &str); 6] = [
     (
         "scoring",
         "events are not scored against their identities' pattern of life: no score, reasons or incidents",
+    ),
+    (
+        "scoring-memory",
+        "each scored batch hands the plugin every stored entry it reads, decoded again each time (slower, same scores)",
     ),
 ];
 

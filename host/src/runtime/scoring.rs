@@ -1,15 +1,19 @@
 //! The plugin's pattern-of-life scoring (`scoring`): a batch of observations scored in steps,
 //! the host handing over the stored entries the plugin asks for; and the sweep.
 //!
-//! One instance serves batch after batch (a [`ScoringSession`]): the plugin keeps nothing between
-//! calls (each batch is a resource dropped at its end), so reusing its instance changes no
-//! result and saves a fresh instance and a cold allocator per batch. Each call gets the per-file
-//! time limit; after a trap the session is dropped and the next batch gets a fresh instance: a
-//! trap costs the batch's scores and nothing learned before.
+//! One instance serves batch after batch (a [`ScoringSession`]), which saves a fresh instance and
+//! a cold allocator per batch. Where the plugin has `scoring-memory`, the instance remembers the
+//! entries it read and wrote between calls (a batch then asks only for those it does not hold);
+//! the host keeps its promises to it: every write is staged before the next call, and
+//! [`ScoringSession::sync`] makes it forget whenever the entries changed otherwise (the state's
+//! generation moved: files' writes dropped) or a batch's writes were not taken. Each call gets
+//! the per-file time limit; after a trap the session is dropped and the next batch gets a fresh
+//! instance: a trap costs the batch's scores and nothing learned before.
 
 use wasmtime::Store;
 
 use super::bindings::scoring::{Entry, Guest, Incident, Observation, Scored, Settings, Step, Write};
+use super::bindings::scoring_memory;
 use super::file::{PluginRuntime, TrapReason};
 use super::store::{set_deadline, StoreState};
 
@@ -37,6 +41,43 @@ const MAX_STEPS: usize = 8;
 pub struct ScoringSession {
     store: Store<StoreState>,
     guest: Guest,
+    /// The plugin's `scoring-memory`, turned on.
+    memory: Option<scoring_memory::Guest>,
+    /// The state generation what it remembers matches; `None`: it must forget before the
+    /// next call.
+    synced: Option<u64>,
+}
+
+/// The share of the plugin's memory limit a remembering instance may fill with entries.
+const MEMORY_SHARE: u64 = 4;
+
+impl ScoringSession {
+    /// Whether the instance remembers entries between calls.
+    pub fn remembers(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    /// Makes the instance forget what it remembers unless that matches the state's
+    /// `generation` (nothing but this instance's own writes changed the entries since).
+    pub fn sync(&mut self, runtime: &PluginRuntime, generation: u64) -> Result<(), ScoringError> {
+        let Some(memory) = &self.memory else {
+            return Ok(());
+        };
+        if self.synced == Some(generation) {
+            return Ok(());
+        }
+        set_deadline(&mut self.store, runtime.limits.time_per_file);
+        memory
+            .call_forget(&mut self.store)
+            .map_err(|e| ScoringError::Trap(runtime.trap_reason(&self.store, e)))?;
+        self.synced = Some(generation);
+        Ok(())
+    }
+
+    /// The last call's writes were not staged: forget before the next call.
+    pub fn unsync(&mut self) {
+        self.synced = None;
+    }
 }
 
 impl PluginRuntime {
@@ -51,13 +92,25 @@ impl PluginRuntime {
             return Err(ScoringError::Unsupported);
         };
         let mut store = self.call_store("(scoring)");
-        let guest = self
-            .exports
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| indices.load(&mut store, &instance));
-        match guest {
-            Ok(guest) => Ok(ScoringSession { store, guest }),
+        let loaded = self.exports.pre.instantiate(&mut store).and_then(|instance| {
+            let guest = indices.load(&mut store, &instance)?;
+            let memory = match &self.exports.scoring_memory {
+                Some(m) => {
+                    let memory = m.load(&mut store, &instance)?;
+                    memory.call_remember(&mut store, self.limits.memory_bytes / MEMORY_SHARE)?;
+                    Some(memory)
+                }
+                None => None,
+            };
+            Ok((guest, memory))
+        });
+        match loaded {
+            Ok((guest, memory)) => Ok(ScoringSession {
+                store,
+                guest,
+                memory,
+                synced: None,
+            }),
             Err(e) => Err(ScoringError::Trap(self.trap_reason(&store, e))),
         }
     }
@@ -73,7 +126,7 @@ impl PluginRuntime {
         events: &[Observation],
         mut entries: impl FnMut(&[String]) -> Result<Vec<Entry>, String>,
     ) -> Result<Scored, ScoringError> {
-        let ScoringSession { store, guest } = session;
+        let ScoringSession { store, guest, .. } = session;
         set_deadline(store, self.limits.time_per_file);
         let result = (|| {
             let batch = guest.batch().call_constructor(&mut *store, settings, events)?;
@@ -97,10 +150,15 @@ impl PluginRuntime {
             batch.resource_drop(&mut *store)?;
             Ok(outcome)
         })();
-        match result {
+        let outcome = match result {
             Ok(r) => r,
             Err(e) => Err(ScoringError::Trap(self.trap_reason(store, e))),
+        };
+        if outcome.is_err() {
+            // Whatever the instance took in, its writes are not staged.
+            session.unsync();
         }
+        outcome
     }
 
     /// Sweeps a page of stored entries at event time `now_ms` in `session`: what to rewrite or
@@ -112,7 +170,7 @@ impl PluginRuntime {
         now_ms: i64,
         entries: &[Entry],
     ) -> Result<(Vec<Write>, Vec<Incident>), ScoringError> {
-        let ScoringSession { store, guest } = session;
+        let ScoringSession { store, guest, .. } = session;
         set_deadline(store, self.limits.time_per_file);
         guest
             .call_sweep(&mut *store, settings, now_ms, entries)

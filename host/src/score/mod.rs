@@ -184,7 +184,9 @@ impl Scorer {
             self.clock_ms = Some(self.clock_ms.map_or(t, |c| c.max(t)));
         }
         let state = self.state.clone();
+        let generation = self.lock().generation();
         let result = self.with_session(|runtime, session, settings| {
+            session.sync(runtime, generation)?;
             runtime.score(session, settings, &input.observations, |keys| {
                 let state = state.lock().unwrap_or_else(|p| p.into_inner());
                 state.get(keys).map_err(|e| e.to_string())
@@ -197,6 +199,10 @@ impl Scorer {
                     file,
                     "the plugin scored a batch with a verdict count that does not match; sent without scores"
                 );
+                // Its writes are not staged.
+                if let Some(session) = &mut self.session {
+                    session.unsync();
+                }
                 self.tallies.entry(file).or_default().failures += 1;
                 return (bytes, ends);
             }
@@ -304,7 +310,12 @@ impl Scorer {
             };
             let (entries, next) = page;
             if !entries.is_empty() {
-                match self.with_session(|runtime, session, settings| runtime.sweep(session, settings, now, &entries)) {
+                let generation = self.lock().generation();
+                let swept = self.with_session(|runtime, session, settings| {
+                    session.sync(runtime, generation)?;
+                    runtime.sweep(session, settings, now, &entries)
+                });
+                match swept {
                     Ok((w, i)) => {
                         writes.extend(w.into_iter().map(|w| (w.key, w.value)));
                         closed.extend(i);

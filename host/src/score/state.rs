@@ -73,6 +73,9 @@ pub struct ScoreState {
     pending: HashMap<String, (u64, Option<Vec<u8>>)>,
     /// Each uncommitted file's writes.
     deltas: BTreeMap<u64, Vec<Write>>,
+    /// Moves each time entries change other than by staging writes (pending ones dropped): a
+    /// scoring instance that remembers entries forgets them then.
+    generation: u64,
 }
 
 impl ScoreState {
@@ -83,6 +86,7 @@ impl ScoreState {
             committed: Committed::Memory(BTreeMap::new()),
             pending: HashMap::new(),
             deltas: BTreeMap::new(),
+            generation: 0,
         }
     }
 
@@ -101,6 +105,7 @@ impl ScoreState {
             committed: Committed::Disk { db, path },
             pending: HashMap::new(),
             deltas: BTreeMap::new(),
+            generation: 0,
         })
     }
 
@@ -113,6 +118,11 @@ impl ScoreState {
                 ..Self::in_memory()
             }),
         }
+    }
+
+    /// Moves whenever entries change other than by [`ScoreState::stage`].
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The table its entries are in.
@@ -278,6 +288,9 @@ impl ScoreState {
         let any = !self.pending.is_empty() || !self.deltas.is_empty();
         self.pending.clear();
         self.deltas.clear();
+        if any {
+            self.generation += 1;
+        }
         any
     }
 }

@@ -46,6 +46,28 @@ pub fn see<K: Ord + Clone>(map: &mut Values<K>, key: K, t: i64, cap: usize) {
     }
 }
 
+/// `see` for a key borrowed: allocated only when new to the map.
+pub fn see_str(map: &mut Values<String>, key: &str, t: i64, cap: usize) {
+    match map.get_mut(key) {
+        Some(s) => {
+            s.n += 1;
+            s.t = s.t.max(t);
+        }
+        None => see(map, key.to_owned(), t, cap),
+    }
+}
+
+/// The value under `key`, made with `new` when missing (the key allocated only then).
+pub fn slot<'a, V>(map: &'a mut Held<V>, key: &str, new: impl FnOnce() -> V) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), new());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
+/// Entries held by key.
+pub type Held<V> = BTreeMap<String, V>;
+
 /// Drops values last seen before `before`; whether any went.
 pub fn forget<K: Ord>(map: &mut Values<K>, before: i64) -> bool {
     let n = map.len();
@@ -185,7 +207,7 @@ impl AccountValue {
 /// The key of how account `account` uses `value` of kind `kind` (`api`, `asn`, `country`,
 /// `agent`, `region`).
 pub fn value_key(account: &str, kind: &str, value: &str) -> String {
-    format!("v/{account}/{kind}/{value}")
+    super::concat(&["v/", account, "/", kind, "/", value])
 }
 
 /// Where an access key was last used from.
@@ -217,22 +239,22 @@ pub fn write<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// The key of an identity's open incident.
 pub fn incident_key(identity: &str) -> String {
-    format!("n/{identity}")
+    super::concat(&["n/", identity])
 }
 
 /// The key of an identity's baseline.
 pub fn identity_key(identity: &str) -> String {
-    format!("i/{identity}")
+    super::concat(&["i/", identity])
 }
 
 /// The key of an account's baseline.
 pub fn account_key(account: &str) -> String {
-    format!("a/{account}")
+    super::concat(&["a/", account])
 }
 
 /// The key of an access key's last use.
 pub fn access_key_key(access_key: &str) -> String {
-    format!("k/{access_key}")
+    super::concat(&["k/", access_key])
 }
 
 #[cfg(test)]

@@ -53,10 +53,14 @@ fn assumed_role_of(role_arn: &str) -> Option<String> {
     let (head, resource) = role_arn.split_once(":role/")?;
     let partition_account = head.strip_prefix("arn:")?.split_once(":iam:")?;
     let role = resource.rsplit('/').next()?;
-    Some(format!(
-        "arn:{}:sts:{}:assumed-role/{role}",
-        partition_account.0, partition_account.1
-    ))
+    Some(super::concat(&[
+        "arn:",
+        partition_account.0,
+        ":sts:",
+        partition_account.1,
+        ":assumed-role/",
+        role,
+    ]))
 }
 
 fn some<'a>(t: &'a Option<std::borrow::Cow<'_, str>>) -> Option<&'a str> {

@@ -17,13 +17,14 @@ pub mod agent;
 pub mod baseline;
 pub mod identity;
 pub mod incident;
+pub mod memory;
 pub mod signals;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::categorize::Category;
 use crate::model::{Outcome, Principal, SourceKind};
-use baseline::{AccountBaseline, AccountValue, IdentityBaseline, KeyUse};
+use baseline::{AccountBaseline, AccountValue, Held, IdentityBaseline, KeyUse};
 
 /// How scoring judges (the contract's `settings`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,15 +94,31 @@ pub struct Prepared {
     /// `service:eventName`.
     pub api: String,
     pub agent_family: Option<String>,
+    /// The user agent names a penetration-testing distribution.
+    pub pentest: bool,
     /// (kind, entry key) of each account value the event shows.
     pub values: Vec<(&'static str, String)>,
 }
 
+/// A user agent's family and whether it names a penetration-testing distribution, worked out
+/// once per distinct agent of a batch (a file's calls mostly share a few).
+type Agents = BTreeMap<String, (Option<String>, bool)>;
+
 impl Prepared {
-    fn of(ev: &Observation) -> Self {
+    fn of(ev: &Observation, agents: &mut Agents) -> Self {
         let identity = identity::of(ev.principal.as_ref(), ev.recipient_account_id.as_deref());
-        let api = format!("{}:{}", ev.category.service, ev.event_name.as_deref().unwrap_or(""));
-        let agent_family = ev.user_agent.as_deref().and_then(agent::family);
+        let api = concat(&[&ev.category.service, ":", ev.event_name.as_deref().unwrap_or("")]);
+        let (agent_family, pentest) = match ev.user_agent.as_deref() {
+            None => (None, false),
+            Some(ua) => match agents.get(ua) {
+                Some(known) => known.clone(),
+                None => {
+                    let seen = (agent::family(ua), agent::is_pentest(ua));
+                    agents.insert(ua.to_owned(), seen.clone());
+                    seen
+                }
+            },
+        };
         let mut values = Vec::new();
         if let Some(account) = identity.as_ref().and_then(|i| i.account.as_deref()) {
             let mut add =
@@ -124,6 +141,7 @@ impl Prepared {
             identity,
             api,
             agent_family,
+            pentest,
             values,
         }
     }
@@ -228,23 +246,37 @@ pub struct Batch {
     events: Vec<Observation>,
     entries: BTreeMap<String, Vec<u8>>,
     asked: bool,
+    /// With the instance's memory on: every key the batch reads or writes, and those asked
+    /// for (not held).
+    touched: BTreeSet<String>,
+    missing: Vec<String>,
 }
 
 impl Batch {
     pub fn new(settings: Settings, mut events: Vec<Observation>) -> Self {
+        let mut agents = Agents::new();
         for ev in &mut events {
-            ev.prepared = Prepared::of(ev);
+            ev.prepared = Prepared::of(ev, &mut agents);
         }
         Batch {
             settings,
             events,
             entries: BTreeMap::new(),
             asked: false,
+            touched: BTreeSet::new(),
+            missing: Vec::new(),
         }
     }
 
-    /// Goes on with `entries`; asks once for every entry the batch reads.
+    /// Goes on with `entries`; asks once for every entry the batch reads (with the instance's
+    /// memory on, for those it does not hold).
     pub fn next(&mut self, entries: Vec<(String, Vec<u8>)>) -> Step {
+        if memory::is_on() {
+            if let Some(step) = memory::with(|m| self.next_remembering(m, entries)) {
+                return step;
+            }
+            unreachable!("the memory is on");
+        }
         self.entries.extend(entries);
         if !self.asked {
             self.asked = true;
@@ -258,27 +290,67 @@ impl Batch {
         Step::Done(score(&self.settings, &events, entries))
     }
 
+    fn next_remembering(&mut self, memory: &mut memory::Memory, entries: Vec<(String, Vec<u8>)>) -> Step {
+        if !self.asked {
+            self.asked = true;
+            self.touched = self.keys();
+            self.missing = self.touched.iter().filter(|k| !memory.holds(k)).cloned().collect();
+            if !self.missing.is_empty() {
+                return Step::Needs(self.missing.clone());
+            }
+        }
+        memory.absorb_asked(&self.missing, entries);
+        let events = std::mem::take(&mut self.events);
+        let mut scored = score_in(&self.settings, &events, &mut memory.loaded);
+        scored.writes = memory.writes(&self.touched);
+        memory.bound();
+        Step::Done(scored)
+    }
+
+    /// Every key the batch's events read or write: each distinct identity, role, account,
+    /// value and access key once.
     fn keys(&self) -> BTreeSet<String> {
-        let mut keys = BTreeSet::new();
+        let mut identities = BTreeSet::new();
+        let mut parents = BTreeSet::new();
+        let mut accounts = BTreeSet::new();
+        let mut values = BTreeSet::new();
+        let mut access_keys = BTreeSet::new();
         for ev in &self.events {
             let Some(id) = &ev.prepared.identity else {
                 continue;
             };
-            keys.insert(baseline::identity_key(&id.key));
-            keys.insert(baseline::incident_key(&id.key));
+            identities.insert(id.key.as_str());
             if let Some(parent) = &id.parent {
-                keys.insert(baseline::identity_key(parent));
+                parents.insert(parent.as_str());
             }
             if let Some(account) = &id.account {
-                keys.insert(baseline::account_key(account));
+                accounts.insert(account.as_str());
             }
-            keys.extend(ev.prepared.values.iter().map(|(_, key)| key.clone()));
+            values.extend(ev.prepared.values.iter().map(|(_, key)| key.as_str()));
             if let (Some(key), Some(_)) = (access_key(ev), ev.public_asn()) {
-                keys.insert(baseline::access_key_key(key));
+                access_keys.insert(key);
             }
         }
+        let mut keys = BTreeSet::new();
+        for id in identities {
+            keys.insert(baseline::identity_key(id));
+            keys.insert(baseline::incident_key(id));
+        }
+        keys.extend(parents.into_iter().map(baseline::identity_key));
+        keys.extend(accounts.into_iter().map(baseline::account_key));
+        keys.extend(values.into_iter().map(str::to_owned));
+        keys.extend(access_keys.into_iter().map(baseline::access_key_key));
         keys
     }
+}
+
+/// `parts` joined (without `format!`'s machinery, which costs in the sandbox).
+pub fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
 }
 
 /// The access key id of a call signed with one.
@@ -294,13 +366,13 @@ fn access_key(ev: &Observation) -> Option<&str> {
 /// The baselines a batch works on, decoded once and written back once.
 #[derive(Default)]
 pub struct Loaded {
-    pub identities: BTreeMap<String, IdentityBaseline>,
-    pub accounts: BTreeMap<String, AccountBaseline>,
-    pub keys: BTreeMap<String, KeyUse>,
+    pub identities: Held<IdentityBaseline>,
+    pub accounts: Held<AccountBaseline>,
+    pub keys: Held<KeyUse>,
     /// How accounts use values, by entry key.
-    pub values: BTreeMap<String, AccountValue>,
+    pub values: Held<AccountValue>,
     /// Open incidents by identity; `None` once closed (the entry goes).
-    pub incidents: BTreeMap<String, Option<baseline::OpenIncident>>,
+    pub incidents: Held<Option<baseline::OpenIncident>>,
     /// Entries this plugin cannot read (a newer plugin's, or damaged): judged as new, never
     /// overwritten.
     pub unreadable: BTreeSet<String>,
@@ -310,34 +382,103 @@ impl Loaded {
     fn from(entries: BTreeMap<String, Vec<u8>>) -> Self {
         let mut loaded = Loaded::default();
         for (key, value) in entries {
-            let read = if let Some(name) = key.strip_prefix("i/") {
-                baseline::read(&value)
-                    .map(|b| loaded.identities.insert(name.to_owned(), b))
-                    .is_some()
-            } else if let Some(name) = key.strip_prefix("a/") {
-                baseline::read(&value)
-                    .map(|b| loaded.accounts.insert(name.to_owned(), b))
-                    .is_some()
-            } else if let Some(name) = key.strip_prefix("k/") {
-                baseline::read(&value)
-                    .map(|b| loaded.keys.insert(name.to_owned(), b))
-                    .is_some()
-            } else if key.starts_with("v/") {
-                baseline::read(&value)
-                    .map(|b| loaded.values.insert(key.clone(), b))
-                    .is_some()
-            } else if let Some(name) = key.strip_prefix("n/") {
-                baseline::read(&value)
-                    .map(|b| loaded.incidents.insert(name.to_owned(), Some(b)))
-                    .is_some()
-            } else {
-                true
-            };
-            if !read {
-                loaded.unreadable.insert(key);
-            }
+            loaded.insert(key, &value);
         }
         loaded
+    }
+
+    /// Decodes the entry `key` holds; one this plugin cannot read is noted as such.
+    fn insert(&mut self, key: String, value: &[u8]) {
+        let read = if let Some(name) = key.strip_prefix("i/") {
+            baseline::read(value)
+                .map(|b| self.identities.insert(name.to_owned(), b))
+                .is_some()
+        } else if let Some(name) = key.strip_prefix("a/") {
+            baseline::read(value)
+                .map(|b| self.accounts.insert(name.to_owned(), b))
+                .is_some()
+        } else if let Some(name) = key.strip_prefix("k/") {
+            baseline::read(value)
+                .map(|b| self.keys.insert(name.to_owned(), b))
+                .is_some()
+        } else if key.starts_with("v/") {
+            baseline::read(value)
+                .map(|b| self.values.insert(key.clone(), b))
+                .is_some()
+        } else if let Some(name) = key.strip_prefix("n/") {
+            baseline::read(value)
+                .map(|b| self.incidents.insert(name.to_owned(), Some(b)))
+                .is_some()
+        } else {
+            true
+        };
+        if !read {
+            self.unreadable.insert(key);
+        }
+    }
+
+    /// Whether it holds the entry `key` (or knows it cannot read it).
+    fn holds(&self, key: &str) -> bool {
+        if self.unreadable.contains(key) {
+            return true;
+        }
+        if let Some(name) = key.strip_prefix("i/") {
+            self.identities.contains_key(name)
+        } else if let Some(name) = key.strip_prefix("a/") {
+            self.accounts.contains_key(name)
+        } else if let Some(name) = key.strip_prefix("k/") {
+            self.keys.contains_key(name)
+        } else if key.starts_with("v/") {
+            self.values.contains_key(key)
+        } else if let Some(name) = key.strip_prefix("n/") {
+            self.incidents.get(name).is_some_and(Option::is_some)
+        } else {
+            false
+        }
+    }
+
+    /// Drops the entry `key`.
+    fn remove(&mut self, key: &str) {
+        self.unreadable.remove(key);
+        if let Some(name) = key.strip_prefix("i/") {
+            self.identities.remove(name);
+        } else if let Some(name) = key.strip_prefix("a/") {
+            self.accounts.remove(name);
+        } else if let Some(name) = key.strip_prefix("k/") {
+            self.keys.remove(name);
+        } else if key.starts_with("v/") {
+            self.values.remove(key);
+        } else if let Some(name) = key.strip_prefix("n/") {
+            self.incidents.remove(name);
+        }
+    }
+
+    /// The bytes of the entry `key` as it is now: `Some(None)` for an incident closed (the
+    /// entry goes), `None` when it holds none or cannot read it (never overwritten).
+    fn encoded(&self, key: &str) -> Option<Option<Vec<u8>>> {
+        if self.unreadable.contains(key) {
+            return None;
+        }
+        if let Some(name) = key.strip_prefix("i/") {
+            self.identities.get(name).map(|v| Some(baseline::write(v)))
+        } else if let Some(name) = key.strip_prefix("a/") {
+            self.accounts.get(name).map(|v| Some(baseline::write(v)))
+        } else if let Some(name) = key.strip_prefix("k/") {
+            self.keys.get(name).map(|v| Some(baseline::write(v)))
+        } else if key.starts_with("v/") {
+            self.values.get(key).map(|v| Some(baseline::write(v)))
+        } else if let Some(name) = key.strip_prefix("n/") {
+            self.incidents.get(name).map(|o| o.as_ref().map(baseline::write))
+        } else {
+            None
+        }
+    }
+
+    /// How many entries it holds, identities apart.
+    fn counts(&self) -> (usize, usize) {
+        let others =
+            self.accounts.len() + self.keys.len() + self.values.len() + self.incidents.len() + self.unreadable.len();
+        (self.identities.len(), others)
     }
 
     fn writes(self) -> Vec<Write> {
@@ -368,6 +509,8 @@ impl Loaded {
                 writes.push((key, open.map(|o| baseline::write(&o))));
             }
         }
+        // In key order, as an instance that remembers entries writes them.
+        writes.sort_by(|a, b| a.0.cmp(&b.0));
         writes
     }
 }
@@ -383,6 +526,13 @@ pub fn combine(points: impl IntoIterator<Item = u8>) -> u8 {
 /// Scores `events` in order against `entries`.
 pub fn score(settings: &Settings, events: &[Observation], entries: BTreeMap<String, Vec<u8>>) -> Scored {
     let mut loaded = Loaded::from(entries);
+    let mut out = score_in(settings, events, &mut loaded);
+    out.writes = loaded.writes();
+    out
+}
+
+/// Scores `events` in order against `loaded`, which learns from them (no writes yet).
+fn score_in(settings: &Settings, events: &[Observation], loaded: &mut Loaded) -> Scored {
     let mut out = Scored::default();
     let mut clock = i64::MIN;
     for ev in events {
@@ -397,7 +547,7 @@ pub fn score(settings: &Settings, events: &[Observation], entries: BTreeMap<Stri
             out.verdicts.push(Verdict::default());
             continue;
         };
-        let mut reasons = signals::judge(settings, &mut loaded, id, ev, t);
+        let mut reasons = signals::judge(settings, loaded, id, ev, t);
         reasons.sort_by(|a, b| b.points.cmp(&a.points).then(a.code.cmp(b.code)));
         let score = combine(reasons.iter().map(|r| r.points));
         let anomalous = score >= settings.threshold.max(1);
@@ -417,10 +567,9 @@ pub fn score(settings: &Settings, events: &[Observation], entries: BTreeMap<Stri
             verdict.incident = reported;
             out.incidents.extend(update);
         }
-        signals::learn(&mut loaded, id, ev, t);
+        signals::learn(loaded, id, ev, t);
         out.verdicts.push(verdict);
     }
-    out.writes = loaded.writes();
     out
 }
 
@@ -476,6 +625,7 @@ pub fn sweep(settings: &Settings, now: i64, entries: Vec<(String, Vec<u8>)>) -> 
             }
         }
     }
+    memory::with(|m| m.absorb_writes(&writes));
     (writes, incidents)
 }
 

@@ -11,7 +11,6 @@
 //! penetration-testing distribution's user agent, the sensitive categories (weighted down when
 //! the identity does this often), a discovery burst and a burst of denied calls.
 
-use super::agent;
 use super::baseline::{self, AccountBaseline, AccountValue, IdentityBaseline, KeyUse, Seen};
 use super::identity::{Identity, Kind};
 use super::{Loaded, Observation, Reason, Settings, DAY, HOUR, MINUTE};
@@ -88,7 +87,7 @@ fn hour(t: i64) -> usize {
 /// identity's burst window.
 pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Observation, t: i64) -> Vec<Reason> {
     let mut reasons = Vec::new();
-    let api = ev.api().to_owned();
+    let api = ev.api();
     let name = ev.event_name.as_deref().unwrap_or("(no name)");
     let account = id.account.as_deref().and_then(|a| loaded.accounts.get(a));
     // How the account uses the event's value of a kind.
@@ -101,7 +100,7 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
             .and_then(|p| loaded.identities.get(p))
             .filter(established)
     });
-    let habitual_api = base.and_then(|b| b.apis.get(&api)).is_some_and(|s| s.n >= 3);
+    let habitual_api = base.and_then(|b| b.apis.get(api)).is_some_and(|s| s.n >= 3);
     let established_now = base.is_some();
 
     if let Some(b) = base {
@@ -173,7 +172,7 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
                 );
             }
         }
-        match b.apis.get(&api) {
+        match b.apis.get(api) {
             None => {
                 let seen = value("api");
                 let seen = seen.as_ref();
@@ -295,7 +294,7 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
             }
         }
     }
-    if ev.user_agent.as_deref().is_some_and(agent::is_pentest) {
+    if ev.prepared.pentest {
         reason(
             &mut reasons,
             "pentest_user_agent",
@@ -378,8 +377,12 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
         w.calls += 1;
     }
     if current && ev.category.action == Action::Read && w.reads.len() < baseline::MAX_WINDOW_NAMES {
-        w.reads.insert(api.clone());
-        w.services.insert(ev.category.service.clone());
+        if !w.reads.contains(api) {
+            w.reads.insert(api.to_owned());
+        }
+        if !w.services.contains(&ev.category.service) {
+            w.services.insert(ev.category.service.clone());
+        }
         if w.reads.len() >= DISCOVERY_READS
             && w.services.len() >= DISCOVERY_SERVICES
             && w.reads.len() as u64 * 10 >= w.calls * 8
@@ -397,7 +400,7 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
         }
     }
     if current && ev.outcome == Outcome::Denied && w.denied.len() < baseline::MAX_WINDOW_NAMES {
-        w.denied.insert(api);
+        w.denied.insert(api.to_owned());
         if w.denied.len() >= DENIED_APIS && w.raised.insert("denied_burst".into()) {
             bursts.push((
                 "denied_burst",
@@ -443,18 +446,18 @@ fn learn_identity(b: &mut IdentityBaseline, ev: &Observation, api: &str, family:
     b.events += 1;
     b.first = b.first.min(t);
     b.last = b.last.max(t);
-    baseline::see(&mut b.apis, api.to_owned(), t, baseline::MAX_APIS);
+    baseline::see_str(&mut b.apis, api, t, baseline::MAX_APIS);
     if let Some(asn) = ev.public_asn() {
         baseline::see(&mut b.asns, asn, t, baseline::MAX_NETWORKS);
     }
     if let Some(c) = ev.country() {
-        baseline::see(&mut b.countries, c.to_owned(), t, baseline::MAX_COUNTRIES);
+        baseline::see_str(&mut b.countries, c, t, baseline::MAX_COUNTRIES);
     }
     if let Some(f) = family {
-        baseline::see(&mut b.agents, f.to_owned(), t, baseline::MAX_AGENTS);
+        baseline::see_str(&mut b.agents, f, t, baseline::MAX_AGENTS);
     }
     if let Some(r) = ev.region.as_deref() {
-        baseline::see(&mut b.regions, r.to_owned(), t, baseline::MAX_REGIONS);
+        baseline::see_str(&mut b.regions, r, t, baseline::MAX_REGIONS);
     }
     b.hours[hour(t)] += 1;
     match ev.outcome {
@@ -478,27 +481,18 @@ fn learn_identity(b: &mut IdentityBaseline, ev: &Observation, api: &str, family:
 pub fn learn(loaded: &mut Loaded, id: &Identity, ev: &Observation, t: i64) {
     let api = ev.api();
     let family = ev.prepared.agent_family.as_deref();
-    let own = loaded
-        .identities
-        .entry(id.key.clone())
-        .or_insert_with(|| IdentityBaseline::new(t));
+    let own = baseline::slot(&mut loaded.identities, &id.key, || IdentityBaseline::new(t));
     learn_identity(own, ev, api, family, t);
     if let Some(parent) = &id.parent {
-        let b = loaded
-            .identities
-            .entry(parent.clone())
-            .or_insert_with(|| IdentityBaseline::new(t));
+        let b = baseline::slot(&mut loaded.identities, parent, || IdentityBaseline::new(t));
         // The role's window is never judged: keep it empty.
         learn_identity(b, ev, api, family, t);
     }
     if let Some(account) = &id.account {
-        let a = loaded
-            .accounts
-            .entry(account.clone())
-            .or_insert_with(|| AccountBaseline::new(t));
+        let a = baseline::slot(&mut loaded.accounts, account, || AccountBaseline::new(t));
         a.events += 1;
         for (_, key) in &ev.prepared.values {
-            let v = loaded.values.entry(key.clone()).or_insert(AccountValue {
+            let v = baseline::slot(&mut loaded.values, key, || AccountValue {
                 v: baseline::VERSION,
                 n: 0,
                 t,

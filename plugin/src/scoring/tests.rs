@@ -68,6 +68,8 @@ fn from(mut ev: Observation, asn: u32, country: &str) -> Observation {
 struct Host {
     settings: Settings,
     entries: BTreeMap<String, Vec<u8>>,
+    /// Keys asked for, all batches together.
+    asked: usize,
 }
 
 impl Host {
@@ -75,6 +77,7 @@ impl Host {
         Host {
             settings: Settings::default(),
             entries: BTreeMap::new(),
+            asked: 0,
         }
     }
 
@@ -84,6 +87,7 @@ impl Host {
         loop {
             match batch.next(given) {
                 Step::Needs(keys) => {
+                    self.asked += keys.len();
                     given = keys
                         .iter()
                         .filter_map(|k| self.entries.get(k).map(|v| (k.clone(), v.clone())))
@@ -600,4 +604,120 @@ fn how_the_account_uses_a_value_is_learned_across_batches() {
         .find(|r| r.code == "new_asn_for_identity")
         .expect("new network");
     assert!(!asn.text.contains("new to the account"), "{}", asn.text);
+}
+
+/// Alice's and Bob's days, an attack on Alice's keys, sweeps between: the batches as files.
+fn days_then_an_attack() -> Vec<Vec<Observation>> {
+    const BOB: &str = "arn:aws:iam::111122223333:user/bob";
+    let apis = [
+        ("ec2.amazonaws.com", "DescribeInstances"),
+        ("s3.amazonaws.com", "ListBuckets"),
+        ("iam.amazonaws.com", "GetUser"),
+    ];
+    let mut batches = Vec::new();
+    for day in 0..10 {
+        let mut events = Vec::new();
+        for i in 0..12 {
+            let (source, name) = apis[i % apis.len()];
+            let t = T0 + day * DAY + 9 * HOUR + i as i64 * 20 * MINUTE;
+            events.push(call("IAMUser", ALICE, source, name, t));
+            events.push(call("IAMUser", BOB, source, name, t + MINUTE));
+        }
+        batches.push(events);
+    }
+    let t = T0 + 10 * DAY + 22 * HOUR;
+    let mut attack = vec![from(
+        call("IAMUser", ALICE, "sts.amazonaws.com", "GetCallerIdentity", t),
+        64999,
+        "BR",
+    )];
+    for i in 0..20 {
+        let name = format!("ListThings{i}");
+        attack.push(from(
+            call("IAMUser", ALICE, "iam.amazonaws.com", &name, t + MINUTE + i * 1000),
+            64999,
+            "BR",
+        ));
+    }
+    batches.push(attack);
+    batches.push(vec![from(
+        call(
+            "IAMUser",
+            ALICE,
+            "cloudtrail.amazonaws.com",
+            "StopLogging",
+            t + 10 * MINUTE,
+        ),
+        64999,
+        "BR",
+    )]);
+    batches.push(vec![call(
+        "IAMUser",
+        BOB,
+        "ec2.amazonaws.com",
+        "DescribeInstances",
+        t + 4 * HOUR,
+    )]);
+    batches
+}
+
+/// Scores the batches, sweeping every other one and at the end; what came out.
+fn replay(host: &mut Host, batches: &[Vec<Observation>]) -> Vec<(Scored, Vec<Incident>)> {
+    let mut out = Vec::new();
+    for (i, batch) in batches.iter().enumerate() {
+        let scored = host.score(batch.clone());
+        let now = batch.iter().filter_map(|e| e.event_time_ms).max().unwrap_or(T0);
+        let closed = if i % 2 == 1 || i + 1 == batches.len() {
+            host.sweep(now)
+        } else {
+            Vec::new()
+        };
+        out.push((scored, closed));
+    }
+    out
+}
+
+#[test]
+fn an_instance_that_remembers_entries_scores_and_writes_the_same_and_asks_for_less() {
+    let batches = days_then_an_attack();
+    let mut asking = Host::new();
+    let expected = replay(&mut asking, &batches);
+    assert!(
+        expected.iter().any(|(s, _)| !s.incidents.is_empty()),
+        "the stream makes an incident"
+    );
+    assert!(expected.iter().any(|(_, c)| !c.is_empty()), "and the sweep closes it");
+
+    memory::remember(64 << 20);
+    let mut remembering = Host::new();
+    let got = replay(&mut remembering, &batches);
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert!(g == e, "batch {i} differs");
+    }
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(remembering.entries, asking.entries);
+    assert!(
+        remembering.asked * 3 < asking.asked,
+        "asked for {} keys remembering, {} not",
+        remembering.asked,
+        asking.asked
+    );
+
+    // A budget too small to hold anything: asked every time, the same results.
+    memory::remember(1);
+    let mut small = Host::new();
+    assert_eq!(replay(&mut small, &batches), expected);
+    assert_eq!(small.asked, asking.asked);
+
+    // The host drops a batch's writes (its file is read again) and says so: the batch is
+    // scored again as the first time.
+    memory::remember(64 << 20);
+    let mut again = Host::new();
+    let before = again.entries.clone();
+    let first = again.score(batches[0].clone());
+    again.entries = before;
+    memory::forget();
+    assert_eq!(again.score(batches[0].clone()), first);
+    assert_eq!(replay(&mut again, &batches[1..]), expected[1..]);
+    assert_eq!(again.entries, asking.entries);
 }

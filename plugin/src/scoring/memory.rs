@@ -1,0 +1,129 @@
+//! What one scoring instance remembers between calls when the host asks it to (the contract's
+//! `scoring-memory`): the entries it was given and wrote, decoded, as the host's store holds
+//! them. A batch then asks only for the entries it does not hold, and decodes none twice.
+//!
+//! The host keeps its side of it: every write is applied to what it hands out later, and it
+//! says `forget` whenever the store's entries change in any other way (files read again after
+//! their writes were dropped). The memory is bounded: past its budget it is emptied, and the
+//! next batches ask again.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use super::{Loaded, Write};
+
+/// Decoded bytes assumed for an identity's baseline at its caps (APIs, networks, countries,
+/// agents, regions, its burst window's names) ...
+const IDENTITY_BYTES: u64 = 64 << 10;
+/// ... and for any other entry, or a key known to be absent.
+const ENTRY_BYTES: u64 = 512;
+
+/// The entries one instance holds.
+pub struct Memory {
+    max_bytes: u64,
+    pub loaded: Loaded,
+    /// Keys asked for that do not exist.
+    absent: BTreeSet<String>,
+}
+
+thread_local! {
+    static MEMORY: RefCell<Option<Memory>> = const { RefCell::new(None) };
+}
+
+/// From now on, remembers entries between calls, within about `max_bytes`.
+pub fn remember(max_bytes: u64) {
+    MEMORY.with(|m| {
+        *m.borrow_mut() = Some(Memory {
+            max_bytes,
+            loaded: Loaded::default(),
+            absent: BTreeSet::new(),
+        })
+    });
+}
+
+/// Forgets every entry remembered (remembering goes on).
+pub fn forget() {
+    with(|m| m.clear());
+}
+
+/// Whether the instance remembers entries.
+pub fn is_on() -> bool {
+    MEMORY.with(|m| m.borrow().is_some())
+}
+
+/// `f` with the memory, when it is on.
+pub fn with<T>(f: impl FnOnce(&mut Memory) -> T) -> Option<T> {
+    MEMORY.with(|m| m.borrow_mut().as_mut().map(f))
+}
+
+impl Memory {
+    fn clear(&mut self) {
+        self.loaded = Loaded::default();
+        self.absent.clear();
+    }
+
+    /// Whether it knows what the store holds under `key`.
+    pub fn holds(&self, key: &str) -> bool {
+        self.absent.contains(key) || self.loaded.holds(key)
+    }
+
+    /// Takes the entries given for the keys `asked`: those not given do not exist.
+    pub fn absorb_asked(&mut self, asked: &[String], given: Vec<(String, Vec<u8>)>) {
+        let mut found = BTreeSet::new();
+        for (key, value) in given {
+            self.absent.remove(&key);
+            found.insert(key.clone());
+            self.loaded.insert(key, &value);
+        }
+        for key in asked {
+            if !found.contains(key) {
+                self.absent.insert(key.clone());
+            }
+        }
+    }
+
+    /// The entries under `touched` as they are now, to write: those a batch read or made.
+    /// An incident closed leaves (its key is then absent).
+    pub fn writes(&mut self, touched: &BTreeSet<String>) -> Vec<Write> {
+        let mut writes = Vec::new();
+        for key in touched {
+            let Some(value) = self.loaded.encoded(key) else {
+                continue;
+            };
+            if value.is_none() {
+                self.loaded.remove(key);
+                self.absent.insert(key.clone());
+            } else {
+                self.absent.remove(key);
+            }
+            writes.push((key.clone(), value));
+        }
+        writes
+    }
+
+    /// Takes writes the instance made otherwise (the sweep's).
+    pub fn absorb_writes(&mut self, writes: &[Write]) {
+        for (key, value) in writes {
+            self.loaded.remove(key);
+            match value {
+                Some(v) => {
+                    self.absent.remove(key);
+                    self.loaded.insert(key.clone(), v);
+                }
+                None => {
+                    self.absent.insert(key.clone());
+                }
+            }
+        }
+        self.bound();
+    }
+
+    /// Empties it when it holds more than its budget.
+    pub fn bound(&mut self) {
+        let (identities, others) = self.loaded.counts();
+        let bytes = identities as u64 * IDENTITY_BYTES + (others + self.absent.len()) as u64 * ENTRY_BYTES;
+        if bytes > self.max_bytes {
+            self.clear();
+        }
+    }
+}
