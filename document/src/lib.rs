@@ -11,6 +11,8 @@
 //! `null`. The raw record is embedded as JSON as it was written; newlines in its whitespace
 //! become spaces so that each document stays on one line.
 
+pub mod head;
+
 /// The version of the event document; it changes only when a member is removed, renamed or
 /// changes meaning (new optional members keep it).
 pub const SCHEMA_VERSION: u32 = 1;

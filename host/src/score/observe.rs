@@ -3,12 +3,12 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use trailwatch_document::head::{self, Text};
 
 use crate::networks::{Scope, SourceNetwork};
 use crate::runtime::bindings::documents::Summary;
 use crate::runtime::bindings::scoring::{Network, Observation};
-use crate::runtime::bindings::types::{ActionType, Category, Event, Outcome, Principal, SourceKind};
+use crate::runtime::bindings::types::{ActionType, Category, Event, Principal, SourceKind};
 
 fn scope_name(scope: Scope) -> &'static str {
     match scope {
@@ -51,62 +51,8 @@ pub fn from_event(e: &Event, source: Option<&SourceNetwork>) -> Observation {
     }
 }
 
-type Text<'a> = Option<Cow<'a, str>>;
-
 fn own(t: Text<'_>) -> Option<String> {
     t.map(Cow::into_owned)
-}
-
-/// The members of a document's head scoring reads (`schema/event.schema.json`).
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow)]
-    event_id: Text<'a>,
-    #[serde(borrow)]
-    event_source: Text<'a>,
-    #[serde(borrow)]
-    event_name: Text<'a>,
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    #[serde(borrow)]
-    action: Cow<'a, str>,
-    #[serde(borrow)]
-    event_type: Text<'a>,
-    #[serde(borrow)]
-    region: Text<'a>,
-    #[serde(borrow)]
-    recipient_account_id: Text<'a>,
-    #[serde(borrow)]
-    principal: Option<PrincipalHead<'a>>,
-    #[serde(borrow)]
-    source_address: Text<'a>,
-    #[serde(borrow)]
-    source_kind: Cow<'a, str>,
-    #[serde(borrow)]
-    user_agent: Text<'a>,
-    #[serde(borrow)]
-    error_code: Text<'a>,
-}
-
-#[derive(Deserialize)]
-struct PrincipalHead<'a> {
-    #[serde(borrow)]
-    identity_type: Text<'a>,
-    #[serde(borrow)]
-    principal_id: Text<'a>,
-    #[serde(borrow)]
-    arn: Text<'a>,
-    #[serde(borrow)]
-    account_id: Text<'a>,
-    #[serde(borrow)]
-    user_name: Text<'a>,
-    #[serde(borrow)]
-    access_key_id: Text<'a>,
-    #[serde(borrow)]
-    session_issuer_arn: Text<'a>,
-    mfa_authenticated: Option<bool>,
-    #[serde(borrow)]
-    invoked_by: Text<'a>,
 }
 
 /// The action type named in a document.
@@ -146,22 +92,24 @@ pub fn from_document(
     metric: &str,
     source: Option<&SourceNetwork>,
 ) -> serde_json::Result<Observation> {
-    let mut text = Vec::with_capacity(head.len() + 1);
-    text.extend_from_slice(head);
-    text.push(b'}');
-    let h: Head<'_> = serde_json::from_slice(&text)?;
-    Ok(Observation {
+    let mut text = Vec::new();
+    let h = head::read(head, &mut text)?;
+    Ok(observation(h, summary, metric.to_owned(), source))
+}
+
+fn observation(h: head::Head<'_>, d: &Summary, metric: String, source: Option<&SourceNetwork>) -> Observation {
+    Observation {
         event_id: own(h.event_id),
-        event_time_ms: summary.event_time_ms,
+        event_time_ms: d.event_time_ms,
         event_source: own(h.event_source),
         event_name: own(h.event_name),
         category: Category {
             service: h.service.into_owned(),
             action: action_type(&h.action),
-            metric: metric.to_owned(),
-            flags: summary.flags,
+            metric,
+            flags: d.flags,
         },
-        read_only: summary.read_only,
+        read_only: d.read_only,
         event_type: own(h.event_type),
         region: own(h.region),
         recipient_account_id: own(h.recipient_account_id),
@@ -181,10 +129,6 @@ pub fn from_document(
         network: network(source),
         user_agent: own(h.user_agent),
         error_code: own(h.error_code),
-        outcome: match summary.outcome {
-            Outcome::Success => Outcome::Success,
-            Outcome::Failure => Outcome::Failure,
-            Outcome::Denied => Outcome::Denied,
-        },
-    })
+        outcome: d.outcome,
+    }
 }
