@@ -1,5 +1,5 @@
 //! Reading a document's head back: the members scoring needs of an event, as the writer wrote
-//! them (and `source_network`, which the host adds to the head). Strings without escapes are
+//! them (members the host added to the head are passed over). Strings without escapes are
 //! borrowed from the text.
 
 use std::borrow::Cow;
@@ -34,8 +34,6 @@ pub struct Head<'a> {
     pub source_address: Text<'a>,
     #[serde(borrow)]
     pub source_kind: Cow<'a, str>,
-    #[serde(borrow)]
-    pub source_network: Option<NetworkHead<'a>>,
     #[serde(borrow, default, deserialize_with = "text")]
     pub user_agent: Text<'a>,
     #[serde(borrow, default, deserialize_with = "text")]
@@ -64,18 +62,6 @@ pub struct PrincipalHead<'a> {
     pub invoked_by: Text<'a>,
 }
 
-/// The `source_network` member the host adds.
-#[derive(Debug, Deserialize)]
-pub struct NetworkHead<'a> {
-    #[serde(borrow)]
-    pub scope: Cow<'a, str>,
-    pub asn: Option<u32>,
-    #[serde(borrow, default, deserialize_with = "text")]
-    pub as_org: Text<'a>,
-    #[serde(borrow, default, deserialize_with = "text")]
-    pub country: Text<'a>,
-}
-
 /// A text member, borrowed from the document when it has no escapes (serde borrows a `Cow`
 /// only where it is a field's whole type).
 fn text<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Text<'a>, D::Error> {
@@ -99,7 +85,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_head_reads_back_with_the_network_the_host_added_and_escapes_decoded() {
+    fn a_head_reads_back_past_members_the_host_added_with_escapes_decoded() {
         let text = br#"{"kind":"event","event_id":"e-1","event_name":"Get\"Thing","service":"s3","action":"read","principal":{"arn":"arn:aws:iam::1:user/a","mfa_authenticated":true},"source_address":"192.0.2.1","source_kind":"ip","source_network":{"scope":"public","asn":64500,"country":"DE"},"delivery":{"x":1}"#;
         let mut scratch = Vec::new();
         let h = read(text, &mut scratch).unwrap();
@@ -109,11 +95,7 @@ mod tests {
         let p = h.principal.unwrap();
         assert_eq!(p.arn.as_deref(), Some("arn:aws:iam::1:user/a"));
         assert_eq!(p.mfa_authenticated, Some(true));
-        let n = h.source_network.unwrap();
-        assert_eq!(
-            (n.scope.as_ref(), n.asn, n.country.as_deref()),
-            ("public", Some(64500), Some("DE"))
-        );
+        assert_eq!(h.source_kind, "ip");
         assert!(h.user_agent.is_none());
         assert!(read(b"{\"service\":", &mut scratch).is_err());
     }
