@@ -935,11 +935,15 @@ async fn anomalies_and_incidents_are_counted_by_severity_and_learned_with_the_ch
     let port = free_port();
     let out = dir.path().join("out.ndjson");
     let sinks = format!("[[sinks]]\ntype = \"file\"\npath = \"{}\"\n", out.display());
+    let live = dir.path().join("live.html");
     let config = config(
         dir.path(),
         &moto,
         &sinks,
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &format!(
+            "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[report]\npath = \"{}\"\nevery_minutes = 1\n",
+            live.display()
+        ),
     );
     let child = trailwatch(&config, &["run"])
         .stdout(Stdio::null())
@@ -962,6 +966,13 @@ async fn anomalies_and_incidents_are_counted_by_severity_and_learned_with_the_ch
         },
         Duration::from_secs(60),
         "every file done",
+    );
+    // While it runs (`trailwatch report` cannot open the store it holds), run keeps the page
+    // of what it committed: the anomaly, once.
+    wait_for(
+        || std::fs::read_to_string(&live).is_ok_and(|p| p.contains("<b id=\"n-anomalies\">1</b>")),
+        Duration::from_secs(30),
+        "run's report page with the anomaly",
     );
     let m = scrape(port);
     assert_eq!(
@@ -1059,6 +1070,11 @@ async fn anomalies_and_incidents_are_counted_by_severity_and_learned_with_the_ch
     let html = std::fs::read_to_string(&page).unwrap();
     let id = incidents[1]["incident_id"].as_str().unwrap();
     assert_eq!(html.matches(&format!("data-incident=\"{id}\"")).count(), 1);
+    // run wrote its page once more as it stopped: the same incident, closed.
+    let last = std::fs::read_to_string(&live).unwrap();
+    assert!(last.contains("running trailwatch"), "its origin");
+    assert_eq!(last.matches(&format!("data-incident=\"{id}\"")).count(), 1);
+    assert!(last.contains("<span class=\"status closed\">closed</span>"));
     assert!(html.contains("<span class=\"status closed\">closed</span>"));
     assert!(
         html.contains("<b id=\"n-anomalies\">1</b>"),

@@ -41,6 +41,9 @@ pub struct Config {
     /// `[scoring]`: each event scored against its identity's pattern of life.
     #[serde(default)]
     pub scoring: ScoringConfig,
+    /// `[report]`: the report page `run` keeps up to date.
+    #[serde(default)]
+    pub report: ReportConfig,
     /// Where the checkpoint is kept.
     #[serde(default)]
     pub state: StateConfig,
@@ -554,6 +557,52 @@ impl Default for ScoringConfig {
     }
 }
 
+/// `[report]`: the HTML report (README, "The report") that `run` writes while it runs: the same
+/// page as `trailwatch report`, which cannot open the state store `run` holds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Where `run` writes the page (replaced whole each time). Absent: not written.
+    pub path: Option<PathBuf>,
+    /// How often, in minutes (1–1440), and once more when `run` stops. Default 10.
+    #[serde(default = "default_report_every_minutes")]
+    pub every_minutes: u32,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            path: None,
+            every_minutes: default_report_every_minutes(),
+        }
+    }
+}
+
+fn default_report_every_minutes() -> u32 {
+    10
+}
+
+impl ReportConfig {
+    /// Checks the values against what is scored.
+    pub fn validate(&self, scoring: &ScoringConfig) -> Result<(), ConfigError> {
+        if !(1..=1440).contains(&self.every_minutes) {
+            return Err(ConfigError::Value {
+                key: "report.every_minutes",
+                value: self.every_minutes.to_string(),
+                expected: "1 to 1440 (minutes)",
+            });
+        }
+        if let (Some(path), false) = (&self.path, scoring.enabled) {
+            return Err(ConfigError::Value {
+                key: "report.path",
+                value: path.display().to_string(),
+                expected: "unset while [scoring] enabled = false (the report shows what scoring found)",
+            });
+        }
+        Ok(())
+    }
+}
+
 impl ScoringConfig {
     /// The scoring settings, `None` when scoring is off.
     pub fn settings(&self) -> Option<crate::score::Scoring> {
@@ -831,6 +880,7 @@ impl Config {
         }
         config.plugin.validate()?;
         config.scoring.validate()?;
+        config.report.validate(&config.scoring)?;
         config.validate_run()?;
         Ok(config)
     }
@@ -1392,6 +1442,31 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "config key plugin.memory_limit_mib = 1: expected 16 to 65536 (MiB)"
+        );
+    }
+
+    #[test]
+    fn the_report_page_needs_scoring_and_a_sensible_interval() {
+        let c = Config::parse("[report]\npath = \"/tmp/r.html\"\n", Path::new("t.toml")).unwrap();
+        assert_eq!(c.report.every_minutes, 10);
+        let e = Config::parse(
+            "[report]\npath = \"/tmp/r.html\"\nevery_minutes = 0\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config key report.every_minutes = 0: expected 1 to 1440 (minutes)"
+        );
+        let e = Config::parse(
+            "[scoring]\nenabled = false\n[report]\npath = \"/tmp/r.html\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config key report.path = /tmp/r.html: expected unset while [scoring] enabled = false"),
+            "{e}"
         );
     }
 

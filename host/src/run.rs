@@ -593,6 +593,12 @@ async fn run_async(
     let mut failures: u32 = 0;
     let mut last_error: Option<String> = None;
     let mut exit = ExitCode::SUCCESS;
+    let mut report_page = config.report.path.clone().map(|path| ReportPage {
+        path,
+        dir: config.state.dir.clone(),
+        every: Duration::from_secs(60 * u64::from(config.report.every_minutes)),
+        next: tokio::time::Instant::now(),
+    });
     loop {
         if let Some(new) = tokio::task::block_in_place(|| watch.check(&plugin)) {
             plugin = Arc::new(new);
@@ -684,6 +690,13 @@ async fn run_async(
                 interval.saturating_mul(1u32 << failures.min(10)).min(MAX_BACKOFF)
             }
         };
+        // (`--once` writes it once, as it stops.)
+        if let Some(page) = report_page
+            .as_mut()
+            .filter(|p| !once && tokio::time::Instant::now() >= p.next)
+        {
+            page.write(&pipeline);
+        }
         if once || shutdown.load(Ordering::Relaxed) {
             break;
         }
@@ -692,6 +705,10 @@ async fn run_async(
         } else {
             wait
         };
+        let wait = match &report_page {
+            Some(p) => wait.min(p.next.saturating_duration_since(tokio::time::Instant::now())),
+            None => wait,
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = notify.notified() => {}
@@ -699,6 +716,10 @@ async fn run_async(
         if shutdown.load(Ordering::Relaxed) {
             break;
         }
+    }
+    // What the last cycles committed.
+    if let Some(page) = report_page.as_mut() {
+        page.write(&pipeline);
     }
     if let Source::Queue(q) = &mut source {
         q.shutdown().await;
@@ -803,4 +824,42 @@ fn spawn_signal_listener(flag: Arc<AtomicBool>, notify: Arc<tokio::sync::Notify>
         notify.notify_waiters();
     });
     Ok(())
+}
+
+/// The report page `run` keeps up to date (`[report] path`).
+struct ReportPage {
+    path: std::path::PathBuf,
+    /// The state directory, for the page's origin line.
+    dir: std::path::PathBuf,
+    every: Duration,
+    next: tokio::time::Instant,
+}
+
+impl ReportPage {
+    /// Writes the page of what is committed now (replacing the last one whole); a failure is
+    /// said and tried again at the next due time.
+    fn write(&mut self, pipeline: &Pipeline) {
+        self.next = tokio::time::Instant::now() + self.every;
+        let Some(state) = pipeline.report_state() else {
+            return;
+        };
+        let written = tokio::task::block_in_place(|| -> anyhow::Result<(usize, usize)> {
+            let db = state.lock().unwrap_or_else(|p| p.into_inner()).database().cloned();
+            let Some(db) = db else {
+                anyhow::bail!("the report's entries are not in a state store");
+            };
+            let data = crate::report::ReportData::load_database(&db, &self.dir.join("state.redb"))?;
+            let origin = format!("the running trailwatch's state directory {}", self.dir.display());
+            crate::report::write_page(&data, &origin, &self.path)?;
+            Ok((data.identities.len(), data.incidents.len()))
+        });
+        match written {
+            Ok((identities, incidents)) => {
+                tracing::info!(path = %self.path.display(), identities, incidents, "report page written")
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %format!("{e:#}"), "the report page could not be written")
+            }
+        }
+    }
 }

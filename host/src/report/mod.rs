@@ -450,7 +450,7 @@ impl ReportData {
     /// Reads the report table of the state store at `path`, opened read-only (a copy on
     /// read-only storage will do; a store from before the report has no table: nothing).
     pub fn load_store(path: &std::path::Path) -> Result<Self, StateError> {
-        use redb::{ReadableDatabase, ReadableTable};
+        use redb::ReadableDatabase;
         let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
         let db = redb::ReadOnlyDatabase::open(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
@@ -458,7 +458,19 @@ impl ReportData {
             }
             e => err(&e),
         })?;
-        let tx = db.begin_read().map_err(|e| err(&e))?;
+        Self::read(db.begin_read().map_err(|e| err(&e))?, path)
+    }
+
+    /// Reads the report table as committed to the state store `db` (at `path`): what a running
+    /// `run` has made durable.
+    pub fn load_database(db: &redb::Database, path: &std::path::Path) -> Result<Self, StateError> {
+        use redb::ReadableDatabase;
+        Self::read(db.begin_read().map_err(|e| StateError::new(path, e))?, path)
+    }
+
+    fn read(tx: redb::ReadTransaction, path: &std::path::Path) -> Result<Self, StateError> {
+        use redb::ReadableTable;
+        let err = |e: &dyn std::fmt::Display| StateError::new(path, e);
         let mut data = ReportData::default();
         match tx.open_table(crate::score::state::REPORT_TABLE) {
             Ok(table) => {
