@@ -598,6 +598,7 @@ async fn run_async(
         dir: config.state.dir.clone(),
         every: Duration::from_secs(60 * u64::from(config.report.every_minutes)),
         next: tokio::time::Instant::now(),
+        said_nothing: false,
     });
     loop {
         if let Some(new) = tokio::task::block_in_place(|| watch.check(&plugin)) {
@@ -690,10 +691,12 @@ async fn run_async(
                 interval.saturating_mul(1u32 << failures.min(10)).min(MAX_BACKOFF)
             }
         };
-        // (`--once` writes it once, as it stops.)
+        // The page changes only when a poll commits: written after the first poll that finds it
+        // due (`--once`, and a run told to stop, write it once as they stop).
+        let stopping = once || shutdown.load(Ordering::Relaxed);
         if let Some(page) = report_page
             .as_mut()
-            .filter(|p| !once && tokio::time::Instant::now() >= p.next)
+            .filter(|p| !stopping && tokio::time::Instant::now() >= p.next)
         {
             page.write(&pipeline);
         }
@@ -704,10 +707,6 @@ async fn run_async(
             wait.min(next_check.saturating_duration_since(tokio::time::Instant::now()))
         } else {
             wait
-        };
-        let wait = match &report_page {
-            Some(p) => wait.min(p.next.saturating_duration_since(tokio::time::Instant::now())),
-            None => wait,
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -833,6 +832,8 @@ struct ReportPage {
     dir: std::path::PathBuf,
     every: Duration,
     next: tokio::time::Instant,
+    /// Whether it said that there is nothing to report.
+    said_nothing: bool,
 }
 
 impl ReportPage {
@@ -841,6 +842,10 @@ impl ReportPage {
     fn write(&mut self, pipeline: &Pipeline) {
         self.next = tokio::time::Instant::now() + self.every;
         let Some(state) = pipeline.report_state() else {
+            if !self.said_nothing {
+                self.said_nothing = true;
+                tracing::warn!(path = %self.path.display(), "no report page: events are not scored here (see the start-up lines)");
+            }
             return;
         };
         let written = tokio::task::block_in_place(|| -> anyhow::Result<(usize, usize)> {

@@ -158,13 +158,28 @@ impl Ledger {
 
     /// Forgets what files not committed taught scoring (a cycle ended without them); whether
     /// there was any.
+    ///
+    /// Files handed over whose commit failed are not among them: their checkpoint changes wait
+    /// for the next commit, and what they taught waits with them (staged again, so that the
+    /// files scored meanwhile see it).
     pub fn forget_unrecorded_scoring(&mut self) -> bool {
-        self.scoring_unrecorded.clear();
+        let waiting = &self.scoring_unrecorded;
         if let Some(report) = &self.report {
-            report.lock().unwrap_or_else(|p| p.into_inner()).abandon();
+            let mut report = report.lock().unwrap_or_else(|p| p.into_inner());
+            report.abandon();
+            for (file, _, entries) in waiting {
+                report.restage(*file, entries);
+            }
         }
         match &self.scoring {
-            Some(state) => state.lock().unwrap_or_else(|p| p.into_inner()).abandon(),
+            Some(state) => {
+                let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                let any = state.abandon();
+                for (file, writes, _) in waiting {
+                    state.restage(*file, writes);
+                }
+                any
+            }
             None => false,
         }
     }
@@ -1118,5 +1133,48 @@ impl ReadTask {
 pub fn merge_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
     for (k, v) in from {
         *into.entry(k.clone()).or_default() += v;
+    }
+}
+
+#[cfg(test)]
+mod ledger_tests {
+    use super::*;
+
+    fn values(state: &ScoreState, keys: &[&str]) -> Vec<(String, Vec<u8>)> {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        state
+            .get(&keys)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_commit_keeps_what_its_files_taught_for_the_next_and_the_rest_is_dropped() {
+        let state = Arc::new(Mutex::new(ScoreState::in_memory()));
+        let mut ledger = Ledger::in_memory().with_scoring(state.clone());
+        let w = |k: &str, v: &[u8]| (k.to_owned(), Some(v.to_vec()));
+        // File 1 was handed over to commit and its commit failed; file 2 was scored after it
+        // and not handed over (the cycle ends without it).
+        state.lock().unwrap().stage(1, vec![w("i/a", b"1"), w("i/b", b"1")]);
+        state.lock().unwrap().stage(2, vec![w("i/b", b"2"), w("i/c", b"2")]);
+        let one = state.lock().unwrap().take(1);
+        ledger.learned(1, one, Vec::new());
+        let generation = state.lock().unwrap().generation();
+
+        assert!(ledger.forget_unrecorded_scoring());
+        let keys = ["i/a", "i/b", "i/c"];
+        let want = vec![("i/a".to_owned(), b"1".to_vec()), ("i/b".to_owned(), b"1".to_vec())];
+        {
+            let s = state.lock().unwrap();
+            assert!(s.generation() > generation, "a remembering scoring instance forgets");
+            assert_eq!(values(&s, &keys), want, "file 1's writes still seen, file 2's gone");
+        }
+        // Recorded with file 1 at the next commit.
+        ledger.commit().unwrap();
+        let mut s = state.lock().unwrap();
+        assert!(!s.abandon(), "nothing pending");
+        assert_eq!(values(&s, &keys), want);
     }
 }

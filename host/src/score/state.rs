@@ -249,6 +249,14 @@ impl ScoreState {
         self.deltas.entry(file).or_default().extend(writes);
     }
 
+    /// Notes again `writes` of file `file`, handed over to commit and not yet committed, after
+    /// [`ScoreState::abandon`] dropped them with the rest.
+    pub fn restage(&mut self, file: u64, writes: &[Write]) {
+        for (k, v) in writes {
+            self.pending.insert(k.clone(), (file, v.clone()));
+        }
+    }
+
     /// The writes of file `file`, to commit with it.
     pub fn take(&mut self, file: u64) -> Vec<Write> {
         self.deltas.remove(&file).unwrap_or_default()

@@ -15,6 +15,8 @@ use super::{Loaded, Write};
 /// Decoded bytes assumed for an identity's baseline at its caps (APIs, networks, countries,
 /// agents, regions, its burst window's names) ...
 const IDENTITY_BYTES: u64 = 64 << 10;
+/// ... for an open incident (up to 200 event ids, its reasons and summary) ...
+const INCIDENT_BYTES: u64 = 16 << 10;
 /// ... and for any other entry, or a key known to be absent.
 const ENTRY_BYTES: u64 = 512;
 
@@ -87,6 +89,12 @@ impl Memory {
     pub fn writes(&mut self, touched: &BTreeSet<String>) -> Vec<Write> {
         let mut writes = Vec::new();
         for key in touched {
+            if self.loaded.unreadable.contains(key) {
+                // Judged as new by each batch (as an instance that remembers nothing judges
+                // it): what this batch made under the key goes.
+                self.loaded.forget_value(key);
+                continue;
+            }
             let Some(value) = self.loaded.encoded(key) else {
                 continue;
             };
@@ -120,8 +128,10 @@ impl Memory {
 
     /// Empties it when it holds more than its budget.
     pub fn bound(&mut self) {
-        let (identities, others) = self.loaded.counts();
-        let bytes = identities as u64 * IDENTITY_BYTES + (others + self.absent.len()) as u64 * ENTRY_BYTES;
+        let (identities, incidents, others) = self.loaded.counts();
+        let bytes = identities as u64 * IDENTITY_BYTES
+            + incidents as u64 * INCIDENT_BYTES
+            + (others + self.absent.len()) as u64 * ENTRY_BYTES;
         if bytes > self.max_bytes {
             self.clear();
         }

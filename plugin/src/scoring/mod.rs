@@ -440,6 +440,11 @@ impl Loaded {
     /// Drops the entry `key`.
     fn remove(&mut self, key: &str) {
         self.unreadable.remove(key);
+        self.forget_value(key);
+    }
+
+    /// Drops the value held under `key` (whether it can be read is still known).
+    fn forget_value(&mut self, key: &str) {
         if let Some(name) = key.strip_prefix("i/") {
             self.identities.remove(name);
         } else if let Some(name) = key.strip_prefix("a/") {
@@ -474,11 +479,10 @@ impl Loaded {
         }
     }
 
-    /// How many entries it holds, identities apart.
-    fn counts(&self) -> (usize, usize) {
-        let others =
-            self.accounts.len() + self.keys.len() + self.values.len() + self.incidents.len() + self.unreadable.len();
-        (self.identities.len(), others)
+    /// How many entries it holds: identities, incidents, the others.
+    fn counts(&self) -> (usize, usize, usize) {
+        let others = self.accounts.len() + self.keys.len() + self.values.len() + self.unreadable.len();
+        (self.identities.len(), self.incidents.len(), others)
     }
 
     fn writes(self) -> Vec<Write> {

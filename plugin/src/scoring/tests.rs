@@ -607,8 +607,9 @@ fn how_the_account_uses_a_value_is_learned_across_batches() {
 }
 
 /// Alice's and Bob's days, an attack on Alice's keys, sweeps between: the batches as files.
+const BOB: &str = "arn:aws:iam::111122223333:user/bob";
+
 fn days_then_an_attack() -> Vec<Vec<Observation>> {
-    const BOB: &str = "arn:aws:iam::111122223333:user/bob";
     let apis = [
         ("ec2.amazonaws.com", "DescribeInstances"),
         ("s3.amazonaws.com", "ListBuckets"),
@@ -651,12 +652,11 @@ fn days_then_an_attack() -> Vec<Vec<Observation>> {
         64999,
         "BR",
     )]);
-    batches.push(vec![call(
-        "IAMUser",
-        BOB,
-        "ec2.amazonaws.com",
-        "DescribeInstances",
-        t + 4 * HOUR,
+    // Bob from a network new to him: a reason only against his established baseline.
+    batches.push(vec![from(
+        call("IAMUser", BOB, "ec2.amazonaws.com", "DescribeInstances", t + 4 * HOUR),
+        64999,
+        "BR",
     )]);
     batches
 }
@@ -682,6 +682,16 @@ fn an_instance_that_remembers_entries_scores_and_writes_the_same_and_asks_for_le
     let batches = days_then_an_attack();
     let mut asking = Host::new();
     let expected = replay(&mut asking, &batches);
+    // Bob's baseline in a form this plugin cannot read (a newer plugin's): judged as new by
+    // every batch, never written.
+    let unreadable = || {
+        let mut host = Host::new();
+        host.entries.insert(format!("i/{BOB}"), vec![99, 1, 2, 3]);
+        host
+    };
+    let mut asking_past = unreadable();
+    let expected_past = replay(&mut asking_past, &batches);
+    assert_ne!(expected_past, expected, "Bob, always new, is judged otherwise");
     assert!(
         expected.iter().any(|(s, _)| !s.incidents.is_empty()),
         "the stream makes an incident"
@@ -702,6 +712,11 @@ fn an_instance_that_remembers_entries_scores_and_writes_the_same_and_asks_for_le
         remembering.asked,
         asking.asked
     );
+
+    memory::remember(64 << 20);
+    let mut remembering_past = unreadable();
+    assert!(replay(&mut remembering_past, &batches) == expected_past);
+    assert_eq!(remembering_past.entries, asking_past.entries);
 
     // A budget too small to hold anything: asked every time, the same results.
     memory::remember(1);
