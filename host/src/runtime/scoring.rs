@@ -52,11 +52,6 @@ pub struct ScoringSession {
 const MEMORY_SHARE: u64 = 4;
 
 impl ScoringSession {
-    /// Whether the instance remembers entries between calls.
-    pub fn remembers(&self) -> bool {
-        self.memory.is_some()
-    }
-
     /// Makes the instance forget what it remembers unless that matches the state's
     /// `generation` (nothing but this instance's own writes changed the entries since).
     pub fn sync(&mut self, runtime: &PluginRuntime, generation: u64) -> Result<(), ScoringError> {

@@ -94,11 +94,8 @@ pub fn from_document(
 ) -> serde_json::Result<Observation> {
     let mut text = Vec::new();
     let h = head::read(head, &mut text)?;
-    Ok(observation(h, summary, metric.to_owned(), source))
-}
-
-fn observation(h: head::Head<'_>, d: &Summary, metric: String, source: Option<&SourceNetwork>) -> Observation {
-    Observation {
+    let d = summary;
+    Ok(Observation {
         event_id: own(h.event_id),
         event_time_ms: d.event_time_ms,
         event_source: own(h.event_source),
@@ -106,7 +103,7 @@ fn observation(h: head::Head<'_>, d: &Summary, metric: String, source: Option<&S
         category: Category {
             service: h.service.into_owned(),
             action: action_type(&h.action),
-            metric,
+            metric: metric.to_owned(),
             flags: d.flags,
         },
         read_only: d.read_only,
@@ -130,5 +127,5 @@ fn observation(h: head::Head<'_>, d: &Summary, metric: String, source: Option<&S
         user_agent: own(h.user_agent),
         error_code: own(h.error_code),
         outcome: d.outcome,
-    }
+    })
 }

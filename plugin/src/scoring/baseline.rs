@@ -58,15 +58,12 @@ pub fn see_str(map: &mut Values<String>, key: &str, t: i64, cap: usize) {
 }
 
 /// The value under `key`, made with `new` when missing (the key allocated only then).
-pub fn slot<'a, V>(map: &'a mut Held<V>, key: &str, new: impl FnOnce() -> V) -> &'a mut V {
+pub fn slot<'a, V>(map: &'a mut BTreeMap<String, V>, key: &str, new: impl FnOnce() -> V) -> &'a mut V {
     if !map.contains_key(key) {
         map.insert(key.to_owned(), new());
     }
     map.get_mut(key).expect("inserted above")
 }
-
-/// Entries held by key.
-pub type Held<V> = BTreeMap<String, V>;
 
 /// Drops values last seen before `before`; whether any went.
 pub fn forget<K: Ord>(map: &mut Values<K>, before: i64) -> bool {

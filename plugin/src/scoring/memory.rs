@@ -87,24 +87,24 @@ impl Memory {
     /// The entries under `touched` as they are now, to write: those a batch read or made.
     /// An incident closed leaves (its key is then absent).
     pub fn writes(&mut self, touched: &BTreeSet<String>) -> Vec<Write> {
-        let mut writes = Vec::new();
-        for key in touched {
-            if self.loaded.unreadable.contains(key) {
-                // Judged as new by each batch (as an instance that remembers nothing judges
-                // it): what this batch made under the key goes.
-                self.loaded.forget_value(key);
-                continue;
-            }
-            let Some(value) = self.loaded.encoded(key) else {
-                continue;
-            };
+        let writes = self.loaded.writes(touched);
+        // An entry it cannot read is judged as new by each batch (as an instance that remembers
+        // nothing judges it): what this batch made under its key goes.
+        let unreadable: Vec<String> = touched
+            .iter()
+            .filter(|k| self.loaded.unreadable.contains(*k))
+            .cloned()
+            .collect();
+        for key in &unreadable {
+            self.loaded.forget_value(key);
+        }
+        for (key, value) in &writes {
             if value.is_none() {
                 self.loaded.remove(key);
                 self.absent.insert(key.clone());
             } else {
                 self.absent.remove(key);
             }
-            writes.push((key.clone(), value));
         }
         writes
     }

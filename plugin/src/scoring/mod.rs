@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::categorize::Category;
 use crate::model::{Outcome, Principal, SourceKind};
-use baseline::{AccountBaseline, AccountValue, Held, IdentityBaseline, KeyUse};
+use baseline::{AccountBaseline, AccountValue, IdentityBaseline, KeyUse};
 
 /// How scoring judges (the contract's `settings`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,8 +246,8 @@ pub struct Batch {
     events: Vec<Observation>,
     entries: BTreeMap<String, Vec<u8>>,
     asked: bool,
-    /// With the instance's memory on: every key the batch reads or writes, and those asked
-    /// for (not held).
+    /// Every key the batch reads or writes; with the instance's memory on, those asked for
+    /// (not held).
     touched: BTreeSet<String>,
     missing: Vec<String>,
 }
@@ -272,22 +272,21 @@ impl Batch {
     /// memory on, for those it does not hold).
     pub fn next(&mut self, entries: Vec<(String, Vec<u8>)>) -> Step {
         if memory::is_on() {
-            if let Some(step) = memory::with(|m| self.next_remembering(m, entries)) {
-                return step;
-            }
-            unreachable!("the memory is on");
+            return memory::with(|m| self.next_remembering(m, entries)).expect("the memory is on");
         }
         self.entries.extend(entries);
         if !self.asked {
             self.asked = true;
-            let keys = self.keys();
-            if !keys.is_empty() {
-                return Step::Needs(keys.into_iter().collect());
+            self.touched = self.keys();
+            if !self.touched.is_empty() {
+                return Step::Needs(self.touched.iter().cloned().collect());
             }
         }
         let events = std::mem::take(&mut self.events);
-        let entries = std::mem::take(&mut self.entries);
-        Step::Done(score(&self.settings, &events, entries))
+        let mut loaded = Loaded::from(std::mem::take(&mut self.entries));
+        let mut scored = score_in(&self.settings, &events, &mut loaded);
+        scored.writes = loaded.writes(&self.touched);
+        Step::Done(scored)
     }
 
     fn next_remembering(&mut self, memory: &mut memory::Memory, entries: Vec<(String, Vec<u8>)>) -> Step {
@@ -366,13 +365,13 @@ fn access_key(ev: &Observation) -> Option<&str> {
 /// The baselines a batch works on, decoded once and written back once.
 #[derive(Default)]
 pub struct Loaded {
-    pub identities: Held<IdentityBaseline>,
-    pub accounts: Held<AccountBaseline>,
-    pub keys: Held<KeyUse>,
+    pub identities: BTreeMap<String, IdentityBaseline>,
+    pub accounts: BTreeMap<String, AccountBaseline>,
+    pub keys: BTreeMap<String, KeyUse>,
     /// How accounts use values, by entry key.
-    pub values: Held<AccountValue>,
+    pub values: BTreeMap<String, AccountValue>,
     /// Open incidents by identity; `None` once closed (the entry goes).
-    pub incidents: Held<Option<baseline::OpenIncident>>,
+    pub incidents: BTreeMap<String, Option<baseline::OpenIncident>>,
     /// Entries this plugin cannot read (a newer plugin's, or damaged): judged as new, never
     /// overwritten.
     pub unreadable: BTreeSet<String>,
@@ -485,37 +484,12 @@ impl Loaded {
         (self.identities.len(), self.incidents.len(), others)
     }
 
-    fn writes(self) -> Vec<Write> {
-        let mut writes = Vec::new();
-        let entries = self
-            .identities
-            .into_iter()
-            .map(|(k, v)| (baseline::identity_key(&k), baseline::write(&v)))
-            .chain(
-                self.accounts
-                    .into_iter()
-                    .map(|(k, v)| (baseline::account_key(&k), baseline::write(&v))),
-            )
-            .chain(
-                self.keys
-                    .into_iter()
-                    .map(|(k, v)| (baseline::access_key_key(&k), baseline::write(&v))),
-            )
-            .chain(self.values.into_iter().map(|(k, v)| (k, baseline::write(&v))));
-        for (key, value) in entries {
-            if !self.unreadable.contains(&key) {
-                writes.push((key, Some(value)));
-            }
-        }
-        for (identity, open) in self.incidents {
-            let key = baseline::incident_key(&identity);
-            if !self.unreadable.contains(&key) {
-                writes.push((key, open.map(|o| baseline::write(&o))));
-            }
-        }
-        // In key order, as an instance that remembers entries writes them.
-        writes.sort_by(|a, b| a.0.cmp(&b.0));
-        writes
+    /// The entries under `keys` as they are now, in key order: those a batch read or made,
+    /// not those it cannot read; an incident closed goes.
+    fn writes(&self, keys: &BTreeSet<String>) -> Vec<Write> {
+        keys.iter()
+            .filter_map(|key| self.encoded(key).map(|value| (key.clone(), value)))
+            .collect()
     }
 }
 
@@ -525,14 +499,6 @@ pub fn combine(points: impl IntoIterator<Item = u8>) -> u8 {
         .into_iter()
         .fold(1.0f64, |r, p| r * (1.0 - f64::from(p.min(100)) / 100.0));
     ((1.0 - remaining) * 100.0).round().clamp(0.0, 100.0) as u8
-}
-
-/// Scores `events` in order against `entries`.
-pub fn score(settings: &Settings, events: &[Observation], entries: BTreeMap<String, Vec<u8>>) -> Scored {
-    let mut loaded = Loaded::from(entries);
-    let mut out = score_in(settings, events, &mut loaded);
-    out.writes = loaded.writes();
-    out
 }
 
 /// Scores `events` in order against `loaded`, which learns from them (no writes yet).
