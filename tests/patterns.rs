@@ -183,3 +183,32 @@ fn baselines_kept_in_a_state_dir_score_the_next_replay_as_one_long_replay_would(
         .iter()
         .any(|r| r["code"] == "new_asn_for_identity")));
 }
+
+/// Without a state directory, replay scores from the observations the plugin hands over in
+/// its compact form (`observing`); with one, it keeps the report's entries and reads the
+/// observations back out of the documents. Both give the same output, byte for byte.
+#[test]
+fn compact_observations_score_as_observations_read_back_from_the_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let (written, dbs) = setup(dir.path());
+    let (trail, state) = (dir.path().join("trail"), dir.path().join("state"));
+    let (asn, country) = (dbs.0.to_str().unwrap(), dbs.1.to_str().unwrap());
+    let base = ["--jobs", "1", "--asn-database", asn, "--country-database", country];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let out = common::replay(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let compact = run(&[trail.to_str().unwrap()]);
+    let heads = run(&["--state-dir", state.to_str().unwrap(), trail.to_str().unwrap()]);
+    let (events, incidents) = common::events_and_incidents(&compact);
+    assert_eq!(events.len(), written.events);
+    assert!(!incidents.is_empty() && events.iter().any(|e| e["anomalous"] == true));
+    assert!(
+        compact == heads,
+        "the two replays differ: {} and {} bytes",
+        compact.len(),
+        heads.len()
+    );
+}

@@ -383,3 +383,77 @@ fn under_require_signature_a_plugin_file_must_be_signed_by_a_trusted_key_or_pinn
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("trust policy: none"), "{stdout}");
 }
+
+/// The plugin hands over each rendered batch's observations in its compact form when asked
+/// (`observing`), a scoring instance scores them, and bytes it cannot read are refused with
+/// the observation named, the instance going on with the next batch.
+#[test]
+fn observations_in_the_compact_form_are_scored_and_unreadable_ones_refused() {
+    use trailwatch::runtime::bindings::scoring::Settings;
+    use trailwatch::runtime::bindings::types::ObjectMeta;
+    use trailwatch::runtime::scoring::{Compact, ScoringError};
+    use trailwatch::runtime::{Batch, Keep, Limits, PluginRuntime};
+
+    let runtime =
+        PluginRuntime::from_file(&common::plugin_path(), &CompileCache::disabled(), Limits::default()).unwrap();
+    assert!(runtime.observes());
+    let path = common::root().join("tests/fixtures/logs/iam.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let meta = ObjectMeta {
+        key: "iam.json".into(),
+        size: bytes.len() as u64,
+        last_modified_ms: None,
+    };
+    let mut batches = Vec::new();
+    let input = Box::new(std::io::Cursor::new(bytes.clone()));
+    runtime
+        .read_batches_keeping(input, &meta, Keep::All, true, |batch| {
+            match batch {
+                Batch::Documents(d, Some(o)) => batches.push((d.events.len(), o)),
+                _ => panic!("a batch came without its observations"),
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(!batches.is_empty());
+    // Not asked: no observations.
+    let input = Box::new(std::io::Cursor::new(bytes));
+    runtime
+        .read_batches_keeping(input, &meta, Keep::All, false, |batch| {
+            assert!(matches!(batch, Batch::Documents(_, None)));
+            Ok(())
+        })
+        .unwrap();
+
+    let settings = Settings {
+        threshold: 50,
+        learning_ms: 0,
+        learning_events: 0,
+        incident_gap_ms: 7_200_000,
+        forget_after_ms: 90 * 86_400_000,
+    };
+    let mut session = runtime.scoring_session().unwrap();
+    let broken = Compact {
+        bytes: vec![9, 1, 2],
+        ends: vec![3],
+        networks: Vec::new(),
+        network_of: vec![0],
+    };
+    match runtime.score_compact(&mut session, settings, &broken, |_| Ok(Vec::new())) {
+        Err(ScoringError::Observations(m)) => assert!(m.contains("observation 0: an observation is in form 9"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    for (documents, observed) in batches {
+        let compact = Compact {
+            network_of: vec![0; observed.ends.len()],
+            bytes: observed.bytes,
+            ends: observed.ends,
+            networks: Vec::new(),
+        };
+        let scored = runtime
+            .score_compact(&mut session, settings, &compact, |_| Ok(Vec::new()))
+            .unwrap();
+        assert_eq!(scored.verdicts.len(), documents);
+        assert!(scored.verdicts.iter().any(|v| !v.identity.is_empty()));
+    }
+}

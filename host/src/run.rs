@@ -544,7 +544,7 @@ async fn run_async(
     };
     let mut pipeline = Pipeline::new(runtime.clone(), settings, ledger, sinks, metrics.clone(), clock.clone());
     if let Some(state) = scoring_state {
-        pipeline.score_with(Arc::new(std::sync::Mutex::new(state)));
+        pipeline.score_with(Arc::new(std::sync::Mutex::new(state)), true);
         if pipeline.scores() {
             tracing::info!("events are scored against their identities' pattern of life");
         }

@@ -31,7 +31,7 @@ wit_bindgen::generate!({
 });
 
 #[cfg(not(feature = "parser-only-fixture"))]
-use exports::trailwatch::plugin::{documents, hashing, integrity, scoring_memory, selection, trail_check};
+use exports::trailwatch::plugin::{documents, hashing, integrity, observing, scoring_memory, selection, trail_check};
 use exports::trailwatch::plugin::{meta, parser, scoring};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
@@ -88,11 +88,16 @@ impl std::io::Read for HostInput {
     }
 }
 
-/// The `log-file` resource: the reader behind a `RefCell`, as resource methods take `&self`,
-/// and the size of the last rendered batch (the next one's buffer is allocated once at about
-/// that size rather than grown by doubling).
+/// The `log-file` resource: the reader behind a `RefCell`, as resource methods take `&self`;
+/// the size of the last rendered batch (the next one's buffer is allocated once at about
+/// that size rather than grown by doubling); and, once the file is observed (`observing`),
+/// the observations of the last rendered batch.
 #[cfg_attr(feature = "parser-only-fixture", allow(dead_code))]
-struct LogFile(RefCell<crate::reader::LogFile>, std::cell::Cell<usize>);
+struct LogFile(
+    RefCell<crate::reader::LogFile>,
+    std::cell::Cell<usize>,
+    RefCell<Option<crate::documents::Observed>>,
+);
 
 /// Opens the file the host streams through `input`, keeping what `keep` keeps.
 fn open(
@@ -115,6 +120,7 @@ fn open(
     Ok(parser::LogFile::new(LogFile(
         RefCell::new(file),
         std::cell::Cell::new(0),
+        RefCell::new(None),
     )))
 }
 
@@ -193,13 +199,24 @@ impl LogFile {
     fn batch(&self) -> crate::documents::Batch {
         crate::documents::Batch {
             text: Vec::with_capacity(self.1.get() + self.1.get() / 4),
+            // Observed: the last batch's buffers, taken or not, are used again.
+            observed: self.2.borrow_mut().as_mut().map(|o| {
+                let (mut bytes, mut ends) = (std::mem::take(&mut o.bytes), std::mem::take(&mut o.ends));
+                bytes.clear();
+                ends.clear();
+                crate::documents::Observed { bytes, ends }
+            }),
             ..Default::default()
         }
     }
 
-    /// `batch` as the contract's record (and its size remembered for the next).
+    /// `batch` as the contract's record (and its size remembered for the next); its
+    /// observations kept for `observing.take`.
     fn documents_out(&self, batch: crate::documents::Batch) -> documents::Batch {
         self.1.set(batch.text.len());
+        if let Some(o) = batch.observed {
+            *self.2.borrow_mut() = Some(o);
+        }
         let events = batch
             .events
             .iter()
@@ -563,6 +580,43 @@ mod trail_check_export {
                 findings: r.findings.into_iter().map(finding).collect(),
             }
         }
+    }
+}
+
+#[cfg(not(feature = "parser-only-fixture"))]
+impl observing::Guest for Plugin {
+    fn observe(file: parser::LogFileBorrow<'_>) {
+        let file = file.get::<LogFile>();
+        let mut observed = file.2.borrow_mut();
+        if observed.is_none() {
+            *observed = Some(crate::documents::Observed::default());
+        }
+    }
+
+    fn take(file: parser::LogFileBorrow<'_>) -> observing::Observed {
+        let file = file.get::<LogFile>();
+        let mut observed = file.2.borrow_mut();
+        match observed.as_mut() {
+            Some(o) => observing::Observed {
+                bytes: std::mem::take(&mut o.bytes),
+                ends: std::mem::take(&mut o.ends),
+            },
+            None => observing::Observed {
+                bytes: Vec::new(),
+                ends: Vec::new(),
+            },
+        }
+    }
+
+    fn start(
+        settings: scoring::Settings,
+        bytes: Vec<u8>,
+        ends: Vec<u32>,
+        networks: Vec<scoring::Network>,
+        network_of: Vec<u32>,
+    ) -> Result<scoring::Batch, String> {
+        install_panic_hook();
+        scoring_export::start(settings, &bytes, &ends, networks, &network_of)
     }
 }
 

@@ -94,12 +94,7 @@ fn observation(o: ws::Observation) -> m::Observation {
             wit::SourceKind::None => model::SourceKind::None,
             wit::SourceKind::Other => model::SourceKind::Other,
         },
-        network: o.network.map(|n| m::Network {
-            scope: n.scope,
-            asn: n.asn,
-            as_org: n.as_org,
-            country: n.country,
-        }),
+        network: o.network.map(network),
         user_agent: o.user_agent,
         error_code: o.error_code,
         outcome: match o.outcome {
@@ -109,6 +104,29 @@ fn observation(o: ws::Observation) -> m::Observation {
         },
         prepared: Default::default(),
     }
+}
+
+fn network(n: ws::Network) -> m::Network {
+    m::Network {
+        scope: n.scope,
+        asn: n.asn,
+        as_org: n.as_org,
+        country: n.country,
+    }
+}
+
+/// `observing.start`: a batch of observations in the plugin's compact form.
+#[cfg(not(feature = "parser-only-fixture"))]
+pub fn start(
+    s: ws::Settings,
+    bytes: &[u8],
+    ends: &[u32],
+    networks: Vec<ws::Network>,
+    network_of: &[u32],
+) -> Result<ws::Batch, String> {
+    let networks: Vec<m::Network> = networks.into_iter().map(network).collect();
+    let events = m::observed::decode_all(bytes, ends, &networks, network_of)?;
+    Ok(ws::Batch::new(Batch(RefCell::new(m::Batch::new(settings(s), events)))))
 }
 
 fn incident(i: m::Incident) -> ws::Incident {

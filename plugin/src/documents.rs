@@ -43,6 +43,16 @@ pub struct Batch {
     pub metrics: Vec<String>,
     /// One per document, in order.
     pub events: Vec<Summary>,
+    /// The events' observations, when the batch is observed for scoring.
+    pub observed: Option<Observed>,
+}
+
+/// What scoring needs of a batch's events, in the plugin's compact form
+/// (`scoring::observed`): observation `i` is `bytes[ends[i-1]..ends[i]]`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub bytes: Vec<u8>,
+    pub ends: Vec<u32>,
 }
 
 impl Batch {
@@ -51,6 +61,10 @@ impl Batch {
         self.text.clear();
         self.metrics.clear();
         self.events.clear();
+        if let Some(o) = &mut self.observed {
+            o.bytes.clear();
+            o.ends.clear();
+        }
     }
 }
 
@@ -108,10 +122,9 @@ pub fn flag_bits(f: Flags) -> u8 {
     .fold(0, |bits, (i, on)| bits | (u8::from(on) << i))
 }
 
-/// Appends the document of `event`, read from the object `key`, and its summary.
-pub fn render(batch: &mut Batch, event: &Event<'_>, key: &str) {
-    let e = event;
-    let principal = e.principal.as_ref().map(|p| document::Principal {
+/// The document's view of a principal, borrowing its text.
+pub fn principal_view<'a>(p: &'a crate::model::Principal<'_>) -> document::Principal<'a> {
+    document::Principal {
         identity_type: p.identity_type.as_deref(),
         principal_id: p.principal_id.as_deref(),
         arn: p.arn.as_deref(),
@@ -121,7 +134,13 @@ pub fn render(batch: &mut Batch, event: &Event<'_>, key: &str) {
         session_issuer_arn: p.session_issuer_arn.as_deref(),
         mfa_authenticated: p.mfa_authenticated,
         invoked_by: p.invoked_by.as_deref(),
-    });
+    }
+}
+
+/// Appends the document of `event`, read from the object `key`, and its summary.
+pub fn render(batch: &mut Batch, event: &Event<'_>, key: &str) {
+    let e = event;
+    let principal = e.principal.as_ref().map(principal_view);
     let tls = e.tls.as_ref().map(|t| document::Tls {
         tls_version: t.tls_version.as_deref(),
         cipher_suite: t.cipher_suite.as_deref(),
@@ -183,6 +202,10 @@ pub fn render(batch: &mut Batch, event: &Event<'_>, key: &str) {
         outcome: e.outcome,
         flagged: !e.problems.is_empty(),
     });
+    if let Some(o) = &mut batch.observed {
+        crate::scoring::observed::encode(e, &mut o.bytes);
+        o.ends.push(offset(o.bytes.len()));
+    }
 }
 
 impl LogFile {

@@ -389,20 +389,24 @@ impl Pipeline {
     }
 
     /// Scores events against `state` (with `settings.scoring`), committed through the ledger
-    /// with their files. A plugin without the `scoring` interface scores nothing (said once).
-    pub fn score_with(&mut self, state: Arc<Mutex<ScoreState>>) {
+    /// with their files, and keeps the report's entries beside it when `report` (gathering them
+    /// costs about a tenth of scoring's time: not done for a replay that writes no report and
+    /// keeps no state). A plugin without the `scoring` interface scores nothing (said once).
+    pub fn score_with(&mut self, state: Arc<Mutex<ScoreState>>, report: bool) {
         if self.settings.scoring.is_none() {
             return;
         }
-        let report = state.lock().unwrap_or_else(|p| p.into_inner()).report();
-        match report {
-            Ok(r) => {
-                let r = Arc::new(Mutex::new(r));
-                self.ledger.report = Some(r.clone());
-                self.report_state = Some(r);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the report's entries cannot be kept; events are scored all the same")
+        if report {
+            let entries = state.lock().unwrap_or_else(|p| p.into_inner()).report();
+            match entries {
+                Ok(r) => {
+                    let r = Arc::new(Mutex::new(r));
+                    self.ledger.report = Some(r.clone());
+                    self.report_state = Some(r);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the report's entries cannot be kept; events are scored all the same")
+                }
             }
         }
         self.ledger.scoring = Some(state.clone());
@@ -508,6 +512,9 @@ impl Pipeline {
         }
         let scorer = self.scorer.take();
         let observe = scorer.is_some();
+        // Observations in the plugin's compact form, where it gives them; the report's entries
+        // are gathered from observations read back from the documents.
+        let compact = observe && self.report_state.is_none();
         let writer = tokio::spawn(writer::run(
             slot_rx,
             sink_txs,
@@ -534,6 +541,7 @@ impl Pipeline {
             fatal: None,
             shutdown,
             observe,
+            compact,
             p: self,
         })
     }
@@ -594,8 +602,10 @@ pub struct Cycle<'p> {
     report: CycleReport,
     fatal: Option<AwsError>,
     shutdown: Arc<AtomicBool>,
-    /// Whether this cycle's files are scored.
+    /// Whether this cycle's files are scored ...
     observe: bool,
+    /// ... from observations in the plugin's compact form where it gives them.
+    compact: bool,
 }
 
 /// Resolves once `flag` is set (looked at every 50 ms).
@@ -714,6 +724,7 @@ impl Cycle<'_> {
             dedup: p.dedup.clone(),
             networks: p.settings.networks.clone(),
             observe: self.observe,
+            compact: self.compact,
         };
         tokio::spawn(job.run(item, tx));
         Ok(true)
@@ -1067,6 +1078,7 @@ struct ReadTask {
     dedup: Option<Arc<dedup::Dedup>>,
     networks: Option<Arc<crate::networks::Networks>>,
     observe: bool,
+    compact: bool,
 }
 
 impl ReadTask {
@@ -1120,6 +1132,7 @@ impl ReadTask {
             },
             dedup: self.dedup,
             observe: self.observe,
+            compact: self.compact,
         };
         let (runtime, cpus, metrics) = (self.runtime, self.cpus, self.metrics);
         // A panic in the reader drops `tx` without `Done`: the writer reports the file failed.

@@ -11,10 +11,12 @@ use super::enrich::FileContext;
 use super::work::{Input, Retry};
 use crate::metrics::Metrics;
 use crate::networks::Cache;
+use crate::networks::SourceNetwork;
 use crate::output::names;
 use crate::output::ndjson;
 use crate::runtime::bindings::documents;
 use crate::runtime::bindings::types::{FileError, ObjectMeta, Outcome, SourceKind};
+use crate::runtime::scoring::Compact;
 use crate::runtime::{Batch, FileFailure, Keep, PluginRuntime};
 use crate::score::observe;
 use crate::score::ToScore;
@@ -104,8 +106,10 @@ pub struct ReadJob {
     pub context: FileContext,
     /// Events delivered within the window are left out (`None`: no de-duplication).
     pub dedup: Option<Arc<Dedup>>,
-    /// Whether events are scored: each batch then carries what scoring needs.
+    /// Whether events are scored: each batch then carries what scoring needs ...
     pub observe: bool,
+    /// ... in the plugin's compact form, where it gives that.
+    pub compact: bool,
 }
 
 /// Sends `msg`, letting go of the CPU permit while the writer is not taking more: a later file
@@ -229,7 +233,9 @@ pub fn read(
         context,
         dedup,
         observe,
+        compact,
     } = job;
+    let compact_wanted = compact && observe && runtime.observes();
     let mut stats = FileStats::default();
     let selected = drop_read_only && runtime.selects();
     let mut filter = Filter {
@@ -273,6 +279,7 @@ pub fn read(
                     };
                     let head = ndjson::write_event_with(&mut bytes, event, &meta.key, delivery.as_ref(), network)?;
                     if let Some(score) = &mut score {
+                        score.saw(event.event_time_ms);
                         score.observations.push(observe::from_event(event, network));
                         score.heads.push(head as u32);
                     }
@@ -285,7 +292,29 @@ pub fn read(
                     );
                 }
             }
-            Batch::Documents(batch) => {
+            Batch::Documents(batch, observed) => {
+                // Compact observations, one per document, or none (read back from the heads).
+                let observed = observed.filter(|o| o.ends.len() == batch.events.len());
+                let mut compact = match (&mut score, &observed) {
+                    (Some(_), Some(o)) => Some(Compact {
+                        bytes: Vec::with_capacity(o.bytes.len()),
+                        ends: Vec::with_capacity(o.ends.len()),
+                        ..Compact::default()
+                    }),
+                    _ => None,
+                };
+                // Observation `i` of the plugin's, appended with its network.
+                let add = |compact: &mut Compact, i: usize, network: Option<&SourceNetwork>| {
+                    let Some(o) = &observed else { return };
+                    let start = if i == 0 { 0 } else { o.ends[i - 1] as usize };
+                    let end = o.ends[i] as usize;
+                    compact
+                        .bytes
+                        .extend_from_slice(o.bytes.get(start..end).unwrap_or_default());
+                    compact.ends.push(compact.bytes.len() as u32);
+                    let n = network.map_or(0, |n| observe::network_index(compact, n));
+                    compact.network_of.push(n);
+                };
                 let keys: Vec<Option<u128>> = match &dedup {
                     Some(d) => {
                         let mut start = 0;
@@ -313,9 +342,15 @@ pub fn read(
                         stats.duplicate(&keys, &delivered, i);
                         ends.push(s.end);
                         if let Some(score) = &mut score {
-                            let head = &batch.text[start..s.head_end as usize];
-                            let metric = &batch.metrics[s.metric as usize];
-                            score.observe(observe::from_document(head, s, metric, None), s.head_end);
+                            if let Some(c) = &mut compact {
+                                add(c, i, None);
+                                score.saw(s.event_time_ms);
+                                score.heads.push(s.head_end);
+                            } else {
+                                let head = &batch.text[start..s.head_end as usize];
+                                let metric = &batch.metrics[s.metric as usize];
+                                score.observe(observe::from_document(head, s, metric, None), s.head_end);
+                            }
                         }
                         start = s.end as usize;
                         let flags = names::flag_bits(s.flags);
@@ -348,15 +383,25 @@ pub fn read(
                             }
                         }
                         if let Some(score) = &mut score {
-                            let metric = &batch.metrics[s.metric as usize];
-                            let observed = observe::from_document(&batch.text[line.start..head], s, metric, network);
-                            score.observe(observed, bytes.len() as u32);
+                            if let Some(c) = &mut compact {
+                                add(c, i, network);
+                                score.saw(s.event_time_ms);
+                                score.heads.push(bytes.len() as u32);
+                            } else {
+                                let metric = &batch.metrics[s.metric as usize];
+                                let observed =
+                                    observe::from_document(&batch.text[line.start..head], s, metric, network);
+                                score.observe(observed, bytes.len() as u32);
+                            }
                         }
                         bytes.extend_from_slice(&batch.text[head..line.end]);
                         ends.push(u32::try_from(bytes.len()).map_err(|_| anyhow::anyhow!("a batch over 4 GiB"))?);
                         let flags = names::flag_bits(s.flags);
                         stats.count(&batch.metrics[s.metric as usize], flags, s.outcome, s.flagged);
                     }
+                }
+                if let (Some(score), Some(c)) = (&mut score, compact) {
+                    score.compact = Some(c);
                 }
             }
         }
@@ -366,9 +411,9 @@ pub fn read(
         send(tx, FileMsg::Batch { bytes, ends, score }, &mut cpu, cpus, &handle)
     };
     let result = if hash {
-        runtime.read_batches_hashed(input, &meta, keep, on_batch)
+        runtime.read_batches_hashed(input, &meta, keep, compact_wanted, on_batch)
     } else {
-        runtime.read_batches_keeping(input, &meta, keep, on_batch)
+        runtime.read_batches_keeping(input, &meta, keep, compact_wanted, on_batch)
     };
     let (report, end) = match result {
         Ok(report) => (report, ReadEnd::Complete),

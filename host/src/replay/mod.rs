@@ -138,7 +138,9 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         Arc::new(SystemClock),
     );
     if let Some(state) = state {
-        pipeline.score_with(Arc::new(Mutex::new(state)));
+        // The report's entries, for `--report` or for `trailwatch report` on the state later.
+        let report = options.report.is_some() || options.state_dir.is_some();
+        pipeline.score_with(Arc::new(Mutex::new(state)), report);
     }
     let report_state = pipeline.report_state().cloned();
     if options.report.is_some() && (options.scoring.is_none() || !pipeline.scores()) {

@@ -9,6 +9,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::exports::trailwatch::plugin::{
-    documents, hashing, integrity, meta, parser, scoring, scoring_memory, selection, trail_check,
+    documents, hashing, integrity, meta, observing, parser, scoring, scoring_memory, selection, trail_check,
 };
 pub use self::trailwatch::plugin::types;

@@ -15,7 +15,7 @@ use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::{documents, integrity, parser, scoring, scoring_memory, selection, trail_check};
+use super::bindings::{documents, integrity, observing, parser, scoring, scoring_memory, selection, trail_check};
 use super::cache::CompileCache;
 use super::in_place;
 use super::limits::{EpochTicker, Limits};
@@ -145,6 +145,8 @@ pub(super) struct Exports {
     pub(super) scoring: Option<scoring::GuestIndices>,
     /// `None` for a plugin without the optional `scoring-memory` interface.
     pub(super) scoring_memory: Option<scoring_memory::GuestIndices>,
+    /// `None` for a plugin without the optional `observing` interface.
+    pub(super) observing: Option<observing::GuestIndices>,
 }
 
 impl Exports {
@@ -158,6 +160,7 @@ impl Exports {
         let hashing = in_place::Indices::new(&pre)?;
         let scoring = scoring::GuestIndices::new(&pre).ok();
         let scoring_memory = scoring_memory::GuestIndices::new(&pre).ok();
+        let observing = observing::GuestIndices::new(&pre).ok();
         Ok(Exports {
             pre,
             parser,
@@ -168,6 +171,7 @@ impl Exports {
             hashing,
             scoring,
             scoring_memory,
+            observing,
         })
     }
 }
@@ -180,6 +184,7 @@ struct Instance {
     selection: Option<selection::Guest>,
     integrity: Option<integrity::Guest>,
     hashing: Option<in_place::Hashing>,
+    observing: Option<observing::Guest>,
 }
 
 /// How a file is read: as rendered documents or typed events, and which events.
@@ -187,6 +192,8 @@ struct Instance {
 struct How {
     rendered: bool,
     keep: Keep,
+    /// Rendered batches come with their observations for scoring, where the plugin can.
+    observe: bool,
 }
 
 /// One batch of a file, in the form the plugin gave it.
@@ -194,8 +201,9 @@ pub enum Batch<'a> {
     /// Typed events (`parser.next-batch`): the host renders their documents.
     Typed(&'a [Event]),
     /// Events rendered by the plugin (`documents.next-documents`), checked to be framed as
-    /// their summaries say.
-    Documents(documents::Batch),
+    /// their summaries say; with their observations when the file is observed
+    /// (`observing.take`), one per document.
+    Documents(documents::Batch, Option<observing::Observed>),
 }
 
 /// The engine, the chosen plugin and the limits: everything needed to read files.
@@ -342,9 +350,14 @@ impl PluginRuntime {
         meta: &ObjectMeta,
         mut on_batch: impl FnMut(&[Event]) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
-        self.read(input, meta, false, Keep::All, false, |batch| match batch {
+        let how = How {
+            rendered: false,
+            keep: Keep::All,
+            observe: false,
+        };
+        self.read(input, meta, how, false, |batch| match batch {
             Batch::Typed(events) => on_batch(events),
-            Batch::Documents(_) => unreachable!("documents were not asked for"),
+            Batch::Documents(..) => unreachable!("documents were not asked for"),
         })
     }
 
@@ -356,20 +369,37 @@ impl PluginRuntime {
         meta: &ObjectMeta,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
-        self.read(input, meta, self.renders_documents(), Keep::All, false, on_batch)
+        self.read(input, meta, self.how(Keep::All, false), false, on_batch)
+    }
+
+    fn how(&self, keep: Keep, observe: bool) -> How {
+        How {
+            rendered: self.renders_documents(),
+            keep,
+            observe,
+        }
+    }
+
+    /// Whether the plugin hands over the observations scoring needs with its rendered batches
+    /// (the optional `observing` interface, with `documents`).
+    pub fn observes(&self) -> bool {
+        self.exports.observing.is_some() && self.renders_documents()
     }
 
     /// [`read_batches`](Self::read_batches) keeping only what `keep` keeps, when the plugin
     /// decides that (see [`selects`](Self::selects)); every event otherwise. Event indexes stay
     /// those of the file: a left-out record leaves a gap, counted in `FileReport::left_out`.
+    /// With `observe`, rendered batches come with their observations where the plugin can
+    /// (see [`observes`](Self::observes)).
     pub fn read_batches_keeping(
         &self,
         input: Box<dyn std::io::Read + Send>,
         meta: &ObjectMeta,
         keep: Keep,
+        observe: bool,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
-        self.read(input, meta, self.renders_documents(), keep, false, on_batch)
+        self.read(input, meta, self.how(keep, observe), false, on_batch)
     }
 
     /// [`read_batches_keeping`](Self::read_batches_keeping) that also hashes the file's whole
@@ -383,10 +413,11 @@ impl PluginRuntime {
         input: Box<dyn std::io::Read + Send>,
         meta: &ObjectMeta,
         keep: Keep,
+        observe: bool,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
         let hash = self.validates();
-        self.read(input, meta, self.renders_documents(), keep, hash, on_batch)
+        self.read(input, meta, self.how(keep, observe), hash, on_batch)
     }
 
     /// The SHA-256 of a stored object's decompressed content (lowercase hex), read through the
@@ -395,7 +426,7 @@ impl PluginRuntime {
         if !self.validates() {
             return Err(HashFailure::Content("the plugin has no integrity interface".into()));
         }
-        let result = self.read(input, meta, self.renders_documents(), Keep::All, true, |_| Ok(()));
+        let result = self.read(input, meta, self.how(Keep::All, false), true, |_| Ok(()));
         let report = match result {
             Ok(report) => report,
             Err((_, FileFailure::Output(e))) => return Err(HashFailure::Content(format!("{e:#}"))),
@@ -426,8 +457,7 @@ impl PluginRuntime {
         &self,
         input: Box<dyn std::io::Read + Send>,
         meta: &ObjectMeta,
-        rendered: bool,
-        keep: Keep,
+        how: How,
         hash: bool,
         on_batch: impl FnMut(Batch<'_>) -> anyhow::Result<()>,
     ) -> Result<FileReport, (FileReport, FileFailure)> {
@@ -444,7 +474,7 @@ impl PluginRuntime {
             },
         };
         instance.store.data_mut().input = Some(input);
-        let (result, handle) = self.read_with(&mut instance, started, meta, How { rendered, keep }, hash, on_batch);
+        let (result, handle) = self.read_with(&mut instance, started, meta, how, hash, on_batch);
         // An instance goes back idle only when the file ended as the plugin meant it to (its
         // end, or a bad file) and its log file was dropped in the guest. After a trap it cannot
         // be entered again; after an output failure the file stopped half way.
@@ -497,16 +527,21 @@ impl PluginRuntime {
                 Some(h) => Some(h.load(&mut store, &instance)?),
                 None => None,
             };
-            Ok((parser, documents, selection, integrity, hashing))
+            let observing = match &self.exports.observing {
+                Some(o) => Some(o.load(&mut store, &instance)?),
+                None => None,
+            };
+            Ok((parser, documents, selection, integrity, hashing, observing))
         });
         match loaded {
-            Ok((parser, documents, selection, integrity, hashing)) => Ok(Instance {
+            Ok((parser, documents, selection, integrity, hashing, observing)) => Ok(Instance {
                 store,
                 parser,
                 documents,
                 selection,
                 integrity,
                 hashing,
+                observing,
             }),
             Err(e) => Err(self.trap_reason(&store, e)),
         }
@@ -580,13 +615,19 @@ impl PluginRuntime {
             selection,
             integrity,
             hashing,
+            observing,
         } = instance;
         let integrity = integrity.as_ref().filter(|_| hasher.is_some());
         // A hashed file is read in steps where the plugin can: its text then never piles up in
         // the sandbox between two kept events.
         let hashing = hashing.as_ref().filter(|_| integrity.is_some());
-        let How { rendered, keep } = how;
+        let How {
+            rendered,
+            keep,
+            observe,
+        } = how;
         let documents = documents.as_ref().filter(|_| rendered);
+        let observing = observing.as_ref().filter(|_| observe && documents.is_some());
         set_deadline(store, self.limits.time_per_file.saturating_sub(started.elapsed()));
         let log_file = parser.log_file();
         let options = OpenOptions {
@@ -616,6 +657,9 @@ impl PluginRuntime {
         let calls = (|| -> wasmtime::Result<()> {
             report.kind = Some(log_file.call_kind(&mut *store, handle)?);
             report.digest = log_file.call_digest(&mut *store, handle)?;
+            if let Some(o) = observing {
+                o.call_observe(&mut *store, handle)?;
+            }
             Ok(())
         })();
         if let Err(e) = calls {
@@ -647,6 +691,24 @@ impl PluginRuntime {
                     .call_next_batch(&mut *store, handle, BATCH)
                     .map(|r| r.map(|events| Step::batch(Fetched::Typed(events)))),
             };
+            let observed = match (observing, &result) {
+                (
+                    Some(o),
+                    Ok(Ok(Step {
+                        fetched: Fetched::Documents(d),
+                        ..
+                    })),
+                ) if !d.events.is_empty() => match o.call_take(&mut *store, handle) {
+                    Ok(observed) => Some(observed),
+                    Err(e) => {
+                        return (
+                            Err((report, FileFailure::Trap(self.trap_reason(store, e)))),
+                            Some(handle),
+                        )
+                    }
+                },
+                _ => None,
+            };
             // After a trap the instance cannot be entered again: the trap is what is reported.
             if let (Some(hasher), Some(integrity), Ok(Ok(step))) = (hasher.as_mut(), integrity, &result) {
                 if !step.hashed {
@@ -676,7 +738,7 @@ impl PluginRuntime {
                 Fetched::Typed(events) if events.is_empty() => (0, Ok(())),
                 Fetched::Typed(events) => (events.len(), on_batch(Batch::Typed(&events))),
                 Fetched::Documents(d) if d.events.is_empty() => (0, Ok(())),
-                Fetched::Documents(d) => (d.events.len(), on_batch(Batch::Documents(d))),
+                Fetched::Documents(d) => (d.events.len(), on_batch(Batch::Documents(d, observed))),
             };
             report.events += events as u64;
             if let Err(e) = handed {

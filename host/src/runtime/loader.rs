@@ -82,7 +82,7 @@ pub struct Missing {
 }
 
 /// The optional interfaces, and what the host does when a plugin lacks one.
-const OPTIONAL: [(&str, &str); 7] = [
+const OPTIONAL: [(&str, &str); 8] = [
     (
         "documents",
         "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
@@ -110,6 +110,10 @@ const OPTIONAL: [(&str, &str); 7] = [
     (
         "scoring-memory",
         "each scored batch hands the plugin every stored entry it reads, decoded again each time (slower, same scores)",
+    ),
+    (
+        "observing",
+        "the host reads what scoring needs back out of each rendered document and hands it over field by field (slower, same scores)",
     ),
 ];
 

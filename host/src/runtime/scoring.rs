@@ -12,8 +12,10 @@
 
 use wasmtime::Store;
 
-use super::bindings::scoring::{Entry, Guest, Incident, Observation, Scored, Settings, Step, Write};
-use super::bindings::scoring_memory;
+use wasmtime::component::ResourceAny;
+
+use super::bindings::scoring::{Entry, Guest, Incident, Network, Observation, Scored, Settings, Step, Write};
+use super::bindings::{observing, scoring_memory};
 use super::file::{PluginRuntime, TrapReason};
 use super::store::{set_deadline, StoreState};
 
@@ -32,6 +34,21 @@ pub enum ScoringError {
     /// The plugin asked for entries again and again.
     #[error("the plugin asked for stored entries {0} times without finishing the batch")]
     Endless(usize),
+    /// The plugin could not read the observations it was given in its compact form (another
+    /// plugin version's, during an upgrade); nothing was scored.
+    #[error("the plugin cannot read the observations: {0}")]
+    Observations(String),
+}
+
+/// A batch's observations in the plugin's compact form (`observing`), with the host's
+/// enrichment: `network_of[i]` is the index plus one in `networks` of observation `i`'s
+/// source network, 0 for none.
+#[derive(Debug, Default)]
+pub struct Compact {
+    pub bytes: Vec<u8>,
+    pub ends: Vec<u32>,
+    pub networks: Vec<Network>,
+    pub network_of: Vec<u32>,
 }
 
 /// Steps a batch may take before the host gives up on it.
@@ -43,6 +60,8 @@ pub struct ScoringSession {
     guest: Guest,
     /// The plugin's `scoring-memory`, turned on.
     memory: Option<scoring_memory::Guest>,
+    /// The plugin's `observing`, for batches in its compact form.
+    observing: Option<observing::Guest>,
     /// The state generation what it remembers matches; `None`: it must forget before the
     /// next call.
     synced: Option<u64>,
@@ -97,13 +116,18 @@ impl PluginRuntime {
                 }
                 None => None,
             };
-            Ok((guest, memory))
+            let observing = match &self.exports.observing {
+                Some(o) => Some(o.load(&mut store, &instance)?),
+                None => None,
+            };
+            Ok((guest, memory, observing))
         });
         match loaded {
-            Ok((guest, memory)) => Ok(ScoringSession {
+            Ok((guest, memory, observing)) => Ok(ScoringSession {
                 store,
                 guest,
                 memory,
+                observing,
                 synced: None,
             }),
             Err(e) => Err(ScoringError::Trap(self.trap_reason(&store, e))),
@@ -119,12 +143,63 @@ impl PluginRuntime {
         session: &mut ScoringSession,
         settings: Settings,
         events: &[Observation],
-        mut entries: impl FnMut(&[String]) -> Result<Vec<Entry>, String>,
+        entries: impl FnMut(&[String]) -> Result<Vec<Entry>, String>,
     ) -> Result<Scored, ScoringError> {
-        let ScoringSession { store, guest, .. } = session;
+        self.score_from(session, entries, |guest, _, store| {
+            Ok(Ok(guest.batch().call_constructor(store, settings, events)?))
+        })
+    }
+
+    /// [`score`](Self::score) for observations in the plugin's compact form: the session's
+    /// plugin must have `observing`. `ScoringError::Observations` when it cannot read them
+    /// (then nothing was scored and the session may go on).
+    pub fn score_compact(
+        &self,
+        session: &mut ScoringSession,
+        settings: Settings,
+        events: &Compact,
+        entries: impl FnMut(&[String]) -> Result<Vec<Entry>, String>,
+    ) -> Result<Scored, ScoringError> {
+        self.score_from(session, entries, |_, observing, store| {
+            let Some(observing) = observing else {
+                return Ok(Err(ScoringError::Observations(
+                    "the plugin has no trailwatch:plugin/observing".into(),
+                )));
+            };
+            let started = observing.call_start(
+                store,
+                settings,
+                &events.bytes,
+                &events.ends,
+                &events.networks,
+                &events.network_of,
+            )?;
+            Ok(started.map_err(ScoringError::Observations))
+        })
+    }
+
+    fn score_from(
+        &self,
+        session: &mut ScoringSession,
+        mut entries: impl FnMut(&[String]) -> Result<Vec<Entry>, String>,
+        start: impl FnOnce(
+            &Guest,
+            Option<&observing::Guest>,
+            &mut Store<StoreState>,
+        ) -> wasmtime::Result<Result<ResourceAny, ScoringError>>,
+    ) -> Result<Scored, ScoringError> {
+        let ScoringSession {
+            store,
+            guest,
+            observing,
+            ..
+        } = session;
         set_deadline(store, self.limits.time_per_file);
         let result = (|| {
-            let batch = guest.batch().call_constructor(&mut *store, settings, events)?;
+            let batch = match start(guest, observing.as_ref(), &mut *store)? {
+                Ok(batch) => batch,
+                Err(e) => return Ok(Err(e)),
+            };
             let mut given = Vec::new();
             let mut outcome = Err(ScoringError::Endless(MAX_STEPS));
             for _ in 0..MAX_STEPS {
@@ -149,7 +224,7 @@ impl PluginRuntime {
             Ok(r) => r,
             Err(e) => Err(ScoringError::Trap(self.trap_reason(store, e))),
         };
-        if outcome.is_err() {
+        if matches!(&outcome, Err(e) if !matches!(e, ScoringError::Observations(_))) {
             // Whatever the instance took in, its writes are not staged.
             session.unsync();
         }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::output::scoring::{change_kind, severity, write_incident, write_verdict};
 use crate::report::Gathered;
 use crate::runtime::bindings::scoring::{Incident, Observation, Settings};
-use crate::runtime::scoring::{ScoringError, ScoringSession};
+use crate::runtime::scoring::{Compact, ScoringError, ScoringSession};
 use crate::runtime::PluginRuntime;
 use state::{ScoreState, Write};
 
@@ -61,22 +61,43 @@ impl Scoring {
     }
 }
 
-/// What the reader hands over with a batch to score: an observation per document and where in
-/// the batch's bytes each document's score members go.
+/// What the reader hands over with a batch to score: an observation per document (as the
+/// contract's records, or in the plugin's compact form) and where in the batch's bytes each
+/// document's score members go.
 #[derive(Debug, Default)]
 pub struct ToScore {
     pub observations: Vec<Observation>,
+    /// The observations in the plugin's compact form (then `observations` is empty).
+    pub compact: Option<Compact>,
     /// Per document, the offset in the batch's bytes where its head ends.
     pub heads: Vec<u32>,
+    /// The latest event time of the batch.
+    pub latest_ms: Option<i64>,
     /// Why a document could not be observed: the batch goes out without scores.
     pub unreadable: Option<String>,
 }
 
 impl ToScore {
+    /// Notes an event time of the batch.
+    pub fn saw(&mut self, time_ms: Option<i64>) {
+        if let Some(t) = time_ms {
+            self.latest_ms = Some(self.latest_ms.map_or(t, |l| l.max(t)));
+        }
+    }
+
+    /// How many documents it observes.
+    fn len(&self) -> usize {
+        match &self.compact {
+            Some(c) => c.ends.len(),
+            None => self.observations.len(),
+        }
+    }
+
     /// Notes one document's observation (or why there is none) and where its head ends.
     pub fn observe(&mut self, observed: serde_json::Result<Observation>, head: u32) {
         match observed {
             Ok(o) => {
+                self.saw(o.event_time_ms);
                 self.observations.push(o);
                 self.heads.push(head);
             }
@@ -172,7 +193,7 @@ impl Scorer {
             self.tallies.entry(file).or_default().failures += 1;
             return (bytes, ends);
         }
-        if input.observations.len() != ends.len() || input.heads.len() != ends.len() {
+        if input.len() != ends.len() || input.heads.len() != ends.len() {
             tracing::error!(
                 file,
                 "a batch to score does not match its documents; sent without scores"
@@ -180,17 +201,21 @@ impl Scorer {
             self.tallies.entry(file).or_default().failures += 1;
             return (bytes, ends);
         }
-        if let Some(t) = input.observations.iter().filter_map(|o| o.event_time_ms).max() {
+        if let Some(t) = input.latest_ms {
             self.clock_ms = Some(self.clock_ms.map_or(t, |c| c.max(t)));
         }
         let state = self.state.clone();
         let generation = self.lock().generation();
         let result = self.with_session(|runtime, session, settings| {
             session.sync(runtime, generation)?;
-            runtime.score(session, settings, &input.observations, |keys| {
+            let entries = |keys: &[String]| {
                 let state = state.lock().unwrap_or_else(|p| p.into_inner());
                 state.get(keys).map_err(|e| e.to_string())
-            })
+            };
+            match &input.compact {
+                Some(compact) => runtime.score_compact(session, settings, compact, entries),
+                None => runtime.score(session, settings, &input.observations, entries),
+            }
         });
         let scored = match result {
             Ok(s) if s.verdicts.len() == ends.len() => s,
@@ -215,6 +240,8 @@ impl Scorer {
             .stage(file, scored.writes.into_iter().map(|w| (w.key, w.value)).collect());
         if self.report.is_some() {
             let g = self.gathered.entry(file).or_default();
+            // The pipeline asks for compact observations only when it keeps no report.
+            debug_assert!(input.compact.is_none());
             g.events(&input.observations, &scored.verdicts);
             g.incidents(&scored.incidents);
         }

@@ -9,6 +9,7 @@ use crate::networks::{Scope, SourceNetwork};
 use crate::runtime::bindings::documents::Summary;
 use crate::runtime::bindings::scoring::{Network, Observation};
 use crate::runtime::bindings::types::{ActionType, Category, Event, Principal, SourceKind};
+use crate::runtime::scoring::Compact;
 
 fn scope_name(scope: Scope) -> &'static str {
     match scope {
@@ -27,6 +28,20 @@ fn network(n: Option<&SourceNetwork>) -> Option<Network> {
         as_org: n.as_org.clone(),
         country: n.country.clone(),
     })
+}
+
+/// The index plus one of `n` in the networks of `compact`, added when it is not there yet (a
+/// batch's sources share a few networks).
+pub fn network_index(compact: &mut Compact, n: &SourceNetwork) -> u32 {
+    let scope = scope_name(n.scope);
+    let same = |m: &Network| m.scope == scope && m.asn == n.asn && m.as_org == n.as_org && m.country == n.country;
+    match compact.networks.iter().position(same) {
+        Some(i) => i as u32 + 1,
+        None => {
+            compact.networks.extend(network(Some(n)));
+            compact.networks.len() as u32
+        }
+    }
 }
 
 /// The observation of a typed event.

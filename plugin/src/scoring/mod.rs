@@ -12,12 +12,14 @@
 //! - `baseline`: what is remembered of identities, accounts and access keys, capped.
 //! - `signals`: the reasons and their points.
 //! - `incident`: chains of anomalies, their ATT&CK tactics, summary and updates.
+//! - `observed`: observations in the plugin's compact form, from a file's reader to scoring.
 
 pub mod agent;
 pub mod baseline;
 pub mod identity;
 pub mod incident;
 pub mod memory;
+pub mod observed;
 pub mod signals;
 
 use std::collections::{BTreeMap, BTreeSet};
