@@ -303,8 +303,9 @@ fn a_hashed_file_with_kept_events_far_apart_stays_within_the_memory_limit() {
             Box::new(std::io::Cursor::new(text.into_bytes())),
             &meta,
             trailwatch::runtime::Keep::WriteOnly,
+            false,
             |batch| {
-                if let trailwatch::runtime::Batch::Documents(d) = batch {
+                if let trailwatch::runtime::Batch::Documents(d, _) = batch {
                     for line in d.text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                         let doc: serde_json::Value = serde_json::from_slice(line).unwrap();
                         ids.push(doc["event_id"].as_str().unwrap().to_owned());

@@ -186,7 +186,7 @@ fn read_both_ways(runtime: &PluginRuntime, path: &Path) -> [(Vec<u8>, String); 2
     let mut rendered = Vec::new();
     let read = runtime.read_batches(Box::new(std::io::Cursor::new(bytes)), &meta, |batch| {
         match batch {
-            trailwatch::runtime::Batch::Documents(d) => rendered.extend_from_slice(&d.text),
+            trailwatch::runtime::Batch::Documents(d, _) => rendered.extend_from_slice(&d.text),
             trailwatch::runtime::Batch::Typed(_) => panic!("the core plugin renders documents"),
         }
         Ok(())
