@@ -184,31 +184,74 @@ fn baselines_kept_in_a_state_dir_score_the_next_replay_as_one_long_replay_would(
         .any(|r| r["code"] == "new_asn_for_identity")));
 }
 
-/// Without a state directory, replay scores from the observations the plugin hands over in
-/// its compact form (`observing`); with one, it keeps the report's entries and reads the
-/// observations back out of the documents. Both give the same output, byte for byte.
+/// The shipped plugin hands scoring its observations in its compact form (`observing`), and the
+/// host reads back from the documents' heads only what the report needs whole; a plugin
+/// without `documents` (a test fixture) has the host build every observation from typed
+/// events. Both give the same output and the same report, byte for byte.
 #[test]
-fn compact_observations_score_as_observations_read_back_from_the_documents() {
+fn compact_observations_score_and_report_as_observations_built_by_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let (written, dbs) = setup(dir.path());
-    let (trail, state) = (dir.path().join("trail"), dir.path().join("state"));
+    let trail = dir.path().join("trail");
     let (asn, country) = (dbs.0.to_str().unwrap(), dbs.1.to_str().unwrap());
-    let base = ["--jobs", "1", "--asn-database", asn, "--country-database", country];
-    let run = |extra: &[&str]| {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        let out = common::replay(&args);
+    let parser_only = common::root().join("target/fixture-plugins/parser-only");
+    let run = |plugins: &Path, name: &str| {
+        let (state, page) = (
+            dir.path().join(format!("state-{name}")),
+            dir.path().join(format!("{name}.html")),
+        );
+        let args = [
+            "--no-builtin-plugin",
+            "replay",
+            "--no-progress",
+            "--jobs",
+            "1",
+            "--asn-database",
+            asn,
+            "--country-database",
+            country,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--report",
+            page.to_str().unwrap(),
+            trail.to_str().unwrap(),
+        ];
+        let out = common::run_with_plugins(plugins, &args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
+        // The page names the state directory it came from and when it was made.
+        let mut page = std::fs::read_to_string(&page)
+            .unwrap()
+            .replace(state.to_str().unwrap(), "STATE");
+        let made = page.find("Made ").unwrap() + "Made ".len();
+        let made_end = made + page[made..].find(" UTC from").unwrap();
+        page.replace_range(made..made_end, "TIME");
+        (out.stdout, page)
     };
-    let compact = run(&[trail.to_str().unwrap()]);
-    let heads = run(&["--state-dir", state.to_str().unwrap(), trail.to_str().unwrap()]);
+    let (compact, compact_page) = run(&common::plugin_dir(), "compact");
+    let (typed, typed_page) = run(&parser_only, "typed");
     let (events, incidents) = common::events_and_incidents(&compact);
     assert_eq!(events.len(), written.events);
     assert!(!incidents.is_empty() && events.iter().any(|e| e["anomalous"] == true));
     assert!(
-        compact == heads,
+        compact == typed,
         "the two replays differ: {} and {} bytes",
         compact.len(),
-        heads.len()
+        typed.len()
+    );
+    let at = compact_page
+        .bytes()
+        .zip(typed_page.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(compact_page.len().min(typed_page.len()));
+    let around = |p: &str| {
+        p.get(at.saturating_sub(120)..(at + 120).min(p.len()))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        compact_page == typed_page,
+        "the two reports differ at byte {at}:\n{}\n---\n{}",
+        around(&compact_page),
+        around(&typed_page)
     );
 }

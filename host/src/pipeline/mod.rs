@@ -512,9 +512,6 @@ impl Pipeline {
         }
         let scorer = self.scorer.take();
         let observe = scorer.is_some();
-        // Observations in the plugin's compact form, where it gives them; the report's entries
-        // are gathered from observations read back from the documents.
-        let compact = observe && self.report_state.is_none();
         let writer = tokio::spawn(writer::run(
             slot_rx,
             sink_txs,
@@ -541,7 +538,6 @@ impl Pipeline {
             fatal: None,
             shutdown,
             observe,
-            compact,
             p: self,
         })
     }
@@ -602,10 +598,8 @@ pub struct Cycle<'p> {
     report: CycleReport,
     fatal: Option<AwsError>,
     shutdown: Arc<AtomicBool>,
-    /// Whether this cycle's files are scored ...
+    /// Whether this cycle's files are scored.
     observe: bool,
-    /// ... from observations in the plugin's compact form where it gives them.
-    compact: bool,
 }
 
 /// Resolves once `flag` is set (looked at every 50 ms).
@@ -724,7 +718,6 @@ impl Cycle<'_> {
             dedup: p.dedup.clone(),
             networks: p.settings.networks.clone(),
             observe: self.observe,
-            compact: self.compact,
         };
         tokio::spawn(job.run(item, tx));
         Ok(true)
@@ -1078,7 +1071,6 @@ struct ReadTask {
     dedup: Option<Arc<dedup::Dedup>>,
     networks: Option<Arc<crate::networks::Networks>>,
     observe: bool,
-    compact: bool,
 }
 
 impl ReadTask {
@@ -1132,7 +1124,6 @@ impl ReadTask {
             },
             dedup: self.dedup,
             observe: self.observe,
-            compact: self.compact,
         };
         let (runtime, cpus, metrics) = (self.runtime, self.cpus, self.metrics);
         // A panic in the reader drops `tx` without `Done`: the writer reports the file failed.

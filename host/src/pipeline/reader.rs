@@ -106,10 +106,9 @@ pub struct ReadJob {
     pub context: FileContext,
     /// Events delivered within the window are left out (`None`: no de-duplication).
     pub dedup: Option<Arc<Dedup>>,
-    /// Whether events are scored: each batch then carries what scoring needs ...
+    /// Whether events are scored: each batch then carries what scoring needs (in the plugin's
+    /// compact form, where it gives that).
     pub observe: bool,
-    /// ... in the plugin's compact form, where it gives that.
-    pub compact: bool,
 }
 
 /// Sends `msg`, letting go of the CPU permit while the writer is not taking more: a later file
@@ -233,9 +232,8 @@ pub fn read(
         context,
         dedup,
         observe,
-        compact,
     } = job;
-    let compact_wanted = compact && observe && runtime.observes();
+    let compact_wanted = observe && runtime.observes();
     let mut stats = FileStats::default();
     let selected = drop_read_only && runtime.selects();
     let mut filter = Filter {
@@ -346,6 +344,7 @@ pub fn read(
                                 add(c, i, None);
                                 score.saw(s.event_time_ms);
                                 score.heads.push(s.head_end);
+                                score.summaries.push(*s);
                             } else {
                                 let head = &batch.text[start..s.head_end as usize];
                                 let metric = &batch.metrics[s.metric as usize];
@@ -387,10 +386,15 @@ pub fn read(
                                 add(c, i, network);
                                 score.saw(s.event_time_ms);
                                 score.heads.push(bytes.len() as u32);
+                                score.summaries.push(*s);
                             } else {
                                 let metric = &batch.metrics[s.metric as usize];
-                                let observed =
-                                    observe::from_document(&batch.text[line.start..head], s, metric, network);
+                                let observed = observe::from_document(
+                                    &batch.text[line.start..head],
+                                    s,
+                                    metric,
+                                    observe::network(network),
+                                );
                                 score.observe(observed, bytes.len() as u32);
                             }
                         }
@@ -402,6 +406,7 @@ pub fn read(
                 }
                 if let (Some(score), Some(c)) = (&mut score, compact) {
                     score.compact = Some(c);
+                    score.metrics = batch.metrics;
                 }
             }
         }

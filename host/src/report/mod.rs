@@ -18,6 +18,7 @@
 
 pub mod html;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -158,7 +159,26 @@ pub struct Gathered {
 impl Gathered {
     /// Notes a batch's events with their verdicts.
     pub fn events(&mut self, observations: &[Observation], verdicts: &[Verdict]) {
-        for (o, v) in observations.iter().zip(verdicts) {
+        let n = observations.len().min(verdicts.len());
+        self.events_with(&verdicts[..n], |i, _| Cow::Borrowed(&observations[i]));
+    }
+
+    /// Notes a batch's events with their verdicts, `observation(i, whole)` giving event `i`'s
+    /// observation: whole when asked (an anomaly, or an identity whose account is not known
+    /// yet), otherwise its time, source kind and network are enough.
+    pub fn events_with<'o>(
+        &mut self,
+        verdicts: &[Verdict],
+        mut observation: impl FnMut(usize, bool) -> Cow<'o, Observation>,
+    ) {
+        for (i, v) in verdicts.iter().enumerate() {
+            let account_unknown = !v.identity.is_empty()
+                && self
+                    .identities
+                    .get(report_identity(&v.identity))
+                    .is_none_or(|e| e.account.is_none());
+            let o = observation(i, v.anomalous || account_unknown);
+            let o = o.as_ref();
             let Some(time) = o.event_time_ms else { continue };
             let anomaly = v.anomalous.then(|| anomaly_of(o, v, time));
             if !v.identity.is_empty() {

@@ -10,12 +10,14 @@
 pub mod observe;
 pub mod state;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::output::scoring::{change_kind, severity, write_incident, write_verdict};
 use crate::report::Gathered;
+use crate::runtime::bindings::documents::Summary;
 use crate::runtime::bindings::scoring::{Incident, Observation, Settings};
 use crate::runtime::scoring::{Compact, ScoringError, ScoringSession};
 use crate::runtime::PluginRuntime;
@@ -67,8 +69,12 @@ impl Scoring {
 #[derive(Debug, Default)]
 pub struct ToScore {
     pub observations: Vec<Observation>,
-    /// The observations in the plugin's compact form (then `observations` is empty).
+    /// The observations in the plugin's compact form (then `observations` is empty) ...
     pub compact: Option<Compact>,
+    /// ... with each document's summary and the batch's metric names, to read an observation
+    /// back from a document's head where the report needs it whole.
+    pub summaries: Vec<Summary>,
+    pub metrics: Vec<String>,
     /// Per document, the offset in the batch's bytes where its head ends.
     pub heads: Vec<u32>,
     /// The latest event time of the batch.
@@ -240,9 +246,29 @@ impl Scorer {
             .stage(file, scored.writes.into_iter().map(|w| (w.key, w.value)).collect());
         if self.report.is_some() {
             let g = self.gathered.entry(file).or_default();
-            // The pipeline asks for compact observations only when it keeps no report.
-            debug_assert!(input.compact.is_none());
-            g.events(&input.observations, &scored.verdicts);
+            match &input.compact {
+                None => g.events(&input.observations, &scored.verdicts),
+                Some(c) => {
+                    // The report needs few observations whole (anomalies, an identity's first
+                    // event): those are read back from their documents' heads.
+                    let starts: Vec<usize> = std::iter::once(0).chain(ends.iter().map(|e| *e as usize)).collect();
+                    g.events_with(&scored.verdicts, |i, whole| {
+                        let head = &bytes[starts[i]..input.heads[i] as usize];
+                        let network = match c.network_of[i] {
+                            0 => None,
+                            n => c.networks.get(n as usize - 1).cloned(),
+                        };
+                        let s = &input.summaries[i];
+                        if whole {
+                            let metric = input.metrics.get(s.metric as usize).map_or("", String::as_str);
+                            if let Ok(o) = observe::from_document(head, s, metric, network.clone()) {
+                                return Cow::Owned(o);
+                            }
+                        }
+                        Cow::Owned(observe::light(s.event_time_ms, observe::ip_source(head), network))
+                    });
+                }
+            }
             g.incidents(&scored.incidents);
         }
         let mut out = Vec::with_capacity(bytes.len() + 160 * ends.len());

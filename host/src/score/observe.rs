@@ -21,7 +21,8 @@ fn scope_name(scope: Scope) -> &'static str {
     }
 }
 
-fn network(n: Option<&SourceNetwork>) -> Option<Network> {
+/// The contract's record of a source network.
+pub fn network(n: Option<&SourceNetwork>) -> Option<Network> {
     n.map(|n| Network {
         scope: scope_name(n.scope).to_owned(),
         asn: n.asn,
@@ -99,13 +100,48 @@ fn source_kind(name: &str) -> SourceKind {
     }
 }
 
+/// Whether a rendered document's head says its source is an IP address (the plugin renders
+/// the member as this; inside a JSON string its quotes would be escaped).
+pub fn ip_source(head: &[u8]) -> bool {
+    memchr::memmem::find(head, b"\"source_kind\":\"ip\"").is_some()
+}
+
+/// The part of an observation the report needs of an event that is not an anomaly: its time,
+/// whether its source is an address, and the address's network.
+pub fn light(event_time_ms: Option<i64>, ip: bool, network: Option<Network>) -> Observation {
+    Observation {
+        event_id: None,
+        event_time_ms,
+        event_source: None,
+        event_name: None,
+        category: Category {
+            service: String::new(),
+            action: ActionType::Other,
+            metric: String::new(),
+            flags: Default::default(),
+        },
+        read_only: false,
+        event_type: None,
+        region: None,
+        recipient_account_id: None,
+        principal: None,
+        source_address: None,
+        source_kind: if ip { SourceKind::Ip } else { SourceKind::Other },
+        network,
+        user_agent: None,
+        error_code: None,
+        outcome: crate::runtime::bindings::types::Outcome::Success,
+    }
+}
+
 /// The observation of a rendered document: `head` is its text up to the summary's `head-end`
-/// (the object still open), `metric` its metric name.
+/// (the object still open; members the host added may follow the plugin's), `metric` its
+/// metric name.
 pub fn from_document(
     head: &[u8],
     summary: &Summary,
     metric: &str,
-    source: Option<&SourceNetwork>,
+    network: Option<Network>,
 ) -> serde_json::Result<Observation> {
     let mut text = Vec::new();
     let h = head::read(head, &mut text)?;
@@ -138,7 +174,7 @@ pub fn from_document(
         }),
         source_address: own(h.source_address),
         source_kind: source_kind(&h.source_kind),
-        network: network(source),
+        network,
         user_agent: own(h.user_agent),
         error_code: own(h.error_code),
         outcome: d.outcome,
