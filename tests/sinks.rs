@@ -128,17 +128,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Scrapes `/metrics` with the Prometheus project's parser (`prometheus_client`).
-fn scrape(port: u16) -> serde_json::Value {
-    let out = Command::new("python3")
-        .arg(common::root().join("tests/receivers/prom_parse.py"))
-        .arg(format!("http://127.0.0.1:{port}/metrics"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// The value of `sample` with `labels` in a scrape (0 when absent).
 fn sample(scrape: &serde_json::Value, family: &str, sample: &str, labels: &[(&str, &str)]) -> f64 {
     let Some(f) = scrape["families"].get(family) else {
@@ -587,7 +576,7 @@ async fn with_one_sink_failing_the_checkpoint_waits_and_after_it_recovers_no_sin
         want,
         "no duplicates at the good sink while the other fails"
     );
-    let m = scrape(port);
+    let m = common::scrape(port);
     assert_eq!(
         sample(&m, "trailwatch_files", "trailwatch_files_total", &[("result", "done")]),
         0.0,
@@ -596,7 +585,7 @@ async fn with_one_sink_failing_the_checkpoint_waits_and_after_it_recovers_no_sin
     let (status, text) = get(port, "/readyz");
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("bad"), "{text}");
-    let m = scrape(port);
+    let m = common::scrape(port);
     assert!(
         sample(
             &m,
@@ -615,7 +604,7 @@ async fn with_one_sink_failing_the_checkpoint_waits_and_after_it_recovers_no_sin
     wait_for(
         || {
             sample(
-                &scrape(port),
+                &common::scrape(port),
                 "trailwatch_files",
                 "trailwatch_files_total",
                 &[("result", "done")],
@@ -708,7 +697,7 @@ async fn metrics_and_health_endpoints_say_what_the_run_did() {
     wait_for(
         || {
             sample(
-                &scrape(port),
+                &common::scrape(port),
                 "trailwatch_files",
                 "trailwatch_files_total",
                 &[("result", "done")],
@@ -717,7 +706,7 @@ async fn metrics_and_health_endpoints_say_what_the_run_did() {
         Duration::from_secs(30),
         "every file counted",
     );
-    let m = scrape(port);
+    let m = common::scrape(port);
     assert_eq!(
         sample(&m, "trailwatch_events", "trailwatch_events_total", &[]),
         total as f64
@@ -823,7 +812,7 @@ async fn a_stalled_receiver_holds_memory_under_the_cap_and_kill_9_mid_batch_lose
     // Reading stops at the cap: the in-flight gauge stays under it and memory stays flat.
     std::thread::sleep(Duration::from_secs(3));
     let inflight = sample(
-        &scrape(port),
+        &common::scrape(port),
         "trailwatch_inflight_bytes",
         "trailwatch_inflight_bytes",
         &[],
@@ -960,7 +949,7 @@ async fn anomalies_and_incidents_are_counted_by_severity_and_learned_with_the_ch
     wait_for(
         || {
             sample(
-                &scrape(port),
+                &common::scrape(port),
                 "trailwatch_files",
                 "trailwatch_files_total",
                 &[("result", "done")],
@@ -976,7 +965,7 @@ async fn anomalies_and_incidents_are_counted_by_severity_and_learned_with_the_ch
         Duration::from_secs(90),
         "run's report page with the anomaly",
     );
-    let m = scrape(port);
+    let m = common::scrape(port);
     assert_eq!(
         sample(
             &m,

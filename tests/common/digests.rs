@@ -69,11 +69,25 @@ pub struct Evidence {
     pub digests: Vec<DigestFile>,
 }
 
-fn digest_key(end: &str) -> String {
+/// Where a stream's evidence is: an account and a region.
+#[derive(Clone, Copy)]
+pub struct Stream<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+}
+
+/// The stream the single-stream helpers use.
+pub const STREAM: Stream<'static> = Stream {
+    account: ACCOUNT,
+    region: REGION,
+};
+
+fn digest_key(stream: Stream, end: &str) -> String {
     // end: 2024-03-01T11:00:00Z
     let compact: String = end.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     let (y, m, d) = (&end[0..4], &end[5..7], &end[8..10]);
-    format!("AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}/{y}/{m}/{d}/{ACCOUNT}_CloudTrail-Digest_{REGION}_{TRAIL}_{REGION}_{compact}.json.gz")
+    let Stream { account, region } = stream;
+    format!("AWSLogs/{account}/CloudTrail-Digest/{region}/{y}/{m}/{d}/{account}_CloudTrail-Digest_{region}_{TRAIL}_{REGION}_{compact}.json.gz")
 }
 
 /// Signs a digest's content as CloudTrail does: digestEndTime, bucket/key, the content's
@@ -97,7 +111,14 @@ pub fn sign(
 }
 
 /// A digest's JSON for the hour ending at `end`, listing `logs`.
-pub fn digest_json(bucket: &str, start: &str, end: &str, logs: &[&LogFile], previous: Option<&DigestFile>) -> String {
+pub fn digest_json(
+    stream: Stream,
+    bucket: &str,
+    start: &str,
+    end: &str,
+    logs: &[&LogFile],
+    previous: Option<&DigestFile>,
+) -> String {
     let files: Vec<String> = logs
         .iter()
         .map(|l| {
@@ -117,14 +138,15 @@ pub fn digest_json(bucket: &str, start: &str, end: &str, logs: &[&LogFile], prev
         None => r#""previousDigestS3Bucket":null,"previousDigestS3Object":null,"previousDigestHashValue":null,"previousDigestHashAlgorithm":null,"previousDigestSignature":null"#.into(),
     };
     format!(
-        r#"{{"awsAccountId":"{ACCOUNT}","digestStartTime":"{start}","digestEndTime":"{end}","digestS3Bucket":"{bucket}","digestS3Object":"{}","digestPublicKeyFingerprint":"{FINGERPRINT}","digestSignatureAlgorithm":"SHA256withRSA","newestEventTime":null,"oldestEventTime":null,{previous},"logFiles":[{}]}}"#,
-        digest_key(end),
+        r#"{{"awsAccountId":"{}","digestStartTime":"{start}","digestEndTime":"{end}","digestS3Bucket":"{bucket}","digestS3Object":"{}","digestPublicKeyFingerprint":"{FINGERPRINT}","digestSignatureAlgorithm":"SHA256withRSA","newestEventTime":null,"oldestEventTime":null,{previous},"logFiles":[{}]}}"#,
+        stream.account,
+        digest_key(stream, end),
         files.join(",")
     )
 }
 
-/// A digest file for the hour `start`..`end` listing `logs`, chained to `previous`, signed
-/// with `key`.
+/// A digest file of the single stream for the hour `start`..`end` listing `logs`, chained to
+/// `previous`, signed with `key`.
 pub fn digest(
     key: &RsaPrivateKey,
     bucket: &str,
@@ -133,8 +155,21 @@ pub fn digest(
     logs: &[&LogFile],
     previous: Option<&DigestFile>,
 ) -> DigestFile {
-    let content = digest_json(bucket, start, end, logs, previous);
-    let k = digest_key(end);
+    digest_in(STREAM, key, bucket, start, end, logs, previous)
+}
+
+/// The same in `stream`.
+pub fn digest_in(
+    stream: Stream,
+    key: &RsaPrivateKey,
+    bucket: &str,
+    start: &str,
+    end: &str,
+    logs: &[&LogFile],
+    previous: Option<&DigestFile>,
+) -> DigestFile {
+    let content = digest_json(stream, bucket, start, end, logs, previous);
+    let k = digest_key(stream, end);
     let signature = sign(
         key,
         end,
@@ -154,6 +189,11 @@ pub fn digest(
 /// `hours` hours of evidence on 2024-03-01 from 10:00: two log files an hour (at :05 and :35)
 /// and a digest at the end of each hour listing them, the first digest starting a chain.
 pub fn evidence(bucket: &str, hours: u32) -> Evidence {
+    evidence_in(STREAM, bucket, hours)
+}
+
+/// The same in `stream`.
+pub fn evidence_in(stream: Stream, bucket: &str, hours: u32) -> Evidence {
     let key = private_key("cloudtrail-test-key.pem");
     let mut logs = Vec::new();
     let mut digests: Vec<DigestFile> = Vec::new();
@@ -164,8 +204,8 @@ pub fn evidence(bucket: &str, hours: u32) -> Evidence {
             .map(|m| {
                 moto::log_file(
                     "",
-                    ACCOUNT,
-                    REGION,
+                    stream.account,
+                    stream.region,
                     "2024-03-01",
                     &format!("{hour:02}{m}"),
                     &format!("h{hour}{m}"),
@@ -175,7 +215,8 @@ pub fn evidence(bucket: &str, hours: u32) -> Evidence {
             .collect();
         let start = format!("2024-03-01T{hour:02}:00:00Z");
         let end = format!("2024-03-01T{:02}:00:00Z", hour + 1);
-        let d = digest(
+        let d = digest_in(
+            stream,
             &key,
             bucket,
             &start,

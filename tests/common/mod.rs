@@ -296,3 +296,14 @@ pub fn validate_documents(file: &Path) {
         .count();
     assert_eq!(known, text.lines().count(), "every document has a known kind first");
 }
+
+/// Scrapes `/metrics` on `port` with the Prometheus project's parser (`prometheus_client`).
+pub fn scrape(port: u16) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(root().join("tests/receivers/prom_parse.py"))
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
