@@ -810,6 +810,15 @@ async fn no_command_shows_the_secret_key_or_the_session_token_anywhere() {
         vec!["plugin"],
         vec!["replay", "--no-progress", "samples"],
         vec!["--log-format", "json", "setup", "--bucket", "canary-bucket"],
+        // Signed listings (the bucket has no digests: verify says so and fails).
+        vec![
+            "verify",
+            "--start",
+            "2024-03-01T00:00:00Z",
+            "--end",
+            "2024-03-03T00:00:00Z",
+        ],
+        vec!["--log-format", "json", "verify", "--format", "json"],
         vec!["--help"],
     ];
     for args in &commands {
@@ -820,7 +829,28 @@ async fn no_command_shows_the_secret_key_or_the_session_token_anywhere() {
             .unwrap();
         record(&args.join(" "), out);
     }
-    for sub in ["replay", "run", "plugin", "policy", "setup", "check"] {
+    // The report page of what run scored.
+    let page = dir.path().join("report.html");
+    let state = dir.path().join("state");
+    let out = trailwatch(
+        &config,
+        &[
+            "report",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--out",
+            page.to_str().unwrap(),
+        ],
+    )
+    .env("TRAILWATCH_LOG", "debug")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    record("report", out);
+    assert_no_secret("the report page", &std::fs::read_to_string(&page).unwrap());
+    for sub in [
+        "replay", "run", "plugin", "policy", "setup", "check", "verify", "report",
+    ] {
         let out = common::bin().args([sub, "--help"]).output().unwrap();
         record(&format!("{sub} --help"), out);
     }
@@ -843,6 +873,13 @@ async fn no_command_shows_the_secret_key_or_the_session_token_anywhere() {
     record(
         "check refused (json logs)",
         trailwatch(&config, &["--log-format", "json", "check"])
+            .output()
+            .unwrap(),
+    );
+    record(
+        "verify refused (json logs)",
+        trailwatch(&config, &["--log-format", "json", "verify", "--format", "json"])
+            .env("TRAILWATCH_LOG", "debug")
             .output()
             .unwrap(),
     );
@@ -870,11 +907,15 @@ async fn no_command_shows_the_secret_key_or_the_session_token_anywhere() {
         assert_no_secret(what, text);
     }
     // The checks looked at real output: the refusals were reported.
-    let refused = &seen.iter().find(|(w, _)| w == "run --once refused").unwrap().1;
-    assert!(
-        refused.contains("SignatureDoesNotMatch") || refused.contains("InvalidAccessKeyId"),
-        "{refused}"
-    );
+    for what in ["run --once refused", "verify refused (json logs)"] {
+        let refused = &seen.iter().find(|(w, _)| w == what).unwrap().1;
+        assert!(
+            refused.contains("SignatureDoesNotMatch") || refused.contains("InvalidAccessKeyId"),
+            "{what}: {refused}"
+        );
+    }
+    let verified = &seen.iter().find(|(w, _)| w.starts_with("verify --start")).unwrap().1;
+    assert!(verified.contains("no digest files under"), "{verified}");
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -890,7 +931,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 /// soak sets TRAILWATCH_SOAK_KILLS, TRAILWATCH_SOAK_FILES (and TRAILWATCH_SOAK_SEED to repeat a run).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_soak_kill_9_at_random_instants_loses_nothing_and_never_deletes_early() {
-    let kills = env_number("TRAILWATCH_SOAK_KILLS", 5);
+    let kills = env_number("TRAILWATCH_SOAK_KILLS", 7);
     let n_files = env_number("TRAILWATCH_SOAK_FILES", 80) as usize;
     let per_file = 30;
     let seed = env_number(
@@ -941,20 +982,49 @@ async fn crash_soak_kill_9_at_random_instants_loses_nothing_and_never_deletes_ea
     let mut deleted_at_kills = Vec::new();
     // Kills that landed while the run still had files to read or delete.
     let mut mid_work = 0;
+    // (stage aimed at, stage last started at the kill): kills.
+    let mut hits: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
+    let mut nth_missed = 0;
     for kill in 0..kills {
         let round = delivery(kill, per_round, per_file);
         moto::seed(&admin, BUCKET, &round).await;
         files.extend(round);
-        let mut child = trailwatch(&config, &["run"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let after = Duration::from_millis(100 + next(2400));
+        // Each kill is aimed at a stage in turn: it lands 0–30 ms after the stage's first,
+        // second or third start (when the run starts it that often before it goes idle).
+        let aim = STAGES[kill as usize % STAGES.len()];
+        let (mut child, log, reader) =
+            spawn_with_log(trailwatch(&config, &["run"]).env("TRAILWATCH_LOG", "warn,trailwatch::stage=debug"));
+        let started = Instant::now();
+        // A poll deletes what is due in one request: its first start is the one.
+        let nth = if aim == "deleting" { 1 } else { 1 + next(3) as usize };
+        // Past the first start, a stage not started again within a second is not waited for.
+        let (mut seen, mut last_seen) = (0, Instant::now());
+        while seen < nth && !(seen > 0 && last_seen.elapsed() > Duration::from_secs(1)) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "kill {kill} (seed {seed}): run never started {aim:?}:\n{}",
+                log.lock().unwrap()
+            );
+            assert!(child.try_wait().unwrap().is_none(), "run exited before its kill");
+            std::thread::sleep(Duration::from_millis(5));
+            let now_seen = stage_lines(&log.lock().unwrap()).filter(|s| *s == aim).count();
+            if now_seen != seen {
+                (seen, last_seen) = (now_seen, Instant::now());
+            }
+        }
+        if seen < nth {
+            // Killed at the stage's last start instead: that start, not the second since.
+            nth_missed += 1;
+        }
+        let after = Duration::from_millis(next(31));
         std::thread::sleep(after);
         assert!(child.try_wait().unwrap().is_none(), "run exited before its kill");
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        reader.join().unwrap();
+        let hit = stage_lines(&log.lock().unwrap()).last().unwrap_or("starting");
+        *hits.entry((aim, hit)).or_insert(0) += 1;
+        let after = started.elapsed();
         let remaining: BTreeSet<String> = s3
             .list_all("", None, None)
             .await
@@ -1015,12 +1085,46 @@ async fn crash_soak_kill_9_at_random_instants_loses_nothing_and_never_deletes_ea
         unique.len(),
         repeated as f64 / per_file as f64
     );
+    eprintln!(
+        "kills by (stage aimed at, stage under way when killed): {hits:?}; {nth_missed} aimed at a later start of their stage than came"
+    );
+    // A kill while listing or fetching a new delivery always leaves work in flight (downloads
+    // take 200 ms): those must have been counted so.
+    let early = (0..kills)
+        .filter(|k| matches!(STAGES[*k as usize % STAGES.len()], "listing" | "fetching"))
+        .count();
+    assert!(
+        mid_work >= early,
+        "seed {seed}: {mid_work} kills with work in flight, {early} aimed at listing or fetching"
+    );
     // What a kill can repeat: the files whose events were written but whose checkpoint had not
     // moved yet (the ones in flight), at most five at a time here (as in the single-kill test).
     assert!(
         repeated <= kills as usize * 5 * per_file,
         "seed {seed}: {repeated} events repeated over {kills} kills"
     );
+}
+
+/// `run`'s stages as it logs them at debug level (target `trailwatch::stage`), in the order a
+/// file goes through them.
+const STAGES: [&str; 7] = [
+    "listing",
+    "fetching",
+    "reading",
+    "sink batch",
+    "acknowledged",
+    "checkpoint committed",
+    "deleting",
+];
+
+/// The stages started in a `run` log, in order.
+fn stage_lines(log: &str) -> impl Iterator<Item = &'static str> + '_ {
+    log.lines().filter(|l| l.contains("trailwatch::stage")).filter_map(|l| {
+        STAGES
+            .iter()
+            .copied()
+            .find(|s| l.contains(&format!("trailwatch::stage: {s}")))
+    })
 }
 
 /// A delivery of `n` files of `per_file` events for yesterday (an open day, listed again at
@@ -1053,11 +1157,13 @@ fn delivery(round: u64, n: usize, per_file: usize) -> Vec<moto::LogFile> {
         .collect()
 }
 
-/// Downloads of log files answered 200 ms late: a poll lasts long enough for kills to land in it.
+/// Downloads of log files and deletions answered 200 ms late: a poll lasts long enough for
+/// kills to land in it, and a kill aimed at a deletion lands while it is under way.
 fn soak_downloads(_n: u64, head: &str) -> Option<Fault> {
     let request_line = head.lines().next().unwrap_or("");
-    (request_line.starts_with("GET ") && request_line.contains(".json.gz"))
-        .then_some(Fault::Delay(Duration::from_millis(200)))
+    let download = request_line.starts_with("GET ") && request_line.contains(".json.gz");
+    let deletion = request_line.starts_with("POST ") && request_line.contains("?delete");
+    (download || deletion).then_some(Fault::Delay(Duration::from_millis(200)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

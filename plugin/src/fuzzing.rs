@@ -38,6 +38,22 @@ pub fn reader(data: &[u8]) {
         }
         while matches!(file.inflate_rest(1 << 16), Ok(rest) if !rest.is_empty()) {}
     }
+    // Rendered whole with observations for scoring, as `run` reads a file it scores: what the
+    // reader encoded must decode, one observation per document.
+    if let Ok(mut file) = LogFile::open(data.to_vec(), "fuzz.json.gz", OPTIONS) {
+        let mut batch = crate::documents::Batch {
+            observed: Some(crate::documents::Observed::default()),
+            ..Default::default()
+        };
+        while let Ok(n @ 1..) = file.next_documents(64, &mut batch) {
+            let observed = batch.observed.as_ref().expect("observed batch");
+            assert_eq!(observed.ends.len(), n, "one observation per document");
+            let decoded = crate::scoring::observed::decode_all(&observed.bytes, &observed.ends, &[], &vec![0; n])
+                .expect("the reader's own observations decode");
+            assert_eq!(decoded.len(), n);
+            batch.clear();
+        }
+    }
     // And hashed in steps, typed, as the host reads through the `hashing` interface.
     if let Some(mut file) = hashed_write_only(data) {
         while let Ok((_, false)) = file.next_batch_step(64) {

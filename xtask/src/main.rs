@@ -83,6 +83,21 @@ fn main() -> Result<()> {
             ensure_moto()?;
             ensure_chromium()?;
             build_plugins(&root)?;
+            // The fuzz targets (a workspace of their own) must still compile: type-checked
+            // without libFuzzer, into the one target directory. Their corpora run in the tests.
+            run(
+                &root,
+                "cargo",
+                &[
+                    "check",
+                    "--manifest-path",
+                    "fuzz/Cargo.toml",
+                    "--no-default-features",
+                    "--bins",
+                    "--target-dir",
+                    "target",
+                ],
+            )?;
             let extra: Vec<String> = std::env::args().skip(2).collect();
             let mut args = vec!["test", "--workspace"];
             args.extend(extra.iter().map(String::as_str));

@@ -217,6 +217,9 @@ impl Ledger {
                     .collect();
                 // On failure nothing was written: all stay to be recorded at the next commit.
                 store.record_with(&self.checkpoint, &self.unrecorded, &writes, &report)?;
+                if !self.unrecorded.is_empty() {
+                    tracing::debug!(target: crate::STAGE, changes = self.unrecorded.len(), "checkpoint committed");
+                }
             }
             (None, Some(state)) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());

@@ -233,6 +233,7 @@ pub fn read(
         dedup,
         observe,
     } = job;
+    tracing::debug!(target: crate::STAGE, key = %meta.key, "reading");
     let compact_wanted = observe && runtime.observes();
     let mut stats = FileStats::default();
     let selected = drop_read_only && runtime.selects();

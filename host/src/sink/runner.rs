@@ -58,6 +58,7 @@ pub async fn run(
             match message {
                 Message::Events(batch) => {
                     sink.send(batch).await?;
+                    tracing::debug!(target: crate::STAGE, sink = %sink.name(), "sink batch");
                     match sink.oldest_pending() {
                         Some(_) => {
                             holding_since.get_or_insert_with(Instant::now);
@@ -112,6 +113,7 @@ fn ack(
         waiting.pop_front();
     }
     if let Some(file) = last {
+        tracing::debug!(target: crate::STAGE, sink = %sink.name(), through = file, "acknowledged");
         events.send(SinkEvent::Acked { sink: index, file }).ok();
     }
 }

@@ -147,6 +147,7 @@ pub(crate) fn fetch_object(
     let item_key = key.clone();
     let fetch = Box::pin(async move {
         let s3 = S3::new(&client, &bucket);
+        tracing::debug!(target: crate::STAGE, key = %key, "fetching");
         // The listing gives the size: an object over the limit is not even fetched.
         let got: Result<Input, AwsError> = if let Some(size) = size.filter(|&s| s > limit) {
             Err(AwsError::TooLarge { key, size, limit })
@@ -358,6 +359,7 @@ impl S3Source {
             }
             let day_prefix = format!("{stream}{}", day.key_part());
             let s3 = S3::new(&self.client, &self.settings.bucket);
+            tracing::debug!(target: crate::STAGE, prefix = %day_prefix, "listing");
             let Some(listed) = unless_stopped(shutdown, s3.list_all(&day_prefix, None, None)).await else {
                 cycle.report().interrupted = true;
                 return Ok(());
@@ -398,6 +400,7 @@ impl S3Source {
         let mut day: Option<(Day, Vec<String>)> = None;
         let mut cursor = from;
         'pages: loop {
+            tracing::debug!(target: crate::STAGE, prefix = %stream, "listing");
             let listing = s3.list(stream, None, Some(&start_after), token.as_deref());
             let Some(page) = unless_stopped(shutdown, listing).await else {
                 cycle.report().interrupted = true;
@@ -495,6 +498,7 @@ pub(crate) async fn delete_due(
     let s3 = S3::new(client, bucket);
     for chunk in due.chunks(1000) {
         let keys: Vec<String> = chunk.iter().map(|p| p.key.clone()).collect();
+        tracing::debug!(target: crate::STAGE, files = keys.len(), "deleting");
         let failed = s3.delete(&keys).await?;
         let failed_keys: BTreeSet<&str> = failed.iter().map(|f| f.key.as_str()).collect();
         let mut by_code: std::collections::BTreeMap<&str, (usize, &str)> = Default::default();
