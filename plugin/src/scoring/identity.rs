@@ -100,7 +100,7 @@ pub fn of(principal: Option<&Principal<'_>>, recipient: Option<&str>) -> Option<
                 .or_else(|| named("role-session", some(&p.principal_id)))?;
             // arn:aws:sts::<account>:assumed-role/<role>/<session>
             let (parent, session) = match key.rsplit_once('/') {
-                Some((role, session)) if role.contains(":assumed-role/") => {
+                Some((role, session)) if crate::text::has(role, ":assumed-role/") => {
                     (Some(role.to_owned()), Some(session.to_owned()))
                 }
                 _ => (some(&p.session_issuer_arn).and_then(assumed_role_of), None),

@@ -357,10 +357,7 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
     );
 
     // Bursts, in the identity's own ten-minute window.
-    let own = loaded
-        .identities
-        .entry(id.key.clone())
-        .or_insert_with(|| IdentityBaseline::new(t));
+    let own = baseline::slot(&mut loaded.identities, &id.key, || IdentityBaseline::new(t));
     // The window only moves forward: a late event (files of several regions or accounts read
     // one after the other) is not counted in a window it does not belong to, nor resets it.
     let at = t.div_euclid(WINDOW_MS);
