@@ -1118,7 +1118,7 @@ const STAGES: [&str; 7] = [
     "reading",
     "sink batch",
     "acknowledged",
-    "checkpoint committed",
+    "committing",
     "deleting",
 ];
 

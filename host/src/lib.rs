@@ -22,8 +22,9 @@
 //! - `aws`: SigV4-signed S3 and CloudTrail requests.
 
 /// The log target of `run`'s stages at debug level (`TRAILWATCH_LOG=trailwatch::stage=debug`):
-/// listing, fetching, reading, a sink batch, acknowledged, checkpoint committed, deleting. What
-/// was under way when a process stopped; the crash soak aims its kills with them.
+/// listing, fetching, reading, a sink batch, acknowledged, committing (the checkpoint), deleting,
+/// each logged as it starts: what was under way when a process stopped. The crash soak aims its
+/// kills with them.
 pub const STAGE: &str = "trailwatch::stage";
 
 pub mod aws;

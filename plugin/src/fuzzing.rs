@@ -50,8 +50,17 @@ pub fn reader(data: &[u8]) {
             assert_eq!(observed.ends.len(), n, "one observation per document");
             let decoded = crate::scoring::observed::decode_all(&observed.bytes, &observed.ends, &[], &vec![0; n])
                 .expect("the reader's own observations decode");
-            assert_eq!(decoded.len(), n);
-            batch.clear();
+            for (o, summary) in decoded.iter().zip(&batch.events) {
+                assert_eq!(
+                    o.event_time_ms, summary.event_time_ms,
+                    "an observation's time is its document's"
+                );
+                assert_eq!(o.outcome, summary.outcome, "an observation's outcome is its document's");
+                assert_eq!(
+                    o.read_only, summary.read_only,
+                    "an observation's read-only flag is its document's"
+                );
+            }
         }
     }
     // And hashed in steps, typed, as the host reads through the `hashing` interface.

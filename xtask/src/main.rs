@@ -90,6 +90,7 @@ fn main() -> Result<()> {
                 "cargo",
                 &[
                     "check",
+                    "--locked",
                     "--manifest-path",
                     "fuzz/Cargo.toml",
                     "--no-default-features",

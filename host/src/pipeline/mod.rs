@@ -216,10 +216,10 @@ impl Ledger {
                     .flat_map(|(_, _, r)| r.iter().cloned())
                     .collect();
                 // On failure nothing was written: all stay to be recorded at the next commit.
-                store.record_with(&self.checkpoint, &self.unrecorded, &writes, &report)?;
                 if !self.unrecorded.is_empty() {
-                    tracing::debug!(target: crate::STAGE, changes = self.unrecorded.len(), "checkpoint committed");
+                    tracing::debug!(target: crate::STAGE, changes = self.unrecorded.len(), "committing");
                 }
+                store.record_with(&self.checkpoint, &self.unrecorded, &writes, &report)?;
             }
             (None, Some(state)) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());

@@ -57,8 +57,8 @@ pub async fn run(
             let Some(message) = message else { break };
             match message {
                 Message::Events(batch) => {
-                    sink.send(batch).await?;
                     tracing::debug!(target: crate::STAGE, sink = %sink.name(), "sink batch");
+                    sink.send(batch).await?;
                     match sink.oldest_pending() {
                         Some(_) => {
                             holding_since.get_or_insert_with(Instant::now);
@@ -113,7 +113,7 @@ fn ack(
         waiting.pop_front();
     }
     if let Some(file) = last {
-        tracing::debug!(target: crate::STAGE, sink = %sink.name(), through = file, "acknowledged");
+        tracing::debug!(target: crate::STAGE, sink = %sink.name(), file, "acknowledged");
         events.send(SinkEvent::Acked { sink: index, file }).ok();
     }
 }
