@@ -188,6 +188,11 @@ fn baselines_kept_in_a_state_dir_score_the_next_replay_as_one_long_replay_would(
 /// host reads back from the documents' heads only what the report needs whole; a plugin
 /// without `documents` (a test fixture) has the host build every observation from typed
 /// events. Both give the same output and the same report, byte for byte.
+///
+/// The shipped plugin's scoring instance also remembers entries and, in `replay`, holds its
+/// writes (`scoring-memory`, `scoring-write-back`); the fixture has neither: every batch is
+/// handed its entries and hands back every one it changed. The state each leaves is the same,
+/// entry for entry, and so is a replay without a state directory.
 #[test]
 fn compact_observations_score_and_report_as_observations_built_by_the_host() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,6 +234,54 @@ fn compact_observations_score_and_report_as_observations_built_by_the_host() {
     };
     let (compact, compact_page) = run(&common::plugin_dir(), "compact");
     let (typed, typed_page) = run(&parser_only, "typed");
+    let entries = |name: &str| -> BTreeMap<String, Vec<u8>> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let db = redb::Database::open(dir.path().join(format!("state-{name}/state.redb"))).unwrap();
+        let tx = db.begin_read().unwrap();
+        let table = tx
+            .open_table(redb::TableDefinition::<&str, &[u8]>::new("scoring"))
+            .unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k.value().to_owned(), v.value().to_vec())
+            })
+            .collect()
+    };
+    let (held, written_through) = (entries("compact"), entries("typed"));
+    assert!(held.keys().any(|k| k.starts_with("i/")) && held.keys().any(|k| k.starts_with("v/")));
+    let differ: BTreeSet<&String> = held
+        .keys()
+        .chain(written_through.keys())
+        .filter(|k| held.get(*k) != written_through.get(*k))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the states differ under {} keys, among them {:?}",
+        differ.len(),
+        differ.iter().take(5).collect::<Vec<_>>()
+    );
+    let plain = |plugins: &Path| {
+        let args = [
+            "--no-builtin-plugin",
+            "replay",
+            "--no-progress",
+            "--asn-database",
+            asn,
+            "--country-database",
+            country,
+            trail.to_str().unwrap(),
+        ];
+        let out = common::run_with_plugins(plugins, &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    assert!(
+        plain(&common::plugin_dir()) == plain(&parser_only),
+        "the replays without a state differ"
+    );
     let (events, incidents) = common::events_and_incidents(&compact);
     assert_eq!(events.len(), written.events);
     assert!(!incidents.is_empty() && events.iter().any(|e| e["anomalous"] == true));

@@ -31,7 +31,9 @@ wit_bindgen::generate!({
 });
 
 #[cfg(not(feature = "parser-only-fixture"))]
-use exports::trailwatch::plugin::{documents, hashing, integrity, observing, scoring_memory, selection, trail_check};
+use exports::trailwatch::plugin::{
+    documents, hashing, integrity, observing, scoring_memory, scoring_write_back, selection, trail_check,
+};
 use exports::trailwatch::plugin::{meta, parser, scoring};
 use trailwatch::plugin::host_log::log;
 use trailwatch::plugin::types as wit;
@@ -628,6 +630,20 @@ impl scoring_memory::Guest for Plugin {
 
     fn forget() {
         crate::scoring::memory::forget();
+    }
+}
+
+#[cfg(not(feature = "parser-only-fixture"))]
+impl scoring_write_back::Guest for Plugin {
+    fn hold() {
+        crate::scoring::memory::hold();
+    }
+
+    fn flush(prefix: String) -> Vec<scoring::Write> {
+        crate::scoring::memory::flush(&prefix)
+            .into_iter()
+            .map(|(key, value)| scoring::Write { key, value })
+            .collect()
     }
 }
 

@@ -94,7 +94,7 @@ fn observation(o: ws::Observation) -> m::Observation {
             wit::SourceKind::None => model::SourceKind::None,
             wit::SourceKind::Other => model::SourceKind::Other,
         },
-        network: o.network.map(network),
+        network: o.network.map(network).map(std::rc::Rc::new),
         user_agent: o.user_agent,
         error_code: o.error_code,
         outcome: match o.outcome {

@@ -353,6 +353,8 @@ pub struct Pipeline {
     report_state: Option<Arc<Mutex<ScoreState>>>,
     /// The scorer, between cycles (the writer has it during one).
     scorer: Option<Scorer>,
+    /// Scoring holds its writes (`Pipeline::hold_scoring_writes`).
+    hold_scoring_writes: bool,
 }
 
 impl Pipeline {
@@ -388,6 +390,19 @@ impl Pipeline {
             scoring_state: None,
             report_state: None,
             scorer: None,
+            hold_scoring_writes: false,
+        }
+    }
+
+    /// Has scoring hold what it learns and hand it to the state every few dozen files, before
+    /// a sweep reads it, and when a cycle ends with every file committed, rather than with
+    /// every file ([`Scorer::hold_writes`]). For `replay`, which keeps no checkpoint: what
+    /// the state holds is then no longer what the files committed taught it, file by file, and
+    /// a cycle that ends with files not committed drops what was held.
+    pub fn hold_scoring_writes(&mut self) {
+        self.hold_scoring_writes = true;
+        if let Some(s) = &mut self.scorer {
+            s.hold_writes();
         }
     }
 
@@ -428,12 +443,11 @@ impl Pipeline {
             tracing::warn!(plugin = %self.runtime.plugin().path.display(), "the plugin in use does not score events (no trailwatch:plugin/scoring): events go out without scores");
             return None;
         }
-        Some(Scorer::new(
-            self.runtime.clone(),
-            settings,
-            state.clone(),
-            self.report_state.clone(),
-        ))
+        let mut scorer = Scorer::new(self.runtime.clone(), settings, state.clone(), self.report_state.clone());
+        if self.hold_scoring_writes {
+            scorer.hold_writes();
+        }
+        Some(scorer)
     }
 
     /// Whether events are scored (with the plugin in use).
@@ -1003,6 +1017,15 @@ impl Cycle<'_> {
                     Ok(Err(_)) | Err(_) => {
                         tracing::warn!(sink = %self.p.names[i], "sink stopped before it finished");
                     }
+                }
+            }
+        }
+        // What scoring held goes to the state once every file it scored is committed.
+        if self.pending.is_empty() && commit_error.is_none() && !self.report.interrupted {
+            if let Some(scorer) = self.p.scorer.as_mut() {
+                let held = scorer.flush_all();
+                if !held.is_empty() {
+                    self.p.ledger.learned(crate::score::HELD, held, Vec::new());
                 }
             }
         }

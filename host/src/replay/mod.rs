@@ -141,6 +141,8 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
         // The report's entries, for `--report` or for `trailwatch report` on the state later.
         let report = options.report.is_some() || options.state_dir.is_some();
         pipeline.score_with(Arc::new(Mutex::new(state)), report);
+        // Each file is read once, with no checkpoint to keep in step with the state.
+        pipeline.hold_scoring_writes();
     }
     let report_state = pipeline.report_state().cloned();
     if options.report.is_some() && (options.scoring.is_none() || !pipeline.scores()) {

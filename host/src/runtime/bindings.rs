@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::exports::trailwatch::plugin::{
-    documents, hashing, integrity, meta, observing, parser, scoring, scoring_memory, selection, trail_check,
+    documents, hashing, integrity, meta, observing, parser, scoring, scoring_memory, scoring_write_back, selection,
+    trail_check,
 };
 pub use self::trailwatch::plugin::types;

@@ -15,7 +15,9 @@ use wasmtime::component::{InstancePre, Linker, ResourceAny};
 use wasmtime::{Engine, Store};
 
 use super::bindings::types::{DigestInfo, Event, FileError, FileKind, ObjectMeta, OpenOptions};
-use super::bindings::{documents, integrity, observing, parser, scoring, scoring_memory, selection, trail_check};
+use super::bindings::{
+    documents, integrity, observing, parser, scoring, scoring_memory, scoring_write_back, selection, trail_check,
+};
 use super::cache::CompileCache;
 use super::in_place;
 use super::limits::{EpochTicker, Limits};
@@ -145,6 +147,8 @@ pub(super) struct Exports {
     pub(super) scoring: Option<scoring::GuestIndices>,
     /// `None` for a plugin without the optional `scoring-memory` interface.
     pub(super) scoring_memory: Option<scoring_memory::GuestIndices>,
+    /// `None` for a plugin without the optional `scoring-write-back` interface.
+    pub(super) scoring_write_back: Option<scoring_write_back::GuestIndices>,
     /// `None` for a plugin without the optional `observing` interface.
     pub(super) observing: Option<observing::GuestIndices>,
 }
@@ -160,6 +164,7 @@ impl Exports {
         let hashing = in_place::Indices::new(&pre)?;
         let scoring = scoring::GuestIndices::new(&pre).ok();
         let scoring_memory = scoring_memory::GuestIndices::new(&pre).ok();
+        let scoring_write_back = scoring_write_back::GuestIndices::new(&pre).ok();
         let observing = observing::GuestIndices::new(&pre).ok();
         Ok(Exports {
             pre,
@@ -171,6 +176,7 @@ impl Exports {
             hashing,
             scoring,
             scoring_memory,
+            scoring_write_back,
             observing,
         })
     }

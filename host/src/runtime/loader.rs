@@ -82,7 +82,7 @@ pub struct Missing {
 }
 
 /// The optional interfaces, and what the host does when a plugin lacks one.
-const OPTIONAL: [(&str, &str); 8] = [
+const OPTIONAL: [(&str, &str); 9] = [
     (
         "documents",
         "events cross the sandbox as typed records and the host renders their documents (slower, same output)",
@@ -110,6 +110,10 @@ const OPTIONAL: [(&str, &str); 8] = [
     (
         "scoring-memory",
         "each scored batch hands the plugin every stored entry it reads, decoded again each time (slower, same scores)",
+    ),
+    (
+        "scoring-write-back",
+        "`replay` hands every entry a scored batch changed to the state with each file, rather than once in a while (slower, same scores)",
     ),
     (
         "observing",

@@ -6,7 +6,9 @@
 //! entries it read and wrote between calls (a batch then asks only for those it does not hold);
 //! the host keeps its promises to it: every write is staged before the next call, and
 //! [`ScoringSession::sync`] makes it forget whenever the entries changed otherwise (the state's
-//! generation moved: files' writes dropped) or a batch's writes were not taken. Each call gets
+//! generation moved: files' writes dropped) or a batch's writes were not taken. Where the plugin
+//! also has `scoring-write-back` and the caller asks for it (`replay`), the instance holds what
+//! batches change until [`PluginRuntime::flush`]. Each call gets
 //! the per-file time limit; after a trap the session is dropped and the next batch gets a fresh
 //! instance: a trap costs the batch's scores and nothing learned before.
 
@@ -15,7 +17,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
 use super::bindings::scoring::{Entry, Guest, Incident, Network, Observation, Scored, Settings, Step, Write};
-use super::bindings::{observing, scoring_memory};
+use super::bindings::{observing, scoring_memory, scoring_write_back};
 use super::file::{PluginRuntime, TrapReason};
 use super::store::{set_deadline, StoreState};
 
@@ -60,6 +62,10 @@ pub struct ScoringSession {
     guest: Guest,
     /// The plugin's `scoring-memory`, turned on.
     memory: Option<scoring_memory::Guest>,
+    /// The plugin's `scoring-write-back`, where it has it and `scoring-memory` is on.
+    write_back: Option<scoring_write_back::Guest>,
+    /// Whether it holds its writes (`scoring-write-back.hold` was called).
+    holding: bool,
     /// The plugin's `observing`, for batches in its compact form.
     observing: Option<observing::Guest>,
     /// The state generation what it remembers matches; `None`: it must forget before the
@@ -92,6 +98,27 @@ impl ScoringSession {
     pub fn unsync(&mut self) {
         self.synced = None;
     }
+
+    /// Has the instance hold its writes until [`PluginRuntime::flush`], where the plugin can;
+    /// whether it does.
+    pub fn hold(&mut self, runtime: &PluginRuntime) -> Result<bool, ScoringError> {
+        let Some(write_back) = &self.write_back else {
+            return Ok(false);
+        };
+        if !self.holding {
+            set_deadline(&mut self.store, runtime.limits.time_per_file);
+            write_back
+                .call_hold(&mut self.store)
+                .map_err(|e| ScoringError::Trap(runtime.trap_reason(&self.store, e)))?;
+            self.holding = true;
+        }
+        Ok(true)
+    }
+
+    /// Whether the instance holds its writes.
+    pub fn holding(&self) -> bool {
+        self.holding
+    }
 }
 
 impl PluginRuntime {
@@ -120,13 +147,19 @@ impl PluginRuntime {
                 Some(o) => Some(o.load(&mut store, &instance)?),
                 None => None,
             };
-            Ok((guest, memory, observing))
+            let write_back = match (&self.exports.scoring_write_back, &memory) {
+                (Some(w), Some(_)) => Some(w.load(&mut store, &instance)?),
+                _ => None,
+            };
+            Ok((guest, memory, observing, write_back))
         });
         match loaded {
-            Ok((guest, memory, observing)) => Ok(ScoringSession {
+            Ok((guest, memory, observing, write_back)) => Ok(ScoringSession {
                 store,
                 guest,
                 memory,
+                write_back,
+                holding: false,
                 observing,
                 synced: None,
             }),
@@ -229,6 +262,24 @@ impl PluginRuntime {
             session.unsync();
         }
         outcome
+    }
+
+    /// The entries changed under `prefix` that `session` held and did not hand over yet, as
+    /// writes to stage (nothing when it does not hold its writes).
+    pub fn flush(&self, session: &mut ScoringSession, prefix: &str) -> Result<Vec<Write>, ScoringError> {
+        let ScoringSession {
+            store,
+            write_back,
+            holding,
+            ..
+        } = session;
+        let Some(write_back) = write_back.as_ref().filter(|_| *holding) else {
+            return Ok(Vec::new());
+        };
+        set_deadline(store, self.limits.time_per_file);
+        write_back
+            .call_flush(&mut *store, prefix)
+            .map_err(|e| ScoringError::Trap(self.trap_reason(store, e)))
     }
 
     /// Sweeps a page of stored entries at event time `now_ms` in `session`: what to rewrite or

@@ -142,6 +142,10 @@ const SWEEP_EVERY_MS: i64 = 3_600_000;
 const FORGET_EVERY_MS: i64 = 24 * 3_600_000;
 /// Entries handed to one sweep call.
 const SWEEP_PAGE: usize = 256;
+/// An instance that holds its writes hands them all over at least every this many files.
+const FLUSH_EVERY_FILES: u32 = 64;
+/// The file number held writes handed over at the end are staged and committed under.
+pub const HELD: u64 = u64::MAX;
 
 /// Scores batches in order for the writer.
 pub struct Scorer {
@@ -159,6 +163,10 @@ pub struct Scorer {
     clock_ms: Option<i64>,
     swept_ms: Option<i64>,
     forgot_ms: Option<i64>,
+    /// The instance is to hold its writes (`scoring-write-back`) ...
+    hold: bool,
+    /// ... and files scored since it last handed them all over.
+    held_files: u32,
 }
 
 impl Scorer {
@@ -179,7 +187,18 @@ impl Scorer {
             clock_ms: None,
             swept_ms: None,
             forgot_ms: None,
+            hold: false,
+            held_files: 0,
         }
+    }
+
+    /// Has the scoring instance hold what batches change and hand it over every
+    /// `FLUSH_EVERY_FILES` files, before a sweep reads it, and at [`Scorer::flush_all`], rather
+    /// than with every batch (where the plugin has `scoring-write-back`). For a caller that
+    /// commits no checkpoint with each file (`replay`): with held writes, a file's writes are
+    /// no longer its own.
+    pub fn hold_writes(&mut self) {
+        self.hold = true;
     }
 
     /// The state it scores against.
@@ -306,13 +325,60 @@ impl Scorer {
     ) -> Result<T, ScoringError> {
         let mut session = match self.session.take() {
             Some(s) => s,
-            None => self.runtime.scoring_session()?,
+            None => {
+                let mut s = self.runtime.scoring_session()?;
+                if self.hold {
+                    s.hold(&self.runtime)?;
+                }
+                s
+            }
         };
         let result = f(&self.runtime, &mut session, self.settings);
-        if !matches!(result, Err(ScoringError::Trap(_))) {
+        if matches!(result, Err(ScoringError::Trap(_))) {
+            self.lost(&session);
+        } else {
             self.session = Some(session);
         }
         result
+    }
+
+    /// Says what a dropped instance took with it.
+    fn lost(&mut self, session: &ScoringSession) {
+        if session.holding() {
+            tracing::error!(
+                files = self.held_files + 1,
+                "the scoring instance stopped: what it learned from the last files and had not handed over is lost from the baselines"
+            );
+        }
+        self.held_files = 0;
+    }
+
+    /// Stages, with file `file`, what the instance holds changed under `prefix`.
+    fn flush(&mut self, file: u64, prefix: &str) {
+        let Some(mut session) = self.session.take() else {
+            return;
+        };
+        match self.runtime.flush(&mut session, prefix) {
+            Ok(writes) => {
+                if prefix.is_empty() {
+                    self.held_files = 0;
+                }
+                self.lock()
+                    .stage(file, writes.into_iter().map(|w| (w.key, w.value)).collect());
+                self.session = Some(session);
+            }
+            Err(e) => {
+                self.lost(&session);
+                self.failed(file, &e);
+            }
+        }
+    }
+
+    /// Everything the instance holds changed, handed over (nothing when it holds nothing):
+    /// to commit when every file scored is.
+    pub fn flush_all(&mut self) -> Vec<Write> {
+        self.flush(HELD, "");
+        self.lock().take(HELD)
     }
 
     fn failed(&mut self, file: u64, e: &ScoringError) {
@@ -323,6 +389,10 @@ impl Scorer {
     /// Runs the sweep when event time moved on an hour since the last one, its writes staged
     /// with file `file`: the incident documents it closed, as NDJSON lines.
     pub fn maybe_sweep(&mut self, file: u64) -> Option<(Vec<u8>, Vec<u32>)> {
+        self.held_files += 1;
+        if self.held_files >= FLUSH_EVERY_FILES {
+            self.flush(file, "");
+        }
         let now = self.clock_ms?;
         let due = |last: &mut Option<i64>, every: i64| match *last {
             None => {
@@ -350,6 +420,9 @@ impl Scorer {
         } else {
             return None;
         };
+        // The sweep reads the entries from the state: what the instance holds changed of them
+        // goes there first.
+        self.flush(file, prefix);
         let mut after: Option<String> = None;
         let mut writes = Vec::new();
         let mut closed: Vec<Incident> = Vec::new();

@@ -204,7 +204,16 @@ impl AccountValue {
 /// The key of how account `account` uses `value` of kind `kind` (`api`, `asn`, `country`,
 /// `agent`, `region`).
 pub fn value_key(account: &str, kind: &str, value: &str) -> String {
-    super::concat(&["v/", account, "/", kind, "/", value])
+    let mut key = String::new();
+    push_value_key(&mut key, account, kind, value);
+    key
+}
+
+/// [`value_key`] appended to `out`.
+pub fn push_value_key(out: &mut String, account: &str, kind: &str, value: &str) {
+    for part in ["v/", account, "/", kind, "/", value] {
+        out.push_str(part);
+    }
 }
 
 /// Where an access key was last used from.

@@ -6,6 +6,11 @@
 //! says `forget` whenever the store's entries change in any other way (files read again after
 //! their writes were dropped). The memory is bounded: past its budget it is emptied, and the
 //! next batches ask again.
+//!
+//! Held writes (the contract's `scoring-write-back`): once the host says `hold`, a batch hands
+//! over nothing it changed; the changed keys are noted and `flush` encodes them when the host
+//! asks (before a sweep reads them, and before it ends). Past the budget, a batch hands over
+//! everything held changed before the memory is emptied, so that nothing changed is lost.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -26,6 +31,10 @@ pub struct Memory {
     pub loaded: Loaded,
     /// Keys asked for that do not exist.
     absent: BTreeSet<String>,
+    /// Whether batches hold their writes until `flush` ...
+    hold: bool,
+    /// ... and the keys changed since last handed over (held or absent: removed).
+    dirty: BTreeSet<String>,
 }
 
 thread_local! {
@@ -39,8 +48,21 @@ pub fn remember(max_bytes: u64) {
             max_bytes,
             loaded: Loaded::default(),
             absent: BTreeSet::new(),
+            hold: false,
+            dirty: BTreeSet::new(),
         })
     });
+}
+
+/// From now on, batches hold their writes until [`flush`] (with the memory on).
+pub fn hold() {
+    with(|m| m.hold = true);
+}
+
+/// The entries changed since last handed over whose key starts with `prefix`, as writes in
+/// key order.
+pub fn flush(prefix: &str) -> Vec<Write> {
+    with(|m| m.flush(prefix)).unwrap_or_default()
 }
 
 /// Forgets every entry remembered (remembering goes on).
@@ -62,6 +84,7 @@ impl Memory {
     fn clear(&mut self) {
         self.loaded = Loaded::default();
         self.absent.clear();
+        self.dirty.clear();
     }
 
     /// Whether it knows what the store holds under `key`.
@@ -86,7 +109,11 @@ impl Memory {
 
     /// The entries under `touched` as they are now, to write: those a batch read or made.
     /// An incident closed leaves (its key is then absent).
-    pub fn writes(&mut self, touched: &BTreeSet<String>) -> Vec<Write> {
+    pub fn writes(&mut self, touched: BTreeSet<String>) -> Vec<Write> {
+        if self.hold {
+            return self.hold_writes(touched);
+        }
+        let touched = &touched;
         let writes = self.loaded.writes(touched);
         // An entry it cannot read is judged as new by each batch (as an instance that remembers
         // nothing judges it): what this batch made under its key goes.
@@ -112,6 +139,8 @@ impl Memory {
     /// Takes writes the instance made otherwise (the sweep's).
     pub fn absorb_writes(&mut self, writes: &[Write]) {
         for (key, value) in writes {
+            // What the host stores under it now.
+            self.dirty.remove(key);
             self.loaded.remove(key);
             match value {
                 Some(v) => {
@@ -126,13 +155,61 @@ impl Memory {
         self.bound();
     }
 
-    /// Empties it when it holds more than its budget.
-    pub fn bound(&mut self) {
+    /// `writes` while writes are held: the keys `touched` the host would be handed are noted
+    /// changed instead; past the budget, everything changed goes out.
+    fn hold_writes(&mut self, touched: BTreeSet<String>) -> Vec<Write> {
+        for key in touched {
+            if self.loaded.unreadable.contains(&key) {
+                self.loaded.forget_value(&key);
+            } else if self.loaded.closed(&key) {
+                self.loaded.remove(&key);
+                self.absent.insert(key.clone());
+                self.dirty.insert(key);
+            } else if self.loaded.holds(&key) {
+                self.absent.remove(&key);
+                self.dirty.insert(key);
+            }
+        }
+        if self.over_budget() {
+            let writes = self.flush("");
+            self.clear();
+            return writes;
+        }
+        Vec::new()
+    }
+
+    /// The entries changed since last handed over under `prefix`, as writes in key order;
+    /// they are no longer changed.
+    fn flush(&mut self, prefix: &str) -> Vec<Write> {
+        let keys: Vec<String> = self
+            .dirty
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        let mut writes = Vec::with_capacity(keys.len());
+        for key in keys {
+            self.dirty.remove(&key);
+            match self.loaded.encoded(&key) {
+                Some(value) => writes.push((key, value)),
+                None if self.absent.contains(&key) => writes.push((key, None)),
+                None => {}
+            }
+        }
+        writes
+    }
+
+    fn over_budget(&self) -> bool {
         let (identities, incidents, others) = self.loaded.counts();
         let bytes = identities as u64 * IDENTITY_BYTES
             + incidents as u64 * INCIDENT_BYTES
             + (others + self.absent.len()) as u64 * ENTRY_BYTES;
-        if bytes > self.max_bytes {
+        bytes > self.max_bytes
+    }
+
+    /// Empties it when it holds more than its budget (and no change the host was not handed).
+    pub fn bound(&mut self) {
+        if self.dirty.is_empty() && self.over_budget() {
             self.clear();
         }
     }

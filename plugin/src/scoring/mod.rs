@@ -80,7 +80,8 @@ pub struct Observation {
     pub principal: Option<Principal<'static>>,
     pub source_address: Option<String>,
     pub source_kind: SourceKind,
-    pub network: Option<Network>,
+    /// Shared by the batch's observations from one network.
+    pub network: Option<std::rc::Rc<Network>>,
     pub user_agent: Option<String>,
     pub error_code: Option<String>,
     pub outcome: Outcome,
@@ -98,8 +99,38 @@ pub struct Prepared {
     pub agent_family: Option<String>,
     /// The user agent names a penetration-testing distribution.
     pub pentest: bool,
-    /// (kind, entry key) of each account value the event shows.
-    pub values: Vec<(&'static str, String)>,
+    /// The entry key of each account value the event shows.
+    pub values: ValueKeys,
+}
+
+/// The entry keys of an event's account values (`baseline::value_key`), in one string: one
+/// allocation per event rather than one per value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValueKeys {
+    text: String,
+    /// (kind, start, end in `text`) of the first `len`.
+    spans: [(&'static str, u32, u32); 5],
+    len: u8,
+}
+
+impl ValueKeys {
+    /// Adds account `account`'s value `value` of kind `kind` (at most five).
+    fn add(&mut self, account: &str, kind: &'static str, value: &str) {
+        let Some(span) = self.spans.get_mut(usize::from(self.len)) else {
+            return;
+        };
+        let start = self.text.len();
+        baseline::push_value_key(&mut self.text, account, kind, value);
+        *span = (kind, start as u32, self.text.len() as u32);
+        self.len += 1;
+    }
+
+    /// (kind, entry key) of each.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.spans[..usize::from(self.len)]
+            .iter()
+            .map(|&(kind, start, end)| (kind, &self.text[start as usize..end as usize]))
+    }
 }
 
 /// A user agent's family and whether it names a penetration-testing distribution, worked out
@@ -121,10 +152,10 @@ impl Prepared {
                 }
             },
         };
-        let mut values = Vec::new();
+        let mut values = ValueKeys::default();
         if let Some(account) = identity.as_ref().and_then(|i| i.account.as_deref()) {
-            let mut add =
-                |kind: &'static str, value: &str| values.push((kind, baseline::value_key(account, kind, value)));
+            values.text.reserve(5 * (account.len() + 16) + api.len());
+            let mut add = |kind: &'static str, value: &str| values.add(account, kind, value);
             add("api", &api);
             if let Some(asn) = ev.public_asn() {
                 add("asn", &asn.to_string());
@@ -161,7 +192,7 @@ impl Observation {
             .values
             .iter()
             .find(|(k, _)| *k == kind)
-            .map(|(_, key)| key.as_str())
+            .map(|(_, key)| key)
     }
 
     /// A public network with a known autonomous system.
@@ -303,7 +334,7 @@ impl Batch {
         memory.absorb_asked(&self.missing, entries);
         let events = std::mem::take(&mut self.events);
         let mut scored = score_in(&self.settings, &events, &mut memory.loaded);
-        scored.writes = memory.writes(&self.touched);
+        scored.writes = memory.writes(std::mem::take(&mut self.touched));
         memory.bound();
         Step::Done(scored)
     }
@@ -327,7 +358,7 @@ impl Batch {
             if let Some(account) = &id.account {
                 accounts.insert(account.as_str());
             }
-            values.extend(ev.prepared.values.iter().map(|(_, key)| key.as_str()));
+            values.extend(ev.prepared.values.iter().map(|(_, key)| key));
             if let (Some(key), Some(_)) = (access_key(ev), ev.public_asn()) {
                 access_keys.insert(key);
             }
@@ -436,6 +467,12 @@ impl Loaded {
         } else {
             false
         }
+    }
+
+    /// Whether `key` is an incident closed (its entry is to go).
+    fn closed(&self, key: &str) -> bool {
+        key.strip_prefix("n/")
+            .is_some_and(|name| matches!(self.incidents.get(name), Some(None)))
     }
 
     /// Drops the entry `key`.

@@ -7,6 +7,8 @@
 //! only the form it writes (another plugin version's is refused, and the host scores that batch
 //! through the contract's records instead).
 
+use std::rc::Rc;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Network, Observation, Prepared};
@@ -138,7 +140,7 @@ fn cow(t: Option<&str>) -> Option<std::borrow::Cow<'static, str>> {
 }
 
 /// The observation `bytes` encode, with the host's `network` for its source.
-pub fn decode(bytes: &[u8], network: Option<Network>) -> Result<Observation, String> {
+pub fn decode(bytes: &[u8], network: Option<Rc<Network>>) -> Result<Observation, String> {
     let (&form, rest) = bytes.split_first().ok_or("an observation is empty")?;
     if form != FORM {
         return Err(format!("an observation is in form {form}, not this plugin's {FORM}"));
@@ -195,6 +197,8 @@ pub fn decode_all(
             network_of.len()
         ));
     }
+    // Each network once, shared by its observations.
+    let networks: Vec<Rc<Network>> = networks.iter().cloned().map(Rc::new).collect();
     let mut start = 0usize;
     let mut out = Vec::with_capacity(ends.len());
     for (i, (&end, &n)) in ends.iter().zip(network_of).enumerate() {
@@ -249,7 +253,7 @@ mod tests {
             principal: e.principal.clone().map(Principal::into_owned),
             source_address: text(&e.source_address),
             source_kind: e.source_kind,
-            network,
+            network: network.map(Rc::new),
             user_agent: text(&e.user_agent),
             error_code: text(&e.error_code),
             outcome: e.outcome,

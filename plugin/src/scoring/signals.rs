@@ -488,7 +488,7 @@ pub fn learn(loaded: &mut Loaded, id: &Identity, ev: &Observation, t: i64) {
     if let Some(account) = &id.account {
         let a = baseline::slot(&mut loaded.accounts, account, || AccountBaseline::new(t));
         a.events += 1;
-        for (_, key) in &ev.prepared.values {
+        for (_, key) in ev.prepared.values.iter() {
             let v = baseline::slot(&mut loaded.values, key, || AccountValue {
                 v: baseline::VERSION,
                 n: 0,

@@ -41,12 +41,12 @@ fn call(kind: &str, arn: &str, source: &str, name: &str, t: i64) -> Observation 
         }),
         source_address: Some("198.51.100.7".into()),
         source_kind: SourceKind::Ip,
-        network: Some(Network {
+        network: Some(std::rc::Rc::new(Network {
             scope: "public".into(),
             asn: Some(64500),
             as_org: Some("Office ISP".into()),
             country: Some("DE".into()),
-        }),
+        })),
         user_agent: Some("aws-cli/2.13.0 Python/3.11.4".into()),
         error_code: None,
         outcome: Outcome::Success,
@@ -55,12 +55,12 @@ fn call(kind: &str, arn: &str, source: &str, name: &str, t: i64) -> Observation 
 }
 
 fn from(mut ev: Observation, asn: u32, country: &str) -> Observation {
-    ev.network = Some(Network {
+    ev.network = Some(std::rc::Rc::new(Network {
         scope: "public".into(),
         asn: Some(asn),
         as_org: Some("Elsewhere Hosting".into()),
         country: Some(country.into()),
-    });
+    }));
     ev
 }
 
@@ -70,6 +70,10 @@ struct Host {
     entries: BTreeMap<String, Vec<u8>>,
     /// Keys asked for, all batches together.
     asked: usize,
+    /// Writes stored, all batches and sweeps together.
+    written: usize,
+    /// The instance holds its writes (`memory::hold`): flushed before each sweep.
+    holding: bool,
 }
 
 impl Host {
@@ -78,6 +82,8 @@ impl Host {
             settings: Settings::default(),
             entries: BTreeMap::new(),
             asked: 0,
+            written: 0,
+            holding: false,
         }
     }
 
@@ -94,27 +100,32 @@ impl Host {
                         .collect();
                 }
                 Step::Done(scored) => {
-                    for (k, v) in &scored.writes {
-                        match v {
-                            Some(v) => self.entries.insert(k.clone(), v.clone()),
-                            None => self.entries.remove(k),
-                        };
-                    }
+                    self.apply(&scored.writes);
                     return scored;
                 }
             }
         }
     }
 
-    fn sweep(&mut self, now: i64) -> Vec<Incident> {
-        let entries = self.entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let (writes, incidents) = sweep(&self.settings, now, entries);
+    /// Stores `writes`; counts them.
+    fn apply(&mut self, writes: &[Write]) {
+        self.written += writes.len();
         for (k, v) in writes {
             match v {
-                Some(v) => self.entries.insert(k, v),
-                None => self.entries.remove(&k),
+                Some(v) => self.entries.insert(k.clone(), v.clone()),
+                None => self.entries.remove(k),
             };
         }
+    }
+
+    fn sweep(&mut self, now: i64) -> Vec<Incident> {
+        if self.holding {
+            // The sweep reads every entry: what the instance holds changed goes first.
+            self.apply(&memory::flush(""));
+        }
+        let entries = self.entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let (writes, incidents) = sweep(&self.settings, now, entries);
+        self.apply(&writes);
         incidents
     }
 
@@ -735,4 +746,59 @@ fn an_instance_that_remembers_entries_scores_and_writes_the_same_and_asks_for_le
     assert_eq!(again.score(batches[0].clone()), first);
     assert_eq!(replay(&mut again, &batches[1..]), expected[1..]);
     assert_eq!(again.entries, asking.entries);
+}
+
+#[test]
+fn an_instance_that_holds_its_writes_scores_the_same_and_flushes_what_a_host_would_store() {
+    let batches = days_then_an_attack();
+    let mut writing = Host::new();
+    let expected = replay(&mut writing, &batches);
+    let judged = |out: &[(Scored, Vec<Incident>)]| -> Vec<(Vec<Verdict>, Vec<Incident>, Vec<Incident>)> {
+        out.iter()
+            .map(|(s, closed)| (s.verdicts.clone(), s.incidents.clone(), closed.clone()))
+            .collect()
+    };
+    // A budget that holds everything, one that is reached every few batches (an identity's
+    // baseline counts as 64 KiB), one reached by every batch.
+    for budget in [64 << 20, 200 << 10, 1] {
+        memory::remember(budget);
+        memory::hold();
+        let mut holding = Host::new();
+        holding.holding = true;
+        let got = replay(&mut holding, &batches);
+        assert!(judged(&got) == judged(&expected), "budget {budget}: the scores differ");
+        holding.apply(&memory::flush(""));
+        assert_eq!(holding.entries, writing.entries, "budget {budget}");
+        assert!(memory::flush("").is_empty(), "budget {budget}: flushed twice");
+        if budget == 64 << 20 {
+            assert!(
+                got.iter().all(|(s, _)| s.writes.is_empty()),
+                "nothing handed over early"
+            );
+            assert!(
+                holding.written < writing.written,
+                "{} writes held, {} not",
+                holding.written,
+                writing.written
+            );
+        }
+    }
+
+    // A flush by prefix hands over only that part; an incident closed by a batch goes as a
+    // removal; what was never stored and is gone is not written.
+    memory::remember(64 << 20);
+    memory::hold();
+    let mut host = Host::new();
+    for batch in &batches {
+        host.score(batch.clone());
+    }
+    let incidents = memory::flush("n/");
+    assert!(!incidents.is_empty() && incidents.iter().all(|(k, _)| k.starts_with("n/")));
+    assert!(memory::flush("n/").is_empty());
+    let rest = memory::flush("");
+    assert!(rest.iter().any(|(k, _)| k.starts_with("i/")) && rest.iter().all(|(k, _)| !k.starts_with("n/")));
+    // Forgetting drops what was held.
+    host.score(batches[0].clone());
+    memory::forget();
+    assert!(memory::flush("").is_empty());
 }
