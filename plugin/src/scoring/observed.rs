@@ -5,7 +5,9 @@
 //!
 //! The form is postcard over borrowed text, behind a byte naming the form: an instance decodes
 //! only the form it writes (another plugin version's is refused, and the host scores that batch
-//! through the contract's records instead).
+//! through the contract's records instead). It carries only what scoring reads: an observation
+//! decoded from it has no event source, metric name, source address or error code (the host's
+//! enrichment stands for the address).
 
 use std::rc::Rc;
 
@@ -18,8 +20,8 @@ use trailwatch_document as document;
 use crate::documents::{flag_bits, principal_view};
 use crate::model::{Event, Outcome, Principal, SourceKind};
 
-/// The first byte of every encoded observation.
-const FORM: u8 = 1;
+/// The first byte of every encoded observation (2: without the fields scoring does not read).
+const FORM: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Wire<'a> {
@@ -27,12 +29,9 @@ struct Wire<'a> {
     event_id: Option<&'a str>,
     event_time_ms: Option<i64>,
     #[serde(borrow)]
-    event_source: Option<&'a str>,
-    #[serde(borrow)]
     event_name: Option<&'a str>,
     service: &'a str,
     action: u8,
-    metric: &'a str,
     flags: u8,
     read_only: bool,
     #[serde(borrow)]
@@ -43,13 +42,9 @@ struct Wire<'a> {
     recipient_account_id: Option<&'a str>,
     #[serde(borrow)]
     principal: Option<document::Principal<'a>>,
-    #[serde(borrow)]
-    source_address: Option<&'a str>,
     source_kind: u8,
     #[serde(borrow)]
     user_agent: Option<&'a str>,
-    #[serde(borrow)]
-    error_code: Option<&'a str>,
     outcome: u8,
 }
 
@@ -109,21 +104,17 @@ pub fn encode(event: &Event<'_>, out: &mut Vec<u8>) {
     let wire = Wire {
         event_id: e.event_id.as_deref(),
         event_time_ms: e.event_time_ms,
-        event_source: e.event_source.as_deref(),
         event_name: e.event_name.as_deref(),
         service: &e.category.service,
         action: code(&ACTIONS, &e.category.action),
-        metric: &e.category.metric,
         flags: flag_bits(e.category.flags),
         read_only: e.read_only,
         event_type: e.event_type.as_deref(),
         region: e.region.as_deref(),
         recipient_account_id: e.recipient_account_id.as_deref(),
         principal: e.principal.as_ref().map(principal_view),
-        source_address: e.source_address.as_deref(),
         source_kind: code(&SOURCE_KINDS, &e.source_kind),
         user_agent: e.user_agent.as_deref(),
-        error_code: e.error_code.as_deref(),
         outcome: code(&OUTCOMES, &e.outcome),
     };
     out.push(FORM);
@@ -149,12 +140,12 @@ pub fn decode(bytes: &[u8], network: Option<Rc<Network>>) -> Result<Observation,
     Ok(Observation {
         event_id: text(w.event_id),
         event_time_ms: w.event_time_ms,
-        event_source: text(w.event_source),
+        event_source: None,
         event_name: text(w.event_name),
         category: Category {
             service: w.service.to_owned(),
             action: of(&ACTIONS, w.action, "action")?,
-            metric: w.metric.to_owned(),
+            metric: String::new(),
             flags: flags_of(w.flags),
         },
         read_only: w.read_only,
@@ -172,11 +163,11 @@ pub fn decode(bytes: &[u8], network: Option<Rc<Network>>) -> Result<Observation,
             mfa_authenticated: p.mfa_authenticated,
             invoked_by: cow(p.invoked_by),
         }),
-        source_address: text(w.source_address),
+        source_address: None,
         source_kind: of(&SOURCE_KINDS, w.source_kind, "source kind")?,
         network,
         user_agent: text(w.user_agent),
-        error_code: text(w.error_code),
+        error_code: None,
         outcome: of(&OUTCOMES, w.outcome, "outcome")?,
         prepared: Prepared::default(),
     })
@@ -237,25 +228,29 @@ mod tests {
     use crate::reader::LogFile;
 
     /// The observation the contract's records give for `e` (what `scoring.batch`'s
-    /// constructor builds from the host's copy of the event).
+    /// constructor builds from the host's copy of the event), without what the compact form
+    /// leaves behind.
     fn expected(e: &Event<'_>, network: Option<Network>) -> Observation {
         let text = |t: &Option<std::borrow::Cow<'_, str>>| t.as_deref().map(str::to_owned);
         Observation {
             event_id: text(&e.event_id),
             event_time_ms: e.event_time_ms,
-            event_source: text(&e.event_source),
+            event_source: None,
             event_name: text(&e.event_name),
-            category: e.category.clone(),
+            category: Category {
+                metric: String::new(),
+                ..e.category.clone()
+            },
             read_only: e.read_only,
             event_type: text(&e.event_type),
             region: text(&e.region),
             recipient_account_id: text(&e.recipient_account_id),
             principal: e.principal.clone().map(Principal::into_owned),
-            source_address: text(&e.source_address),
+            source_address: None,
             source_kind: e.source_kind,
             network: network.map(Rc::new),
             user_agent: text(&e.user_agent),
-            error_code: text(&e.error_code),
+            error_code: None,
             outcome: e.outcome,
             prepared: Prepared::default(),
         }
@@ -328,7 +323,7 @@ mod tests {
         let second = ends[0] as usize;
         bytes[second] = FORM + 1;
         let err = decode_all(&bytes, &ends, &[], &[0, 0]).unwrap_err();
-        assert!(err.contains("observation 1: an observation is in form 2"), "{err}");
+        assert!(err.contains("observation 1: an observation is in form 3"), "{err}");
         bytes[second] = FORM;
         bytes.truncate(bytes.len() - 3);
         let err = decode_all(&bytes, &[ends[0], bytes.len() as u32], &[], &[0, 0]).unwrap_err();
