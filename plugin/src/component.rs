@@ -618,7 +618,7 @@ impl observing::Guest for Plugin {
         network_of: Vec<u32>,
     ) -> Result<scoring::Batch, String> {
         install_panic_hook();
-        scoring_export::start(settings, &bytes, &ends, networks, &network_of)
+        scoring_export::start(settings, bytes, &ends, networks, &network_of)
     }
 }
 

@@ -74,19 +74,19 @@ fn principal(p: wit::Principal) -> model::Principal<'static> {
     }
 }
 
-fn observation(o: ws::Observation) -> m::Observation {
+fn observation(o: ws::Observation) -> m::Observation<'static> {
     m::Observation {
-        event_id: o.event_id,
+        event_id: owned(o.event_id),
         event_time_ms: o.event_time_ms,
-        event_source: o.event_source,
-        event_name: o.event_name,
+        event_source: owned(o.event_source),
+        event_name: owned(o.event_name),
         category: category(o.category),
         read_only: o.read_only,
-        event_type: o.event_type,
-        region: o.region,
-        recipient_account_id: o.recipient_account_id,
+        event_type: owned(o.event_type),
+        region: owned(o.region),
+        recipient_account_id: owned(o.recipient_account_id),
         principal: o.principal.map(principal),
-        source_address: o.source_address,
+        source_address: owned(o.source_address),
         source_kind: match o.source_kind {
             wit::SourceKind::Ip => model::SourceKind::Ip,
             wit::SourceKind::Service => model::SourceKind::Service,
@@ -95,8 +95,8 @@ fn observation(o: ws::Observation) -> m::Observation {
             wit::SourceKind::Other => model::SourceKind::Other,
         },
         network: o.network.map(network).map(std::rc::Rc::new),
-        user_agent: o.user_agent,
-        error_code: o.error_code,
+        user_agent: owned(o.user_agent),
+        error_code: owned(o.error_code),
         outcome: match o.outcome {
             wit::Outcome::Success => model::Outcome::Success,
             wit::Outcome::Failure => model::Outcome::Failure,
@@ -119,14 +119,14 @@ fn network(n: ws::Network) -> m::Network {
 #[cfg(not(feature = "parser-only-fixture"))]
 pub fn start(
     s: ws::Settings,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     ends: &[u32],
     networks: Vec<ws::Network>,
     network_of: &[u32],
 ) -> Result<ws::Batch, String> {
     let networks: Vec<m::Network> = networks.into_iter().map(network).collect();
-    let events = m::observed::decode_all(bytes, ends, &networks, network_of)?;
-    Ok(ws::Batch::new(Batch(RefCell::new(m::Batch::new(settings(s), events)))))
+    let batch = m::Batch::compact(settings(s), bytes, ends, &networks, network_of)?;
+    Ok(ws::Batch::new(Batch(RefCell::new(batch))))
 }
 
 fn incident(i: m::Incident) -> ws::Incident {

@@ -57,12 +57,21 @@ pub fn see_str(map: &mut Values<String>, key: &str, t: i64, cap: usize) {
     }
 }
 
-/// The value under `key`, made with `new` when missing (the key allocated only then).
-pub fn slot<'a, V>(map: &'a mut BTreeMap<String, V>, key: &str, new: impl FnOnce() -> V) -> &'a mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), new());
+/// `f` with the value under `key`, made with `new` when missing (the key allocated only then):
+/// one look-up when it is there.
+pub fn update<V, T>(
+    map: &mut BTreeMap<String, V>,
+    key: &str,
+    new: impl FnOnce() -> V,
+    f: impl FnOnce(&mut V) -> T,
+) -> T {
+    if let Some(v) = map.get_mut(key) {
+        return f(v);
     }
-    map.get_mut(key).expect("inserted above")
+    let mut v = new();
+    let out = f(&mut v);
+    map.insert(key.to_owned(), v);
+    out
 }
 
 /// Drops values last seen before `before`; whether any went.

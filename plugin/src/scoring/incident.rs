@@ -221,7 +221,10 @@ pub fn link(
     verdict: &Verdict,
     t: i64,
 ) -> (Option<String>, Option<Incident>) {
-    let event = ev.event_id.clone().unwrap_or_else(|| format!("{}@{t}", ev.api()));
+    let event = ev
+        .event_id
+        .as_deref()
+        .map_or_else(|| format!("{}@{t}", ev.api()), str::to_owned);
     let o = slot.get_or_insert_with(|| OpenIncident {
         id: id_of(&id.key, t, &event),
         first: t,

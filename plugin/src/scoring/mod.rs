@@ -25,7 +25,7 @@ pub mod signals;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::categorize::Category;
-use crate::model::{Outcome, Principal, SourceKind};
+use crate::model::{Outcome, Principal, SourceKind, Text};
 use baseline::{AccountBaseline, AccountValue, IdentityBaseline, KeyUse};
 
 /// How scoring judges (the contract's `settings`).
@@ -65,25 +65,26 @@ pub struct Network {
     pub country: Option<String>,
 }
 
-/// What scoring needs of one event.
+/// What scoring needs of one event: its text owned (from the contract's records) or borrowed
+/// (from the plugin's compact form, kept by the batch).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
-    pub event_id: Option<String>,
+pub struct Observation<'a> {
+    pub event_id: Option<Text<'a>>,
     pub event_time_ms: Option<i64>,
-    pub event_source: Option<String>,
-    pub event_name: Option<String>,
+    pub event_source: Option<Text<'a>>,
+    pub event_name: Option<Text<'a>>,
     pub category: Category,
     pub read_only: bool,
-    pub event_type: Option<String>,
-    pub region: Option<String>,
-    pub recipient_account_id: Option<String>,
-    pub principal: Option<Principal<'static>>,
-    pub source_address: Option<String>,
+    pub event_type: Option<Text<'a>>,
+    pub region: Option<Text<'a>>,
+    pub recipient_account_id: Option<Text<'a>>,
+    pub principal: Option<Principal<'a>>,
+    pub source_address: Option<Text<'a>>,
     pub source_kind: SourceKind,
     /// Shared by the batch's observations from one network.
     pub network: Option<std::rc::Rc<Network>>,
-    pub user_agent: Option<String>,
-    pub error_code: Option<String>,
+    pub user_agent: Option<Text<'a>>,
+    pub error_code: Option<Text<'a>>,
     pub outcome: Outcome,
     /// Worked out once when the batch starts.
     pub prepared: Prepared,
@@ -180,7 +181,7 @@ impl Prepared {
     }
 }
 
-impl Observation {
+impl Observation<'_> {
     /// `service:eventName` (once prepared).
     pub fn api(&self) -> &str {
         &self.prepared.api
@@ -273,24 +274,59 @@ pub enum Step {
     Done(Scored),
 }
 
+/// A batch's observations: owned, or borrowing the compact form's bytes the batch keeps.
+enum Events {
+    Owned(Vec<Observation<'static>>),
+    Compact(observed::Decoded),
+}
+
+impl Events {
+    fn all(&self) -> &[Observation<'_>] {
+        match self {
+            Events::Owned(events) => events,
+            Events::Compact(decoded) => decoded.borrow_dependent(),
+        }
+    }
+}
+
 /// A batch of events being scored.
 pub struct Batch {
     settings: Settings,
-    events: Vec<Observation>,
+    events: Events,
     entries: BTreeMap<String, Vec<u8>>,
     asked: bool,
     /// Every key the batch reads or writes; with the instance's memory on, those asked for
     /// (not held).
     touched: BTreeSet<String>,
     missing: Vec<String>,
+    /// Scored: a further `next` scores nothing.
+    done: bool,
 }
 
 impl Batch {
-    pub fn new(settings: Settings, mut events: Vec<Observation>) -> Self {
-        let mut agents = Agents::new();
-        for ev in &mut events {
-            ev.prepared = Prepared::of(ev, &mut agents);
-        }
+    pub fn new(settings: Settings, mut events: Vec<Observation<'static>>) -> Self {
+        prepare(&mut events);
+        Self::of(settings, Events::Owned(events))
+    }
+
+    /// A batch of observations in the plugin's compact form (as `observed::decode_all` takes
+    /// them); an error names the observation that cannot be read.
+    pub fn compact(
+        settings: Settings,
+        bytes: Vec<u8>,
+        ends: &[u32],
+        networks: &[Network],
+        network_of: &[u32],
+    ) -> Result<Self, String> {
+        let decoded = observed::Decoded::try_new(bytes, |bytes| {
+            let mut events = observed::decode_all(bytes, ends, networks, network_of)?;
+            prepare(&mut events);
+            Ok::<_, String>(events)
+        })?;
+        Ok(Self::of(settings, Events::Compact(decoded)))
+    }
+
+    fn of(settings: Settings, events: Events) -> Self {
         Batch {
             settings,
             events,
@@ -298,12 +334,22 @@ impl Batch {
             asked: false,
             touched: BTreeSet::new(),
             missing: Vec::new(),
+            done: false,
         }
     }
 
     /// Goes on with `entries`; asks once for every entry the batch reads (with the instance's
     /// memory on, for those it does not hold).
     pub fn next(&mut self, entries: Vec<(String, Vec<u8>)>) -> Step {
+        if self.done {
+            return Step::Done(Scored::default());
+        }
+        let step = self.step(entries);
+        self.done = matches!(step, Step::Done(_));
+        step
+    }
+
+    fn step(&mut self, entries: Vec<(String, Vec<u8>)>) -> Step {
         if memory::is_on() {
             return memory::with(|m| self.next_remembering(m, entries)).expect("the memory is on");
         }
@@ -315,9 +361,8 @@ impl Batch {
                 return Step::Needs(self.touched.iter().cloned().collect());
             }
         }
-        let events = std::mem::take(&mut self.events);
         let mut loaded = Loaded::from(std::mem::take(&mut self.entries));
-        let mut scored = score_in(&self.settings, &events, &mut loaded);
+        let mut scored = score_in(&self.settings, self.events.all(), &mut loaded);
         scored.writes = loaded.writes(&self.touched);
         Step::Done(scored)
     }
@@ -332,8 +377,7 @@ impl Batch {
             }
         }
         memory.absorb_asked(&self.missing, entries);
-        let events = std::mem::take(&mut self.events);
-        let mut scored = score_in(&self.settings, &events, &mut memory.loaded);
+        let mut scored = score_in(&self.settings, self.events.all(), &mut memory.loaded);
         scored.writes = memory.writes(std::mem::take(&mut self.touched));
         memory.bound();
         Step::Done(scored)
@@ -347,18 +391,28 @@ impl Batch {
         let mut accounts = BTreeSet::new();
         let mut values = BTreeSet::new();
         let mut access_keys = BTreeSet::new();
-        for ev in &self.events {
+        // A file's calls come mostly in runs of one identity's: what the event before showed is
+        // not looked for again.
+        let mut before: Option<&Prepared> = None;
+        for ev in self.events.all() {
             let Some(id) = &ev.prepared.identity else {
                 continue;
             };
-            identities.insert(id.key.as_str());
-            if let Some(parent) = &id.parent {
-                parents.insert(parent.as_str());
+            let same = before.is_some_and(|b| b.identity.as_ref().is_some_and(|i| i.key == id.key));
+            if !same {
+                identities.insert(id.key.as_str());
+                if let Some(parent) = &id.parent {
+                    parents.insert(parent.as_str());
+                }
+                if let Some(account) = &id.account {
+                    accounts.insert(account.as_str());
+                }
             }
-            if let Some(account) = &id.account {
-                accounts.insert(account.as_str());
+            match before {
+                Some(b) if b.values == ev.prepared.values => {}
+                _ => values.extend(ev.prepared.values.iter().map(|(_, key)| key)),
             }
-            values.extend(ev.prepared.values.iter().map(|(_, key)| key));
+            before = Some(&ev.prepared);
             if let (Some(key), Some(_)) = (access_key(ev), ev.public_asn()) {
                 access_keys.insert(key);
             }
@@ -376,6 +430,14 @@ impl Batch {
     }
 }
 
+/// Works out what scoring needs of each of `events` once.
+fn prepare(events: &mut [Observation<'_>]) {
+    let mut agents = Agents::new();
+    for ev in events {
+        ev.prepared = Prepared::of(ev, &mut agents);
+    }
+}
+
 /// `parts` joined (without `format!`'s machinery, which costs in the sandbox).
 pub fn concat(parts: &[&str]) -> String {
     let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -386,7 +448,7 @@ pub fn concat(parts: &[&str]) -> String {
 }
 
 /// The access key id of a call signed with one.
-fn access_key(ev: &Observation) -> Option<&str> {
+fn access_key<'a>(ev: &'a Observation<'_>) -> Option<&'a str> {
     ev.principal
         .as_ref()?
         .access_key_id

@@ -9,6 +9,7 @@
 //! decoded from it has no event source, metric name, source address or error code (the host's
 //! enrichment stands for the address).
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ use crate::categorize::{Action, Category, Flags};
 use trailwatch_document as document;
 
 use crate::documents::{flag_bits, principal_view};
-use crate::model::{Event, Outcome, Principal, SourceKind};
+use crate::model::{Event, Outcome, Principal, SourceKind, Text};
 
 /// The first byte of every encoded observation (2: without the fields scoring does not read).
 const FORM: u8 = 2;
@@ -122,16 +123,24 @@ pub fn encode(event: &Event<'_>, out: &mut Vec<u8>) {
     let _ = postcard::to_extend(&wire, std::mem::take(out)).map(|v| *out = v);
 }
 
-fn text(t: Option<&str>) -> Option<String> {
-    t.map(str::to_owned)
+fn text(t: Option<&str>) -> Option<Text<'_>> {
+    t.map(Cow::Borrowed)
 }
 
-fn cow(t: Option<&str>) -> Option<std::borrow::Cow<'static, str>> {
-    t.map(|t| std::borrow::Cow::Owned(t.to_owned()))
-}
+/// A batch's compact observations: their bytes, and the observations borrowing their text.
+pub type Observations<'a> = Vec<Observation<'a>>;
+
+self_cell::self_cell!(
+    /// A batch's compact observations: their bytes, and the observations borrowing their text.
+    pub struct Decoded {
+        owner: Vec<u8>,
+        #[covariant]
+        dependent: Observations,
+    }
+);
 
 /// The observation `bytes` encode, with the host's `network` for its source.
-pub fn decode(bytes: &[u8], network: Option<Rc<Network>>) -> Result<Observation, String> {
+pub fn decode(bytes: &[u8], network: Option<Rc<Network>>) -> Result<Observation<'_>, String> {
     let (&form, rest) = bytes.split_first().ok_or("an observation is empty")?;
     if form != FORM {
         return Err(format!("an observation is in form {form}, not this plugin's {FORM}"));
@@ -153,15 +162,15 @@ pub fn decode(bytes: &[u8], network: Option<Rc<Network>>) -> Result<Observation,
         region: text(w.region),
         recipient_account_id: text(w.recipient_account_id),
         principal: w.principal.map(|p| Principal {
-            identity_type: cow(p.identity_type),
-            principal_id: cow(p.principal_id),
-            arn: cow(p.arn),
-            account_id: cow(p.account_id),
-            user_name: cow(p.user_name),
-            access_key_id: cow(p.access_key_id),
-            session_issuer_arn: cow(p.session_issuer_arn),
+            identity_type: text(p.identity_type),
+            principal_id: text(p.principal_id),
+            arn: text(p.arn),
+            account_id: text(p.account_id),
+            user_name: text(p.user_name),
+            access_key_id: text(p.access_key_id),
+            session_issuer_arn: text(p.session_issuer_arn),
             mfa_authenticated: p.mfa_authenticated,
-            invoked_by: cow(p.invoked_by),
+            invoked_by: text(p.invoked_by),
         }),
         source_address: None,
         source_kind: of(&SOURCE_KINDS, w.source_kind, "source kind")?,
@@ -175,12 +184,12 @@ pub fn decode(bytes: &[u8], network: Option<Rc<Network>>) -> Result<Observation,
 
 /// The observations of a batch: `bytes` split at `ends`, each with the network `network_of`
 /// names (index plus one in `networks`, 0 for none). An error names the observation.
-pub fn decode_all(
-    bytes: &[u8],
+pub fn decode_all<'a>(
+    bytes: &'a [u8],
     ends: &[u32],
     networks: &[Network],
     network_of: &[u32],
-) -> Result<Vec<Observation>, String> {
+) -> Result<Vec<Observation<'a>>, String> {
     if network_of.len() != ends.len() {
         return Err(format!(
             "{} observations but {} network indexes",
@@ -230,8 +239,8 @@ mod tests {
     /// The observation the contract's records give for `e` (what `scoring.batch`'s
     /// constructor builds from the host's copy of the event), without what the compact form
     /// leaves behind.
-    fn expected(e: &Event<'_>, network: Option<Network>) -> Observation {
-        let text = |t: &Option<std::borrow::Cow<'_, str>>| t.as_deref().map(str::to_owned);
+    fn expected(e: &Event<'_>, network: Option<Network>) -> Observation<'static> {
+        let text = |t: &Option<std::borrow::Cow<'_, str>>| t.as_deref().map(|t| Cow::Owned(t.to_owned()));
         Observation {
             event_id: text(&e.event_id),
             event_time_ms: e.event_time_ms,

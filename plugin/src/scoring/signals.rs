@@ -357,69 +357,71 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
     );
 
     // Bursts, in the identity's own ten-minute window.
-    let own = baseline::slot(&mut loaded.identities, &id.key, || IdentityBaseline::new(t));
-    // The window only moves forward: a late event (files of several regions or accounts read
-    // one after the other) is not counted in a window it does not belong to, nor resets it.
-    let at = t.div_euclid(WINDOW_MS);
-    if at > own.window.at {
-        own.window = baseline::Window {
-            at,
-            ..Default::default()
-        };
-    }
-    let current = at == own.window.at;
-    let w = &mut own.window;
-    let mut bursts = Vec::new();
-    if current {
-        w.calls += 1;
-    }
-    if current && ev.category.action == Action::Read && w.reads.len() < baseline::MAX_WINDOW_NAMES {
-        if !w.reads.contains(api) {
-            w.reads.insert(api.to_owned());
+    let new = || IdentityBaseline::new(t);
+    baseline::update(&mut loaded.identities, &id.key, new, |own| {
+        // The window only moves forward: a late event (files of several regions or accounts read
+        // one after the other) is not counted in a window it does not belong to, nor resets it.
+        let at = t.div_euclid(WINDOW_MS);
+        if at > own.window.at {
+            own.window = baseline::Window {
+                at,
+                ..Default::default()
+            };
         }
-        if !w.services.contains(&ev.category.service) {
-            w.services.insert(ev.category.service.clone());
+        let current = at == own.window.at;
+        let w = &mut own.window;
+        let mut bursts = Vec::new();
+        if current {
+            w.calls += 1;
         }
-        if w.reads.len() >= DISCOVERY_READS
-            && w.services.len() >= DISCOVERY_SERVICES
-            && w.reads.len() as u64 * 10 >= w.calls * 8
-            && w.raised.insert("discovery_burst".into())
-        {
-            bursts.push((
-                "discovery_burst",
-                40.0,
-                format!(
-                    "{} distinct read calls over {} services within ten minutes (enumeration)",
-                    w.reads.len(),
-                    w.services.len()
-                ),
-            ));
+        if current && ev.category.action == Action::Read && w.reads.len() < baseline::MAX_WINDOW_NAMES {
+            if !w.reads.contains(api) {
+                w.reads.insert(api.to_owned());
+            }
+            if !w.services.contains(&ev.category.service) {
+                w.services.insert(ev.category.service.clone());
+            }
+            if w.reads.len() >= DISCOVERY_READS
+                && w.services.len() >= DISCOVERY_SERVICES
+                && w.reads.len() as u64 * 10 >= w.calls * 8
+                && w.raised.insert("discovery_burst".into())
+            {
+                bursts.push((
+                    "discovery_burst",
+                    40.0,
+                    format!(
+                        "{} distinct read calls over {} services within ten minutes (enumeration)",
+                        w.reads.len(),
+                        w.services.len()
+                    ),
+                ));
+            }
         }
-    }
-    if current && ev.outcome == Outcome::Denied && w.denied.len() < baseline::MAX_WINDOW_NAMES {
-        w.denied.insert(api.to_owned());
-        if w.denied.len() >= DENIED_APIS && w.raised.insert("denied_burst".into()) {
-            bursts.push((
-                "denied_burst",
-                40.0,
-                format!("{} distinct calls denied within ten minutes", w.denied.len()),
-            ));
+        if current && ev.outcome == Outcome::Denied && w.denied.len() < baseline::MAX_WINDOW_NAMES {
+            w.denied.insert(api.to_owned());
+            if w.denied.len() >= DENIED_APIS && w.raised.insert("denied_burst".into()) {
+                bursts.push((
+                    "denied_burst",
+                    40.0,
+                    format!("{} distinct calls denied within ten minutes", w.denied.len()),
+                ));
+            }
         }
-    }
-    for (code, points, text) in bursts {
-        let habit = own.habits.entry(code.into()).or_default();
-        *habit += 1;
-        if established_now && *habit > 3 {
-            reason(
-                &mut reasons,
-                code,
-                points * 0.25,
-                format!("{text}; usual for this identity"),
-            );
-        } else {
-            reason(&mut reasons, code, points, text);
+        for (code, points, text) in bursts {
+            let habit = own.habits.entry(code.into()).or_default();
+            *habit += 1;
+            if established_now && *habit > 3 {
+                reason(
+                    &mut reasons,
+                    code,
+                    points * 0.25,
+                    format!("{text}; usual for this identity"),
+                );
+            } else {
+                reason(&mut reasons, code, points, text);
+            }
         }
-    }
+    });
 
     // A chain: what stands out soon after an anomaly of the same identity.
     let others: u32 = reasons.iter().map(|r| u32::from(r.points)).sum();
@@ -478,24 +480,33 @@ fn learn_identity(b: &mut IdentityBaseline, ev: &Observation, api: &str, family:
 pub fn learn(loaded: &mut Loaded, id: &Identity, ev: &Observation, t: i64) {
     let api = ev.api();
     let family = ev.prepared.agent_family.as_deref();
-    let own = baseline::slot(&mut loaded.identities, &id.key, || IdentityBaseline::new(t));
-    learn_identity(own, ev, api, family, t);
+    let new = || IdentityBaseline::new(t);
+    baseline::update(&mut loaded.identities, &id.key, new, |b| {
+        learn_identity(b, ev, api, family, t)
+    });
     if let Some(parent) = &id.parent {
-        let b = baseline::slot(&mut loaded.identities, parent, || IdentityBaseline::new(t));
         // The role's window is never judged: keep it empty.
-        learn_identity(b, ev, api, family, t);
+        baseline::update(&mut loaded.identities, parent, new, |b| {
+            learn_identity(b, ev, api, family, t)
+        });
     }
     if let Some(account) = &id.account {
-        let a = baseline::slot(&mut loaded.accounts, account, || AccountBaseline::new(t));
-        a.events += 1;
+        baseline::update(
+            &mut loaded.accounts,
+            account,
+            || AccountBaseline::new(t),
+            |a| a.events += 1,
+        );
         for (_, key) in ev.prepared.values.iter() {
-            let v = baseline::slot(&mut loaded.values, key, || AccountValue {
+            let new = || AccountValue {
                 v: baseline::VERSION,
                 n: 0,
                 t,
+            };
+            baseline::update(&mut loaded.values, key, new, |v| {
+                v.n += 1;
+                v.t = v.t.max(t);
             });
-            v.n += 1;
-            v.t = v.t.max(t);
         }
     }
     if let (Some(key), Some(asn)) = (super::access_key(ev), ev.public_asn()) {

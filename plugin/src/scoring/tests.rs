@@ -11,7 +11,7 @@ const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % DAY;
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 
 /// A call by `arn` (an IAM user unless `kind` says otherwise).
-fn call(kind: &str, arn: &str, source: &str, name: &str, t: i64) -> Observation {
+fn call(kind: &str, arn: &str, source: &str, name: &str, t: i64) -> Observation<'static> {
     let category = categorize(&Input {
         event_source: Some(source),
         event_name: Some(name),
@@ -20,10 +20,10 @@ fn call(kind: &str, arn: &str, source: &str, name: &str, t: i64) -> Observation 
     });
     let read_only = category.action == crate::categorize::Action::Read;
     Observation {
-        event_id: Some(format!("{name}-{t}")),
+        event_id: Some(format!("{name}-{t}").into()),
         event_time_ms: Some(t),
-        event_source: Some(source.into()),
-        event_name: Some(name.into()),
+        event_source: Some(source.to_owned().into()),
+        event_name: Some(name.to_owned().into()),
         read_only,
         category,
         event_type: Some("AwsApiCall".into()),
@@ -54,7 +54,7 @@ fn call(kind: &str, arn: &str, source: &str, name: &str, t: i64) -> Observation 
     }
 }
 
-fn from(mut ev: Observation, asn: u32, country: &str) -> Observation {
+fn from(mut ev: Observation<'static>, asn: u32, country: &str) -> Observation<'static> {
     ev.network = Some(std::rc::Rc::new(Network {
         scope: "public".into(),
         asn: Some(asn),
@@ -87,7 +87,7 @@ impl Host {
         }
     }
 
-    fn score(&mut self, events: Vec<Observation>) -> Scored {
+    fn score(&mut self, events: Vec<Observation<'static>>) -> Scored {
         let mut batch = Batch::new(self.settings, events);
         let mut given = Vec::new();
         loop {
@@ -373,7 +373,7 @@ fn rules_that_need_no_baseline() {
     ev.user_agent = Some("aws-cli/1.16 Python/3.7 Linux/5.4.0-kali3-amd64".into());
     assert_eq!(codes(&host.score(vec![ev]).verdicts[0]), vec!["pentest_user_agent"]);
     let erin = "arn:aws:iam::111122223333:user/erin";
-    let denied: Vec<Observation> = (0..6)
+    let denied: Vec<Observation<'static>> = (0..6)
         .map(|i| {
             let mut ev = call(
                 "IAMUser",
@@ -620,7 +620,7 @@ fn how_the_account_uses_a_value_is_learned_across_batches() {
 /// Alice's and Bob's days, an attack on Alice's keys, sweeps between: the batches as files.
 const BOB: &str = "arn:aws:iam::111122223333:user/bob";
 
-fn days_then_an_attack() -> Vec<Vec<Observation>> {
+fn days_then_an_attack() -> Vec<Vec<Observation<'static>>> {
     let apis = [
         ("ec2.amazonaws.com", "DescribeInstances"),
         ("s3.amazonaws.com", "ListBuckets"),
@@ -673,7 +673,7 @@ fn days_then_an_attack() -> Vec<Vec<Observation>> {
 }
 
 /// Scores the batches, sweeping every other one and at the end; what came out.
-fn replay(host: &mut Host, batches: &[Vec<Observation>]) -> Vec<(Scored, Vec<Incident>)> {
+fn replay(host: &mut Host, batches: &[Vec<Observation<'static>>]) -> Vec<(Scored, Vec<Incident>)> {
     let mut out = Vec::new();
     for (i, batch) in batches.iter().enumerate() {
         let scored = host.score(batch.clone());
