@@ -147,7 +147,7 @@ pub async fn run(
                     // Incidents quiet long enough close with this file, when it goes to every
                     // sink (a file sent again to some sinks only leaves the sweep to a later one).
                     let every_sink = targets.len() == sinks.len();
-                    if let Some(s) = scorer.take_if(|_| every_sink) {
+                    if let Some(s) = scorer.take_if(|s| every_sink && s.file_done()) {
                         let swept = tokio::task::spawn_blocking(move || {
                             let mut s = s;
                             let closed = s.maybe_sweep(seq);

@@ -386,10 +386,23 @@ impl Scorer {
         self.tallies.entry(file).or_default().failures += 1;
     }
 
+    /// Notes that a file was scored (one going to every sink); whether [`Scorer::maybe_sweep`]
+    /// has work for it (a sweep or a flush due), so that the writer hands it over to a blocking
+    /// thread only then.
+    pub fn file_done(&mut self) -> bool {
+        self.held_files = self.held_files.saturating_add(1);
+        let flush = self.hold && self.held_files >= FLUSH_EVERY_FILES;
+        let Some(now) = self.clock_ms else {
+            return flush;
+        };
+        let due = |last: Option<i64>, every: i64| last.is_none_or(|t| now - t >= every);
+        flush || due(self.forgot_ms, FORGET_EVERY_MS) || due(self.swept_ms, SWEEP_EVERY_MS)
+    }
+
     /// Runs the sweep when event time moved on an hour since the last one, its writes staged
-    /// with file `file`: the incident documents it closed, as NDJSON lines.
+    /// with file `file`: the incident documents it closed, as NDJSON lines. Hands over what
+    /// the instance holds every `FLUSH_EVERY_FILES` files ([`Scorer::file_done`] counts them).
     pub fn maybe_sweep(&mut self, file: u64) -> Option<(Vec<u8>, Vec<u32>)> {
-        self.held_files += 1;
         if self.held_files >= FLUSH_EVERY_FILES {
             self.flush(file, "");
         }

@@ -23,6 +23,7 @@ pub mod observed;
 pub mod signals;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use crate::categorize::Category;
 use crate::model::{Outcome, Principal, SourceKind, Text};
@@ -94,7 +95,8 @@ pub struct Observation<'a> {
 /// keys of the account values it shows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prepared {
-    pub identity: Option<identity::Identity>,
+    /// Shared with the event before when both have the same principal and account.
+    pub identity: Option<Rc<identity::Identity>>,
     /// `service:eventName`.
     pub api: String,
     pub agent_family: Option<String>,
@@ -139,8 +141,7 @@ impl ValueKeys {
 type Agents = BTreeMap<String, (Option<String>, bool)>;
 
 impl Prepared {
-    fn of(ev: &Observation, agents: &mut Agents) -> Self {
-        let identity = identity::of(ev.principal.as_ref(), ev.recipient_account_id.as_deref());
+    fn of(ev: &Observation, agents: &mut Agents, identity: Option<Rc<identity::Identity>>) -> Self {
         let api = concat(&[&ev.category.service, ":", ev.event_name.as_deref().unwrap_or("")]);
         let (agent_family, pentest) = match ev.user_agent.as_deref() {
             None => (None, false),
@@ -433,8 +434,17 @@ impl Batch {
 /// Works out what scoring needs of each of `events` once.
 fn prepare(events: &mut [Observation<'_>]) {
     let mut agents = Agents::new();
-    for ev in events {
-        ev.prepared = Prepared::of(ev, &mut agents);
+    for i in 0..events.len() {
+        // A file's calls come mostly in runs of one principal's.
+        let identity = match i.checked_sub(1).map(|b| &events[b]) {
+            Some(b)
+                if b.principal == events[i].principal && b.recipient_account_id == events[i].recipient_account_id =>
+            {
+                b.prepared.identity.clone()
+            }
+            _ => identity::of(events[i].principal.as_ref(), events[i].recipient_account_id.as_deref()).map(Rc::new),
+        };
+        events[i].prepared = Prepared::of(&events[i], &mut agents, identity);
     }
 }
 

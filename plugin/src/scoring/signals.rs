@@ -100,7 +100,9 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
             .and_then(|p| loaded.identities.get(p))
             .filter(established)
     });
-    let habitual_api = base.and_then(|b| b.apis.get(api)).is_some_and(|s| s.n >= 3);
+    // How the identity used the event's API (looked up once).
+    let api_seen = base.and_then(|b| b.apis.get(api)).copied();
+    let habitual_api = api_seen.is_some_and(|s| s.n >= 3);
     let established_now = base.is_some();
 
     if let Some(b) = base {
@@ -145,8 +147,8 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
                 );
             }
         }
-        if let Some(family) = ev.prepared.agent_family.clone() {
-            if !b.agents.contains_key(&family) {
+        if let Some(family) = ev.prepared.agent_family.as_deref() {
+            if !b.agents.contains_key(family) {
                 let seen = value("agent");
                 let seen = seen.as_ref();
                 reason(
@@ -172,7 +174,7 @@ pub fn judge(settings: &Settings, loaded: &mut Loaded, id: &Identity, ev: &Obser
                 );
             }
         }
-        match b.apis.get(api) {
+        match api_seen {
             None => {
                 let seen = value("api");
                 let seen = seen.as_ref();
