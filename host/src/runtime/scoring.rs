@@ -99,11 +99,10 @@ impl ScoringSession {
         self.synced = None;
     }
 
-    /// Has the instance hold its writes until [`PluginRuntime::flush`], where the plugin can;
-    /// whether it does.
-    pub fn hold(&mut self, runtime: &PluginRuntime) -> Result<bool, ScoringError> {
+    /// Has the instance hold its writes until [`PluginRuntime::flush`], where the plugin can.
+    pub fn hold(&mut self, runtime: &PluginRuntime) -> Result<(), ScoringError> {
         let Some(write_back) = &self.write_back else {
-            return Ok(false);
+            return Ok(());
         };
         if !self.holding {
             set_deadline(&mut self.store, runtime.limits.time_per_file);
@@ -112,7 +111,7 @@ impl ScoringSession {
                 .map_err(|e| ScoringError::Trap(runtime.trap_reason(&self.store, e)))?;
             self.holding = true;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Whether the instance holds its writes.

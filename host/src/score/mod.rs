@@ -391,19 +391,23 @@ impl Scorer {
     /// thread only then.
     pub fn file_done(&mut self) -> bool {
         self.held_files = self.held_files.saturating_add(1);
-        let flush = self.hold && self.held_files >= FLUSH_EVERY_FILES;
         let Some(now) = self.clock_ms else {
-            return flush;
+            return self.flush_due();
         };
         let due = |last: Option<i64>, every: i64| last.is_none_or(|t| now - t >= every);
-        flush || due(self.forgot_ms, FORGET_EVERY_MS) || due(self.swept_ms, SWEEP_EVERY_MS)
+        self.flush_due() || due(self.forgot_ms, FORGET_EVERY_MS) || due(self.swept_ms, SWEEP_EVERY_MS)
+    }
+
+    /// Whether the instance holds writes and is due to hand them all over.
+    fn flush_due(&self) -> bool {
+        self.hold && self.held_files >= FLUSH_EVERY_FILES
     }
 
     /// Runs the sweep when event time moved on an hour since the last one, its writes staged
     /// with file `file`: the incident documents it closed, as NDJSON lines. Hands over what
     /// the instance holds every `FLUSH_EVERY_FILES` files ([`Scorer::file_done`] counts them).
     pub fn maybe_sweep(&mut self, file: u64) -> Option<(Vec<u8>, Vec<u32>)> {
-        if self.held_files >= FLUSH_EVERY_FILES {
+        if self.flush_due() {
             self.flush(file, "");
         }
         let now = self.clock_ms?;
