@@ -59,12 +59,7 @@ pub fn see_str(map: &mut Values<String>, key: &str, t: i64, cap: usize) {
 
 /// `f` with the value under `key`, made with `new` when missing (the key allocated only then):
 /// one look-up when it is there.
-pub fn update<V, T>(
-    map: &mut BTreeMap<String, V>,
-    key: &str,
-    new: impl FnOnce() -> V,
-    f: impl FnOnce(&mut V) -> T,
-) -> T {
+pub fn update<V, T>(map: &mut super::Map<V>, key: &str, new: impl FnOnce() -> V, f: impl FnOnce(&mut V) -> T) -> T {
     if let Some(v) = map.get_mut(key) {
         return f(v);
     }

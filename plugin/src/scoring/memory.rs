@@ -12,10 +12,8 @@
 //! asks (before a sweep reads them, and before it ends). Past the budget, a batch hands over
 //! everything held changed before the memory is emptied, so that nothing changed is lost.
 
+use super::{Loaded, Set, Write};
 use std::cell::RefCell;
-use std::collections::BTreeSet;
-
-use super::{Loaded, Write};
 
 /// Decoded bytes assumed for an identity's baseline at its caps (APIs, networks, countries,
 /// agents, regions, its burst window's names) ...
@@ -30,11 +28,11 @@ pub struct Memory {
     max_bytes: u64,
     pub loaded: Loaded,
     /// Keys asked for that do not exist.
-    absent: BTreeSet<String>,
+    absent: Set,
     /// Whether batches hold their writes until `flush` ...
     hold: bool,
     /// ... and the keys changed since last handed over (held or absent: removed).
-    dirty: BTreeSet<String>,
+    dirty: Set,
 }
 
 thread_local! {
@@ -47,9 +45,9 @@ pub fn remember(max_bytes: u64) {
         *m.borrow_mut() = Some(Memory {
             max_bytes,
             loaded: Loaded::default(),
-            absent: BTreeSet::new(),
+            absent: Set::default(),
             hold: false,
-            dirty: BTreeSet::new(),
+            dirty: Set::default(),
         })
     });
 }
@@ -94,7 +92,7 @@ impl Memory {
 
     /// Takes the entries given for the keys `asked`: those not given do not exist.
     pub fn absorb_asked(&mut self, asked: &[String], given: Vec<(String, Vec<u8>)>) {
-        let mut found = BTreeSet::new();
+        let mut found = Set::default();
         for (key, value) in given {
             self.absent.remove(&key);
             found.insert(key.clone());
@@ -109,7 +107,7 @@ impl Memory {
 
     /// The entries under `touched` as they are now, to write: those a batch read or made.
     /// An incident closed leaves (its key is then absent).
-    pub fn writes(&mut self, touched: BTreeSet<String>) -> Vec<Write> {
+    pub fn writes(&mut self, touched: Vec<String>) -> Vec<Write> {
         if self.hold {
             return self.hold_writes(touched);
         }
@@ -157,8 +155,13 @@ impl Memory {
 
     /// `writes` while writes are held: the keys `touched` the host would be handed are noted
     /// changed instead; past the budget, everything changed goes out.
-    fn hold_writes(&mut self, touched: BTreeSet<String>) -> Vec<Write> {
+    fn hold_writes(&mut self, touched: Vec<String>) -> Vec<Write> {
         for key in touched {
+            // Most keys a batch touches were changed by the batches before it and are still held
+            // (only an incident's can close).
+            if !key.starts_with("n/") && self.dirty.contains(&key) {
+                continue;
+            }
             if self.loaded.unreadable.contains(&key) {
                 self.loaded.forget_value(&key);
             } else if self.loaded.closed(&key) {
@@ -181,12 +184,8 @@ impl Memory {
     /// The entries changed since last handed over under `prefix`, as writes in key order;
     /// they are no longer changed.
     fn flush(&mut self, prefix: &str) -> Vec<Write> {
-        let keys: Vec<String> = self
-            .dirty
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
-            .take_while(|k| k.starts_with(prefix))
-            .cloned()
-            .collect();
+        let mut keys: Vec<String> = self.dirty.iter().filter(|k| k.starts_with(prefix)).cloned().collect();
+        keys.sort_unstable();
         let mut writes = Vec::with_capacity(keys.len());
         for key in keys {
             self.dirty.remove(&key);

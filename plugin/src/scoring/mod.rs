@@ -22,7 +22,7 @@ pub mod memory;
 pub mod observed;
 pub mod signals;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::categorize::Category;
@@ -137,8 +137,15 @@ impl ValueKeys {
 }
 
 /// A user agent's family and whether it names a penetration-testing distribution, worked out
-/// once per distinct agent of a batch (a file's calls mostly share a few).
-type Agents = BTreeMap<String, (Option<String>, bool)>;
+/// once per distinct agent and kept by the instance across batches (a trail's calls share a
+/// few hundred agents), up to `MAX_AGENTS_KNOWN`, then started again.
+type Agents = rustc_hash::FxHashMap<String, (Option<String>, bool)>;
+
+const MAX_AGENTS_KNOWN: usize = 4096;
+
+thread_local! {
+    static AGENTS: std::cell::RefCell<Agents> = std::cell::RefCell::new(Agents::default());
+}
 
 impl Prepared {
     fn of(ev: &Observation, agents: &mut Agents, identity: Option<Rc<identity::Identity>>) -> Self {
@@ -149,6 +156,9 @@ impl Prepared {
                 Some(known) => known.clone(),
                 None => {
                     let seen = (agent::family(ua), agent::is_pentest(ua));
+                    if agents.len() >= MAX_AGENTS_KNOWN {
+                        agents.clear();
+                    }
                     agents.insert(ua.to_owned(), seen.clone());
                     seen
                 }
@@ -296,9 +306,9 @@ pub struct Batch {
     events: Events,
     entries: BTreeMap<String, Vec<u8>>,
     asked: bool,
-    /// Every key the batch reads or writes; with the instance's memory on, those asked for
-    /// (not held).
-    touched: BTreeSet<String>,
+    /// Every key the batch reads or writes, in order; with the instance's memory on, those
+    /// asked for (not held).
+    touched: Vec<String>,
     missing: Vec<String>,
     /// Scored: a further `next` scores nothing.
     done: bool,
@@ -333,7 +343,7 @@ impl Batch {
             events,
             entries: BTreeMap::new(),
             asked: false,
-            touched: BTreeSet::new(),
+            touched: Vec::new(),
             missing: Vec::new(),
             done: false,
         }
@@ -359,7 +369,7 @@ impl Batch {
             self.asked = true;
             self.touched = self.keys();
             if !self.touched.is_empty() {
-                return Step::Needs(self.touched.iter().cloned().collect());
+                return Step::Needs(self.touched.clone());
             }
         }
         let mut loaded = Loaded::from(std::mem::take(&mut self.entries));
@@ -386,12 +396,12 @@ impl Batch {
 
     /// Every key the batch's events read or write: each distinct identity, role, account,
     /// value and access key once.
-    fn keys(&self) -> BTreeSet<String> {
-        let mut identities = BTreeSet::new();
-        let mut parents = BTreeSet::new();
-        let mut accounts = BTreeSet::new();
-        let mut values = BTreeSet::new();
-        let mut access_keys = BTreeSet::new();
+    fn keys(&self) -> Vec<String> {
+        let mut identities = rustc_hash::FxHashSet::default();
+        let mut parents = rustc_hash::FxHashSet::default();
+        let mut accounts = rustc_hash::FxHashSet::default();
+        let mut values = rustc_hash::FxHashSet::default();
+        let mut access_keys = rustc_hash::FxHashSet::default();
         // A file's calls come mostly in runs of one identity's: what the event before showed is
         // not looked for again.
         let mut before: Option<&Prepared> = None;
@@ -418,22 +428,28 @@ impl Batch {
                 access_keys.insert(key);
             }
         }
-        let mut keys = BTreeSet::new();
+        let mut keys = Vec::with_capacity(2 * identities.len() + parents.len() + accounts.len() + values.len());
         for id in identities {
-            keys.insert(baseline::identity_key(id));
-            keys.insert(baseline::incident_key(id));
+            keys.push(baseline::identity_key(id));
+            keys.push(baseline::incident_key(id));
         }
+        // An identity can also be another's parent: the keys are deduplicated below.
         keys.extend(parents.into_iter().map(baseline::identity_key));
         keys.extend(accounts.into_iter().map(baseline::account_key));
         keys.extend(values.into_iter().map(str::to_owned));
         keys.extend(access_keys.into_iter().map(baseline::access_key_key));
+        keys.sort_unstable();
+        keys.dedup();
         keys
     }
 }
 
 /// Works out what scoring needs of each of `events` once.
 fn prepare(events: &mut [Observation<'_>]) {
-    let mut agents = Agents::new();
+    AGENTS.with(|agents| prepare_with(events, &mut agents.borrow_mut()));
+}
+
+fn prepare_with(events: &mut [Observation<'_>], agents: &mut Agents) {
     for i in 0..events.len() {
         // A file's calls come mostly in runs of one principal's.
         let identity = match i.checked_sub(1).map(|b| &events[b]) {
@@ -444,7 +460,7 @@ fn prepare(events: &mut [Observation<'_>]) {
             }
             _ => identity::of(events[i].principal.as_ref(), events[i].recipient_account_id.as_deref()).map(Rc::new),
         };
-        events[i].prepared = Prepared::of(&events[i], &mut agents, identity);
+        events[i].prepared = Prepared::of(&events[i], agents, identity);
     }
 }
 
@@ -467,19 +483,24 @@ fn access_key<'a>(ev: &'a Observation<'_>) -> Option<&'a str> {
         .filter(|k| !k.is_empty())
 }
 
+/// Entries by key (or name), hashed: ordered maps compared the keys' long shared prefixes
+/// (`arn:aws:iam::…`, `v/<account>/…`) at every step of every look-up.
+pub type Map<V> = rustc_hash::FxHashMap<String, V>;
+pub type Set = rustc_hash::FxHashSet<String>;
+
 /// The baselines a batch works on, decoded once and written back once.
 #[derive(Default)]
 pub struct Loaded {
-    pub identities: BTreeMap<String, IdentityBaseline>,
-    pub accounts: BTreeMap<String, AccountBaseline>,
-    pub keys: BTreeMap<String, KeyUse>,
+    pub identities: Map<IdentityBaseline>,
+    pub accounts: Map<AccountBaseline>,
+    pub keys: Map<KeyUse>,
     /// How accounts use values, by entry key.
-    pub values: BTreeMap<String, AccountValue>,
+    pub values: Map<AccountValue>,
     /// Open incidents by identity; `None` once closed (the entry goes).
-    pub incidents: BTreeMap<String, Option<baseline::OpenIncident>>,
+    pub incidents: Map<Option<baseline::OpenIncident>>,
     /// Entries this plugin cannot read (a newer plugin's, or damaged): judged as new, never
     /// overwritten.
-    pub unreadable: BTreeSet<String>,
+    pub unreadable: Set,
 }
 
 impl Loaded {
@@ -597,7 +618,7 @@ impl Loaded {
 
     /// The entries under `keys` as they are now, in key order: those a batch read or made,
     /// not those it cannot read; an incident closed goes.
-    fn writes(&self, keys: &BTreeSet<String>) -> Vec<Write> {
+    fn writes(&self, keys: &[String]) -> Vec<Write> {
         keys.iter()
             .filter_map(|key| self.encoded(key).map(|value| (key.clone(), value)))
             .collect()

@@ -512,14 +512,17 @@ pub fn learn(loaded: &mut Loaded, id: &Identity, ev: &Observation, t: i64) {
         }
     }
     if let (Some(key), Some(asn)) = (super::access_key(ev), ev.public_asn()) {
-        loaded.keys.insert(
-            key.to_owned(),
-            KeyUse {
-                v: baseline::VERSION,
-                t,
-                asn,
-                country: ev.country().map(str::to_owned),
-            },
-        );
+        let country = ev.country();
+        let new = || KeyUse {
+            v: baseline::VERSION,
+            ..KeyUse::default()
+        };
+        baseline::update(&mut loaded.keys, key, new, |k| {
+            k.t = t;
+            k.asn = asn;
+            if k.country.as_deref() != country {
+                k.country = country.map(str::to_owned);
+            }
+        });
     }
 }
