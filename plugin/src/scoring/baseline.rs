@@ -247,24 +247,17 @@ pub fn write<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The prefixes of the entries' keys, each followed by a name: an identity's baseline, its
+/// open incident, an account's baseline, an access key's last use. (How an account uses a value
+/// is keyed by [`value_key`].)
+pub const IDENTITY: &str = "i/";
+pub const INCIDENT: &str = "n/";
+pub const ACCOUNT: &str = "a/";
+pub const ACCESS_KEY: &str = "k/";
+
 /// The key of an identity's open incident.
 pub fn incident_key(identity: &str) -> String {
-    super::concat(&["n/", identity])
-}
-
-/// The key of an identity's baseline.
-pub fn identity_key(identity: &str) -> String {
-    super::concat(&["i/", identity])
-}
-
-/// The key of an account's baseline.
-pub fn account_key(account: &str) -> String {
-    super::concat(&["a/", account])
-}
-
-/// The key of an access key's last use.
-pub fn access_key_key(access_key: &str) -> String {
-    super::concat(&["k/", access_key])
+    super::concat(&[INCIDENT, identity])
 }
 
 #[cfg(test)]

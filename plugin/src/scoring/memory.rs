@@ -90,6 +90,12 @@ impl Memory {
         self.absent.contains(key) || self.loaded.holds(key)
     }
 
+    /// Whether it holds its writes and the entry `key` is held changed already: a batch
+    /// touching it has nothing to ask nor to note (but an incident's, which can close).
+    pub fn holds_changed(&self, key: &str) -> bool {
+        self.hold && !key.starts_with("n/") && self.dirty.contains(key)
+    }
+
     /// Takes the entries given for the keys `asked`: those not given do not exist.
     pub fn absorb_asked(&mut self, asked: &[String], given: Vec<(String, Vec<u8>)>) {
         let mut found = Set::default();
@@ -157,11 +163,6 @@ impl Memory {
     /// changed instead; past the budget, everything changed goes out.
     fn hold_writes(&mut self, touched: Vec<String>) -> Vec<Write> {
         for key in touched {
-            // Most keys a batch touches were changed by the batches before it and are still held
-            // (only an incident's can close).
-            if !key.starts_with("n/") && self.dirty.contains(&key) {
-                continue;
-            }
             if self.loaded.unreadable.contains(&key) {
                 self.loaded.forget_value(&key);
             } else if self.loaded.closed(&key) {

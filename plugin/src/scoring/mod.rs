@@ -95,15 +95,17 @@ pub struct Observation<'a> {
 /// keys of the account values it shows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prepared {
-    /// Shared with the event before when both have the same principal and account.
+    /// Shared with the event before when both have the same principal and account ...
     pub identity: Option<Rc<identity::Identity>>,
-    /// `service:eventName`.
-    pub api: String,
-    pub agent_family: Option<String>,
+    /// ... `service:eventName`, with the event before when both call the same API ...
+    pub api: Rc<str>,
+    /// ... (and with every event of the same user agent) ...
+    pub agent_family: Option<Rc<str>>,
     /// The user agent names a penetration-testing distribution.
     pub pentest: bool,
-    /// The entry key of each account value the event shows.
-    pub values: ValueKeys,
+    /// ... and the entry key of each account value the event shows, with the event before when
+    /// both show the same.
+    pub values: Rc<ValueKeys>,
 }
 
 /// The entry keys of an event's account values (`baseline::value_key`), in one string: one
@@ -139,7 +141,7 @@ impl ValueKeys {
 /// A user agent's family and whether it names a penetration-testing distribution, worked out
 /// once per distinct agent and kept by the instance across batches (a trail's calls share a
 /// few hundred agents), up to `MAX_AGENTS_KNOWN`, then started again.
-type Agents = rustc_hash::FxHashMap<String, (Option<String>, bool)>;
+type Agents = rustc_hash::FxHashMap<String, (Option<Rc<str>>, bool)>;
 
 const MAX_AGENTS_KNOWN: usize = 4096;
 
@@ -148,14 +150,28 @@ thread_local! {
 }
 
 impl Prepared {
-    fn of(ev: &Observation, agents: &mut Agents, identity: Option<Rc<identity::Identity>>) -> Self {
-        let api = concat(&[&ev.category.service, ":", ev.event_name.as_deref().unwrap_or("")]);
+    fn of(
+        ev: &Observation,
+        before: Option<&Observation>,
+        agents: &mut Agents,
+        identity: Option<Rc<identity::Identity>>,
+    ) -> Self {
+        let api = match before {
+            Some(b) if b.category.service == ev.category.service && b.event_name == ev.event_name => {
+                b.prepared.api.clone()
+            }
+            _ => Rc::from(concat(&[
+                &ev.category.service,
+                ":",
+                ev.event_name.as_deref().unwrap_or(""),
+            ])),
+        };
         let (agent_family, pentest) = match ev.user_agent.as_deref() {
             None => (None, false),
             Some(ua) => match agents.get(ua) {
                 Some(known) => known.clone(),
                 None => {
-                    let seen = (agent::family(ua), agent::is_pentest(ua));
+                    let seen = (agent::family(ua).map(Rc::from), agent::is_pentest(ua));
                     if agents.len() >= MAX_AGENTS_KNOWN {
                         agents.clear();
                     }
@@ -164,6 +180,29 @@ impl Prepared {
                 }
             },
         };
+        let shows_the_same = |b: &Observation| {
+            let (p, id) = (&b.prepared, &identity);
+            let same_account = match (&p.identity, id) {
+                (Some(a), Some(b)) => Rc::ptr_eq(a, b) || a.account == b.account,
+                (None, None) => true,
+                _ => false,
+            };
+            same_account
+                && Rc::ptr_eq(&p.api, &api)
+                && b.public_asn() == ev.public_asn()
+                && b.country() == ev.country()
+                && p.agent_family == agent_family
+                && b.region == ev.region
+        };
+        if let Some(b) = before.filter(|b| shows_the_same(b)) {
+            return Prepared {
+                values: b.prepared.values.clone(),
+                identity,
+                api,
+                agent_family,
+                pentest,
+            };
+        }
         let mut values = ValueKeys::default();
         if let Some(account) = identity.as_ref().and_then(|i| i.account.as_deref()) {
             values.text.reserve(5 * (account.len() + 16) + api.len());
@@ -187,7 +226,7 @@ impl Prepared {
             api,
             agent_family,
             pentest,
-            values,
+            values: Rc::new(values),
         }
     }
 }
@@ -306,8 +345,8 @@ pub struct Batch {
     events: Events,
     entries: BTreeMap<String, Vec<u8>>,
     asked: bool,
-    /// Every key the batch reads or writes, in order; with the instance's memory on, those
-    /// asked for (not held).
+    /// Every key the batch reads or writes, in order (with the instance holding its writes,
+    /// less those it holds changed already).
     touched: Vec<String>,
     missing: Vec<String>,
     /// Scored: a further `next` scores nothing.
@@ -367,7 +406,7 @@ impl Batch {
         self.entries.extend(entries);
         if !self.asked {
             self.asked = true;
-            self.touched = self.keys();
+            self.touched = self.keys(|_| false);
             if !self.touched.is_empty() {
                 return Step::Needs(self.touched.clone());
             }
@@ -381,7 +420,7 @@ impl Batch {
     fn next_remembering(&mut self, memory: &mut memory::Memory, entries: Vec<(String, Vec<u8>)>) -> Step {
         if !self.asked {
             self.asked = true;
-            self.touched = self.keys();
+            self.touched = self.keys(|key| memory.holds_changed(key));
             self.missing = self.touched.iter().filter(|k| !memory.holds(k)).cloned().collect();
             if !self.missing.is_empty() {
                 return Step::Needs(self.missing.clone());
@@ -395,8 +434,8 @@ impl Batch {
     }
 
     /// Every key the batch's events read or write: each distinct identity, role, account,
-    /// value and access key once.
-    fn keys(&self) -> Vec<String> {
+    /// value and access key once, in order, less those `skip` says.
+    fn keys(&self, skip: impl Fn(&str) -> bool) -> Vec<String> {
         let mut identities = rustc_hash::FxHashSet::default();
         let mut parents = rustc_hash::FxHashSet::default();
         let mut accounts = rustc_hash::FxHashSet::default();
@@ -420,7 +459,7 @@ impl Batch {
                 }
             }
             match before {
-                Some(b) if b.values == ev.prepared.values => {}
+                Some(b) if Rc::ptr_eq(&b.values, &ev.prepared.values) => {}
                 _ => values.extend(ev.prepared.values.iter().map(|(_, key)| key)),
             }
             before = Some(&ev.prepared);
@@ -429,15 +468,25 @@ impl Batch {
             }
         }
         let mut keys = Vec::with_capacity(2 * identities.len() + parents.len() + accounts.len() + values.len());
+        // Each key is built in one buffer, and allocated only when kept.
+        let mut key = String::new();
+        let mut add = |prefix: &str, name: &str| {
+            key.clear();
+            key.push_str(prefix);
+            key.push_str(name);
+            if !skip(&key) {
+                keys.push(key.clone());
+            }
+        };
         for id in identities {
-            keys.push(baseline::identity_key(id));
-            keys.push(baseline::incident_key(id));
+            add(baseline::IDENTITY, id);
+            add(baseline::INCIDENT, id);
         }
         // An identity can also be another's parent: the keys are deduplicated below.
-        keys.extend(parents.into_iter().map(baseline::identity_key));
-        keys.extend(accounts.into_iter().map(baseline::account_key));
-        keys.extend(values.into_iter().map(str::to_owned));
-        keys.extend(access_keys.into_iter().map(baseline::access_key_key));
+        parents.into_iter().for_each(|p| add(baseline::IDENTITY, p));
+        accounts.into_iter().for_each(|a| add(baseline::ACCOUNT, a));
+        values.into_iter().for_each(|v| add("", v));
+        access_keys.into_iter().for_each(|k| add(baseline::ACCESS_KEY, k));
         keys.sort_unstable();
         keys.dedup();
         keys
@@ -460,7 +509,8 @@ fn prepare_with(events: &mut [Observation<'_>], agents: &mut Agents) {
             }
             _ => identity::of(events[i].principal.as_ref(), events[i].recipient_account_id.as_deref()).map(Rc::new),
         };
-        events[i].prepared = Prepared::of(&events[i], agents, identity);
+        let (done, rest) = events.split_at_mut(i);
+        rest[0].prepared = Prepared::of(&rest[0], done.last(), agents, identity);
     }
 }
 
