@@ -498,16 +498,33 @@ fn prepare(events: &mut [Observation<'_>]) {
     AGENTS.with(|agents| prepare_with(events, &mut agents.borrow_mut()));
 }
 
+/// Distinct principals a batch's identities are looked for among before one is worked out.
+const RECENT_PRINCIPALS: usize = 16;
+
 fn prepare_with(events: &mut [Observation<'_>], agents: &mut Agents) {
+    // The first event of each of the distinct principals seen last, the latest last: a file's
+    // calls come in runs of a few principals' (the event before's is looked at first).
+    let mut recent: Vec<usize> = Vec::with_capacity(RECENT_PRINCIPALS);
     for i in 0..events.len() {
-        // A file's calls come mostly in runs of one principal's.
-        let identity = match i.checked_sub(1).map(|b| &events[b]) {
-            Some(b)
-                if b.principal == events[i].principal && b.recipient_account_id == events[i].recipient_account_id =>
-            {
-                b.prepared.identity.clone()
+        let ev = &events[i];
+        let same = |j: &usize| {
+            let b = &events[*j];
+            b.principal == ev.principal && b.recipient_account_id == ev.recipient_account_id
+        };
+        let identity = match recent.iter().rposition(same) {
+            Some(k) => {
+                // The latest seen last.
+                let j = recent.remove(k);
+                recent.push(j);
+                events[j].prepared.identity.clone()
             }
-            _ => identity::of(events[i].principal.as_ref(), events[i].recipient_account_id.as_deref()).map(Rc::new),
+            None => {
+                if recent.len() == RECENT_PRINCIPALS {
+                    recent.remove(0);
+                }
+                recent.push(i);
+                identity::of(ev.principal.as_ref(), ev.recipient_account_id.as_deref()).map(Rc::new)
+            }
         };
         let (done, rest) = events.split_at_mut(i);
         rest[0].prepared = Prepared::of(&rest[0], done.last(), agents, identity);
