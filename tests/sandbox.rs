@@ -320,3 +320,51 @@ fn a_hashed_file_with_kept_events_far_apart_stays_within_the_memory_limit() {
     assert_eq!((report.events, report.left_out), (2, 256_000));
     assert_eq!(report.sha256.map(|s| *s), Some(Ok(expected)));
 }
+
+#[test]
+fn a_trap_while_scoring_held_writes_is_reported_its_events_go_out_and_later_files_are_scored() {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(common::fixture_plugin_path(), plugins.path().join("fixture.wasm")).unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    // In time order (and name order): the middle file's batch makes the scoring instance panic
+    // (an event id with `scoring-trap`); its key does not trouble the reader.
+    for (name, tag, time) in [
+        ("a-first.json", "first", "T11:55:"),
+        ("b-trap-while-scoring.json", "scoring-trap", "T12:00:"),
+        ("c-last.json", "last", "T12:05:"),
+    ] {
+        let log = common::good_log(tag, 3).replace("T12:00:", time);
+        std::fs::write(logs.path().join(name), log).unwrap();
+    }
+    // A plain replay holds the scoring instance's writes until it ends.
+    let out = common::run_with_plugins(
+        plugins.path(),
+        &["replay", "--no-progress", logs.path().to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the scoring instance stopped: what it learned from the last files and had not handed over is lost from the baselines"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sandbox fixture panics on purpose while scoring"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("scoring failed; the batch's events are sent without scores"),
+        "{stderr}"
+    );
+    // Nothing lost: every event goes out, the trapped batch's without scores, the later file's
+    // scored by a new instance.
+    let events = common::lines(&out.stdout);
+    assert_eq!(events.len(), 9, "{stderr}");
+    for e in &events {
+        let id = e["event_id"].as_str().unwrap();
+        let scored = e.get("score").is_some();
+        assert_eq!(scored, !id.starts_with("scoring-trap"), "{id}: {e}");
+        if scored {
+            assert_eq!(e["identity"], "arn:aws:iam::210987654321:user/ci", "{e}");
+        }
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

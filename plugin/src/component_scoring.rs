@@ -175,6 +175,10 @@ impl ws::GuestBatch for Batch {
     }
 
     fn next(&self, given: Vec<ws::Entry>) -> ws::Step {
+        #[cfg(feature = "sandbox-fixture")]
+        if self.0.borrow().has_event_id_with("scoring-trap") {
+            panic!("sandbox fixture panics on purpose while scoring");
+        }
         match self.0.borrow_mut().next(entries(given)) {
             m::Step::Needs(keys) => ws::Step::Needs(keys),
             m::Step::Done(scored) => ws::Step::Done(ws::Scored {

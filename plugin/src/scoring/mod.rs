@@ -388,6 +388,15 @@ impl Batch {
         }
     }
 
+    /// Whether one of its events' ids contains `text` (the sandbox fixture's trigger).
+    #[cfg(feature = "sandbox-fixture")]
+    pub fn has_event_id_with(&self, text: &str) -> bool {
+        self.events
+            .all()
+            .iter()
+            .any(|e| e.event_id.as_deref().is_some_and(|id| id.contains(text)))
+    }
+
     /// Goes on with `entries`; asks once for every entry the batch reads (with the instance's
     /// memory on, for those it does not hold).
     pub fn next(&mut self, entries: Vec<(String, Vec<u8>)>) -> Step {
