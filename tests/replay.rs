@@ -62,6 +62,9 @@ fn output_file_and_summary_json_are_written() {
     let anomalous = events.iter().filter(|e| e["anomalous"] == true).count();
     assert!(anomalous > 0);
     assert_eq!(summary["anomalies"].as_u64().unwrap() as usize, anomalous);
+    // Every event scored: no batch went out without scores.
+    assert_eq!(summary["unscored_batches"], 0, "{summary}");
+    assert!(events.iter().all(|e| e.get("score").is_some()));
     assert!(
         stderr.contains(&format!(
             "pattern of life: {anomalous} anomalous events, {incidents} incident documents"

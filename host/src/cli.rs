@@ -467,7 +467,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::fs::write(&path, text)
                     .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", path.display()))?;
             }
-            Ok(if summary.failures().next().is_some() {
+            // Events that went out without scores are output incomplete, as a failed file is.
+            Ok(if summary.failures().next().is_some() || summary.unscored_batches > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

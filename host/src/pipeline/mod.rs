@@ -298,6 +298,8 @@ pub struct CycleReport {
     pub anomalies: u64,
     /// Incident documents acknowledged (opened, updated or closed).
     pub incidents: u64,
+    /// Batches of events that went out without scores (scoring failed; the log says why).
+    pub unscored_batches: u64,
 }
 
 /// Why a cycle stopped.
@@ -856,6 +858,7 @@ impl Cycle<'_> {
                 }
                 self.report.anomalies += tally.anomalies.values().sum::<u64>();
                 self.report.incidents += tally.incidents.values().sum::<u64>();
+                self.report.unscored_batches += tally.failures;
                 self.p.ledger.learned(seq, writes, report);
             }
         }

@@ -208,5 +208,6 @@ pub fn run(runtime: Arc<PluginRuntime>, options: &ReplayOptions, sink: Box<dyn S
     summary.scoring = scoring;
     summary.anomalies = report.anomalies;
     summary.incidents = report.incidents;
+    summary.unscored_batches = report.unscored_batches;
     Ok(summary)
 }

@@ -74,6 +74,8 @@ pub struct Summary {
     pub anomalies: u64,
     /// Incident documents written (each report, update and closing of an incident).
     pub incidents: u64,
+    /// Batches of events that went out without scores (scoring failed; the log says why).
+    pub unscored_batches: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -160,6 +162,14 @@ impl Summary {
                     self.anomalies, self.incidents
                 )
                 .ok();
+                if self.unscored_batches > 0 {
+                    writeln!(
+                        s,
+                        "pattern of life: {} batches of events went out without scores (scoring failed; the errors above say why)",
+                        self.unscored_batches
+                    )
+                    .ok();
+                }
             }
             Some(why) => {
                 writeln!(s, "pattern of life: not scored ({why})").ok();
