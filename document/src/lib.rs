@@ -320,9 +320,140 @@ pub fn write_tail(out: &mut Vec<u8>, raw: &str, flagged: bool) {
     out.extend_from_slice(b"}\n");
 }
 
+/// The severity of a score: `critical` from 90, `high` from 75, `medium` from 50, else `low`.
+pub fn severity(score: u8) -> &'static str {
+    match score {
+        90.. => "critical",
+        75.. => "high",
+        50.. => "medium",
+        _ => "low",
+    }
+}
+
+/// One reason of an event's score (`schema/event.schema.json`, `reasons`).
+#[derive(Debug, Clone, Copy)]
+pub struct Reason<'a> {
+    pub code: &'a str,
+    pub text: &'a str,
+    pub points: u8,
+}
+
+/// An event's score, as its document shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict<'a, R> {
+    /// Empty for events no identity made.
+    pub identity: &'a str,
+    pub score: u8,
+    pub anomalous: bool,
+    pub reasons: R,
+    /// The incident the event belongs to, once reported.
+    pub incident: Option<&'a str>,
+}
+
+/// Appends an event's score members to its document's head: `identity` (when it has one),
+/// `score`, `anomalous`, `severity` (anomalous events only), `reasons` and `incident` (once the
+/// incident it belongs to is reported). Strings are escaped as serde_json escapes them.
+pub fn write_verdict<'r, R: IntoIterator<Item = Reason<'r>>>(out: &mut Vec<u8>, v: Verdict<'_, R>) {
+    if !v.identity.is_empty() {
+        out.extend_from_slice(b",\"identity\":");
+        push_str(out, v.identity);
+    }
+    out.extend_from_slice(b",\"score\":");
+    out.extend_from_slice(itoa::Buffer::new().format(v.score).as_bytes());
+    if v.anomalous {
+        out.extend_from_slice(b",\"anomalous\":true,\"severity\":\"");
+        out.extend_from_slice(severity(v.score).as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(b",\"anomalous\":false");
+    }
+    out.extend_from_slice(b",\"reasons\":[");
+    for (i, r) in v.reasons.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"code\":");
+        push_str(out, r.code);
+        out.extend_from_slice(b",\"text\":");
+        push_str(out, r.text);
+        out.extend_from_slice(b",\"points\":");
+        out.extend_from_slice(itoa::Buffer::new().format(r.points).as_bytes());
+        out.push(b'}');
+    }
+    out.push(b']');
+    if let Some(id) = v.incident {
+        out.extend_from_slice(b",\"incident\":");
+        push_str(out, id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::needs_escape;
+
+    #[test]
+    fn a_verdict_is_written_as_serde_json_writes_its_members() {
+        use super::{write_verdict, Reason, Verdict};
+        let texts = [
+            "",
+            "plain",
+            "a \"quote\" and \\ backslash",
+            "line\nbreak\u{1}",
+            "é ü 日本 \u{1F600}",
+            "\u{7f}\u{80}",
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            for anomalous in [false, true] {
+                let reasons: Vec<Reason<'_>> = texts[..i]
+                    .iter()
+                    .map(|t| Reason {
+                        code: t,
+                        text,
+                        points: i as u8 * 40,
+                    })
+                    .collect();
+                let incident = (i % 2 == 1).then_some(*text);
+                let score = [0u8, 49, 50, 75, 90, 100][i];
+                let mut out = Vec::new();
+                write_verdict(
+                    &mut out,
+                    Verdict {
+                        identity: text,
+                        score,
+                        anomalous,
+                        reasons: reasons.iter().copied(),
+                        incident,
+                    },
+                );
+                // The members as serde_json writes each value, in the documented order.
+                let json = |t: &str| serde_json::to_string(t).unwrap();
+                let mut expected = String::new();
+                if !text.is_empty() {
+                    expected += &format!(",\"identity\":{}", json(text));
+                }
+                expected += &format!(",\"score\":{score},\"anomalous\":{anomalous}");
+                if anomalous {
+                    expected += &format!(",\"severity\":{}", json(super::severity(score)));
+                }
+                let reasons: Vec<String> = reasons
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{{\"code\":{},\"text\":{},\"points\":{}}}",
+                            json(r.code),
+                            json(r.text),
+                            r.points
+                        )
+                    })
+                    .collect();
+                expected += &format!(",\"reasons\":[{}]", reasons.join(","));
+                if let Some(id) = incident {
+                    expected += &format!(",\"incident\":{}", json(id));
+                }
+                assert_eq!(String::from_utf8(out).unwrap(), expected);
+            }
+        }
+    }
 
     #[test]
     fn needs_escape_is_the_byte_definition_at_every_length_and_position() {

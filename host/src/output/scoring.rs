@@ -5,59 +5,25 @@ use serde::Serialize;
 
 use crate::runtime::bindings::scoring::{Incident, IncidentStatus, Verdict};
 
-/// The severity of a score: `critical` from 90, `high` from 75, `medium` from 50, else `low`.
-pub fn severity(score: u8) -> &'static str {
-    match score {
-        90.. => "critical",
-        75.. => "high",
-        50.. => "medium",
-        _ => "low",
-    }
-}
+pub use trailwatch_document::severity;
 
-#[derive(Serialize)]
-struct ReasonOut<'a> {
-    code: &'a str,
-    text: &'a str,
-    points: u8,
-}
-
-/// Appends an event's score members to its document's head: `identity` (when it has one),
-/// `score`, `anomalous`, `severity` (anomalous events only), `reasons` and `incident` (once the
-/// incident it belongs to is reported).
-pub fn write_verdict(out: &mut Vec<u8>, v: &Verdict) -> serde_json::Result<()> {
-    if !v.identity.is_empty() {
-        out.extend_from_slice(b",\"identity\":");
-        serde_json::to_writer(&mut *out, &v.identity)?;
-    }
-    out.extend_from_slice(b",\"score\":");
-    out.extend_from_slice(itoa::Buffer::new().format(v.score).as_bytes());
-    out.extend_from_slice(if v.anomalous {
-        b",\"anomalous\":true"
-    } else {
-        b",\"anomalous\":false"
-    });
-    if v.anomalous {
-        out.extend_from_slice(b",\"severity\":\"");
-        out.extend_from_slice(severity(v.score).as_bytes());
-        out.push(b'"');
-    }
-    out.extend_from_slice(b",\"reasons\":");
-    let reasons: Vec<ReasonOut<'_>> = v
-        .reasons
-        .iter()
-        .map(|r| ReasonOut {
-            code: &r.code,
-            text: &r.text,
-            points: r.points,
-        })
-        .collect();
-    serde_json::to_writer(&mut *out, &reasons)?;
-    if let Some(id) = &v.incident {
-        out.extend_from_slice(b",\"incident\":");
-        serde_json::to_writer(&mut *out, id)?;
-    }
-    Ok(())
+/// Appends an event's score members to its document's head ([`trailwatch_document::write_verdict`]:
+/// text that needs no escaping copied as it is, rather than through serde_json).
+pub fn write_verdict(out: &mut Vec<u8>, v: &Verdict) {
+    trailwatch_document::write_verdict(
+        out,
+        trailwatch_document::Verdict {
+            identity: &v.identity,
+            score: v.score,
+            anomalous: v.anomalous,
+            reasons: v.reasons.iter().map(|r| trailwatch_document::Reason {
+                code: &r.code,
+                text: &r.text,
+                points: r.points,
+            }),
+            incident: v.incident.as_deref(),
+        },
+    );
 }
 
 fn rfc3339(ms: i64) -> String {

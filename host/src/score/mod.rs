@@ -297,8 +297,7 @@ impl Scorer {
         for ((end, head), verdict) in ends.iter().zip(&input.heads).zip(&scored.verdicts) {
             let (end, head) = (*end as usize, *head as usize);
             out.extend_from_slice(&bytes[start..head]);
-            // Writing to a Vec cannot fail.
-            let _ = write_verdict(&mut out, verdict);
+            write_verdict(&mut out, verdict);
             out.extend_from_slice(&bytes[head..end]);
             new_ends.push(out.len() as u32);
             start = end;
