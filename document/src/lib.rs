@@ -38,25 +38,17 @@ pub fn flag_names(flags: u8) -> impl Iterator<Item = &'static str> {
         .map(|(_, name)| name)
 }
 
-/// `userIdentity`, normalized. (Serde: the plugin's compact observations carry it as it is.)
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+/// `userIdentity`, normalized.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Principal<'a> {
-    #[serde(borrow)]
     pub identity_type: Option<&'a str>,
-    #[serde(borrow)]
     pub principal_id: Option<&'a str>,
-    #[serde(borrow)]
     pub arn: Option<&'a str>,
-    #[serde(borrow)]
     pub account_id: Option<&'a str>,
-    #[serde(borrow)]
     pub user_name: Option<&'a str>,
-    #[serde(borrow)]
     pub access_key_id: Option<&'a str>,
-    #[serde(borrow)]
     pub session_issuer_arn: Option<&'a str>,
     pub mfa_authenticated: Option<bool>,
-    #[serde(borrow)]
     pub invoked_by: Option<&'a str>,
 }
 
